@@ -1,0 +1,1 @@
+"""evals: built in later issues."""

@@ -1,0 +1,20 @@
+"""Shared console objects: results to stdout, progress and diagnostics to stderr."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def print_json(data: Any) -> None:
+    """One JSON document on stdout, nothing else (safe to pipe)."""
+    print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def log_to_stderr(message: str) -> None:
+    err_console.print(f"[dim]·[/] {message}", highlight=False)

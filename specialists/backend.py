@@ -1,0 +1,120 @@
+"""The one interface every SLM backend implements, and what a generation returns.
+
+The orchestrator depends on :class:`SLMBackend` only; whether tokens come from an in-process
+transformers model or from a vLLM server is a configuration choice.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, TypedDict
+
+from specialists.catalog import Specialist
+
+
+class ChatMessage(TypedDict):
+    """One OpenAI-style chat message."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One generated token and the log-probability the model gave it."""
+
+    token: str
+    logprob: float
+
+
+@dataclass(frozen=True, slots=True)
+class Confidence:
+    """How sure the model was of its own tokens.
+
+    The mean catches answers that are vague throughout; the minimum catches one wild guess (a
+    single wrong digit) inside otherwise fluent text. Both are kept so gates can use either.
+    """
+
+    mean_prob: float
+    """Mean over tokens of exp(logprob)."""
+    min_prob: float
+    """Smallest exp(logprob) of any token."""
+
+    @classmethod
+    def from_logprobs(cls, logprobs: Sequence[TokenLogprob]) -> Confidence:
+        """Confidence of a token sequence; an empty one has no evidence and scores 0."""
+        if not logprobs:
+            return cls(mean_prob=0.0, min_prob=0.0)
+        probs = [math.exp(t.logprob) for t in logprobs]
+        return cls(mean_prob=sum(probs) / len(probs), min_prob=min(probs))
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts of one call."""
+
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """A specialist's answer with everything needed to judge and account for it."""
+
+    specialist: str
+    text: str
+    logprobs: tuple[TokenLogprob, ...]
+    confidence: Confidence
+    usage: Usage
+    latency_s: float
+    model: str
+    """The served model name that answered (base alias or adapter name)."""
+    finish_reason: str
+    """``stop`` (end of answer) or ``length`` (cut at max_tokens)."""
+
+
+class SLMBackend(abc.ABC):
+    """Generates specialist answers. Implementations must be safe under concurrent calls."""
+
+    name: str
+    """``local`` or ``vllm``; shown in CLI output and metrics."""
+
+    @abc.abstractmethod
+    async def generate(
+        self,
+        specialist: Specialist,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> Generation:
+        """Answer ``messages`` as ``specialist``; its system prompt is prepended here.
+
+        Raises:
+            SpecialistUnavailable: the backend could not answer within its timeout budget.
+            SpecialistError: the request was refused (unknown adapter, prompt too long, …).
+        """
+
+    @abc.abstractmethod
+    async def load_adapter(self, name: str, path: Path) -> None:
+        """Make a LoRA adapter usable under ``name`` without a restart."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
+        """Release connections, threads or models."""
+
+
+def with_system_prompt(specialist: Specialist, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+    """The conversation as the model sees it: the specialist's system prompt first.
+
+    A system message the caller sent is kept after it, so callers can add context without
+    replacing the specialist's instructions.
+    """
+    return [{"role": "system", "content": specialist.system_prompt}, *messages]

@@ -1,0 +1,1 @@
+"""tools: built in later issues."""
