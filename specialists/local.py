@@ -29,6 +29,7 @@ from specialists.backend import (
     Usage,
     with_system_prompt,
 )
+from specialists.adapters import check_adapter_fits
 from specialists.catalog import Specialist
 from specialists.errors import ModelError, SpecialistError
 
@@ -90,6 +91,8 @@ class LocalBackend(SLMBackend):
         self._model: Any = None
         self._tokenizer: Any = None
         self._eos_ids: set[int] = set()
+        self.batches_run = 0
+        """How many ``generate`` batches ran (shows whether concurrent calls were batched)."""
 
     # ----------------------------------------------------------------------------- public API
 
@@ -202,6 +205,7 @@ class LocalBackend(SLMBackend):
         try:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
+            from transformers.utils import logging as hf_logging
         except ImportError as exc:
             raise ModelError(
                 "the local backend needs the local extra: pip install 'understudy[local]'"
@@ -210,6 +214,7 @@ class LocalBackend(SLMBackend):
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = torch.bfloat16 if device == "cuda" else torch.float32
+        hf_logging.disable_progress_bar()  # a local load takes about a second; no bar needed
         try:
             tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
             model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=dtype)
@@ -232,22 +237,20 @@ class LocalBackend(SLMBackend):
             raise SpecialistError(name, f"{BASE_ADAPTER!r} is reserved for the base model")
         if name in self._adapters and not replace:
             return
-        if not (path / "adapter_config.json").is_file():
-            raise ModelError(f"{path / 'adapter_config.json'}: missing; is {path} a LoRA adapter?")
         from peft import PeftModel
 
+        is_peft = isinstance(self._model, PeftModel)
+        base = self._model.get_base_model() if is_peft else self._model
+        check_adapter_fits(base, path, name=name, base_ref=self.base_ref)
         try:
-            if isinstance(self._model, PeftModel):
+            if is_peft:
                 if name in self._model.peft_config:
                     self._model.delete_adapter(name)
                 self._model.load_adapter(str(path), adapter_name=name)
             else:
                 self._model = PeftModel.from_pretrained(self._model, str(path), adapter_name=name)
         except (RuntimeError, ValueError, OSError, KeyError) as exc:
-            raise ModelError(
-                f"adapter {name!r} at {path} does not fit base {self.base_ref!r}: "
-                f"{str(exc).splitlines()[0]}"
-            ) from exc
+            raise ModelError(f"cannot load adapter {name!r} from {path}: {str(exc).splitlines()[0]}") from exc
         self._model.eval()
         self._adapters[name] = path
 
@@ -296,6 +299,7 @@ class LocalBackend(SLMBackend):
         if self._adapters:
             kwargs["adapter_names"] = [job.adapter for job in batch]
         device = model.device
+        self.batches_run += 1
         with torch.inference_mode():
             out = model.generate(
                 input_ids=input_ids.to(device), attention_mask=attention.to(device), **kwargs

@@ -1,0 +1,110 @@
+"""The embedded backend on a real (tiny, random) Llama with SmolLM2's real tokenizer."""
+
+import asyncio
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from specialists import Catalog, ModelError, SpecialistError
+from specialists.catalog import GenerationParams
+from specialists.local import LocalBackend
+
+QUESTION = [{"role": "user", "content": "What is 2 + 3?"}]
+
+
+@pytest.fixture
+async def backend(tiny_model_dir: Path):
+    local = LocalBackend(tiny_model_dir, base_ref="tiny", max_batch_size=8)
+    yield local
+    await local.aclose()
+
+
+def spec(name: str = "math", *, adapter: Path | None = None, max_tokens: int = 12):
+    base = Catalog.default().get("math")
+    return dataclasses.replace(
+        base, name=name, adapter=adapter, generation=GenerationParams(max_tokens=max_tokens)
+    )
+
+
+async def test_generation_carries_per_token_logprobs_and_confidence(backend: LocalBackend) -> None:
+    generation = await backend.generate(spec(), QUESTION)
+    assert generation.usage.completion_tokens == len(generation.logprobs) > 0
+    assert generation.usage.prompt_tokens > 10  # system prompt + question + template
+    assert all(t.logprob <= 0 for t in generation.logprobs)
+    assert 0 < generation.confidence.min_prob <= generation.confidence.mean_prob <= 1
+    assert generation.finish_reason in {"stop", "length"}
+    assert generation.model == "tiny" and generation.latency_s > 0
+    tokens_text = "".join(t.token for t in generation.logprobs)
+    assert generation.text.strip() in tokens_text
+
+
+async def test_concurrent_calls_are_batched_and_match_single_calls(backend: LocalBackend) -> None:
+    single = await backend.generate(spec(), QUESTION)
+    before = backend.batches_run
+    results = await asyncio.gather(*(backend.generate(spec(), QUESTION) for _ in range(8)))
+    assert {r.text for r in results} == {single.text}
+    assert backend.batches_run - before < 8  # at least some calls shared a forward pass
+
+
+async def test_adapters_change_output_and_mix_in_one_batch(
+    backend: LocalBackend, tiny_lora_dir: Path
+) -> None:
+    base_alone = await backend.generate(spec(), QUESTION)
+    adapted_alone = await backend.generate(spec("tuned", adapter=tiny_lora_dir), QUESTION)
+    assert adapted_alone.text != base_alone.text
+    assert adapted_alone.model == "tuned"
+    mixed = await asyncio.gather(
+        backend.generate(spec(), QUESTION),
+        backend.generate(spec("tuned", adapter=tiny_lora_dir), QUESTION),
+    )
+    assert [m.text for m in mixed] == [base_alone.text, adapted_alone.text]
+
+
+async def test_adapter_loaded_at_runtime_is_usable(
+    backend: LocalBackend, tiny_lora_dir: Path, tiny_lora_dir_2: Path
+) -> None:
+    first = await backend.generate(spec("hot", adapter=tiny_lora_dir), QUESTION)
+    await backend.load_adapter("hot", tiny_lora_dir_2)  # replace in place, no restart
+    second = await backend.generate(spec("hot", adapter=tiny_lora_dir_2), QUESTION)
+    assert second.text != first.text
+
+
+async def test_mismatched_adapter_is_refused_and_base_keeps_working(
+    backend: LocalBackend, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    from tests.helpers.models import build_random_lora, build_tiny_llama
+
+    before = (await backend.generate(spec(), QUESTION)).text
+    other_base = build_tiny_llama(tiny_model_dir, tmp_path / "wide", hidden=96)
+    wrong = build_random_lora(other_base, tmp_path / "wrong-lora")
+    with pytest.raises(ModelError, match="does not fit base 'tiny'.*expects 64 features"):
+        await backend.load_adapter("wrong", wrong)
+    with pytest.raises(ModelError, match="adapter_config.json: missing"):
+        await backend.load_adapter("empty", tmp_path)
+    assert (await backend.generate(spec(), QUESTION)).text == before  # the base is untouched
+
+
+async def test_prompt_over_the_limit_is_a_clear_error(tiny_model_dir: Path) -> None:
+    local = LocalBackend(tiny_model_dir, max_input_tokens=16)
+    try:
+        with pytest.raises(SpecialistError, match="the local backend accepts 16"):
+            await local.generate(spec(), QUESTION)
+    finally:
+        await local.aclose()
+
+
+async def test_specialist_on_another_base_is_refused(backend: LocalBackend) -> None:
+    other = dataclasses.replace(spec(), base_model="Qwen/Qwen2.5-1.5B-Instruct")
+    with pytest.raises(SpecialistError, match="serves 'tiny'"):
+        await backend.generate(other, QUESTION)
+
+
+async def test_unloadable_model_names_the_fix(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text('{"model_type": "llama"}')
+    local = LocalBackend(tmp_path, base_ref="smollm2-135m")
+    try:
+        with pytest.raises(ModelError, match="understudy models pull smollm2-135m --force"):
+            await local.generate(spec(), QUESTION)
+    finally:
+        await local.aclose()
