@@ -147,7 +147,7 @@ class VLLMBackend(SLMBackend):
         retrying = AsyncRetrying(
             retry=retry_if_exception_type((*_RETRYABLE, _ServerError)),
             stop=stop_after_attempt(self._max_retries + 1),
-            wait=wait_exponential_jitter(initial=0.1, max=2.0),
+            wait=wait_exponential_jitter(multiplier=0.1, max=2.0),
             reraise=True,
         )
         try:

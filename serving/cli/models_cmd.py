@@ -52,4 +52,4 @@ def list_models() -> None:
             status = "ok"
         except UnderstudyError as exc:  # a listing shows every problem instead of stopping at one
             status = f"broken: {exc}"
-        console.print(f"{path.name}\t{status}", highlight=False)
+        console.print(f"{path.name}: {status}", highlight=False, markup=False)

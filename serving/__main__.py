@@ -1,0 +1,5 @@
+"""``python -m serving`` runs the ``understudy`` CLI."""
+
+from serving.cli import main
+
+main()

@@ -1,0 +1,89 @@
+"""The `understudy` console script as users run it: a real subprocess, real model, real errors."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.http_server import free_port
+
+UNDERSTUDY = [sys.executable, "-m", "serving"]
+
+
+def run(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*UNDERSTUDY, *args], capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_ask_code_specialist_answers_from_smollm2(home_with_smollm2: Path) -> None:
+    result = run("ask", "Write a Python function that reverses a string.", "--specialist", "code", "--json")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["model"] == "smollm2-135m" and answer["backend"] == "local"
+    assert "def " in answer["answer"]
+    assert 0 < answer["confidence"]["min_prob"] <= answer["confidence"]["mean_prob"] <= 1
+    assert answer["usage"]["completion_tokens"] > 0 and answer["latency_ms"] > 0
+
+
+def test_ask_human_output_shows_confidence_tokens_latency(home_with_smollm2: Path) -> None:
+    result = run("ask", "What is 12 + 30?", "--specialist", "math", "--max-tokens", "24")
+    assert result.returncode == 0, result.stderr
+    assert "confidence" in result.stdout and "tokens" in result.stdout and " ms" in result.stdout
+
+
+def test_unknown_specialist_lists_the_known_ones() -> None:
+    result = run("ask", "hi", "--specialist", "poetry")
+    assert result.returncode == 1
+    assert "unknown specialist 'poetry'; known specialists: code, email, math" in result.stderr
+
+
+def test_corrupt_model_names_the_file_and_the_fix(isolated_env: Path, tiny_model_dir: Path) -> None:
+    model = isolated_env / "models" / "smollm2-135m"
+    shutil.copytree(tiny_model_dir, model)
+    weights = model / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    result = run("ask", "hi", "--specialist", "math")
+    assert result.returncode == 1
+    assert f"{weights}: truncated or corrupt" in result.stderr.replace("\n", "")
+    assert "understudy models pull smollm2-135m --force" in result.stderr
+
+
+def test_missing_model_without_auto_pull_says_how_to_pull(isolated_env: Path) -> None:
+    result = run("ask", "hi", "--specialist", "math", env={"UNDERSTUDY_SLM_AUTO_PULL": "false"})
+    assert result.returncode == 1
+    assert "run `understudy models pull smollm2-135m`" in result.stderr
+
+
+def test_slm_server_down_is_unavailable_within_the_timeout() -> None:
+    env = {
+        "UNDERSTUDY_SLM_BASE_URL": f"http://127.0.0.1:{free_port()}/v1",
+        "UNDERSTUDY_SLM_TIMEOUT_S": "2",
+    }
+    started = time.monotonic()
+    result = run("ask", "hi", "--specialist", "math", "--backend", "vllm", env=env)
+    assert result.returncode == 1
+    assert "specialist 'math' failed: unavailable after" in result.stderr
+    assert time.monotonic() - started < 15  # interpreter start-up + the 2 s deadline
+
+
+def test_models_pull_from_a_local_directory(isolated_env: Path, tiny_model_dir: Path) -> None:
+    result = run("models", "pull", "tiny", "--from", str(tiny_model_dir))
+    assert result.returncode == 0, result.stderr
+    assert "tiny: ready at" in result.stdout
+    listing = run("models", "list")
+    assert "tiny: ok" in listing.stdout
+
+
+@pytest.mark.parametrize("args", [["--help"], ["ask", "--help"], ["slm", "serve", "--help"]])
+def test_help_teaches(args: list[str]) -> None:
+    result = run(*args)
+    assert result.returncode == 0
+    assert "Usage" in result.stdout

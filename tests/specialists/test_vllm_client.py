@@ -1,0 +1,134 @@
+"""The vLLM client against real HTTP servers on 127.0.0.1 that play vLLM's replies."""
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+
+import pytest
+from starlette.responses import JSONResponse
+
+from specialists import Catalog, SpecialistError, SpecialistUnavailable
+from specialists.vllm_client import VLLMBackend
+from tests.helpers.http_server import chat_completion, free_port, serve, sleep_then
+
+QUESTION = [{"role": "user", "content": "What is 2 + 3?"}]
+MATH = Catalog.default().get("math")
+
+
+def client(root: str, **kwargs) -> VLLMBackend:
+    kwargs.setdefault("timeout_s", 5.0)
+    return VLLMBackend(f"{root}/v1", base_model_name="smollm2-135m", **kwargs)
+
+
+async def test_logprobs_become_confidence_and_base_is_the_model() -> None:
+    async def handler(path, body):
+        return chat_completion("Answer: 5", [math.log(0.9), math.log(0.6)], model=body["model"])
+
+    with serve(handler) as (root, seen):
+        backend = client(root)
+        generation = await backend.generate(MATH, QUESTION)
+        await backend.aclose()
+    path, body = seen[0]
+    assert path == "/v1/chat/completions"
+    assert body["model"] == "smollm2-135m" and body["logprobs"] is True
+    assert body["messages"][0] == {"role": "system", "content": MATH.system_prompt}
+    assert body["max_tokens"] == MATH.generation.max_tokens
+    assert generation.text == "Answer: 5"
+    assert generation.confidence.mean_prob == pytest.approx(0.75)
+    assert generation.confidence.min_prob == pytest.approx(0.6)
+    assert generation.usage.completion_tokens == 2
+
+
+async def test_a_specialist_with_an_adapter_is_served_under_its_name(tmp_path: Path) -> None:
+    async def handler(path, body):
+        if path.endswith("load_lora_adapter"):
+            return JSONResponse("Success")
+        return chat_completion("ok", [-0.1], model=body["model"])
+
+    tuned = dataclasses.replace(MATH, adapter=tmp_path)
+    with serve(handler) as (root, seen):
+        backend = client(root)
+        generation = await backend.generate(tuned, QUESTION)
+        await backend.load_adapter("code", tmp_path)
+        await backend.aclose()
+    assert seen[0][1]["model"] == "math" and generation.model == "math"
+    assert seen[1] == (
+        "/v1/load_lora_adapter",
+        {"lora_name": "code", "lora_path": str(tmp_path.resolve()), "load_inplace": True},
+    )
+
+
+async def test_5xx_is_retried_then_succeeds() -> None:
+    calls = 0
+
+    async def handler(path, body):
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            return JSONResponse({"error": {"message": "overloaded"}}, status_code=503)
+        return chat_completion("Answer: 5", [-0.01])
+
+    with serve(handler) as (root, _):
+        backend = client(root, max_retries=2)
+        generation = await backend.generate(MATH, QUESTION)
+        await backend.aclose()
+    assert calls == 3 and generation.text == "Answer: 5"
+
+
+async def test_persistent_5xx_becomes_unavailable_with_the_reason() -> None:
+    async def handler(path, body):
+        return JSONResponse({"error": {"message": "engine dead"}}, status_code=500)
+
+    with serve(handler) as (root, seen):
+        backend = client(root, max_retries=1)
+        with pytest.raises(SpecialistUnavailable, match="engine dead"):
+            await backend.generate(MATH, QUESTION)
+        await backend.aclose()
+    assert len(seen) == 2
+
+
+async def test_4xx_is_not_retried_and_not_unavailable() -> None:
+    async def handler(path, body):
+        return JSONResponse({"error": {"message": "The model `math` does not exist."}}, status_code=404)
+
+    with serve(handler) as (root, seen):
+        backend = client(root)
+        with pytest.raises(SpecialistError, match="does not exist") as info:
+            await backend.generate(MATH, QUESTION)
+        await backend.aclose()
+    assert not isinstance(info.value, SpecialistUnavailable) and len(seen) == 1
+
+
+async def test_server_down_is_unavailable_within_the_timeout() -> None:
+    backend = client(f"http://127.0.0.1:{free_port()}", timeout_s=2.0, max_retries=50)
+    started = time.perf_counter()
+    with pytest.raises(SpecialistUnavailable):
+        await backend.generate(MATH, QUESTION)
+    assert time.perf_counter() - started < 2.0 + 0.5
+    await backend.aclose()
+
+
+async def test_a_hanging_server_is_cut_at_the_timeout() -> None:
+    async def handler(path, body):
+        return await sleep_then(3, chat_completion("late", [-0.1]))
+
+    with serve(handler) as (root, _):
+        backend = client(root, timeout_s=1.0)
+        started = time.perf_counter()
+        with pytest.raises(SpecialistUnavailable, match="within 1.0s"):
+            await backend.generate(MATH, QUESTION)
+        elapsed = time.perf_counter() - started
+        await backend.aclose()
+    assert 0.9 < elapsed < 1.5
+
+
+async def test_malformed_reply_is_a_specialist_error() -> None:
+    async def handler(path, body):
+        return JSONResponse({"choices": []})
+
+    with serve(handler) as (root, _):
+        backend = client(root)
+        with pytest.raises(SpecialistError, match="malformed reply"):
+            await backend.generate(MATH, QUESTION)
+        await backend.aclose()
