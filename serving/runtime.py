@@ -26,7 +26,10 @@ def resolve_base_model(settings: Settings, *, log: Callable[[str], None] = lambd
     except ModelError:
         if not (settings.slm.auto_pull and ref in KNOWN_MODELS) or store.path_for(ref).exists():
             raise
-    log(f"base model {ref} is not pulled yet; pulling it once (UNDERSTUDY_SLM_AUTO_PULL=false stops this)")
+    log(
+        f"base model {ref} is not pulled yet; pulling it once "
+        "(UNDERSTUDY_SLM_AUTO_PULL=false stops this)"
+    )
     return pull_model(ref, store, log=log).path
 
 

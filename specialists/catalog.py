@@ -191,6 +191,7 @@ class Catalog:
                     merged[name] = Specialist(name=name, **values)
             except TypeError as exc:
                 raise ConfigurationError(
-                    f"invalid override for specialist {name!r}: {exc}", setting="UNDERSTUDY_SPECIALISTS"
+                    f"invalid override for specialist {name!r}: {exc}",
+                    setting="UNDERSTUDY_SPECIALISTS",
                 ) from exc
         return Catalog(merged.values())

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from specialists.adapters import check_adapter_fits
 from specialists.backend import (
     ChatMessage,
     Confidence,
@@ -29,7 +30,6 @@ from specialists.backend import (
     Usage,
     with_system_prompt,
 )
-from specialists.adapters import check_adapter_fits
 from specialists.catalog import Specialist
 from specialists.errors import ModelError, SpecialistError
 
@@ -104,7 +104,10 @@ class LocalBackend(SLMBackend):
         max_tokens: int | None = None,
         temperature: float | None = None,
     ) -> Generation:
-        if specialist.base_model and specialist.base_model not in (self.base_ref, str(self.model_dir)):
+        if specialist.base_model and specialist.base_model not in (
+            self.base_ref,
+            str(self.model_dir),
+        ):
             raise SpecialistError(
                 specialist.name,
                 f"needs base model {specialist.base_model!r}, but the local backend serves "
@@ -250,7 +253,9 @@ class LocalBackend(SLMBackend):
             else:
                 self._model = PeftModel.from_pretrained(self._model, str(path), adapter_name=name)
         except (RuntimeError, ValueError, OSError, KeyError) as exc:
-            raise ModelError(f"cannot load adapter {name!r} from {path}: {str(exc).splitlines()[0]}") from exc
+            raise ModelError(
+                f"cannot load adapter {name!r} from {path}: {str(exc).splitlines()[0]}"
+            ) from exc
         self._model.eval()
         self._adapters[name] = path
 
@@ -260,7 +265,9 @@ class LocalBackend(SLMBackend):
         except Exception as exc:  # one bad batch must not kill the worker
             for job in batch:
                 job.future.set_exception(
-                    exc if isinstance(exc, SpecialistError) else SpecialistError(job.specialist, str(exc))
+                    exc
+                    if isinstance(exc, SpecialistError)
+                    else SpecialistError(job.specialist, str(exc))
                 )
             return
         for job, generation in zip(batch, results, strict=True):
@@ -277,7 +284,8 @@ class LocalBackend(SLMBackend):
             if len(ids) > self._max_input_tokens:
                 raise SpecialistError(
                     job.specialist,
-                    f"prompt has {len(ids)} tokens; the local backend accepts {self._max_input_tokens}",
+                    f"prompt has {len(ids)} tokens; "
+                    f"the local backend accepts {self._max_input_tokens}",
                 )
             prompts.append(ids)
         width = max(map(len, prompts))

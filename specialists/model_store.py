@@ -129,7 +129,9 @@ def _read_json(directory: Path, name: str, fix: str) -> dict:
 
 
 def _has_chat_template(directory: Path, fix: str) -> bool:
-    if (directory / "chat_template.jinja").is_file() or (directory / "chat_template.json").is_file():
+    if (directory / "chat_template.jinja").is_file() or (
+        directory / "chat_template.json"
+    ).is_file():
         return True
     if (directory / "tokenizer_config.json").is_file():
         return bool(_read_json(directory, "tokenizer_config.json", fix).get("chat_template"))
@@ -162,8 +164,13 @@ def _check_safetensors(directory: Path, name: str, fix: str) -> None:
             (t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0
         )
     except (struct.error, ValueError, KeyError, TypeError) as exc:
-        raise ModelDirectoryError(directory, name, f"corrupt safetensors header ({exc})", fix) from exc
+        raise ModelDirectoryError(
+            directory, name, f"corrupt safetensors header ({exc})", fix
+        ) from exc
     if 8 + header_len + end != size:
         raise ModelDirectoryError(
-            directory, name, f"truncated or corrupt: {size} bytes, header promises {8 + header_len + end}", fix
+            directory,
+            name,
+            f"truncated or corrupt: {size} bytes, header promises {8 + header_len + end}",
+            fix,
         )

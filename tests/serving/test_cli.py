@@ -15,15 +15,22 @@ from tests.helpers.http_server import free_port
 UNDERSTUDY = [sys.executable, "-m", "serving"]
 
 
-def run(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [*UNDERSTUDY, *args], capture_output=True, text=True, timeout=timeout,
+        [*UNDERSTUDY, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, **(env or {})},
     )
 
 
 def test_ask_code_specialist_answers_from_smollm2(home_with_smollm2: Path) -> None:
-    result = run("ask", "Write a Python function that reverses a string.", "--specialist", "code", "--json")
+    result = run(
+        "ask", "Write a Python function that reverses a string.", "--specialist", "code", "--json"
+    )
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     assert answer["model"] == "smollm2-135m" and answer["backend"] == "local"

@@ -1,4 +1,3 @@
-import os
 import sys
 import time
 from pathlib import Path
@@ -8,9 +7,9 @@ import pytest
 from serving.settings import Settings
 from serving.slm_server import (
     SHIM_DIR,
+    ServerStartError,
     VLLMInstall,
     VLLMServer,
-    ServerStartError,
     build_command,
     build_env,
     find_vllm,

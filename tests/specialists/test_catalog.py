@@ -23,7 +23,13 @@ def test_unknown_specialist_lists_known_ones() -> None:
 
 def test_overrides_replace_fields_and_merge_generation() -> None:
     catalog = Catalog.default().with_overrides(
-        {"math": {"confidence_threshold": 0.9, "adapter": "~/a/math", "generation": {"max_tokens": 64}}}
+        {
+            "math": {
+                "confidence_threshold": 0.9,
+                "adapter": "~/a/math",
+                "generation": {"max_tokens": 64},
+            }
+        }
     )
     math = catalog.get("math")
     assert math.confidence_threshold == 0.9

@@ -90,7 +90,9 @@ async def test_persistent_5xx_becomes_unavailable_with_the_reason() -> None:
 
 async def test_4xx_is_not_retried_and_not_unavailable() -> None:
     async def handler(path, body):
-        return JSONResponse({"error": {"message": "The model `math` does not exist."}}, status_code=404)
+        return JSONResponse(
+            {"error": {"message": "The model `math` does not exist."}}, status_code=404
+        )
 
     with serve(handler) as (root, seen):
         backend = client(root)
