@@ -48,16 +48,16 @@ def vllm_server(
     home = tmp_path_factory.mktemp("vllm-home")
     (home / "models").mkdir()
     (home / "models" / "smollm2-135m").symlink_to(smollm2_dir, target_is_directory=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UNDERSTUDY_")}
-    env["UNDERSTUDY_HOME"] = str(home)
-    if "UNDERSTUDY_SLM_VLLM_PYTHON" in os.environ:
-        env["UNDERSTUDY_SLM_VLLM_PYTHON"] = os.environ["UNDERSTUDY_SLM_VLLM_PYTHON"]
     try:
-        find_vllm(Settings(home=home, slm={"vllm_python": env.get("UNDERSTUDY_SLM_VLLM_PYTHON")}))
+        # Where the developer (or CI) installed vLLM: their own settings, read before isolation.
+        vllm = find_vllm(Settings())
     except ConfigurationError as exc:
         if os.environ.get("UNDERSTUDY_REQUIRE_VLLM") == "1":
             pytest.fail(f"vLLM is required here but missing: {exc}")
         pytest.skip(f"no vLLM installation: {exc}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UNDERSTUDY_")}
+    env["UNDERSTUDY_HOME"] = str(home)
+    env["UNDERSTUDY_SLM_VLLM_PYTHON"] = str(vllm.python)
 
     adapters = {
         "math": build_random_lora(smollm2_dir, home / "adapters" / "math", seed=1, scale=8.0),
