@@ -128,7 +128,11 @@ class LocalBackend(SLMBackend):
         return await self._submit(job)
 
     async def load_adapter(self, name: str, path: Path, *, replace: bool = True) -> None:
-        """Load (or, with ``replace``, reload) a LoRA adapter under ``name``."""
+        """Load a LoRA adapter under ``name``.
+
+        Without ``replace``, an adapter already loaded from the same directory is kept; a new
+        directory for the same name always replaces it (a promoted version, say).
+        """
         await self._submit(_Job(run=lambda: self._load_adapter(name, path, replace=replace)))
 
     async def warm_up(self) -> None:
@@ -238,8 +242,8 @@ class LocalBackend(SLMBackend):
     def _load_adapter(self, name: str, path: Path, *, replace: bool) -> None:
         if name == BASE_ADAPTER:
             raise SpecialistError(name, f"{BASE_ADAPTER!r} is reserved for the base model")
-        if name in self._adapters and not replace:
-            return
+        if not replace and self._adapters.get(name) == path:
+            return  # already loaded from this directory
         from peft import PeftModel
 
         is_peft = isinstance(self._model, PeftModel)

@@ -108,3 +108,13 @@ async def test_unloadable_model_names_the_fix(tmp_path: Path) -> None:
             await local.generate(spec(), QUESTION)
     finally:
         await local.aclose()
+
+
+async def test_a_new_adapter_directory_for_a_specialist_replaces_the_old_one(
+    backend: LocalBackend, tiny_lora_dir: Path, tiny_lora_dir_2: Path
+) -> None:
+    first = await backend.generate(spec("math", adapter=tiny_lora_dir), QUESTION)
+    again = await backend.generate(spec("math", adapter=tiny_lora_dir), QUESTION)
+    promoted = await backend.generate(spec("math", adapter=tiny_lora_dir_2), QUESTION)
+    assert again.text == first.text
+    assert promoted.text != first.text
