@@ -98,7 +98,9 @@ def network_namespace_prefix() -> tuple[str, ...]:
 
 def _run(workdir: Path, script: Path, limits: SandboxLimits) -> SandboxResult:
     prefix = network_namespace_prefix()
-    command = [*prefix, sys.executable, "-I", "-B", str(GUARD), str(workdir), str(script)]
+    # The guard runs as `-c` source so the snippet's import path is its own directory, not ours.
+    guard = GUARD.read_text(encoding="utf-8")
+    command = [*prefix, sys.executable, "-I", "-B", "-c", guard, str(workdir), str(script)]
     env = {"PATH": "/usr/bin:/bin", "HOME": str(workdir), "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
     out_path, err_path = workdir / ".stdout", workdir / ".stderr"
     started = time.perf_counter()

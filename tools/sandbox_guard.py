@@ -5,7 +5,8 @@ native code loading, writes outside its working directory — into ``PermissionE
 clear message. It complements the kernel-level fences the parent sets (a network namespace
 when available, resource limits, a throw-away directory); Python code cannot remove the hook.
 
-Usage: ``python -I -B sandbox_guard.py SANDBOX_DIR SCRIPT``.
+Usage: ``python -I -B -c "$(cat sandbox_guard.py)" SANDBOX_DIR SCRIPT`` (as source, so that the
+snippet's ``sys.path[0]`` is its own working directory rather than this package).
 """
 
 import os

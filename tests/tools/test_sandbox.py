@@ -90,3 +90,14 @@ def test_huge_files_hit_the_file_size_limit() -> None:
 def test_oversized_code_is_refused_before_running() -> None:
     with pytest.raises(ValueError, match="exceed"):
         run_python("x = 1\n" * 100_000)
+
+
+def test_the_snippet_imports_from_its_own_directory_not_ours() -> None:
+    code = (
+        "open('helper.py', 'w').write('VALUE = 42')\n"
+        "import helper, importlib.util\n"
+        "assert helper.VALUE == 42\n"
+        "assert importlib.util.find_spec('sandbox_guard') is None"
+    )
+    result = run_python(code, limits=FAST)
+    assert result.ok, result.stderr
