@@ -81,5 +81,6 @@ def _hook(event: str, args: tuple) -> None:
 
 
 sys.addaudithook(_hook)
+sys.path.insert(0, _ROOT)  # as `python main.py` would: the script's directory comes first
 del sys.argv[:2]
 runpy.run_path(_SCRIPT, run_name="__main__")
