@@ -24,6 +24,15 @@ VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 """The values vLLM accepts for ``--max-lora-rank``."""
 
 
+class PriceOverride(BaseModel):
+    """USD per million tokens for one lead model (overrides LiteLLM's bundled map)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_per_million: float = Field(ge=0)
+    output_per_million: float = Field(ge=0)
+
+
 class LeadSettings(BaseModel):
     """The lead (orchestrator) model: any LiteLLM model or an OpenAI-compatible server."""
 
@@ -37,6 +46,18 @@ class LeadSettings(BaseModel):
     """Key for the lead; never logged or stored."""
     timeout_s: float = Field(60.0, gt=0)
     max_retries: int = Field(3, ge=0, le=10)
+    prices: dict[str, PriceOverride] = Field(default_factory=dict)
+    """Per-model price overrides, e.g. ``{"my-model": {"input_per_million": 0.2, …}}``."""
+
+
+class RunSettings(BaseModel):
+    """Budget of one orchestrator run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_seconds: float = Field(120.0, gt=0)
+    max_lead_turns: int = Field(8, ge=1, le=50)
+    max_lead_tokens: int = Field(60_000, ge=100)
 
 
 class SLMSettings(BaseModel):
@@ -60,6 +81,8 @@ class SLMSettings(BaseModel):
     """Local backend device; ``auto`` picks CUDA when present."""
     max_batch_size: int = Field(8, ge=1, le=256)
     """Local backend: most concurrent requests generated in one batch."""
+    cost_per_million: float = Field(0.02, ge=0)
+    """USD per million specialist tokens (your serving cost), for cost and savings figures."""
     auto_pull: bool = True
     """Local backend: pull a known base model on first use when it is missing."""
     host: str = "127.0.0.1"
@@ -140,6 +163,7 @@ class Settings(BaseSettings):
     lead: LeadSettings = Field(default_factory=LeadSettings)
     slm: SLMSettings = Field(default_factory=SLMSettings)
     router: RouterSettings = Field(default_factory=RouterSettings)
+    run: RunSettings = Field(default_factory=RunSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     specialists: dict[str, SpecialistOverride] = Field(default_factory=dict)
 

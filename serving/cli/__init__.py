@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 
-from serving.cli import ask_cmd, config_cmd, models_cmd, slm_cmd
+from serving.cli import ask_cmd, config_cmd, models_cmd, route_cmd, runs_cmd, slm_cmd
 from serving.cli.output import err_console
 from specialists.errors import UnderstudyError
 
@@ -24,25 +25,19 @@ app = typer.Typer(
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(slm_cmd.app, name="slm")
+app.add_typer(runs_cmd.app, name="runs")
 app.command("ask")(ask_cmd.ask)
+app.command("route")(route_cmd.route)
 
 
 def main() -> None:
-    """Console entry point: product errors become one clear line and exit code 1."""
-    try:
-        app(standalone_mode=False)
-    except UnderstudyError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
-        sys.exit(1)
-    except typer.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
+    """Console entry point: product errors become one clear line and exit code 1.
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    Typer's standalone mode keeps handling usage errors, ``--help`` and exit codes; only our own
+    errors are caught here, so users never see a traceback for a misconfiguration.
+    """
+    try:
+        app()
+    except UnderstudyError as exc:
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(1)

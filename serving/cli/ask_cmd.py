@@ -1,17 +1,17 @@
-"""``understudy ask``: one question to one specialist, with its confidence and cost."""
+"""``understudy ask``: one request through the orchestrator, in any mode."""
 
 from __future__ import annotations
 
 import asyncio
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from serving.cli.output import console, log_to_stderr, print_json
-from serving.runtime import build_backend
-from serving.settings import get_settings
-from specialists.backend import Generation
+from orchestrator.run import Mode, RunResult
+from serving.cli.output import console, err_console, log_to_stderr, print_json
+from serving.runtime import open_orchestrator
+from serving.settings import Settings, get_settings
 
 
 class BackendChoice(StrEnum):
@@ -21,70 +21,76 @@ class BackendChoice(StrEnum):
 
 def ask(
     question: Annotated[str, typer.Argument(help="The request, in plain words.")],
+    mode: Annotated[
+        Mode | None,
+        typer.Option(
+            help="llm: lead alone · slm: a specialist alone · router: lead with specialists as "
+            "tools · cascade: specialist first, lead when unsure. Default: cascade when a lead "
+            "is configured, else slm."
+        ),
+    ] = None,
     specialist: Annotated[
-        str,
-        typer.Option("--specialist", "-s", help="Which understudy answers: math, email, code, …"),
-    ],
+        str | None,
+        typer.Option(
+            "--specialist", "-s", help="Use this specialist instead of the pre-router's choice."
+        ),
+    ] = None,
     backend: Annotated[
-        BackendChoice | None,
-        typer.Option(help="Override UNDERSTUDY_SLM_BACKEND for this call."),
+        BackendChoice | None, typer.Option(help="Override UNDERSTUDY_SLM_BACKEND for this call.")
     ] = None,
     max_tokens: Annotated[
-        int | None, typer.Option(min=1, max=4096, help="Cap on answer tokens.")
+        int | None, typer.Option(min=1, max=4096, help="Cap on specialist answer tokens.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Ask a specialist directly and print its answer, confidence, tokens and latency.
+    """Answer a request and print the answer, route, confidence, tokens, cost and latency.
 
-    Example: understudy ask "Write a Python function that reverses a string." --specialist code
+    Examples:
+
+      understudy ask "Write a Python function that reverses a string." --specialist code
+
+      understudy ask "What is 17 * 24?" --mode cascade --json
     """
     settings = get_settings()
-    spec = settings.catalog().get(specialist)  # fails fast, listing the known specialists
-    generation = asyncio.run(_ask(settings, spec, question, backend, max_tokens))
-    validation = spec.validate(generation.text)
-    if as_json:
-        print_json(
-            _as_dict(generation, backend or settings.slm.backend, validation.ok, validation.reason)
+    catalog = settings.catalog()
+    if specialist:
+        catalog.get(specialist)  # fail fast, listing the known specialists
+    if max_tokens:
+        catalog = catalog.with_overrides(
+            {name: {"generation": {"max_tokens": max_tokens}} for name in catalog.names}
         )
-        return
-    console.print(generation.text, highlight=False, markup=False)
-    check = "valid" if validation.ok else f"invalid: {validation.reason}"
-    confidence, usage = generation.confidence, generation.usage
+    chosen = mode or (Mode.cascade if settings.lead.model or settings.lead.base_url else Mode.slm)
+    result = asyncio.run(_run(settings, catalog, question, chosen, specialist, backend))
+    if as_json:
+        print_json(result.as_dict())
+    else:
+        _print_human(result)
+    if result.answer is None:
+        raise typer.Exit(1)
+
+
+async def _run(settings: Settings, catalog, question, mode, specialist, backend) -> RunResult:
+    async with open_orchestrator(
+        settings, catalog=catalog, backend=backend.value if backend else None, log=log_to_stderr
+    ) as orchestrator:
+        return await orchestrator.run(question, mode, specialist=specialist)
+
+
+def _print_human(result: RunResult) -> None:
+    if result.answer is not None:
+        console.print(result.answer, highlight=False, markup=False)
+    confidence = "—" if result.confidence is None else f"{result.confidence:.2f}"
+    flags = "".join(
+        f" · {flag}"
+        for flag, on in (("escalated", result.escalated), ("degraded", result.degraded))
+        if on
+    )
     console.print(
-        f"[dim]{spec.name} · {generation.model} · confidence {confidence.mean_prob:.2f} "
-        f"(min {confidence.min_prob:.2f}) · {usage.prompt_tokens}+{usage.completion_tokens} "
-        f"tokens · {generation.latency_s * 1000:.0f} ms · {check}[/]",
+        f"[dim]{result.mode} · {result.route}{flags} · confidence {confidence} · "
+        f"lead {result.lead_tokens} + slm {result.slm_tokens} tokens · "
+        f"${result.cost_usd:.6f} (saved ${result.saved_usd:.6f}) · {result.latency_ms:.0f} ms · "
+        f"run {result.run_id}[/]",
         highlight=False,
     )
-
-
-async def _ask(settings, spec, question, backend, max_tokens) -> Generation:
-    slm = build_backend(settings, backend=backend.value if backend else None, log=log_to_stderr)
-    try:
-        return await slm.generate(
-            spec, [{"role": "user", "content": question}], max_tokens=max_tokens
-        )
-    finally:
-        await slm.aclose()
-
-
-def _as_dict(generation: Generation, backend: str, valid: bool, reason: str) -> dict[str, Any]:
-    return {
-        "answer": generation.text,
-        "specialist": generation.specialist,
-        "backend": str(backend),
-        "model": generation.model,
-        "confidence": {
-            "mean_prob": round(generation.confidence.mean_prob, 6),
-            "min_prob": round(generation.confidence.min_prob, 6),
-        },
-        "usage": {
-            "prompt_tokens": generation.usage.prompt_tokens,
-            "completion_tokens": generation.usage.completion_tokens,
-            "total_tokens": generation.usage.total_tokens,
-        },
-        "latency_ms": round(generation.latency_s * 1000, 1),
-        "finish_reason": generation.finish_reason,
-        "valid": valid,
-        "invalid_reason": reason or None,
-    }
+    if result.error:
+        err_console.print(result.error, style="yellow", highlight=False, markup=False)

@@ -11,9 +11,9 @@ console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
 
-def print_json(data: Any) -> None:
-    """One JSON document on stdout, nothing else (safe to pipe)."""
-    print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+def print_json(data: Any, *, compact: bool = False) -> None:
+    """One JSON document on stdout, nothing else (safe to pipe); ``compact`` keeps it on one line."""
+    print(json.dumps(data, ensure_ascii=False, indent=None if compact else 2, default=str))
 
 
 def log_to_stderr(message: str) -> None:

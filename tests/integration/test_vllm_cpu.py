@@ -177,8 +177,8 @@ def test_ask_through_the_vllm_backend(vllm_server: RunningServer) -> None:
     )
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
-    assert answer["backend"] == "vllm" and answer["model"] == "smollm2-135m"
-    assert answer["confidence"]["mean_prob"] > 0
+    assert answer["route"] == "slm:code" and answer["slm_tokens"] > 0
+    assert answer["confidence"] > 0
 
 
 def test_sigterm_stops_the_server_cleanly(vllm_server: RunningServer) -> None:

@@ -33,16 +33,36 @@ def test_ask_code_specialist_answers_from_smollm2(home_with_smollm2: Path) -> No
     )
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
-    assert answer["model"] == "smollm2-135m" and answer["backend"] == "local"
-    assert "def " in answer["answer"]
-    assert 0 < answer["confidence"]["min_prob"] <= answer["confidence"]["mean_prob"] <= 1
-    assert answer["usage"]["completion_tokens"] > 0 and answer["latency_ms"] > 0
+    assert answer["mode"] == "slm" and answer["route"] == "slm:code"  # no lead configured
+    assert "def " in answer["answer"] and answer["specialists"] == ["code"]
+    assert 0 < answer["confidence"] <= 1 and answer["escalated"] is False
+    assert answer["slm_tokens"] > 0 and answer["lead_tokens"] == 0 and answer["latency_ms"] > 0
+    assert answer["cost_usd"] > 0  # the configured SLM price per million tokens
+
+    listed = run("runs", "list", "--json")
+    assert json.loads(listed.stdout.splitlines()[0])["id"] == answer["run_id"]
+    shown = json.loads(run("runs", "show", answer["run_id"], "--json").stdout)
+    assert shown["tool_calls"][0]["name"] == "code_specialist"
+    assert shown["tool_calls"][0]["output"] == answer["answer"]
+    assert "code_specialist" in run("runs", "show", answer["run_id"]).stdout
+
+
+def test_runs_show_unknown_id() -> None:
+    result = run("runs", "show", "no-such-run")
+    assert result.returncode == 1 and "no-such-run" in result.stderr
+
+
+def test_modes_that_need_a_lead_say_which_setting(home_with_smollm2: Path) -> None:
+    result = run("ask", "hi", "--mode", "router")
+    assert result.returncode == 1
+    assert "needs a lead model" in result.stderr and "UNDERSTUDY_LEAD_MODEL" in result.stderr
 
 
 def test_ask_human_output_shows_confidence_tokens_latency(home_with_smollm2: Path) -> None:
     result = run("ask", "What is 12 + 30?", "--specialist", "math", "--max-tokens", "24")
     assert result.returncode == 0, result.stderr
-    assert "confidence" in result.stdout and "tokens" in result.stdout and " ms" in result.stdout
+    assert "slm:math" in result.stdout and "confidence" in result.stdout
+    assert "tokens" in result.stdout and " ms" in result.stdout
 
 
 def test_unknown_specialist_lists_the_known_ones() -> None:
@@ -77,7 +97,7 @@ def test_slm_server_down_is_unavailable_within_the_timeout() -> None:
     started = time.monotonic()
     result = run("ask", "hi", "--specialist", "math", "--backend", "vllm", env=env)
     assert result.returncode == 1
-    assert "specialist 'math' failed: unavailable after" in result.stderr
+    assert "specialist 'math' failed: unavailable after" in result.stderr.replace("\n", "")
     assert time.monotonic() - started < 15  # interpreter start-up + the 2 s deadline
 
 

@@ -1,0 +1,80 @@
+"""The lead model: any LiteLLM model, or any OpenAI-compatible server by base URL.
+
+Keys are handed to the client and nowhere else: :class:`LeadConfig` hides them from ``repr``,
+and nothing here logs them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import httpx
+from agents import Model, ModelSettings, OpenAIChatCompletionsModel
+from openai import AsyncOpenAI
+
+from specialists.errors import ConfigurationError, UnderstudyError
+
+
+@dataclass(frozen=True, slots=True)
+class LeadConfig:
+    """How to reach the lead."""
+
+    model: str | None
+    """LiteLLM name (``openai/gpt-4o-mini``) or, with ``base_url``, the served model name."""
+    base_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    timeout_s: float = 60.0
+    """Deadline of one lead call."""
+    max_retries: int = 3
+    """Retries with exponential backoff on connection errors, 429 and 5xx."""
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.model or self.base_url)
+
+    @property
+    def display_name(self) -> str:
+        return self.model or "default"
+
+
+class LeadUnavailable(UnderstudyError):
+    """The lead did not answer (down, rate-limited, timed out) after its retries."""
+
+
+def require_lead(config: LeadConfig | None, mode: str) -> LeadConfig:
+    """The lead config, or an error that says exactly what to set."""
+    if config is None or not config.configured:
+        raise ConfigurationError(
+            f"mode {mode!r} needs a lead model, and none is configured; set "
+            "UNDERSTUDY_LEAD_MODEL (a LiteLLM name such as openai/gpt-4o-mini, with the "
+            "provider's key in its usual variable or UNDERSTUDY_LEAD_API_KEY) or "
+            "UNDERSTUDY_LEAD_BASE_URL (an OpenAI-compatible server); mode 'slm' needs neither",
+            setting="UNDERSTUDY_LEAD_MODEL",
+        )
+    return config
+
+
+def build_lead_model(config: LeadConfig) -> Model:
+    """An openai-agents model object for the lead (never a bare name: names with '/' would
+    be misread as provider prefixes by the SDK's default provider)."""
+    if config.base_url:
+        client = AsyncOpenAI(
+            base_url=config.base_url,
+            api_key=config.api_key or "not-needed",
+            timeout=httpx.Timeout(config.timeout_s, connect=min(5.0, config.timeout_s)),
+            max_retries=config.max_retries,
+        )
+        return OpenAIChatCompletionsModel(model=config.display_name, openai_client=client)
+    from agents.extensions.models.litellm_model import LitellmModel
+
+    return LitellmModel(model=config.display_name, api_key=config.api_key)
+
+
+def lead_model_settings(config: LeadConfig, *, max_tokens: int | None = None) -> ModelSettings:
+    """Per-call settings; LiteLLM takes its timeout and retries through ``extra_args``."""
+    extra = (
+        None
+        if config.base_url
+        else {"timeout": config.timeout_s, "num_retries": config.max_retries}
+    )
+    return ModelSettings(max_tokens=max_tokens, include_usage=True, extra_args=extra)

@@ -1,0 +1,532 @@
+"""``Orchestrator.run(request, mode)``: the one entry point every surface calls.
+
+Four modes (see ARCHITECTURE.md):
+
+- ``llm``: the lead alone — the baseline.
+- ``slm``: the pre-router's specialist alone — no lead at all.
+- ``router``: the lead with the specialists and exact tools; it delegates and verifies.
+- ``cascade``: the specialist first; its answer is accepted when its confidence reaches the
+  specialist's threshold *and* its validator passes, else the lead gets the request with the
+  draft (``router`` path). No specialist fits → straight to the lead.
+
+Dependencies never fail a run: a dead SLM becomes tool output the lead reacts to; a dead lead
+(after its retries) makes router and cascade fall back to the best specialist answer, flagged
+``degraded``. Every run has a budget (seconds, lead turns, lead tokens) and leaves a transcript.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import httpx
+import openai
+from agents import Agent, RunConfig, RunContextWrapper, RunHooks, Runner
+from agents.exceptions import MaxTurnsExceeded, ModelBehaviorError
+
+from orchestrator.cost import PriceBook
+from orchestrator.lead import (
+    LeadConfig,
+    LeadUnavailable,
+    build_lead_model,
+    lead_model_settings,
+    require_lead,
+)
+from orchestrator.prerouter import PreRouter, RouteDecision
+from orchestrator.prompts import ESCALATION_NOTE, LEAD_INSTRUCTIONS, PLAIN_INSTRUCTIONS
+from orchestrator.recorder import LeadCall, transcript_processor
+from orchestrator.store import (
+    LeadCallRecord,
+    RunRecord,
+    StoreError,
+    ToolCallRecord,
+    TranscriptStore,
+)
+from specialists.backend import ChatMessage, Generation, SLMBackend
+from specialists.catalog import Catalog, Specialist
+from specialists.errors import ConfigurationError, SpecialistError, UnderstudyError
+from tools.context import ToolCall, ToolDeps
+from tools.function_tools import build_tools, specialist_tool_name
+from tools.sandbox import SandboxLimits
+
+logger = logging.getLogger(__name__)
+
+MAX_MESSAGES = 200
+MAX_MESSAGE_CHARS = 100_000
+
+
+class Mode(StrEnum):
+    llm = "llm"
+    slm = "slm"
+    router = "router"
+    cascade = "cascade"
+
+
+class InvalidRequest(UnderstudyError):
+    """The request itself is malformed (empty, wrong roles, too large)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunBudget:
+    """Limits of one run."""
+
+    max_seconds: float = 120.0
+    max_lead_turns: int = 8
+    max_lead_tokens: int = 60_000
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """What a run answered, how, and at what cost."""
+
+    run_id: str
+    mode: str
+    answer: str | None
+    route: str
+    specialists: list[str]
+    escalated: bool
+    degraded: bool
+    confidence: float | None
+    lead_input_tokens: int
+    lead_output_tokens: int
+    slm_prompt_tokens: int
+    slm_completion_tokens: int
+    cost_usd: float
+    lead_only_cost_usd: float
+    """What the same tokens would have cost on the lead alone."""
+    latency_ms: float
+    error: str | None = None
+    route_scores: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def lead_tokens(self) -> int:
+        return self.lead_input_tokens + self.lead_output_tokens
+
+    @property
+    def slm_tokens(self) -> int:
+        return self.slm_prompt_tokens + self.slm_completion_tokens
+
+    @property
+    def saved_usd(self) -> float:
+        return max(0.0, self.lead_only_cost_usd - self.cost_usd)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "lead_tokens": self.lead_tokens,
+            "slm_tokens": self.slm_tokens,
+            "saved_usd": self.saved_usd,
+        }
+
+
+@dataclass
+class _RunState:
+    """Everything a run accumulates before it becomes a result and a transcript."""
+
+    run_id: str
+    mode: Mode
+    messages: list[ChatMessage]
+    deadline: float
+    answer: str | None = None
+    route: str = ""
+    escalated: bool = False
+    degraded: bool = False
+    confidence: float | None = None
+    error: str | None = None
+    decision: RouteDecision | None = None
+    draft: Generation | None = None
+    lead_calls: list[LeadCall] = field(default_factory=list)
+
+    def remaining_s(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+
+class _TokenBudgetExceeded(Exception):
+    pass
+
+
+class _TokenBudget(RunHooks[ToolDeps]):
+    """Stops the lead once a run has spent its token budget."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.spent = 0
+
+    async def on_llm_end(
+        self, context: RunContextWrapper[ToolDeps], agent: Any, response: Any
+    ) -> None:
+        usage = getattr(response, "usage", None)
+        self.spent += int(getattr(usage, "total_tokens", 0) or 0)
+        if self.spent > self.limit:
+            raise _TokenBudgetExceeded(f"lead used {self.spent} tokens; the budget is {self.limit}")
+
+
+_LEAD_FAILURES = (
+    openai.APIError,
+    httpx.HTTPError,
+    MaxTurnsExceeded,
+    ModelBehaviorError,
+    TimeoutError,
+    _TokenBudgetExceeded,
+)
+
+
+class Orchestrator:
+    """Runs requests in any mode and records each run.
+
+    Args:
+        catalog: The specialists (and so the lead's specialist tools).
+        backend: Where specialists run.
+        prerouter: Picks a specialist by similarity; ``None`` requires an explicit specialist
+            for ``slm`` and sends every ``cascade`` request to the lead.
+        lead: The lead model; ``None`` or unconfigured leaves only ``slm`` mode working.
+        store: Transcript store; ``None`` records nothing.
+        prices: Lead prices and the SLM price.
+    """
+
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        backend: SLMBackend,
+        prerouter: PreRouter | None = None,
+        lead: LeadConfig | None = None,
+        store: TranscriptStore | None = None,
+        prices: PriceBook | None = None,
+        budget: RunBudget | None = None,
+        sandbox: SandboxLimits | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.backend = backend
+        self.prerouter = prerouter
+        self.lead = lead if lead is not None and lead.configured else None
+        self.store = store
+        self.prices = prices or PriceBook()
+        self.budget = budget or RunBudget()
+        self.sandbox = sandbox or SandboxLimits()
+        self._lead_model = build_lead_model(self.lead) if self.lead else None
+        self._processor = transcript_processor()
+
+    async def run(
+        self,
+        request: str | Sequence[ChatMessage],
+        mode: Mode | str,
+        *,
+        specialist: str | None = None,
+        run_id: str | None = None,
+    ) -> RunResult:
+        """Answer ``request`` (a prompt or a chat history ending with a user turn) in ``mode``.
+
+        Raises:
+            ConfigurationError: the mode needs a lead (or a specialist) that is not configured.
+            InvalidRequest: the request is malformed.
+            UnknownSpecialistError: ``specialist`` is not in the catalog.
+        """
+        mode = _parse_mode(mode)
+        messages = _normalise(request)
+        if mode is not Mode.slm:
+            require_lead(self.lead, mode.value)
+        forced = self.catalog.get(specialist) if specialist else None
+        started = time.perf_counter()
+        state = _RunState(
+            run_id=run_id or uuid.uuid4().hex,
+            mode=mode,
+            messages=messages,
+            deadline=time.monotonic() + self.budget.max_seconds,
+        )
+        deps = ToolDeps(backend=self.backend, catalog=self.catalog, sandbox=self.sandbox)
+        try:
+            if mode is Mode.llm:
+                state.route = "lead"
+                state.answer = await self._ask_lead(state, deps, messages, with_tools=False)
+            elif mode is Mode.router:
+                state.route = "router"
+                await self._router(state, deps, messages)
+            elif mode is Mode.slm:
+                await self._slm(state, deps, forced)
+            else:
+                await self._cascade(state, deps, forced)
+        except LeadUnavailable as exc:  # llm mode: nothing to fall back to
+            state.error = str(exc)
+        result = self._result(state, deps, (time.perf_counter() - started) * 1000)
+        await self._record(state, deps, result)
+        return result
+
+    # ------------------------------------------------------------------------------ modes
+
+    async def _slm(self, state: _RunState, deps: ToolDeps, forced: Specialist | None) -> None:
+        specialist = forced or self.catalog.get((await self._route(state, required=True)).best)
+        state.route = f"slm:{specialist.name}"
+        generation = await self._specialist(state, deps, specialist)
+        if generation is None:
+            return
+        state.answer = generation.text
+        state.confidence = generation.confidence.mean_prob
+
+    async def _cascade(self, state: _RunState, deps: ToolDeps, forced: Specialist | None) -> None:
+        if forced is None:
+            decision = await self._route(state, required=False)
+            if decision is None or decision.specialist is None:
+                state.route = "cascade:lead"
+                await self._router(state, deps, state.messages)
+                return
+            forced = self.catalog.get(decision.specialist)
+        specialist = forced
+        generation = await self._specialist(state, deps, specialist)
+        if generation is not None:
+            verdict = specialist.validate(generation.text)
+            confident = generation.confidence.mean_prob >= specialist.confidence_threshold
+            if confident and verdict.ok:
+                state.route = f"cascade:accepted:{specialist.name}"
+                state.answer = generation.text
+                state.confidence = generation.confidence.mean_prob
+                return
+            reason = (
+                f"format check failed: {verdict.reason}"
+                if not verdict.ok
+                else f"confidence {generation.confidence.mean_prob:.2f} is below "
+                f"{specialist.confidence_threshold:.2f}"
+            )
+            note = ESCALATION_NOTE.format(
+                specialist=specialist.name, reason=reason, draft=generation.text
+            )
+            messages = [*state.messages, {"role": "system", "content": note}]
+        else:
+            messages = state.messages
+        state.route = f"cascade:escalated:{specialist.name}"
+        state.escalated = True
+        await self._router(state, deps, messages)
+
+    async def _router(self, state: _RunState, deps: ToolDeps, messages: list[ChatMessage]) -> None:
+        try:
+            state.answer = await self._ask_lead(state, deps, messages, with_tools=True)
+        except LeadUnavailable as exc:
+            await self._degrade(state, deps, exc)
+        else:
+            used = [c for c in deps.calls if c.specialist and c.confidence is not None]
+            if used:
+                state.confidence = min(c.confidence for c in used if c.confidence is not None)
+
+    async def _degrade(self, state: _RunState, deps: ToolDeps, cause: LeadUnavailable) -> None:
+        """The lead failed: answer with the best specialist answer we have or can get."""
+        state.degraded = True
+        generation = state.draft
+        if generation is None:
+            decision = await self._route(state, required=False)
+            if decision is not None:
+                generation = await self._specialist(state, deps, self.catalog.get(decision.best))
+        if generation is None:
+            state.error = f"{cause}; and no specialist answer is available"
+            return
+        state.answer = generation.text
+        state.confidence = generation.confidence.mean_prob
+        state.error = f"degraded: {cause}"
+
+    # ------------------------------------------------------------------------ components
+
+    async def _route(self, state: _RunState, *, required: bool) -> RouteDecision | None:
+        if state.decision is not None:
+            return state.decision
+        if self.prerouter is None:
+            if required:
+                raise ConfigurationError(
+                    "mode 'slm' needs a specialist: pass one (--specialist) or install the "
+                    "pre-router's embedder (pip install 'understudy[local]')"
+                )
+            return None
+        prompt = state.messages[-1]["content"]
+        state.decision = await asyncio.to_thread(self.prerouter.route, prompt)
+        return state.decision
+
+    async def _specialist(
+        self, state: _RunState, deps: ToolDeps, specialist: Specialist
+    ) -> Generation | None:
+        """Ask a specialist directly, logging it like a tool call; ``None`` if it failed."""
+        started = time.perf_counter()
+        request = state.messages[-1]["content"]
+        call = ToolCall(
+            name=specialist_tool_name(specialist),
+            input={"request": request},
+            output="",
+            latency_ms=0.0,
+            specialist=specialist.name,
+        )
+        try:
+            generation = await self.backend.generate(specialist, state.messages)
+        except SpecialistError as exc:
+            call.error = str(exc)
+            generation = None
+        else:
+            call.output = generation.text
+            call.confidence = generation.confidence.mean_prob
+            call.slm_prompt_tokens = generation.usage.prompt_tokens
+            call.slm_completion_tokens = generation.usage.completion_tokens
+            state.draft = generation
+        call.latency_ms = (time.perf_counter() - started) * 1000
+        deps.calls.append(call)
+        if generation is None and state.mode is Mode.slm:
+            state.error = call.error
+        return generation
+
+    async def _ask_lead(
+        self, state: _RunState, deps: ToolDeps, messages: list[ChatMessage], *, with_tools: bool
+    ) -> str:
+        assert self.lead is not None and self._lead_model is not None
+        agent = Agent[ToolDeps](
+            name="understudy-lead",
+            instructions=LEAD_INSTRUCTIONS if with_tools else PLAIN_INSTRUCTIONS,
+            tools=build_tools(self.catalog) if with_tools else [],
+            model=self._lead_model,
+            model_settings=lead_model_settings(self.lead),
+        )
+        trace_id = f"trace_{state.run_id}"
+        hooks = _TokenBudget(self.budget.max_lead_tokens)
+        config = RunConfig(
+            trace_id=trace_id, workflow_name="understudy", trace_include_sensitive_data=True
+        )
+        with self._processor.capture(trace_id) as capture:
+            try:
+                async with asyncio.timeout(state.remaining_s()):
+                    result = await Runner.run(
+                        agent,
+                        list(messages),
+                        context=deps,
+                        hooks=hooks,
+                        max_turns=self.budget.max_lead_turns,
+                        run_config=config,
+                    )
+            except _LEAD_FAILURES as exc:
+                raise LeadUnavailable(
+                    f"lead {self.lead.display_name} failed: {_describe(exc)}"
+                ) from exc
+            finally:
+                state.lead_calls.extend(capture.lead_calls)
+        return str(result.final_output)
+
+    # ------------------------------------------------------------------- results & records
+
+    def _result(self, state: _RunState, deps: ToolDeps, latency_ms: float) -> RunResult:
+        lead_in = sum(c.input_tokens for c in state.lead_calls)
+        lead_out = sum(c.output_tokens for c in state.lead_calls)
+        slm_in = sum(c.slm_prompt_tokens for c in deps.calls)
+        slm_out = sum(c.slm_completion_tokens for c in deps.calls)
+        model = self.lead.display_name if self.lead else None
+        cost = self.prices.lead_cost(model, lead_in, lead_out) + self.prices.slm_cost(
+            slm_in + slm_out
+        )
+        return RunResult(
+            run_id=state.run_id,
+            mode=state.mode.value,
+            answer=state.answer,
+            route=state.route,
+            specialists=deps.specialists_used,
+            escalated=state.escalated,
+            degraded=state.degraded,
+            confidence=state.confidence,
+            lead_input_tokens=lead_in,
+            lead_output_tokens=lead_out,
+            slm_prompt_tokens=slm_in,
+            slm_completion_tokens=slm_out,
+            cost_usd=cost,
+            lead_only_cost_usd=self.prices.lead_cost(model, lead_in + slm_in, lead_out + slm_out),
+            latency_ms=latency_ms,
+            error=state.error,
+            route_scores=dict(state.decision.scores) if state.decision else {},
+        )
+
+    async def _record(self, state: _RunState, deps: ToolDeps, result: RunResult) -> None:
+        if self.store is None:
+            return
+        model = self.lead.display_name if self.lead else None
+        record = RunRecord(
+            id=result.run_id,
+            mode=result.mode,
+            input_messages=[dict(m) for m in state.messages],
+            answer=result.answer,
+            route=result.route,
+            specialists=result.specialists,
+            escalated=result.escalated,
+            degraded=result.degraded,
+            confidence=result.confidence,
+            lead_input_tokens=result.lead_input_tokens,
+            lead_output_tokens=result.lead_output_tokens,
+            slm_prompt_tokens=result.slm_prompt_tokens,
+            slm_completion_tokens=result.slm_completion_tokens,
+            cost_usd=result.cost_usd,
+            lead_only_cost_usd=result.lead_only_cost_usd,
+            latency_ms=result.latency_ms,
+            error=result.error,
+            lead_calls=[
+                LeadCallRecord(
+                    model=c.model or (model or ""),
+                    messages=c.messages,
+                    output=c.output,
+                    input_tokens=c.input_tokens,
+                    output_tokens=c.output_tokens,
+                    cost_usd=self.prices.lead_cost(model, c.input_tokens, c.output_tokens),
+                    latency_ms=c.latency_ms,
+                    error=c.error,
+                )
+                for c in state.lead_calls
+            ],
+            tool_calls=[
+                ToolCallRecord(
+                    name=c.name,
+                    input=c.input,
+                    output=c.output,
+                    latency_ms=c.latency_ms,
+                    confidence=c.confidence,
+                    error=c.error,
+                )
+                for c in deps.calls
+            ],
+        )
+        try:
+            await self.store.save_run(record)
+        except StoreError:  # the user still gets the answer; the operator gets the log line
+            logger.exception("could not record run %s", result.run_id)
+
+
+def _parse_mode(mode: Mode | str) -> Mode:
+    try:
+        return Mode(mode)
+    except ValueError:
+        raise InvalidRequest(
+            f"unknown mode {mode!r}; modes: {', '.join(m.value for m in Mode)}"
+        ) from None
+
+
+def _normalise(request: str | Sequence[ChatMessage]) -> list[ChatMessage]:
+    messages: list[ChatMessage] = (
+        [{"role": "user", "content": request}] if isinstance(request, str) else list(request)
+    )
+    if not messages:
+        raise InvalidRequest("the request has no messages")
+    if len(messages) > MAX_MESSAGES:
+        raise InvalidRequest(
+            f"the request has {len(messages)} messages; the limit is {MAX_MESSAGES}"
+        )
+    for index, message in enumerate(messages):
+        if message.get("role") not in ("system", "user", "assistant"):
+            raise InvalidRequest(f"message {index} has role {message.get('role')!r}")
+        content = message.get("content")
+        if not isinstance(content, str):
+            raise InvalidRequest(f"message {index} has no text content")
+        if len(content) > MAX_MESSAGE_CHARS:
+            raise InvalidRequest(f"message {index} is longer than {MAX_MESSAGE_CHARS} characters")
+    if messages[-1]["role"] != "user" or not messages[-1]["content"].strip():
+        raise InvalidRequest("the last message must be a non-empty user message")
+    return messages
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "the run's time budget ran out"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__

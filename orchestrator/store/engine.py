@@ -1,0 +1,154 @@
+"""Database URLs, engines and migrations for the transcript store.
+
+Two backends are supported: SQLite through ``aiosqlite`` (the default, a file under
+``UNDERSTUDY_HOME``) and PostgreSQL through ``asyncpg`` (shared deployments). Migrations are the
+Alembic scripts shipped in ``migrations/``, run programmatically on the store's own connection, so
+neither an ``alembic.ini`` nor a synchronous driver is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.util import CommandError
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from orchestrator.store.errors import StoreError, mask_url
+from specialists.errors import ConfigurationError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+"""The Alembic script directory, shipped as package data."""
+SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+URL_SETTING = "UNDERSTUDY_DATABASE_URL"
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+"""How long a SQLite writer waits for another process's write lock before failing."""
+MIGRATION_LOCK_ID = 0x756E64657273
+"""PostgreSQL advisory lock key ("unders") that serialises concurrent migrations."""
+_BEGIN_OPTION = "understudy_sqlite_begin"
+"""Execution option naming the BEGIN statement our SQLite hook emits."""
+
+
+def parse_database_url(url: str) -> URL:
+    """Check that ``url`` names a backend the store supports, before anything connects.
+
+    Raises:
+        ConfigurationError: The URL cannot be parsed or uses another driver; says which to use.
+    """
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise ConfigurationError(
+            f"cannot parse database URL {mask_url(url)!r}: {exc}", setting=URL_SETTING
+        ) from exc
+    if parsed.drivername not in SUPPORTED_DRIVERS:
+        raise ConfigurationError(
+            f"unsupported database URL {mask_url(url)!r}: use sqlite+aiosqlite:///path/to/file.db "
+            "or postgresql+asyncpg://user:password@host/dbname",
+            setting=URL_SETTING,
+        )
+    return parsed
+
+
+@contextmanager
+def wrap_errors(operation: str, url: str) -> Iterator[None]:
+    """Turn database and driver errors into :class:`StoreError` with the password masked."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        orig = getattr(exc, "orig", None)
+        cause = orig if orig is not None else exc
+        raise StoreError(operation, url=url, reason=f"{type(cause).__name__}: {cause}") from exc
+    except OSError as exc:  # asyncpg raises connection failures unwrapped
+        raise StoreError(operation, url=url, reason=f"{type(exc).__name__}: {exc}") from exc
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An async engine for ``url``, with SQLite set up for concurrent readers and one writer.
+
+    For SQLite the parent directory is created, and every connection gets WAL journaling (readers
+    do not block the writer), foreign keys (ON DELETE CASCADE works) and a busy timeout. SQLite's
+    driver is also told to leave BEGIN to SQLAlchemy, so transactions (migrations included) are
+    real transactions rather than the driver's legacy autocommit-for-DDL behaviour.
+
+    Raises:
+        ConfigurationError: The URL is not supported.
+    """
+    parsed = parse_database_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        return create_async_engine(parsed, pool_pre_ping=True)
+
+    database = parsed.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(parsed)
+    event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+    event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, see _sqlite_on_begin
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(connection: Connection) -> None:
+    connection.exec_driver_sql(connection.get_execution_options().get(_BEGIN_OPTION, "BEGIN"))
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Upgrade the database behind ``engine`` to the newest schema, in one transaction.
+
+    Safe to run from several processes at once (HTTP workers starting together): PostgreSQL takes
+    an advisory lock, SQLite takes the write lock up front with ``BEGIN IMMEDIATE``.
+
+    Raises:
+        StoreError: The database cannot be reached or migrated.
+    """
+    url = engine.url.render_as_string(hide_password=False)
+    with wrap_errors("migrate", url):
+        async with engine.connect() as connection:
+            connection = await connection.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+            async with connection.begin():
+                await connection.run_sync(_upgrade_to_head, url)
+
+
+def _upgrade_to_head(connection: Connection, url: str) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})")
+    config = Config()
+    # Config values go through configparser interpolation, where "%" is special.
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    config.attributes["connection"] = connection
+    try:
+        command.upgrade(config, "head")
+    except CommandError as exc:  # e.g. a database migrated by a newer Understudy
+        raise StoreError("migrate", url=url, reason=str(exc)) from exc
+
+
+async def upgrade_database(url: str) -> None:
+    """Bring the database at ``url`` to the newest schema (what ``TranscriptStore.open`` runs).
+
+    Raises:
+        ConfigurationError: The URL is not supported.
+        StoreError: The database cannot be reached or migrated.
+    """
+    engine = create_engine(url)
+    try:
+        await migrate(engine)
+    finally:
+        await engine.dispose()

@@ -1,0 +1,83 @@
+"""Errors of the transcript store, a small branch of :class:`~specialists.errors.UnderstudyError`::
+
+    UnderstudyError
+    ├── ConfigurationError    the database URL is not one the store can use
+    ├── RunNotFound           no run with that id
+    ├── RunAlreadyRecorded    a run with that id is already stored (nothing was written)
+    └── StoreError            the database failed; wraps the SQLAlchemy or driver error
+
+Every message built from a database URL shows it with the password masked.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from specialists.errors import UnderstudyError
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ``***``, safe for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        # Not parseable: fall back to cutting out anything between "user:" and "@".
+        scheme, sep, rest = url.partition("://")
+        credentials, at, host = rest.rpartition("@")
+        if not sep or not at or ":" not in credentials:
+            return url
+        return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
+
+
+def scrub_password(text: str, url: str) -> str:
+    """Remove the URL's password from ``text``; driver messages sometimes echo the DSN."""
+    try:
+        password = make_url(url).password
+    except (ArgumentError, ValueError):
+        return text
+    if password:
+        text = text.replace(str(password), "***")
+    return text
+
+
+class RunNotFound(UnderstudyError):
+    """No run with this id is stored.
+
+    Args:
+        run_id: The id that was looked up.
+    """
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"no run with id {run_id!r} in the transcript store")
+
+
+class RunAlreadyRecorded(UnderstudyError):
+    """A run with this id is already stored; the store wrote nothing.
+
+    Batch jobs re-run after a crash rely on this to never store an answer twice.
+
+    Args:
+        run_id: The id that is already taken.
+    """
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"run {run_id!r} is already recorded; runs are never overwritten")
+
+
+class StoreError(UnderstudyError):
+    """The database refused or failed an operation.
+
+    Args:
+        operation: What the store was doing (``save_run``, ``migrate``, …).
+        url: The database URL; kept and shown with its password masked.
+        reason: The underlying error, already free of the password.
+    """
+
+    def __init__(self, operation: str, *, url: str, reason: str) -> None:
+        self.operation = operation
+        self.url = mask_url(url)
+        self.reason = scrub_password(reason, url)
+        super().__init__(f"transcript store {operation} failed on {self.url}: {self.reason}")

@@ -1,0 +1,29 @@
+"""Alembic environment for the transcript store.
+
+Only the online mode on a caller-provided connection is supported: ``orchestrator.store`` opens
+an async engine, starts a transaction and hands its synchronous connection over in
+``config.attributes["connection"]``. There is no ``alembic.ini`` and no URL in here.
+"""
+
+from __future__ import annotations
+
+from alembic import context
+
+from orchestrator.store.tables import Base
+
+connection = context.config.attributes.get("connection")
+if connection is None or context.is_offline_mode():
+    raise RuntimeError(
+        "the transcript store's migrations run through orchestrator.store.upgrade_database(url), "
+        "which passes a live connection; the alembic command line is not supported"
+    )
+
+context.configure(
+    connection=connection,
+    target_metadata=Base.metadata,
+    compare_type=True,
+    # SQLite cannot ALTER most things in place; batch mode copies the table instead.
+    render_as_batch=connection.dialect.name == "sqlite",
+)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,379 @@
+"""The transcript store: every run, its lead calls and tool calls, and the feedback it got.
+
+Runs are written once, whole, in one transaction, and never overwritten; that is what lets batch
+jobs resume after a crash without storing an answer twice, and what makes the store a trustworthy
+source for distillation. Readers get plain dataclasses (:mod:`orchestrator.store.records`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import selectinload
+
+from orchestrator.store.engine import create_engine, wrap_errors
+from orchestrator.store.engine import migrate as migrate_schema
+from orchestrator.store.errors import RunAlreadyRecorded, RunNotFound
+from orchestrator.store.records import FeedbackRecord, LeadCallRecord, RunRecord, ToolCallRecord
+from orchestrator.store.tables import (
+    MODE_LENGTH,
+    RUN_ID_LENGTH,
+    FeedbackRow,
+    LeadCallRow,
+    RunRow,
+    ToolCallRow,
+)
+
+MAX_COMMENT_CHARS = 4000
+"""Longest feedback comment; feedback is a judgement, not a document."""
+
+
+class TranscriptStore:
+    """Runs and feedback in SQLite or PostgreSQL. Open with :meth:`open`, end with :meth:`close`.
+
+    One instance is shared by a whole process (it holds a connection pool); every method is a
+    short transaction of its own, so concurrent coroutines can use it freely.
+    """
+
+    def __init__(self, engine: AsyncEngine, url: str) -> None:
+        self._engine = engine
+        self._url = url
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    async def open(cls, url: str, *, migrate: bool = True) -> TranscriptStore:
+        """Connect to ``url`` and, unless told not to, bring its schema up to date.
+
+        Args:
+            url: ``sqlite+aiosqlite:///path/to/file.db`` (the parent directory is created) or
+                ``postgresql+asyncpg://user:password@host/dbname``.
+            migrate: Run the Alembic migrations first. Turn off where a deployment migrates
+                separately and the application role may not run DDL.
+
+        Raises:
+            ConfigurationError: The URL is not supported.
+            StoreError: The database cannot be reached or migrated.
+        """
+        engine = create_engine(url)
+        if migrate:
+            try:
+                await migrate_schema(engine)
+            except BaseException:
+                await engine.dispose()
+                raise
+        return cls(engine, url)
+
+    async def close(self) -> None:
+        """Close every pooled connection. Safe to call twice."""
+        await self._engine.dispose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def save_run(self, run: RunRecord) -> None:
+        """Store a run with its lead calls and tool calls, all or nothing.
+
+        Content is stored as given except what one backend could not hold: NUL characters and
+        lone surrogates in text become U+FFFD and ``?``, NaN and infinities in JSON become null.
+        The same happens on SQLite and PostgreSQL, so a run reads back the same from either.
+
+        Raises:
+            RunAlreadyRecorded: A run with this id is stored already; nothing was written.
+            ValueError: The id or mode is empty or too long, or ``created_at`` is naive.
+            TypeError: Message or tool-call content holds something that is not JSON.
+            StoreError: The database failed.
+        """
+        row = _run_row(run)
+        with wrap_errors("save_run", self._url):
+            try:
+                async with self._sessions.begin() as session:
+                    session.add(row)
+            except IntegrityError:
+                if await self._run_exists(run.id):
+                    raise RunAlreadyRecorded(run.id) from None
+                raise
+
+    async def get_run(self, run_id: str) -> RunRecord:
+        """The run with its lead calls and tool calls, in the order they were made.
+
+        Raises:
+            RunNotFound: No run has this id.
+            StoreError: The database failed.
+        """
+        query = (
+            select(RunRow)
+            .where(RunRow.id == run_id)
+            .options(selectinload(RunRow.lead_calls), selectinload(RunRow.tool_calls))
+        )
+        with wrap_errors("get_run", self._url):
+            async with self._sessions() as session:
+                row = (await session.scalars(query)).one_or_none()
+                if row is None:
+                    raise RunNotFound(run_id)
+                return _run_record(row, with_children=True)
+
+    async def list_runs(
+        self, *, limit: int = 20, offset: int = 0, mode: str | None = None
+    ) -> list[RunRecord]:
+        """Runs newest first, without their lead and tool calls (use :meth:`get_run` for those).
+
+        Raises:
+            ValueError: ``limit`` or ``offset`` is negative.
+            StoreError: The database failed.
+        """
+        if limit < 0 or offset < 0:
+            raise ValueError(f"limit and offset must be ≥ 0, got limit={limit}, offset={offset}")
+        query = select(RunRow).order_by(RunRow.created_at.desc(), RunRow.id.desc())
+        if mode is not None:
+            query = query.where(RunRow.mode == mode)
+        query = query.limit(limit).offset(offset)
+        with wrap_errors("list_runs", self._url):
+            async with self._sessions() as session:
+                rows = (await session.scalars(query)).all()
+                return [_run_record(row, with_children=False) for row in rows]
+
+    async def add_feedback(
+        self, run_id: str, score: float, comment: str | None = None
+    ) -> FeedbackRecord:
+        """Record a judgement of a run; a run can collect any number of them.
+
+        Args:
+            run_id: The run judged.
+            score: From -1.0 (wrong or harmful) to 1.0 (exactly right), inclusive.
+            comment: Optional free text, at most :data:`MAX_COMMENT_CHARS` characters.
+
+        Raises:
+            ValueError: ``score`` is not a finite number in [-1, 1], or ``comment`` is too long.
+            RunNotFound: No run has this id.
+            StoreError: The database failed.
+        """
+        if isinstance(score, bool) or not isinstance(score, int | float):
+            raise ValueError(f"score must be a number, got {score!r}")
+        if not (math.isfinite(score) and -1.0 <= score <= 1.0):
+            raise ValueError(f"score must be between -1.0 and 1.0, got {score!r}")
+        if comment is not None and len(comment) > MAX_COMMENT_CHARS:
+            raise ValueError(
+                f"comment is {len(comment)} characters; at most {MAX_COMMENT_CHARS} are kept"
+            )
+        record = FeedbackRecord(
+            run_id=run_id,
+            score=float(score),
+            comment=None if comment is None else _clean_text(comment),
+            created_at=datetime.now(UTC),
+        )
+        row = FeedbackRow(
+            run_id=run_id, score=record.score, comment=record.comment, created_at=record.created_at
+        )
+        with wrap_errors("add_feedback", self._url):
+            try:
+                # Insert first and let the foreign key say whether the run exists: on SQLite a
+                # read-then-write transaction can fail on the lock upgrade instead of waiting.
+                async with self._sessions.begin() as session:
+                    session.add(row)
+            except IntegrityError:
+                if not await self._run_exists(run_id):
+                    raise RunNotFound(run_id) from None
+                raise
+        return record
+
+    async def feedback_for(self, run_id: str) -> list[FeedbackRecord]:
+        """Every judgement of a run, oldest first.
+
+        Raises:
+            RunNotFound: No run has this id (an existing run without feedback gives ``[]``).
+            StoreError: The database failed.
+        """
+        query = (
+            select(FeedbackRow)
+            .where(FeedbackRow.run_id == run_id)
+            .order_by(FeedbackRow.created_at, FeedbackRow.id)
+        )
+        with wrap_errors("feedback_for", self._url):
+            async with self._sessions() as session:
+                rows = (await session.scalars(query)).all()
+                if not rows and not await _exists(session, run_id):
+                    raise RunNotFound(run_id)
+        return [
+            FeedbackRecord(
+                run_id=row.run_id, score=row.score, comment=row.comment, created_at=row.created_at
+            )
+            for row in rows
+        ]
+
+    async def _run_exists(self, run_id: str) -> bool:
+        async with self._sessions() as session:
+            return await _exists(session, run_id)
+
+
+async def _exists(session: AsyncSession, run_id: str) -> bool:
+    return bool(await session.scalar(select(exists().where(RunRow.id == run_id))))
+
+
+def _run_row(run: RunRecord) -> RunRow:
+    """The ORM rows for a run, after checking it can be stored the same way on every backend."""
+    if not run.id or len(run.id) > RUN_ID_LENGTH:
+        raise ValueError(f"run id must be 1 to {RUN_ID_LENGTH} characters, got {run.id!r}")
+    if not run.mode or len(run.mode) > MODE_LENGTH:
+        raise ValueError(f"mode must be 1 to {MODE_LENGTH} characters, got {run.mode!r}")
+    if run.created_at.tzinfo is None:
+        raise ValueError("created_at must be timezone-aware (datetime.now(UTC))")
+    return RunRow(
+        id=run.id,
+        mode=run.mode,
+        input_messages=_clean_json(run.input_messages, "input_messages"),
+        answer=_clean_optional(run.answer),
+        route=_clean_text(run.route),
+        specialists=_clean_json(run.specialists, "specialists"),
+        escalated=run.escalated,
+        degraded=run.degraded,
+        confidence=run.confidence,
+        lead_input_tokens=run.lead_input_tokens,
+        lead_output_tokens=run.lead_output_tokens,
+        slm_prompt_tokens=run.slm_prompt_tokens,
+        slm_completion_tokens=run.slm_completion_tokens,
+        cost_usd=run.cost_usd,
+        lead_only_cost_usd=run.lead_only_cost_usd,
+        latency_ms=run.latency_ms,
+        error=_clean_optional(run.error),
+        created_at=run.created_at,
+        lead_calls=[
+            LeadCallRow(
+                seq=seq,
+                model=_clean_text(call.model),
+                messages=_clean_json(call.messages, f"lead_calls[{seq}].messages"),
+                output=_clean_json(call.output, f"lead_calls[{seq}].output"),
+                input_tokens=call.input_tokens,
+                output_tokens=call.output_tokens,
+                cost_usd=call.cost_usd,
+                latency_ms=call.latency_ms,
+                error=_clean_optional(call.error),
+            )
+            for seq, call in enumerate(run.lead_calls)
+        ],
+        tool_calls=[
+            ToolCallRow(
+                seq=seq,
+                name=_clean_text(call.name),
+                input=_clean_json(call.input, f"tool_calls[{seq}].input"),
+                output=_clean_text(call.output),
+                latency_ms=call.latency_ms,
+                confidence=call.confidence,
+                error=_clean_optional(call.error),
+            )
+            for seq, call in enumerate(run.tool_calls)
+        ],
+    )
+
+
+def _run_record(row: RunRow, *, with_children: bool) -> RunRecord:
+    return RunRecord(
+        id=row.id,
+        mode=row.mode,
+        input_messages=row.input_messages,
+        answer=row.answer,
+        route=row.route,
+        specialists=row.specialists,
+        escalated=row.escalated,
+        degraded=row.degraded,
+        confidence=row.confidence,
+        lead_input_tokens=row.lead_input_tokens,
+        lead_output_tokens=row.lead_output_tokens,
+        slm_prompt_tokens=row.slm_prompt_tokens,
+        slm_completion_tokens=row.slm_completion_tokens,
+        cost_usd=row.cost_usd,
+        lead_only_cost_usd=row.lead_only_cost_usd,
+        latency_ms=row.latency_ms,
+        error=row.error,
+        created_at=row.created_at,
+        lead_calls=[
+            LeadCallRecord(
+                model=call.model,
+                messages=call.messages,
+                output=call.output,
+                input_tokens=call.input_tokens,
+                output_tokens=call.output_tokens,
+                cost_usd=call.cost_usd,
+                latency_ms=call.latency_ms,
+                error=call.error,
+            )
+            for call in row.lead_calls
+        ]
+        if with_children
+        else [],
+        tool_calls=[
+            ToolCallRecord(
+                name=call.name,
+                input=call.input,
+                output=call.output,
+                latency_ms=call.latency_ms,
+                confidence=call.confidence,
+                error=call.error,
+            )
+            for call in row.tool_calls
+        ]
+        if with_children
+        else [],
+    )
+
+
+def _clean_text(text: str) -> str:
+    """``text`` as both backends can store it.
+
+    PostgreSQL rejects NUL characters in text and JSONB, and neither driver can encode lone
+    surrogates; tool output (``run_python`` printing binary) can contain both. They become
+    U+FFFD and ``?`` on every backend, so a run stores the same way wherever it is saved.
+    """
+    text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def _clean_optional(text: str | None) -> str | None:
+    return None if text is None else _clean_text(text)
+
+
+def _clean_json(value: Any, path: str) -> Any:
+    """A copy of ``value`` that round-trips through JSON identically on SQLite and PostgreSQL.
+
+    NaN and infinities (``json.loads`` accepts them in a lead's tool arguments, PostgreSQL's JSONB
+    does not) become ``None``, the way text is cleaned by :func:`_clean_text`: content never
+    stops a run from being recorded.
+
+    Raises:
+        TypeError: Something in ``value`` is not JSON at all (path says where): a bug in the
+            caller, not content to clean.
+    """
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, str):
+        return _clean_text(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        cleaned: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{path} has a non-string key {key!r}")
+            cleaned[_clean_text(key)] = _clean_json(item, f"{path}.{key}")
+        return cleaned
+    if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
+        return [_clean_json(item, f"{path}[{index}]") for index, item in enumerate(value)]
+    raise TypeError(f"{path} holds a {type(value).__name__}, which is not JSON: {value!r:.80}")

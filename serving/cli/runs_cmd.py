@@ -1,0 +1,98 @@
+"""``understudy runs``: read the transcript store."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from orchestrator.store import RunRecord, TranscriptStore
+from serving.cli.output import console, print_json
+from serving.settings import get_settings
+
+app = typer.Typer(help="Inspect recorded runs (transcripts).", no_args_is_help=True)
+
+
+async def _with_store(action):
+    store = await TranscriptStore.open(get_settings().database_url)
+    try:
+        return await action(store)
+    finally:
+        await store.close()
+
+
+@app.command("list")
+def list_runs(
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many, newest first.")] = 20,
+    mode: Annotated[str | None, typer.Option(help="Only runs of this mode.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """List recent runs: mode, route, tokens, cost, latency."""
+    runs = asyncio.run(_with_store(lambda store: store.list_runs(limit=limit, mode=mode)))
+    if as_json:
+        for run in runs:
+            print_json(_summary(run), compact=True)
+        return
+    table = Table("run", "when", "mode", "route", "lead tok", "slm tok", "cost $", "ms", "status")
+    for run in runs:
+        status = "degraded" if run.degraded else ("error" if run.error else "ok")
+        table.add_row(
+            run.id,
+            run.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            run.mode,
+            run.route,
+            str(run.lead_input_tokens + run.lead_output_tokens),
+            str(run.slm_prompt_tokens + run.slm_completion_tokens),
+            f"{run.cost_usd:.6f}",
+            f"{run.latency_ms:.0f}",
+            status,
+        )
+    console.print(table)
+
+
+@app.command("show")
+def show(
+    run_id: Annotated[str, typer.Argument(help="The run id (from `runs list` or `ask --json`).")],
+    as_json: Annotated[bool, typer.Option("--json", help="The whole transcript as JSON.")] = False,
+) -> None:
+    """Show one run's full transcript: input, lead calls, tool calls, answer, totals."""
+    run = asyncio.run(_with_store(lambda store: store.get_run(run_id)))
+    if as_json:
+        print_json(dataclasses.asdict(run))
+        return
+    console.print(
+        f"[bold]run {run.id}[/] · {run.mode} · {run.route} · {run.created_at:%Y-%m-%d %H:%M:%S}"
+    )
+    for message in run.input_messages:
+        console.print(f"[cyan]{message['role']}:[/] ", end="")
+        console.print(message["content"], markup=False, highlight=False)
+    for index, call in enumerate(run.lead_calls, 1):
+        console.print(
+            f"[magenta]lead call {index}[/] {call.model} · {call.input_tokens}+{call.output_tokens} "
+            f"tokens · ${call.cost_usd:.6f} · {call.latency_ms:.0f} ms"
+            + (f" · error: {call.error}" if call.error else "")
+        )
+    for call in run.tool_calls:
+        confidence = "" if call.confidence is None else f" · confidence {call.confidence:.2f}"
+        console.print(f"[green]tool {call.name}[/]{confidence} · {call.latency_ms:.0f} ms", end="")
+        console.print(f" · error: {call.error}" if call.error else "", markup=False)
+        console.print(
+            f"  in:  {call.input}\n  out: {call.output[:500]}", markup=False, highlight=False
+        )
+    console.print("[bold]answer:[/]")
+    console.print(run.answer or "(none)", markup=False, highlight=False)
+    if run.error:
+        console.print(run.error, style="yellow", markup=False, highlight=False)
+    console.print(
+        f"[dim]cost ${run.cost_usd:.6f} · lead-only ${run.lead_only_cost_usd:.6f} · {run.latency_ms:.0f} ms[/]"
+    )
+
+
+def _summary(run: RunRecord) -> dict[str, Any]:
+    data = dataclasses.asdict(run)
+    data.pop("lead_calls")
+    data.pop("tool_calls")
+    return data

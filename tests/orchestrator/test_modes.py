@@ -1,0 +1,221 @@
+"""The four modes end to end: real SDK, real tools, real SmolLM2 on the local backend, a real
+database (SQLite and PostgreSQL) — only the paid lead is a scripted HTTP server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.cost import PriceBook
+from orchestrator.lead import LeadConfig
+from orchestrator.run import InvalidRequest, Orchestrator, RunBudget
+from orchestrator.store import TranscriptStore
+from orchestrator.testing import ScriptedLead, failure, reply, tool_calls
+from specialists import Catalog, ConfigurationError
+from specialists.local import LocalBackend
+from specialists.vllm_client import VLLMBackend
+from tests.helpers.http_server import free_port
+
+SHORT = {"generation": {"max_tokens": 24}}
+
+
+def catalog(**math: object) -> Catalog:
+    """The default catalog with short answers (fast on CPU) and the given math overrides."""
+    return Catalog.default().with_overrides(
+        {"math": {**SHORT, **math}, "email": SHORT, "code": SHORT}
+    )
+
+
+@pytest.fixture(scope="module")
+async def smollm2(smollm2_dir: Path) -> AsyncIterator[LocalBackend]:
+    backend = LocalBackend(smollm2_dir, base_ref="smollm2-135m")
+    yield backend
+    await backend.aclose()
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[TranscriptStore]:
+    opened = await TranscriptStore.open(database_url)
+    yield opened
+    await opened.close()
+
+
+def lead_for(scripted: ScriptedLead, **kwargs: object) -> LeadConfig:
+    kwargs.setdefault("max_retries", 0)
+    return LeadConfig(model="gpt-4o-mini", base_url=scripted.base_url, api_key="sk-test", **kwargs)
+
+
+async def test_router_records_lead_calls_and_tool_calls(
+    smollm2: LocalBackend, store: TranscriptStore
+) -> None:
+    script = [
+        tool_calls(("math_specialist", {"request": "What is 17 * 24?"})),
+        tool_calls(("calculator", {"expression": "17*24"})),
+        reply("17 × 24 = 408"),
+    ]
+    with ScriptedLead(script) as lead:
+        orchestrator = Orchestrator(
+            catalog=catalog(), backend=smollm2, lead=lead_for(lead), store=store
+        )
+        result = await orchestrator.run("What is 17 * 24?", "router")
+    lead.assert_complete()
+    assert result.answer == "17 × 24 = 408" and result.route == "router"
+    assert result.specialists == ["math"] and result.lead_tokens > 0 and result.slm_tokens > 0
+    assert result.cost_usd > 0
+    run = await store.get_run(result.run_id)
+    assert [c.model for c in run.lead_calls] == ["gpt-4o-mini"] * 3
+    assert run.lead_calls[0].messages[0]["role"] == "system"  # the full input, instructions too
+    assert run.lead_calls[0].output[0]["tool_calls"] or run.lead_calls[0].output
+    assert all(c.input_tokens > 0 and c.cost_usd > 0 for c in run.lead_calls)
+    math_call, calc_call = run.tool_calls
+    assert math_call.name == "math_specialist" and math_call.confidence is not None
+    assert math_call.input == {"request": "What is 17 * 24?"} and math_call.output
+    assert calc_call.name == "calculator" and calc_call.output == "408"
+    # the lead saw the specialist's answer with its confidence, then the calculator's
+    second_request = lead.requests[1]["messages"]
+    assert any('"confidence"' in str(m.get("content")) for m in second_request)
+
+
+async def test_cascade_accepts_a_confident_valid_answer_without_the_lead(
+    smollm2: LocalBackend, store: TranscriptStore
+) -> None:
+    with ScriptedLead([]) as lead:
+        orchestrator = Orchestrator(
+            catalog=catalog(confidence_threshold=0.0),
+            backend=smollm2,
+            lead=lead_for(lead),
+            store=store,
+        )
+        result = await orchestrator.run("What is 12 + 30?", "cascade", specialist="math")
+    assert lead.requests == []
+    assert result.route == "cascade:accepted:math" and not result.escalated
+    assert result.lead_tokens == 0 and result.slm_tokens > 0 and result.answer
+    assert result.saved_usd > 0  # the same tokens on gpt-4o-mini would have cost more
+    run = await store.get_run(result.run_id)
+    assert run.lead_calls == [] and run.tool_calls[0].confidence == pytest.approx(result.confidence)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"confidence_threshold": 1.0}, "is below 1.00"),
+        ({"confidence_threshold": 0.0, "validator": "python_function"}, "format check failed"),
+    ],
+)
+async def test_cascade_escalates_with_the_draft(
+    smollm2: LocalBackend, store: TranscriptStore, overrides: dict, reason: str
+) -> None:
+    with ScriptedLead([reply("42")]) as lead:
+        orchestrator = Orchestrator(
+            catalog=catalog(**overrides), backend=smollm2, lead=lead_for(lead), store=store
+        )
+        result = await orchestrator.run("What is 12 + 30?", "cascade", specialist="math")
+    assert result.route == "cascade:escalated:math" and result.escalated
+    assert result.answer == "42" and result.lead_tokens > 0
+    shown = lead.requests[0]["messages"][-1]
+    draft = (await store.get_run(result.run_id)).tool_calls[0].output
+    assert shown["role"] == "system" and reason in shown["content"] and draft in shown["content"]
+
+
+async def test_slm_down_router_still_answers_and_records_the_error(store: TranscriptStore) -> None:
+    dead = VLLMBackend(f"http://127.0.0.1:{free_port()}/v1", base_model_name="x", timeout_s=1.0)
+    script = [tool_calls(("math_specialist", {"request": "2+2"})), reply("4")]
+    with ScriptedLead(script) as lead:
+        orchestrator = Orchestrator(
+            catalog=catalog(), backend=dead, lead=lead_for(lead), store=store
+        )
+        result = await orchestrator.run("What is 2+2?", "router")
+    await dead.aclose()
+    assert result.answer == "4" and result.error is None
+    tool = (await store.get_run(result.run_id)).tool_calls[0]
+    assert "unavailable" in tool.error and "Answer the request yourself" in tool.output
+    assert "Answer the request yourself" in str(lead.requests[1]["messages"])
+
+
+async def test_lead_down_cascade_degrades_to_the_specialist(
+    smollm2: LocalBackend, store: TranscriptStore
+) -> None:
+    with ScriptedLead([failure(503)], repeat_last=True) as lead:
+        orchestrator = Orchestrator(
+            catalog=catalog(confidence_threshold=1.0),
+            backend=smollm2,
+            lead=lead_for(lead, max_retries=2),
+            store=store,
+        )
+        result = await orchestrator.run("What is 12 + 30?", "cascade", specialist="math")
+    assert len(lead.requests) == 3  # one try and two retries
+    assert result.degraded and result.answer and result.escalated
+    assert "degraded" in result.error and "InternalServerError" in result.error
+    assert (await store.get_run(result.run_id)).degraded
+
+
+async def test_llm_mode_uses_no_tools_and_slm_mode_no_lead(smollm2: LocalBackend) -> None:
+    with ScriptedLead([reply("Paris")]) as lead:
+        orchestrator = Orchestrator(catalog=catalog(), backend=smollm2, lead=lead_for(lead))
+        llm = await orchestrator.run("Capital of France?", "llm")
+        slm = await orchestrator.run("What is 3 + 4?", "slm", specialist="math")
+    assert llm.answer == "Paris" and llm.route == "lead" and "tools" not in lead.requests[0]
+    assert slm.route == "slm:math" and slm.lead_tokens == 0 and len(lead.requests) == 1
+
+
+async def test_without_a_lead_only_slm_works(smollm2: LocalBackend) -> None:
+    orchestrator = Orchestrator(catalog=catalog(), backend=smollm2)
+    for mode in ("llm", "router", "cascade"):
+        with pytest.raises(ConfigurationError, match="set UNDERSTUDY_LEAD_MODEL"):
+            await orchestrator.run("hi", mode)
+    assert (await orchestrator.run("What is 1 + 1?", "slm", specialist="math")).answer
+
+
+async def test_turn_budget_stops_a_looping_lead_and_degrades(smollm2: LocalBackend) -> None:
+    loop = tool_calls(("calculator", {"expression": "1+1"}))
+    with ScriptedLead([loop], repeat_last=True) as lead:
+        orchestrator = Orchestrator(
+            catalog=catalog(),
+            backend=smollm2,
+            lead=lead_for(lead),
+            budget=RunBudget(max_lead_turns=3),
+        )
+        result = await orchestrator.run("What is 1 + 1?", "router")
+    assert len(lead.requests) == 3
+    assert result.degraded and "MaxTurnsExceeded" in result.error
+
+
+async def test_time_budget_bounds_a_slow_lead(smollm2: LocalBackend) -> None:
+    with ScriptedLead([reply("late", delay_s=3)]) as lead:
+        orchestrator = Orchestrator(
+            catalog=catalog(), backend=smollm2, lead=lead_for(lead), budget=RunBudget(max_seconds=1)
+        )
+        started = asyncio.get_running_loop().time()
+        result = await orchestrator.run("hello", "llm")
+        elapsed = asyncio.get_running_loop().time() - started
+    assert elapsed < 2.5
+    assert result.answer is None and "time budget" in result.error
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        ([], "no messages"),
+        ([{"role": "assistant", "content": "hi"}], "last message must be a non-empty user"),
+        ([{"role": "tool", "content": "x"}], "role 'tool'"),
+        ("x" * 100_001, "longer than 100000"),
+    ],
+)
+async def test_bad_requests_are_refused(
+    smollm2: LocalBackend, request_: object, message: str
+) -> None:
+    orchestrator = Orchestrator(catalog=catalog(), backend=smollm2)
+    with pytest.raises(InvalidRequest, match=message):
+        await orchestrator.run(request_, "slm", specialist="math")
+    with pytest.raises(InvalidRequest, match="unknown mode 'fast'"):
+        await orchestrator.run("hi", "fast")
+
+
+def test_prices_come_from_litellms_bundled_map() -> None:
+    book = PriceBook(slm_per_million=0.02)
+    assert book.lead_price("openai/gpt-4o-mini") == book.lead_price("gpt-4o-mini")
+    assert book.lead_cost("gpt-4o-mini", 1_000_000, 0) == pytest.approx(0.15)
+    assert book.slm_cost(1_000_000) == pytest.approx(0.02)

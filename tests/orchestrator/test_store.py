@@ -1,0 +1,410 @@
+"""The transcript store on real SQLite files and a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+import orchestrator.store
+from orchestrator.store import (
+    LeadCallRecord,
+    RunAlreadyRecorded,
+    RunNotFound,
+    RunRecord,
+    StoreError,
+    ToolCallRecord,
+    TranscriptStore,
+    upgrade_database,
+)
+from orchestrator.store.engine import create_engine
+from orchestrator.store.tables import Base
+from specialists.errors import ConfigurationError, UnderstudyError
+
+T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+def make_run(**overrides: Any) -> RunRecord:
+    """A cascade run that escalated: three lead calls, three tool calls, nested JSON."""
+    run = RunRecord(
+        id=uuid.uuid4().hex,
+        mode="cascade",
+        input_messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Combien font 17 × 23 ? 🤔", "meta": {"lang": "fr"}},
+        ],
+        answer="391",
+        route="cascade:escalated:math",
+        specialists=["math", "code"],
+        escalated=True,
+        degraded=False,
+        confidence=0.4375,
+        lead_input_tokens=1234,
+        lead_output_tokens=56,
+        slm_prompt_tokens=78,
+        slm_completion_tokens=9,
+        cost_usd=0.000123456789,
+        lead_only_cost_usd=0.1 + 0.2,
+        latency_ms=812.5,
+        created_at=T0,
+        lead_calls=[
+            LeadCallRecord(
+                model=f"lead-{i}",
+                messages=[{"role": "user", "content": f"turn {i}", "n": [i, None, True, 1.5]}],
+                output=[
+                    {
+                        "type": "function_call",
+                        "name": "math",
+                        "arguments": '{"question": "17 × 23"}',
+                        "nested": {"deep": [{"x": i}]},
+                    }
+                ],
+                input_tokens=100 * i,
+                output_tokens=10 * i,
+                cost_usd=i / 1000,
+                latency_ms=i + 0.25,
+                error="rate limited" if i == 1 else None,
+            )
+            for i in (3, 1, 2)  # not sorted by any field: only the seq column can keep this order
+        ],
+        tool_calls=[
+            ToolCallRecord(
+                name="run_python", input={"code": "print(17*23)"}, output="391\n", latency_ms=40.0
+            ),
+            ToolCallRecord(
+                name="math",
+                input={"question": "17 × 23", "options": {"steps": [1, 2]}},
+                output="391",
+                latency_ms=120.5,
+                confidence=0.4375,
+            ),
+            ToolCallRecord(
+                name="calculator",
+                input={"expression": "17*23"},
+                output="",
+                latency_ms=1.0,
+                error="boom",
+            ),
+        ],
+    )
+    return replace(run, **overrides)
+
+
+async def test_public_names_are_pinned() -> None:
+    assert sorted(orchestrator.store.__all__) == [
+        "FeedbackRecord",
+        "LeadCallRecord",
+        "RunAlreadyRecorded",
+        "RunNotFound",
+        "RunRecord",
+        "StoreError",
+        "ToolCallRecord",
+        "TranscriptStore",
+        "upgrade_database",
+    ]
+    for name in ("RunAlreadyRecorded", "RunNotFound", "StoreError"):
+        assert issubclass(getattr(orchestrator.store, name), UnderstudyError)
+
+
+async def test_round_trip_keeps_every_field_children_order_and_json(
+    transcript_store: TranscriptStore,
+) -> None:
+    paris = timezone(timedelta(hours=1))
+    run = make_run(created_at=T0.astimezone(paris))
+
+    await transcript_store.save_run(run)
+    loaded = await transcript_store.get_run(run.id)
+
+    assert loaded == run  # every field, children in call order, JSON and floats exact
+    assert [c.model for c in loaded.lead_calls] == ["lead-3", "lead-1", "lead-2"]
+    assert [c.name for c in loaded.tool_calls] == ["run_python", "math", "calculator"]
+    assert loaded.created_at == T0 and loaded.created_at.utcoffset() == timedelta(0)
+    assert loaded.input_messages[1]["content"] == "Combien font 17 × 23 ? 🤔"
+
+
+async def test_run_without_children_round_trips(transcript_store: TranscriptStore) -> None:
+    run = make_run(lead_calls=[], tool_calls=[], answer=None, confidence=None, error="lead down")
+    await transcript_store.save_run(run)
+    assert await transcript_store.get_run(run.id) == run
+
+
+async def test_list_runs_newest_first_with_limit_offset_and_mode(
+    transcript_store: TranscriptStore,
+) -> None:
+    # Ids, save order and time order all differ, so only created_at can produce the order.
+    ids = ["c", "e", "a", "d", "b"]
+    modes = ["llm", "slm", "router", "slm", "cascade"]
+    runs = [
+        make_run(id=run_id, mode=mode, created_at=T0 + timedelta(minutes=minute))
+        for minute, (run_id, mode) in enumerate(zip(ids, modes, strict=True))
+    ]
+    for i in (2, 4, 0, 3, 1):
+        await transcript_store.save_run(runs[i])
+
+    listed = await transcript_store.list_runs()
+    assert [r.id for r in listed] == ["b", "d", "a", "e", "c"]
+    assert all(r.lead_calls == [] and r.tool_calls == [] for r in listed)
+    assert listed[0] == replace(runs[4], lead_calls=[], tool_calls=[])
+
+    page = await transcript_store.list_runs(limit=2, offset=1)
+    assert [r.id for r in page] == ["d", "a"]
+    assert [r.id for r in await transcript_store.list_runs(mode="slm")] == ["d", "e"]
+    assert [r.id for r in await transcript_store.list_runs(mode="slm", limit=1)] == ["d"]
+    assert await transcript_store.list_runs(mode="nonexistent") == []
+    with pytest.raises(ValueError, match="offset"):
+        await transcript_store.list_runs(offset=-1)
+
+
+async def test_duplicate_id_raises_and_changes_nothing(transcript_store: TranscriptStore) -> None:
+    original = make_run()
+    await transcript_store.save_run(original)
+    impostor = make_run(
+        id=original.id,
+        answer="something else",
+        lead_calls=[*original.lead_calls, original.lead_calls[0]],
+        tool_calls=[],
+    )
+
+    with pytest.raises(RunAlreadyRecorded, match=original.id) as caught:
+        await transcript_store.save_run(impostor)
+
+    assert caught.value.run_id == original.id
+    assert await transcript_store.get_run(original.id) == original
+    assert len(await transcript_store.list_runs()) == 1
+
+
+async def test_unknown_run_raises_run_not_found(transcript_store: TranscriptStore) -> None:
+    await transcript_store.save_run(make_run(id="known"))
+
+    with pytest.raises(RunNotFound, match="'missing'") as caught:
+        await transcript_store.get_run("missing")
+    assert caught.value.run_id == "missing"
+    with pytest.raises(RunNotFound, match="'missing'"):
+        await transcript_store.add_feedback("missing", 1.0)
+    with pytest.raises(RunNotFound, match="'missing'"):
+        await transcript_store.feedback_for("missing")
+    assert await transcript_store.feedback_for("known") == []
+
+
+async def test_feedback_is_kept_in_order_with_utc_times(transcript_store: TranscriptStore) -> None:
+    run = make_run()
+    await transcript_store.save_run(run)
+    before = datetime.now(UTC)
+
+    first = await transcript_store.add_feedback(run.id, -1.0, "wrong unit")
+    second = await transcript_store.add_feedback(run.id, 1, "x" * 4000)
+    third = await transcript_store.add_feedback(run.id, 0.25)
+
+    stored = await transcript_store.feedback_for(run.id)
+    assert stored == [first, second, third]
+    assert [f.score for f in stored] == [-1.0, 1.0, 0.25]
+    assert stored[1].comment == "x" * 4000 and stored[2].comment is None
+    assert all(f.created_at.utcoffset() == timedelta(0) for f in stored)
+    assert before <= stored[0].created_at <= stored[2].created_at <= datetime.now(UTC)
+
+
+@pytest.mark.parametrize(
+    ("score", "comment"),
+    [
+        (1.01, None),
+        (-1.5, None),
+        (math.nan, None),
+        (math.inf, None),
+        (True, None),
+        ("0.5", None),
+        (0.5, "x" * 4001),
+    ],
+)
+async def test_invalid_feedback_is_rejected_and_not_stored(
+    transcript_store: TranscriptStore, score: Any, comment: str | None
+) -> None:
+    run = make_run()
+    await transcript_store.save_run(run)
+
+    with pytest.raises(ValueError):
+        await transcript_store.add_feedback(run.id, score, comment)
+    assert await transcript_store.feedback_for(run.id) == []
+
+
+async def test_unstorable_text_is_cleaned_the_same_on_every_backend(
+    transcript_store: TranscriptStore,
+) -> None:
+    run = make_run(
+        answer="a\x00b",
+        input_messages=[{"role": "user", "content": "bad \ud800 half", "score": math.nan}],
+        tool_calls=[
+            ToolCallRecord(
+                name="run_python", input={"k\x00": [math.inf]}, output="\x00\x01", latency_ms=1.0
+            )
+        ],
+    )
+
+    await transcript_store.save_run(run)
+    loaded = await transcript_store.get_run(run.id)
+
+    assert loaded.answer == "a\ufffdb"
+    assert loaded.input_messages == [{"role": "user", "content": "bad ? half", "score": None}]
+    assert loaded.tool_calls[0].input == {"k\ufffd": [None]}
+    assert loaded.tool_calls[0].output == "\ufffd\x01"
+
+
+async def test_invalid_runs_are_rejected_before_anything_is_written(
+    transcript_store: TranscriptStore,
+) -> None:
+    not_json = make_run(tool_calls=[ToolCallRecord("calc", {"x": object()}, "", 1.0)])
+    with pytest.raises(TypeError, match=r"tool_calls\[0\]\.input\.x"):
+        await transcript_store.save_run(not_json)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        await transcript_store.save_run(make_run(created_at=datetime(2025, 1, 1)))
+    with pytest.raises(ValueError, match="run id"):
+        await transcript_store.save_run(make_run(id="x" * 65))
+    with pytest.raises(ValueError, match="mode"):
+        await transcript_store.save_run(make_run(mode=""))
+
+    assert await transcript_store.list_runs() == []
+
+
+async def test_deleting_a_run_cascades_to_its_children(
+    transcript_store: TranscriptStore, database_url: str
+) -> None:
+    run = make_run()
+    await transcript_store.save_run(run)
+    await transcript_store.add_feedback(run.id, 0.5)
+
+    engine = create_engine(database_url)  # the store's own setup: foreign keys on for SQLite
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("DELETE FROM runs WHERE id = :id"), {"id": run.id})
+            counts = [
+                (await connection.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()
+                for table in ("lead_calls", "tool_calls", "feedback")
+            ]
+    finally:
+        await engine.dispose()
+    assert counts == [0, 0, 0]
+
+
+async def test_reopening_keeps_data_and_migrating_again_changes_nothing(database_url: str) -> None:
+    run = make_run()
+    store = await TranscriptStore.open(database_url)
+    try:
+        await store.save_run(run)
+        await store.add_feedback(run.id, 0.5, "fine")
+    finally:
+        await store.close()
+
+    await upgrade_database(database_url)
+    async with await TranscriptStore.open(database_url) as reopened:
+        assert await reopened.get_run(run.id) == run
+        assert [f.comment for f in await reopened.feedback_for(run.id)] == ["fine"]
+    assert await _alembic_versions(database_url) == ["0001"]
+
+
+async def test_open_without_migrate_leaves_the_schema_alone(database_url: str) -> None:
+    async with await TranscriptStore.open(database_url, migrate=False) as store:
+        with pytest.raises(StoreError, match="list_runs failed"):
+            await store.list_runs()
+    assert await _table_names(database_url) == []
+
+
+async def test_concurrent_migrations_do_not_collide(database_url: str) -> None:
+    # HTTP workers starting together each open the store with migrate=True.
+    async with asyncio.timeout(30):  # a regression here deadlocks rather than fails
+        await asyncio.gather(*(upgrade_database(database_url) for _ in range(4)))
+    assert await _alembic_versions(database_url) == ["0001"]
+
+
+async def test_migration_matches_the_orm_metadata(database_url: str) -> None:
+    assert await _schema_diff(database_url), "an empty database must differ from the metadata"
+    await upgrade_database(database_url)
+    assert await _schema_diff(database_url) == []
+    assert set(await _table_names(database_url)) == {
+        "alembic_version",
+        "runs",
+        "lead_calls",
+        "tool_calls",
+        "feedback",
+    }
+
+
+async def test_sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "t.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    try:
+        async with engine.connect() as connection:
+            pragmas = [
+                (await connection.exec_driver_sql(f"PRAGMA {name}")).scalar_one()
+                for name in ("journal_mode", "foreign_keys", "busy_timeout")
+            ]
+    finally:
+        await engine.dispose()
+    assert pragmas == ["wal", 1, 10_000]
+    assert path.is_file()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///plain-sync-driver.db",
+        "postgresql://user:s3cret@db.example/understudy",
+        "mysql+aiomysql://user:s3cret@db.example/understudy",
+        "not a url",
+    ],
+)
+async def test_unsupported_urls_are_a_configuration_error(url: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        await TranscriptStore.open(url)
+    assert caught.value.setting == "UNDERSTUDY_DATABASE_URL"
+    assert "s3cret" not in str(caught.value)
+    with pytest.raises(ConfigurationError):
+        await upgrade_database(url)
+
+
+async def test_database_errors_are_wrapped_without_the_password() -> None:
+    url = "postgresql+asyncpg://understudy:s3cret-pw@127.0.0.1:1/nowhere"  # nothing listens on 1
+    with pytest.raises(StoreError) as caught:
+        await TranscriptStore.open(url)
+    message = str(caught.value)
+    assert "s3cret-pw" not in message and "understudy:***@127.0.0.1:1/nowhere" in message
+    assert caught.value.operation == "migrate" and caught.value.__cause__ is not None
+
+
+async def _run_sync(url: str, fn: Any) -> Any:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(fn)
+    finally:
+        await engine.dispose()
+
+
+async def _schema_diff(url: str) -> list[Any]:
+    def diff(connection: Connection) -> list[Any]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return compare_metadata(context, Base.metadata)
+
+    return await _run_sync(url, diff)
+
+
+async def _table_names(url: str) -> list[str]:
+    from sqlalchemy import inspect
+
+    return await _run_sync(url, lambda connection: sorted(inspect(connection).get_table_names()))
+
+
+async def _alembic_versions(url: str) -> list[str]:
+    def versions(connection: Connection) -> list[str]:
+        rows = connection.execute(text("SELECT version_num FROM alembic_version"))
+        return [row[0] for row in rows]
+
+    return await _run_sync(url, versions)
