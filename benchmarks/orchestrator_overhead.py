@@ -33,7 +33,8 @@ from orchestrator.testing import ScriptedLead, reply, tool_calls
 def step(body):
     if body["messages"][-1]["role"] == "tool":
         return reply("17 * 24 = 408", prompt_tokens=300, completion_tokens=12)
-    return tool_calls(("calculator", {"expression": "17*24"}), prompt_tokens=250, completion_tokens=20)
+    call = ("calculator", {"expression": "17*24"})
+    return tool_calls(call, prompt_tokens=250, completion_tokens=20)
 lead = ScriptedLead([step], repeat_last=True).start()
 print(lead.base_url, flush=True)
 while True:

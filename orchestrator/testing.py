@@ -5,7 +5,8 @@ for a frontier model. Each request to ``/v1/chat/completions`` consumes the next
 script — tool calls, a final message, or an HTTP failure — and every request body is recorded,
 so tests can assert what the lead was shown (the specialist's draft, tool outputs, …)::
 
-    with ScriptedLead([tool_calls(("math_specialist", {"request": "17*24"})), reply("408")]) as lead:
+    script = [tool_calls(("math_specialist", {"request": "17*24"})), reply("408")]
+    with ScriptedLead(script) as lead:
         settings.lead.base_url = lead.base_url
         ...
     lead.assert_complete()

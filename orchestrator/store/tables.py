@@ -86,10 +86,10 @@ class RunRow(Base):
     # lazy="raise": children are loaded on purpose (selectinload) or not at all; an accidental
     # lazy load would do blocking IO inside the event loop.
     lead_calls: Mapped[list[LeadCallRow]] = relationship(
-        cascade="all, delete-orphan", passive_deletes=True, lazy="raise"
+        order_by="LeadCallRow.seq", cascade="all, delete-orphan", passive_deletes=True, lazy="raise"
     )
     tool_calls: Mapped[list[ToolCallRow]] = relationship(
-        cascade="all, delete-orphan", passive_deletes=True, lazy="raise"
+        order_by="ToolCallRow.seq", cascade="all, delete-orphan", passive_deletes=True, lazy="raise"
     )
 
 

@@ -12,7 +12,7 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 
 def print_json(data: Any, *, compact: bool = False) -> None:
-    """One JSON document on stdout, nothing else (safe to pipe); ``compact`` keeps it on one line."""
+    """One JSON document on stdout, nothing else (safe to pipe); ``compact``: on one line."""
     print(json.dumps(data, ensure_ascii=False, indent=None if compact else 2, default=str))
 
 

@@ -71,9 +71,9 @@ def show(
         console.print(message["content"], markup=False, highlight=False)
     for index, call in enumerate(run.lead_calls, 1):
         console.print(
-            f"[magenta]lead call {index}[/] {call.model} · {call.input_tokens}+{call.output_tokens} "
-            f"tokens · ${call.cost_usd:.6f} · {call.latency_ms:.0f} ms"
-            + (f" · error: {call.error}" if call.error else "")
+            f"[magenta]lead call {index}[/] {call.model} · "
+            f"{call.input_tokens}+{call.output_tokens} tokens · ${call.cost_usd:.6f} · "
+            f"{call.latency_ms:.0f} ms" + (f" · error: {call.error}" if call.error else "")
         )
     for call in run.tool_calls:
         confidence = "" if call.confidence is None else f" · confidence {call.confidence:.2f}"
@@ -87,7 +87,8 @@ def show(
     if run.error:
         console.print(run.error, style="yellow", markup=False, highlight=False)
     console.print(
-        f"[dim]cost ${run.cost_usd:.6f} · lead-only ${run.lead_only_cost_usd:.6f} · {run.latency_ms:.0f} ms[/]"
+        f"[dim]cost ${run.cost_usd:.6f} · lead-only ${run.lead_only_cost_usd:.6f} · "
+        f"{run.latency_ms:.0f} ms[/]"
     )
 
 
