@@ -210,8 +210,28 @@ class Orchestrator:
         self.prices = prices or PriceBook()
         self.budget = budget or RunBudget()
         self.sandbox = sandbox or SandboxLimits()
-        self._lead_model = build_lead_model(self.lead) if self.lead else None
         self._processor = transcript_processor()
+        self._agents = self._build_agents() if self.lead else None
+        """The lead with tools (router) and without (llm); stateless, so built once."""
+
+    def _build_agents(self) -> tuple[Agent[ToolDeps], Agent[ToolDeps]]:
+        assert self.lead is not None
+        model = build_lead_model(self.lead)
+        settings = lead_model_settings(self.lead)
+        with_tools = Agent[ToolDeps](
+            name="understudy-lead",
+            instructions=LEAD_INSTRUCTIONS,
+            tools=build_tools(self.catalog),
+            model=model,
+            model_settings=settings,
+        )
+        alone = Agent[ToolDeps](
+            name="understudy-lead",
+            instructions=PLAIN_INSTRUCTIONS,
+            model=model,
+            model_settings=settings,
+        )
+        return with_tools, alone
 
     async def run(
         self,
@@ -377,14 +397,8 @@ class Orchestrator:
     async def _ask_lead(
         self, state: _RunState, deps: ToolDeps, messages: list[ChatMessage], *, with_tools: bool
     ) -> str:
-        assert self.lead is not None and self._lead_model is not None
-        agent = Agent[ToolDeps](
-            name="understudy-lead",
-            instructions=LEAD_INSTRUCTIONS if with_tools else PLAIN_INSTRUCTIONS,
-            tools=build_tools(self.catalog) if with_tools else [],
-            model=self._lead_model,
-            model_settings=lead_model_settings(self.lead),
-        )
+        assert self.lead is not None and self._agents is not None
+        agent = self._agents[0] if with_tools else self._agents[1]
         trace_id = f"trace_{state.run_id}"
         hooks = _TokenBudget(self.budget.max_lead_tokens)
         config = RunConfig(

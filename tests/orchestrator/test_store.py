@@ -15,6 +15,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncSession
 
 import orchestrator.store
 from orchestrator.store import (
@@ -28,7 +29,7 @@ from orchestrator.store import (
     upgrade_database,
 )
 from orchestrator.store.engine import create_engine
-from orchestrator.store.tables import Base
+from orchestrator.store.tables import Base, ToolCallRow
 from specialists.errors import ConfigurationError, UnderstudyError
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -130,6 +131,27 @@ async def test_round_trip_keeps_every_field_children_order_and_json(
     assert [c.name for c in loaded.tool_calls] == ["run_python", "math", "calculator"]
     assert loaded.created_at == T0 and loaded.created_at.utcoffset() == timedelta(0)
     assert loaded.input_messages[1]["content"] == "Combien font 17 × 23 ? 🤔"
+
+
+async def test_children_are_read_in_seq_order_not_insertion_order(
+    transcript_store: TranscriptStore, database_url: str
+) -> None:
+    run = make_run(lead_calls=[], tool_calls=[])
+    await transcript_store.save_run(run)
+    engine = create_engine(database_url)
+    try:
+        async with AsyncSession(engine) as session, session.begin():
+            for seq in (2, 0, 1):  # ids (insertion order) disagree with seq
+                session.add(
+                    ToolCallRow(
+                        run_id=run.id, seq=seq, name=f"t{seq}", input={}, output="", latency_ms=0.0
+                    )
+                )
+    finally:
+        await engine.dispose()
+
+    loaded = await transcript_store.get_run(run.id)
+    assert [call.name for call in loaded.tool_calls] == ["t0", "t1", "t2"]
 
 
 async def test_run_without_children_round_trips(transcript_store: TranscriptStore) -> None:
