@@ -64,9 +64,11 @@ def wrap_errors(operation: str, url: str) -> Iterator[None]:
     try:
         yield
     except SQLAlchemyError as exc:
+        # A driver error's own message, without the SQL and parameters SQLAlchemy appends: those
+        # can be whole transcripts.
         orig = getattr(exc, "orig", None)
-        cause = orig if orig is not None else exc
-        raise StoreError(operation, url=url, reason=f"{type(cause).__name__}: {cause}") from exc
+        reason = str(orig) if orig is not None else f"{type(exc).__name__}: {exc}"
+        raise StoreError(operation, url=url, reason=reason) from exc
     except OSError as exc:  # asyncpg raises connection failures unwrapped
         raise StoreError(operation, url=url, reason=f"{type(exc).__name__}: {exc}") from exc
 
@@ -81,6 +83,7 @@ def create_engine(url: str) -> AsyncEngine:
 
     Raises:
         ConfigurationError: The URL is not supported.
+        StoreError: The SQLite file's directory cannot be created.
     """
     parsed = parse_database_url(url)
     if parsed.get_backend_name() == "postgresql":
@@ -88,7 +91,8 @@ def create_engine(url: str) -> AsyncEngine:
 
     database = parsed.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        with wrap_errors("open", url):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(parsed)
     event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
     event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
@@ -137,7 +141,8 @@ def _upgrade_to_head(connection: Connection, url: str) -> None:
     try:
         command.upgrade(config, "head")
     except CommandError as exc:  # e.g. a database migrated by a newer Understudy
-        raise StoreError("migrate", url=url, reason=str(exc)) from exc
+        reason = f"{exc} (was this database migrated by a newer Understudy?)"
+        raise StoreError("migrate", url=url, reason=reason) from exc
 
 
 async def upgrade_database(url: str) -> None:

@@ -392,6 +392,26 @@ async def test_unsupported_urls_are_a_configuration_error(url: str) -> None:
         await upgrade_database(url)
 
 
+async def test_a_database_from_a_newer_version_is_a_store_error(database_url: str) -> None:
+    await upgrade_database(database_url)
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    finally:
+        await engine.dispose()
+
+    with pytest.raises(StoreError, match="9999") as caught:
+        await TranscriptStore.open(database_url)
+    assert caught.value.operation == "migrate"
+
+
+async def test_an_uncreatable_sqlite_directory_is_a_store_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(StoreError, match="open failed"):
+        await TranscriptStore.open(f"sqlite+aiosqlite:///{tmp_path / 'file' / 'sub' / 't.db'}")
+
+
 async def test_database_errors_are_wrapped_without_the_password() -> None:
     url = "postgresql+asyncpg://understudy:s3cret-pw@127.0.0.1:1/nowhere"  # nothing listens on 1
     with pytest.raises(StoreError) as caught:
