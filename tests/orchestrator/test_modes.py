@@ -219,3 +219,29 @@ def test_prices_come_from_litellms_bundled_map() -> None:
     assert book.lead_price("openai/gpt-4o-mini") == book.lead_price("gpt-4o-mini")
     assert book.lead_cost("gpt-4o-mini", 1_000_000, 0) == pytest.approx(0.15)
     assert book.slm_cost(1_000_000) == pytest.approx(0.02)
+
+
+async def test_a_litellm_lead_works_the_same_way(
+    smollm2: LocalBackend, store: TranscriptStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No base URL: the lead goes through LiteLLM (pointed at the scripted server)."""
+    with ScriptedLead([tool_calls(("calculator", {"expression": "2**64"})), reply("2^64")]) as lead:
+        monkeypatch.setenv("OPENAI_BASE_URL", lead.base_url)
+        config = LeadConfig(model="openai/gpt-4o-mini", api_key="sk-litellm-secret", max_retries=0)
+        orchestrator = Orchestrator(catalog=catalog(), backend=smollm2, lead=config, store=store)
+        result = await orchestrator.run("What is 2 to the 64th?", "router")
+    assert result.answer == "2^64" and len(lead.requests) == 2
+    run = await store.get_run(result.run_id)
+    assert run.tool_calls[0].output == str(2**64)
+    assert run.lead_calls and all(c.cost_usd > 0 for c in run.lead_calls)
+
+
+async def test_the_api_key_is_never_stored_or_shown(
+    smollm2: LocalBackend, store: TranscriptStore
+) -> None:
+    with ScriptedLead([reply("ok")]) as lead:
+        config = lead_for(lead)
+        orchestrator = Orchestrator(catalog=catalog(), backend=smollm2, lead=config, store=store)
+        result = await orchestrator.run("hello", "llm")
+    assert "sk-test" not in repr(config)
+    assert "sk-test" not in repr(await store.get_run(result.run_id))

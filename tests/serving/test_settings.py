@@ -85,3 +85,15 @@ def test_config_show_masks_every_secret(monkeypatch: pytest.MonkeyPatch) -> None
     assert data["lead"]["api_key"] == "**********"
     assert data["database"]["url"] == "postgresql+asyncpg://u:***@h/db"
     assert "UNDERSTUDY_SLM_BASE_URL" in table.output
+
+
+def test_price_overrides_reach_the_price_book(monkeypatch: pytest.MonkeyPatch) -> None:
+    from serving.runtime import price_book
+
+    monkeypatch.setenv(
+        "UNDERSTUDY_LEAD_PRICES", '{"my-lead": {"input_per_million": 2, "output_per_million": 8}}'
+    )
+    monkeypatch.setenv("UNDERSTUDY_SLM_COST_PER_MILLION", "0.5")
+    book = price_book(Settings())
+    assert book.lead_cost("my-lead", 1_000_000, 1_000_000) == pytest.approx(10.0)
+    assert book.slm_cost(2_000_000) == pytest.approx(1.0)
