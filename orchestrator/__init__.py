@@ -1,12 +1,32 @@
 """The lead's side: modes, the lead model, pre-routing, cost and transcripts.
 
 ``Orchestrator(...).run(request, mode)`` is the entry point every surface (CLI, chat API, batch,
-evals) calls.
+evals) calls. Names are imported lazily: ``orchestrator.store`` or ``orchestrator.modes`` must not
+pay for loading the agents SDK.
 """
 
-from orchestrator.cost import Price, PriceBook
-from orchestrator.lead import LeadConfig, LeadUnavailable
-from orchestrator.run import InvalidRequest, Mode, Orchestrator, RunBudget, RunResult
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from orchestrator.cost import Price, PriceBook
+    from orchestrator.lead import LeadConfig, LeadUnavailable
+    from orchestrator.modes import Mode
+    from orchestrator.run import InvalidRequest, Orchestrator, RunBudget, RunResult
+
+_EXPORTS = {
+    "InvalidRequest": "orchestrator.run",
+    "LeadConfig": "orchestrator.lead",
+    "LeadUnavailable": "orchestrator.lead",
+    "Mode": "orchestrator.modes",
+    "Orchestrator": "orchestrator.run",
+    "Price": "orchestrator.cost",
+    "PriceBook": "orchestrator.cost",
+    "RunBudget": "orchestrator.run",
+    "RunResult": "orchestrator.run",
+}
 
 __all__ = [
     "InvalidRequest",
@@ -19,3 +39,9 @@ __all__ = [
     "RunBudget",
     "RunResult",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'orchestrator' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

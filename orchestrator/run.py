@@ -22,7 +22,6 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from enum import StrEnum
 from typing import Any
 
 import httpx
@@ -38,6 +37,7 @@ from orchestrator.lead import (
     lead_model_settings,
     require_lead,
 )
+from orchestrator.modes import Mode
 from orchestrator.prerouter import PreRouter, RouteDecision
 from orchestrator.prompts import ESCALATION_NOTE, LEAD_INSTRUCTIONS, PLAIN_INSTRUCTIONS
 from orchestrator.recorder import LeadCall, transcript_processor
@@ -59,13 +59,6 @@ logger = logging.getLogger(__name__)
 
 MAX_MESSAGES = 200
 MAX_MESSAGE_CHARS = 100_000
-
-
-class Mode(StrEnum):
-    llm = "llm"
-    slm = "slm"
-    router = "router"
-    cascade = "cascade"
 
 
 class InvalidRequest(UnderstudyError):

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from orchestrator.run import Mode, RunResult
+from orchestrator.modes import Mode
 from serving.cli.output import console, err_console, log_to_stderr, print_json
-from serving.runtime import open_orchestrator
 from serving.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from orchestrator.run import RunResult
 
 
 class BackendChoice(StrEnum):
@@ -70,6 +72,8 @@ def ask(
 
 
 async def _run(settings: Settings, catalog, question, mode, specialist, backend) -> RunResult:
+    from serving.orchestration import open_orchestrator  # loads the agents SDK: only when asked
+
     async with open_orchestrator(
         settings, catalog=catalog, backend=backend.value if backend else None, log=log_to_stderr
     ) as orchestrator:

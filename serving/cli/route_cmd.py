@@ -17,9 +17,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator.prerouter import MiniLMEmbedder, PreRouter, RouteDecision
+from orchestrator.prerouter import PreRouter, RouteDecision
 from serving.cli.output import console, err_console, print_json
-from serving.settings import Settings, get_settings
+from serving.runtime import build_prerouter
+from serving.settings import get_settings
 
 BATCH_SIZE = 32
 """Prompts embedded together from a file: batching is several times faster than one by one, and
@@ -32,12 +33,6 @@ class PromptLineError(ValueError):
     def __init__(self, line: int, problem: str) -> None:
         self.line = line
         super().__init__(f"line {line}: {problem}")
-
-
-def build_prerouter(settings: Settings) -> PreRouter:
-    """The pre-router the settings describe (model, threshold, catalog with overrides)."""
-    embedder = MiniLMEmbedder(settings.router.embedding_model)
-    return PreRouter(settings.catalog(), embedder, threshold=settings.router.threshold)
 
 
 def route(

@@ -245,3 +245,15 @@ async def test_the_api_key_is_never_stored_or_shown(
         result = await orchestrator.run("hello", "llm")
     assert "sk-test" not in repr(config)
     assert "sk-test" not in repr(await store.get_run(result.run_id))
+
+
+def test_package_exports_are_lazy_and_complete() -> None:
+    import importlib
+    import subprocess
+    import sys
+
+    package = importlib.import_module("orchestrator")
+    assert all(getattr(package, name) is not None for name in package.__all__)
+    probe = "import sys, orchestrator.store, orchestrator.modes; print('agents' in sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert loaded.stdout.strip() == "False"  # the store and the CLI do not pay for the SDK

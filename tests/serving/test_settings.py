@@ -88,7 +88,7 @@ def test_config_show_masks_every_secret(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_price_overrides_reach_the_price_book(monkeypatch: pytest.MonkeyPatch) -> None:
-    from serving.runtime import price_book
+    from serving.orchestration import price_book
 
     monkeypatch.setenv(
         "UNDERSTUDY_LEAD_PRICES", '{"my-lead": {"input_per_million": 2, "output_per_million": 8}}'

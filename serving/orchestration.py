@@ -1,0 +1,73 @@
+"""Assemble an :class:`~orchestrator.run.Orchestrator` from settings."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from orchestrator.cost import Price, PriceBook
+from orchestrator.lead import LeadConfig
+from orchestrator.prerouter import PreRouter
+from orchestrator.run import Orchestrator, RunBudget
+from orchestrator.store import TranscriptStore
+from serving.runtime import Log, build_backend, build_prerouter
+from serving.settings import Settings
+from specialists.catalog import Catalog
+
+
+def lead_config(settings: Settings) -> LeadConfig:
+    lead = settings.lead
+    return LeadConfig(
+        model=lead.model,
+        base_url=lead.base_url,
+        api_key=lead.api_key.get_secret_value() if lead.api_key else None,
+        timeout_s=lead.timeout_s,
+        max_retries=lead.max_retries,
+    )
+
+
+def price_book(settings: Settings) -> PriceBook:
+    overrides = {
+        name: Price(p.input_per_million / 1e6, p.output_per_million / 1e6)
+        for name, p in settings.lead.prices.items()
+    }
+    return PriceBook(overrides, slm_per_million=settings.slm.cost_per_million)
+
+
+def optional_prerouter(settings: Settings, catalog: Catalog) -> PreRouter | None:
+    """The embedding pre-router, or ``None`` when sentence-transformers is not installed."""
+    if importlib.util.find_spec("sentence_transformers") is None:
+        return None
+    return build_prerouter(settings, catalog)
+
+
+@asynccontextmanager
+async def open_orchestrator(
+    settings: Settings,
+    *,
+    catalog: Catalog | None = None,
+    backend: str | None = None,
+    log: Log = lambda _m: None,
+) -> AsyncIterator[Orchestrator]:
+    """An orchestrator with its store and backend opened, closed again on exit."""
+    catalog = catalog or settings.catalog()
+    store = await TranscriptStore.open(settings.database_url)
+    slm = build_backend(settings, backend=backend, log=log)
+    try:
+        yield Orchestrator(
+            catalog=catalog,
+            backend=slm,
+            prerouter=optional_prerouter(settings, catalog),
+            lead=lead_config(settings),
+            store=store,
+            prices=price_book(settings),
+            budget=RunBudget(
+                max_seconds=settings.run.max_seconds,
+                max_lead_turns=settings.run.max_lead_turns,
+                max_lead_tokens=settings.run.max_lead_tokens,
+            ),
+        )
+    finally:
+        await slm.aclose()
+        await store.close()
