@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -28,6 +28,7 @@ import httpx
 import openai
 from agents import Agent, RunConfig, RunContextWrapper, RunHooks, Runner
 from agents.exceptions import MaxTurnsExceeded, ModelBehaviorError
+from openai.types.responses import ResponseTextDeltaEvent
 
 from orchestrator.cost import PriceBook
 from orchestrator.lead import (
@@ -135,9 +136,16 @@ class _RunState:
     decision: RouteDecision | None = None
     draft: Generation | None = None
     lead_calls: list[LeadCall] = field(default_factory=list)
+    on_delta: OnDelta | None = None
+    streamed: bool = False
+    """Whether answer text already went out through ``on_delta``."""
 
     def remaining_s(self) -> float:
         return max(0.0, self.deadline - time.monotonic())
+
+
+OnDelta = Callable[[str], Awaitable[None]]
+"""Receives answer text as it is produced (streaming)."""
 
 
 class _TokenBudgetExceeded(Exception):
@@ -233,8 +241,12 @@ class Orchestrator:
         *,
         specialist: str | None = None,
         run_id: str | None = None,
+        on_delta: OnDelta | None = None,
     ) -> RunResult:
         """Answer ``request`` (a prompt or a chat history ending with a user turn) in ``mode``.
+
+        With ``on_delta``, the answer's text is also handed over as it is produced: the lead's
+        final-answer tokens as they stream, or a specialist's answer in one piece once accepted.
 
         Raises:
             ConfigurationError: the mode needs a lead (or a specialist) that is not configured.
@@ -252,6 +264,7 @@ class Orchestrator:
             mode=mode,
             messages=messages,
             deadline=time.monotonic() + self.budget.max_seconds,
+            on_delta=on_delta,
         )
         deps = ToolDeps(backend=self.backend, catalog=self.catalog, sandbox=self.sandbox)
         try:
@@ -267,6 +280,8 @@ class Orchestrator:
                 await self._cascade(state, deps, forced)
         except LeadUnavailable as exc:  # llm mode: nothing to fall back to
             state.error = str(exc)
+        if on_delta is not None and state.answer and not state.streamed:
+            await on_delta(state.answer)
         result = self._result(state, deps, (time.perf_counter() - started) * 1000)
         await self._record(state, deps, result)
         return result
@@ -397,17 +412,25 @@ class Orchestrator:
         config = RunConfig(
             trace_id=trace_id, workflow_name="understudy", trace_include_sensitive_data=True
         )
+        arguments: dict[str, Any] = {
+            "context": deps,
+            "hooks": hooks,
+            "max_turns": self.budget.max_lead_turns,
+            "run_config": config,
+        }
         with self._processor.capture(trace_id) as capture:
             try:
                 async with asyncio.timeout(state.remaining_s()):
-                    result = await Runner.run(
-                        agent,
-                        list(messages),
-                        context=deps,
-                        hooks=hooks,
-                        max_turns=self.budget.max_lead_turns,
-                        run_config=config,
-                    )
+                    if state.on_delta is None:
+                        result = await Runner.run(agent, list(messages), **arguments)
+                    else:
+                        result = Runner.run_streamed(agent, list(messages), **arguments)
+                        async for event in result.stream_events():
+                            if event.type == "raw_response_event" and isinstance(
+                                event.data, ResponseTextDeltaEvent
+                            ):
+                                state.streamed = True
+                                await state.on_delta(event.data.delta)
             except _LEAD_FAILURES as exc:
                 raise LeadUnavailable(
                     f"lead {self.lead.display_name} failed: {_describe(exc)}"

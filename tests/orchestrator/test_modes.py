@@ -257,3 +257,21 @@ def test_package_exports_are_lazy_and_complete() -> None:
     probe = "import sys, orchestrator.store, orchestrator.modes; print('agents' in sys.modules)"
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert loaded.stdout.strip() == "False"  # the store and the CLI do not pay for the SDK
+
+
+async def test_answers_stream_through_on_delta(smollm2: LocalBackend) -> None:
+    deltas: list[str] = []
+
+    async def collect(text: str) -> None:
+        deltas.append(text)
+
+    with ScriptedLead([reply("one two three")]) as lead:
+        orchestrator = Orchestrator(catalog=catalog(), backend=smollm2, lead=lead_for(lead))
+        streamed = await orchestrator.run("count", "llm", on_delta=collect)
+        assert lead.requests[0]["stream"] is True
+        lead_deltas, deltas[:] = list(deltas), []
+        specialist = await orchestrator.run(
+            "What is 1 + 1?", "slm", specialist="math", on_delta=collect
+        )
+    assert "".join(lead_deltas) == streamed.answer == "one two three" and len(lead_deltas) == 3
+    assert deltas == [specialist.answer]  # a specialist's answer goes out whole, once accepted
