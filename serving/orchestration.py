@@ -13,6 +13,7 @@ from orchestrator.run import Orchestrator, RunBudget
 from orchestrator.store import TranscriptStore
 from serving.runtime import Log, build_backend, build_prerouter
 from serving.settings import Settings
+from specialists.backend import SLMBackend
 from specialists.catalog import Catalog
 
 
@@ -42,6 +43,30 @@ def optional_prerouter(settings: Settings, catalog: Catalog) -> PreRouter | None
     return build_prerouter(settings, catalog)
 
 
+def build_orchestrator(
+    settings: Settings,
+    *,
+    store: TranscriptStore | None,
+    backend: SLMBackend,
+    catalog: Catalog | None = None,
+) -> Orchestrator:
+    """The orchestrator the settings describe, over an opened store and backend."""
+    catalog = catalog or settings.catalog()
+    return Orchestrator(
+        catalog=catalog,
+        backend=backend,
+        prerouter=optional_prerouter(settings, catalog),
+        lead=lead_config(settings),
+        store=store,
+        prices=price_book(settings),
+        budget=RunBudget(
+            max_seconds=settings.run.max_seconds,
+            max_lead_turns=settings.run.max_lead_turns,
+            max_lead_tokens=settings.run.max_lead_tokens,
+        ),
+    )
+
+
 @asynccontextmanager
 async def open_orchestrator(
     settings: Settings,
@@ -51,23 +76,10 @@ async def open_orchestrator(
     log: Log = lambda _m: None,
 ) -> AsyncIterator[Orchestrator]:
     """An orchestrator with its store and backend opened, closed again on exit."""
-    catalog = catalog or settings.catalog()
     store = await TranscriptStore.open(settings.database_url)
     slm = build_backend(settings, backend=backend, log=log)
     try:
-        yield Orchestrator(
-            catalog=catalog,
-            backend=slm,
-            prerouter=optional_prerouter(settings, catalog),
-            lead=lead_config(settings),
-            store=store,
-            prices=price_book(settings),
-            budget=RunBudget(
-                max_seconds=settings.run.max_seconds,
-                max_lead_turns=settings.run.max_lead_turns,
-                max_lead_tokens=settings.run.max_lead_tokens,
-            ),
-        )
+        yield build_orchestrator(settings, store=store, backend=slm, catalog=catalog)
     finally:
         await slm.aclose()
         await store.close()

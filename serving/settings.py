@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from orchestrator.store.errors import mask_url
 from specialists.catalog import Catalog
 
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
@@ -144,6 +145,32 @@ class SpecialistOverride(BaseModel):
     generation: dict[str, float | int] | None = None
 
 
+class ApiSettings(BaseModel):
+    """The OpenAI-compatible HTTP API (``understudy serve``): where it listens, who may call it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    auth: bool = True
+    """Require an API key (``understudy keys create``); turn off only for local use."""
+    host: str = "127.0.0.1"
+    """Address to listen on; ``0.0.0.0`` to accept other machines (in a container, say)."""
+    port: int = Field(8080, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    """uvicorn worker processes; keys and limits hold across them (they share the database)."""
+    max_messages: int = Field(100, ge=1)
+    """Most messages in one chat request."""
+    max_request_chars: int = Field(200_000, ge=1)
+    """Most characters of message content in one chat request."""
+    max_tokens_limit: int = Field(4096, ge=1)
+    """Largest ``max_tokens`` a request may ask for."""
+    body_limit_bytes: int = Field(1_000_000, ge=1024)
+    """Largest request body; larger ones get 413 before they are parsed."""
+    default_requests_per_minute: int | None = Field(60, ge=1)
+    """Limit given to new keys unless ``keys create --rpm`` says otherwise; None: no limit."""
+    default_tokens_per_day: int | None = Field(1_000_000, ge=1)
+    """Limit given to new keys unless ``keys create --tokens-per-day`` says otherwise."""
+
+
 class Settings(BaseSettings):
     """Every setting of Understudy."""
 
@@ -165,6 +192,7 @@ class Settings(BaseSettings):
     router: RouterSettings = Field(default_factory=RouterSettings)
     run: RunSettings = Field(default_factory=RunSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
     specialists: dict[str, SpecialistOverride] = Field(default_factory=dict)
 
     @field_validator("home", "data_dir", mode="after")
@@ -201,16 +229,6 @@ class Settings(BaseSettings):
             for name, override in self.specialists.items()
         }
         return data
-
-
-def mask_url(url: str) -> str:
-    """Hide the password of a URL like ``postgresql://user:secret@host/db``."""
-    scheme, sep, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not sep or not at or ":" not in credentials:
-        return url
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
 
 
 @functools.lru_cache(maxsize=1)

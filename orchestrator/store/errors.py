@@ -1,15 +1,18 @@
-"""Errors of the transcript store, a small branch of :class:`~specialists.errors.UnderstudyError`::
+"""Errors of the store, a small branch of :class:`~specialists.errors.UnderstudyError`::
 
     UnderstudyError
     ├── ConfigurationError    the database URL is not one the store can use
     ├── RunNotFound           no run with that id
     ├── RunAlreadyRecorded    a run with that id is already stored (nothing was written)
+    ├── KeyNotFound           no API key (or more than one) matches an id or prefix
     └── StoreError            the database failed; wraps the SQLAlchemy or driver error
 
 Every message built from a database URL shows it with the password masked.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -81,3 +84,30 @@ class StoreError(UnderstudyError):
         self.url = mask_url(url)
         self.reason = scrub_password(reason, url)
         super().__init__(f"transcript store {operation} failed on {self.url}: {self.reason}")
+
+
+class KeyNotFound(UnderstudyError):
+    """No key, or more than one, matches an id or prefix.
+
+    Args:
+        query: The id or prefix that was looked up.
+        matches: The prefixes of the keys it matched, when it matched several.
+        min_prefix: The shortest prefix a lookup accepts (said in the message).
+    """
+
+    def __init__(self, query: str, *, matches: Sequence[str] = (), min_prefix: int = 6) -> None:
+        self.query = query
+        self.matches = list(matches)
+        if self.matches:
+            message = (
+                f"{query!r} matches {len(self.matches)} keys ({', '.join(self.matches)}); "
+                "give more of the prefix, or the key id"
+            )
+        elif len(query) < min_prefix:
+            message = (
+                f"no key with id {query!r}; a prefix must have at least {min_prefix} "
+                "characters (see `understudy keys list`)"
+            )
+        else:
+            message = f"no key with id or prefix {query!r} (see `understudy keys list --all`)"
+        super().__init__(message)

@@ -7,7 +7,16 @@ import sys
 import typer
 from rich.markup import escape
 
-from serving.cli import ask_cmd, config_cmd, models_cmd, route_cmd, runs_cmd, slm_cmd
+from serving.cli import (
+    ask_cmd,
+    config_cmd,
+    keys_cmd,
+    models_cmd,
+    route_cmd,
+    runs_cmd,
+    serve_cmd,
+    slm_cmd,
+)
 from serving.cli.output import err_console
 from specialists.errors import UnderstudyError
 
@@ -26,8 +35,10 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(slm_cmd.app, name="slm")
 app.add_typer(runs_cmd.app, name="runs")
+app.add_typer(keys_cmd.app, name="keys")
 app.command("ask")(ask_cmd.ask)
 app.command("route")(route_cmd.route)
+app.command("serve")(serve_cmd.serve)
 
 
 def main() -> None:

@@ -34,6 +34,9 @@ from specialists.errors import ConfigurationError, UnderstudyError
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
+HEAD_REVISION = "0002"
+"""The newest migration; bump it with each new one."""
+
 
 def make_run(**overrides: Any) -> RunRecord:
     """A cascade run that escalated: three lead calls, three tool calls, nested JSON."""
@@ -103,7 +106,11 @@ def make_run(**overrides: Any) -> RunRecord:
 
 async def test_public_names_are_pinned() -> None:
     assert sorted(orchestrator.store.__all__) == [
+        "Admission",
+        "ApiKey",
         "FeedbackRecord",
+        "KeyNotFound",
+        "KeyStore",
         "LeadCallRecord",
         "RunAlreadyRecorded",
         "RunNotFound",
@@ -113,7 +120,7 @@ async def test_public_names_are_pinned() -> None:
         "TranscriptStore",
         "upgrade_database",
     ]
-    for name in ("RunAlreadyRecorded", "RunNotFound", "StoreError"):
+    for name in ("KeyNotFound", "RunAlreadyRecorded", "RunNotFound", "StoreError"):
         assert issubclass(getattr(orchestrator.store, name), UnderstudyError)
 
 
@@ -329,7 +336,7 @@ async def test_reopening_keeps_data_and_migrating_again_changes_nothing(database
     async with await TranscriptStore.open(database_url) as reopened:
         assert await reopened.get_run(run.id) == run
         assert [f.comment for f in await reopened.feedback_for(run.id)] == ["fine"]
-    assert await _alembic_versions(database_url) == ["0001"]
+    assert await _alembic_versions(database_url) == [HEAD_REVISION]
 
 
 async def test_open_without_migrate_leaves_the_schema_alone(database_url: str) -> None:
@@ -343,7 +350,7 @@ async def test_concurrent_migrations_do_not_collide(database_url: str) -> None:
     # HTTP workers starting together each open the store with migrate=True.
     async with asyncio.timeout(30):  # a regression here deadlocks rather than fails
         await asyncio.gather(*(upgrade_database(database_url) for _ in range(4)))
-    assert await _alembic_versions(database_url) == ["0001"]
+    assert await _alembic_versions(database_url) == [HEAD_REVISION]
 
 
 async def test_migration_matches_the_orm_metadata(database_url: str) -> None:
@@ -356,6 +363,8 @@ async def test_migration_matches_the_orm_metadata(database_url: str) -> None:
         "lead_calls",
         "tool_calls",
         "feedback",
+        "api_keys",
+        "api_key_usage",
     }
 
 

@@ -1,0 +1,1 @@
+"""The OpenAI-compatible chat agent API (FastAPI): ``create_app(settings)``."""

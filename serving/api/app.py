@@ -1,0 +1,81 @@
+"""``create_app(settings)``: the chat agent API as a FastAPI application.
+
+Clients, stores and the orchestrator are created in ``lifespan`` and kept on ``app.state``;
+routers only read them. ``understudy serve`` runs this factory under uvicorn (one app per worker).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI
+
+from orchestrator.store import KeyStore, TranscriptStore
+from serving.api import chat, feedback
+from serving.api.errors import install_error_handlers
+from serving.api.limits import BodySizeLimit
+from serving.api.observability import Metrics, RequestContextMiddleware
+from serving.api.observability import router as observability_router
+from serving.orchestration import build_orchestrator
+from serving.runtime import build_backend
+from serving.settings import Settings, get_settings
+from specialists.backend import SLMBackend
+from specialists.vllm_client import VLLMBackend
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API for ``settings`` (default: this process's settings)."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Understudy",
+        summary="OpenAI-compatible chat API: a lead model delegating to small specialists.",
+        version="0.1.0",
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    app.state.started_at = time.time()
+    app.state.metrics = Metrics()
+    install_error_handlers(app)
+    app.include_router(chat.router)
+    app.include_router(feedback.router)
+    app.include_router(observability_router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.api.body_limit_bytes)
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
+    return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    async with AsyncExitStack() as stack:
+        store = await TranscriptStore.open(settings.database_url)
+        stack.push_async_callback(store.close)
+        keys = await KeyStore.open(settings.database_url, migrate=False)
+        stack.push_async_callback(keys.close)
+        backend = build_backend(settings)
+        stack.push_async_callback(backend.aclose)
+        app.state.store = store
+        app.state.keys = keys
+        app.state.backend = backend
+        app.state.orchestrator = build_orchestrator(settings, store=store, backend=backend)
+        app.state.readiness = _readiness_checks(settings, store, backend)
+        yield
+
+
+def _readiness_checks(
+    settings: Settings, store: TranscriptStore, backend: SLMBackend
+) -> dict[str, Callable[[], Awaitable[None]]]:
+    async def database() -> None:
+        await store.list_runs(limit=1)
+
+    async def slm() -> None:
+        if isinstance(backend, VLLMBackend):
+            await backend.served_models()
+
+    async def lead() -> None:
+        if not (settings.lead.model or settings.lead.base_url):
+            raise RuntimeError("no lead configured (set UNDERSTUDY_LEAD_MODEL)")
+
+    return {"database": database, "slm": slm, "lead": lead}

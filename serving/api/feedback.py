@@ -1,0 +1,32 @@
+"""``POST /v1/feedback``: users score runs; distillation filters on it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+
+from orchestrator.store import RunNotFound, TranscriptStore
+from serving.api.auth import require_api_key
+from serving.api.errors import ApiError
+from serving.api.schemas import FeedbackRequest
+
+router = APIRouter(prefix="/v1", tags=["feedback"])
+
+
+@router.post("/feedback")
+async def add_feedback(
+    body: FeedbackRequest, request: Request, _key: Annotated[Any, Depends(require_api_key)]
+) -> dict[str, Any]:
+    store: TranscriptStore = request.app.state.store
+    try:
+        record = await store.add_feedback(body.run_id, body.score, body.comment)
+    except RunNotFound as exc:
+        raise ApiError(404, "run_not_found", str(exc), param="run_id") from exc
+    return {
+        "object": "feedback",
+        "run_id": record.run_id,
+        "score": record.score,
+        "comment": record.comment,
+        "created_at": record.created_at.isoformat(),
+    }

@@ -1,0 +1,38 @@
+"""``understudy serve``: the OpenAI-compatible chat API."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from serving.settings import get_settings
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address (default UNDERSTUDY_API_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default UNDERSTUDY_API_PORT).")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Worker processes; they share the database (PostgreSQL)."),
+    ] = None,
+) -> None:
+    """Serve /v1/chat/completions, /v1/models, /v1/feedback, /metrics, /healthz, /readyz.
+
+    Embedded defaults (SQLite, local SLM backend) work on a fresh machine; set
+    UNDERSTUDY_LEAD_MODEL or UNDERSTUDY_LEAD_BASE_URL for the modes that use a lead, and create
+    a key with `understudy keys create NAME` (or set UNDERSTUDY_API_AUTH=false for local use).
+    """
+    import uvicorn
+
+    settings = get_settings().api
+    uvicorn.run(
+        "serving.api.main:app_factory",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers or settings.workers,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )

@@ -1,0 +1,276 @@
+"""The chat API as apps use it: a real uvicorn server on 127.0.0.1, the official ``openai``
+client, SmolLM2 on the local backend, a real database; only the lead is scripted."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+import uvicorn
+
+from orchestrator.store import KeyStore
+from orchestrator.testing import ScriptedLead, reply, tool_calls
+from serving.api.app import create_app
+from serving.settings import Settings
+from tests.helpers.http_server import free_port
+
+SHORT_ANSWERS = json.dumps(
+    {
+        "math": {"generation": {"max_tokens": 24}, "confidence_threshold": 0.0},
+        "email": {"generation": {"max_tokens": 24}},
+        "code": {"generation": {"max_tokens": 24}},
+    }
+)
+
+
+@dataclass
+class Api:
+    url: str
+    key: str
+    lead: ScriptedLead
+    settings: Settings
+
+    def client(self, key: str | None = None) -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=key or self.key, max_retries=0)
+
+
+def start_server(app) -> tuple[uvicorn.Server, threading.Thread, str]:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert time.monotonic() < deadline, "API did not start"
+        time.sleep(0.05)
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def api(
+    home_with_smollm2: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Api]:
+    lead = ScriptedLead([]).start()
+    monkeypatch.setenv("UNDERSTUDY_DATABASE_URL", database_url)
+    monkeypatch.setenv("UNDERSTUDY_LEAD_BASE_URL", lead.base_url)
+    monkeypatch.setenv("UNDERSTUDY_LEAD_MODEL", "gpt-4o-mini")
+    monkeypatch.setenv("UNDERSTUDY_LEAD_MAX_RETRIES", "0")
+    monkeypatch.setenv("UNDERSTUDY_SPECIALISTS", SHORT_ANSWERS)
+    settings = Settings()
+
+    async def make_key() -> str:
+        keys = await KeyStore.open(settings.database_url)
+        _, plaintext = await keys.create("tests", requests_per_minute=1000)
+        await keys.close()
+        return plaintext
+
+    key = asyncio.run(make_key())
+    server, thread, url = start_server(create_app(settings))
+    yield Api(url=url, key=key, lead=lead, settings=settings)
+    server.should_exit = True
+    thread.join(timeout=30)
+    lead.stop()
+
+
+def ask(api: Api, model: str, text: str = "What is 12 + 30?", **kwargs):
+    return api.client().chat.completions.create(
+        model=model, messages=[{"role": "user", "content": text}], **kwargs
+    )
+
+
+def understudy(completion) -> dict:
+    return completion.model_extra["understudy"]
+
+
+def test_models_lists_modes_and_specialists(api: Api) -> None:
+    names = {m.id for m in api.client().models.list()}
+    assert names == {
+        "understudy-router",
+        "understudy-cascade",
+        "understudy-llm",
+        "understudy-slm",
+        "understudy-math",
+        "understudy-email",
+        "understudy-code",
+    }
+
+
+def test_llm_and_router_non_streaming(api: Api) -> None:
+    api.lead.enqueue(
+        reply("Paris."),
+        tool_calls(("calculator", {"expression": "12+30"})),
+        reply("42"),
+    )
+    llm = ask(api, "understudy-llm", "Capital of France?")
+    assert llm.choices[0].message.content == "Paris." and llm.choices[0].finish_reason == "stop"
+    assert understudy(llm)["route"] == "lead" and llm.usage.total_tokens > 0
+    routed = ask(api, "understudy-router")
+    meta = understudy(routed)
+    assert routed.choices[0].message.content == "42" and meta["route"] == "router"
+    assert meta["cost_usd"] > 0 and meta["run_id"]
+
+
+@pytest.mark.parametrize(
+    ("model", "route"),
+    [
+        ("understudy-cascade", "cascade:accepted:math"),
+        ("understudy-slm", "slm:math"),
+        ("understudy-math", "slm:math"),
+    ],
+)
+def test_specialist_models_answer_without_the_lead(api: Api, model: str, route: str) -> None:
+    completion = ask(api, model)
+    meta = understudy(completion)
+    assert meta["route"] == route and meta["specialists"] == ["math"]
+    assert completion.choices[0].message.content and meta["confidence"] > 0
+    assert api.lead.requests == [] and meta["escalated"] is False
+
+
+@pytest.mark.parametrize("model", ["understudy-llm", "understudy-router", "understudy-cascade"])
+def test_streaming_in_openai_chunks_with_usage_last(api: Api, model: str) -> None:
+    api.lead.enqueue(reply("The answer is 42 indeed"))
+    stream = ask(api, model, stream=True, stream_options={"include_usage": True})
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    finals = [c for c in chunks if c.choices and c.choices[0].finish_reason == "stop"]
+    assert len(finals) == 1 and finals[0].model_extra["understudy"]["run_id"]
+    assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens > 0
+    if model == "understudy-cascade":
+        assert finals[0].model_extra["understudy"]["route"] == "cascade:accepted:math" and text
+    else:
+        assert text == "The answer is 42 indeed"
+        assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) > 1
+
+
+def test_multi_turn_reaches_the_lead_whole(api: Api) -> None:
+    api.lead.enqueue(reply("You said your name is Ada."))
+    completion = api.client().chat.completions.create(
+        model="understudy-llm",
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "My name is Ada."},
+            {"role": "assistant", "content": "Hello Ada."},
+            {"role": "user", "content": [{"type": "text", "text": "What is my name?"}]},
+        ],
+    )
+    assert completion.choices[0].message.content == "You said your name is Ada."
+    sent = api.lead.requests[-1]["messages"]
+    assert [m["content"] for m in sent[-3:]] == [
+        "My name is Ada.",
+        "Hello Ada.",
+        "What is my name?",
+    ]
+
+
+def test_feedback_is_recorded(api: Api) -> None:
+    api.lead.enqueue(reply("ok"))
+    run_id = understudy(ask(api, "understudy-llm", "hi"))["run_id"]
+    headers = {"Authorization": f"Bearer {api.key}"}
+    good = httpx.post(
+        f"{api.url}/v1/feedback",
+        headers=headers,
+        json={"run_id": run_id, "score": 1, "comment": "great"},
+    )
+    assert good.status_code == 200 and good.json()["run_id"] == run_id
+    missing = httpx.post(
+        f"{api.url}/v1/feedback", headers=headers, json={"run_id": "nope", "score": 1}
+    )
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "run_not_found"
+
+
+def test_401_without_a_valid_key(api: Api) -> None:
+    with pytest.raises(openai.AuthenticationError) as info:
+        api.client("us-wrong").models.list()
+    assert info.value.status_code == 401
+    bare = httpx.post(f"{api.url}/v1/chat/completions", json={})
+    assert bare.status_code == 401 and bare.json()["error"]["code"] == "invalid_api_key"
+
+
+def test_429_with_retry_after_when_a_key_is_over_its_limit(api: Api) -> None:
+    async def limited_key() -> str:
+        keys = await KeyStore.open(api.settings.database_url)
+        _, plaintext = await keys.create("tight", requests_per_minute=2)
+        await keys.close()
+        return plaintext
+
+    key = asyncio.run(limited_key())
+    client = api.client(key)
+    client.models.list()
+    client.models.list()
+    with pytest.raises(openai.RateLimitError) as info:
+        client.models.list()
+    retry_after = int(info.value.response.headers["retry-after"])
+    assert 0 < retry_after <= 60
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (
+            {"model": "gpt-5", "messages": [{"role": "user", "content": "hi"}]},
+            404,
+            "model_not_found",
+        ),
+        ({"model": "understudy-llm"}, 400, None),
+        ({"model": "understudy-llm", "messages": []}, 400, None),
+        (
+            {"model": "understudy-llm", "messages": [{"role": "assistant", "content": "x"}]},
+            400,
+            None,
+        ),
+        ({"model": "understudy-llm", "messages": [{"role": "user", "content": 5}]}, 400, None),
+        (
+            {
+                "model": "understudy-llm",
+                "messages": [{"role": "user", "content": "hi"}],
+                "max_tokens": 10**6,
+            },
+            400,
+            "max_tokens_too_large",
+        ),
+        (
+            {"model": "understudy-llm", "messages": [{"role": "user", "content": "x" * 300_000}]},
+            413,
+            None,
+        ),
+        (
+            {"model": "understudy-llm", "messages": [{"role": "user", "content": "hi"}] * 101},
+            400,
+            None,
+        ),
+        (
+            {"model": "understudy-llm", "messages": [{"role": "user", "content": "x" * 1_100_000}]},
+            413,
+            "request_too_large",
+        ),
+    ],
+)
+def test_bad_requests_get_openai_shaped_errors(
+    api: Api, body: dict, status: int, code: str | None
+) -> None:
+    response = httpx.post(
+        f"{api.url}/v1/chat/completions", headers={"Authorization": f"Bearer {api.key}"}, json=body
+    )
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["message"] and set(error) >= {"message", "type", "param", "code"}
+    if code:
+        assert error["code"] == code
+    assert api.lead.requests == []
+
+
+def test_invalid_json_is_400_not_500(api: Api) -> None:
+    response = httpx.post(
+        f"{api.url}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {api.key}", "Content-Type": "application/json"},
+        content=b"{not json",
+    )
+    assert response.status_code == 400 and "error" in response.json()
