@@ -156,6 +156,9 @@ class ApiSettings(BaseModel):
     """Address to listen on; ``0.0.0.0`` to accept other machines (in a container, say)."""
     port: int = Field(8080, ge=1, le=65535)
     workers: int = Field(1, ge=1, le=64)
+    metrics_dir: Path | None = None
+    """Shared directory for multi-worker Prometheus metrics; ``understudy serve --workers N``
+    sets it (with ``PROMETHEUS_MULTIPROC_DIR``) for its workers."""
     """uvicorn worker processes; keys and limits hold across them (they share the database)."""
     max_messages: int = Field(100, ge=1)
     """Most messages in one chat request."""

@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.started_at = time.time()
-    app.state.metrics = Metrics()
+    app.state.metrics = Metrics(multiprocess_dir=settings.api.metrics_dir)
     install_error_handlers(app)
     app.include_router(chat.router)
     app.include_router(feedback.router)

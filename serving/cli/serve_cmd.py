@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from typing import Annotated
 
 import typer
@@ -26,13 +28,20 @@ def serve(
     import uvicorn
 
     settings = get_settings().api
-    uvicorn.run(
-        "serving.api.main:app_factory",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers or settings.workers,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=30,
-    )
+    workers = workers or settings.workers
+    with tempfile.TemporaryDirectory(prefix="understudy-metrics-") as metrics_dir:
+        if workers > 1:
+            # Workers are fresh interpreters started by uvicorn: this process is their edge, so
+            # it hands them the shared metrics directory through their environment.
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+            os.environ["UNDERSTUDY_API_METRICS_DIR"] = metrics_dir
+        uvicorn.run(
+            "serving.api.main:app_factory",
+            factory=True,
+            host=host or settings.host,
+            port=port or settings.port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=30,
+        )
