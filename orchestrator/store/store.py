@@ -7,6 +7,8 @@ source for distillation. Readers get plain dataclasses (:mod:`orchestrator.store
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -46,6 +48,12 @@ class TranscriptStore:
         self._engine = engine
         self._url = url
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        """SQLite has one writer: queueing writes here beats its busy-timeout sleeps, which made
+        concurrent requests wait seconds for each other."""
+
+    def _writing(self) -> contextlib.AbstractAsyncContextManager[object]:
+        return self._write_lock or contextlib.nullcontext()
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> TranscriptStore:
@@ -103,7 +111,7 @@ class TranscriptStore:
             try:
                 # Core inserts, not the ORM unit of work: a run is written on every request and
                 # this halves the CPU it costs.
-                async with self._engine.begin() as connection:
+                async with self._writing(), self._engine.begin() as connection:
                     await connection.execute(insert(RunRow), run_values)
                     if lead_values:
                         await connection.execute(insert(LeadCallRow), lead_values)
