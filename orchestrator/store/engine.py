@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 from alembic import command
 from alembic.config import Config
@@ -157,3 +158,56 @@ async def upgrade_database(url: str) -> None:
         await migrate(engine)
     finally:
         await engine.dispose()
+
+
+_migrate_schema = migrate  # ``Database.open`` has a ``migrate`` flag that shadows the name
+
+
+class Database:
+    """An opened engine with the product's URL conventions; the base of every store.
+
+    One instance serves a whole process (it holds a connection pool); subclasses make every
+    method a short transaction of its own, so concurrent coroutines can share them.
+    """
+
+    def __init__(self, engine: AsyncEngine, url: str) -> None:
+        self._engine = engine
+        self._url = url
+
+    @classmethod
+    async def open(cls, url: str, *, migrate: bool = True) -> Self:
+        """Connect to ``url`` and, unless told not to, bring its schema up to date.
+
+        Args:
+            url: ``sqlite+aiosqlite:///path/to/file.db`` (the parent directory is created) or
+                ``postgresql+asyncpg://user:password@host/dbname``.
+            migrate: Run the Alembic migrations first. Turn off where a deployment migrates
+                separately and the application role may not run DDL.
+
+        Raises:
+            ConfigurationError: The URL is not supported.
+            StoreError: The database cannot be reached or migrated.
+        """
+        engine = create_engine(url)
+        if migrate:
+            try:
+                await _migrate_schema(engine)
+            except BaseException:
+                await engine.dispose()
+                raise
+        return cls(engine, url)
+
+    async def close(self) -> None:
+        """Close every pooled connection. Safe to call twice."""
+        await self._engine.dispose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()

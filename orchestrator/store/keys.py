@@ -30,15 +30,13 @@ import math
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from orchestrator.store.engine import create_engine, wrap_errors
-from orchestrator.store.engine import migrate as migrate_schema
+from orchestrator.store.engine import Database, wrap_errors
 from orchestrator.store.errors import KeyNotFound
 from orchestrator.store.tables import KEY_NAME_LENGTH, KEY_PREFIX_LENGTH, ApiKeyRow, ApiKeyUsageRow
 
@@ -90,7 +88,7 @@ class Admission:
 ALLOWED = Admission(allowed=True)
 
 
-class KeyStore:
+class KeyStore(Database):
     """API keys and usage counters in SQLite or PostgreSQL. Open with :meth:`open`.
 
     Like :class:`~orchestrator.store.TranscriptStore`, one instance serves a whole process and
@@ -98,42 +96,9 @@ class KeyStore:
     """
 
     def __init__(self, engine: AsyncEngine, url: str) -> None:
-        self._engine = engine
-        self._url = url
+        super().__init__(engine, url)
         dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
         self._upsert_into = dialect.insert
-
-    @classmethod
-    async def open(cls, url: str, *, migrate: bool = True) -> KeyStore:
-        """Connect to ``url`` and, unless told not to, bring its schema up to date.
-
-        Raises:
-            ConfigurationError: The URL is not supported.
-            StoreError: The database cannot be reached or migrated.
-        """
-        engine = create_engine(url)
-        if migrate:
-            try:
-                await migrate_schema(engine)
-            except BaseException:
-                await engine.dispose()
-                raise
-        return cls(engine, url)
-
-    async def close(self) -> None:
-        """Close every pooled connection. Safe to call twice."""
-        await self._engine.dispose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def create(
         self,

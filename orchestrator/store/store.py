@@ -12,16 +12,14 @@ import contextlib
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from sqlalchemy import exists, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
-from orchestrator.store.engine import create_engine, wrap_errors
-from orchestrator.store.engine import migrate as migrate_schema
+from orchestrator.store.engine import Database, wrap_errors
 from orchestrator.store.errors import RunAlreadyRecorded, RunNotFound
 from orchestrator.store.records import FeedbackRecord, LeadCallRecord, RunRecord, ToolCallRecord
 from orchestrator.store.tables import (
@@ -37,7 +35,7 @@ MAX_COMMENT_CHARS = 4000
 """Longest feedback comment; feedback is a judgement, not a document."""
 
 
-class TranscriptStore:
+class TranscriptStore(Database):
     """Runs and feedback in SQLite or PostgreSQL. Open with :meth:`open`, end with :meth:`close`.
 
     One instance is shared by a whole process (it holds a connection pool); every method is a
@@ -45,8 +43,7 @@ class TranscriptStore:
     """
 
     def __init__(self, engine: AsyncEngine, url: str) -> None:
-        self._engine = engine
-        self._url = url
+        super().__init__(engine, url)
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
         """SQLite has one writer: queueing writes here beats its busy-timeout sleeps, which made
@@ -54,44 +51,6 @@ class TranscriptStore:
 
     def _writing(self) -> contextlib.AbstractAsyncContextManager[object]:
         return self._write_lock or contextlib.nullcontext()
-
-    @classmethod
-    async def open(cls, url: str, *, migrate: bool = True) -> TranscriptStore:
-        """Connect to ``url`` and, unless told not to, bring its schema up to date.
-
-        Args:
-            url: ``sqlite+aiosqlite:///path/to/file.db`` (the parent directory is created) or
-                ``postgresql+asyncpg://user:password@host/dbname``.
-            migrate: Run the Alembic migrations first. Turn off where a deployment migrates
-                separately and the application role may not run DDL.
-
-        Raises:
-            ConfigurationError: The URL is not supported.
-            StoreError: The database cannot be reached or migrated.
-        """
-        engine = create_engine(url)
-        if migrate:
-            try:
-                await migrate_schema(engine)
-            except BaseException:
-                await engine.dispose()
-                raise
-        return cls(engine, url)
-
-    async def close(self) -> None:
-        """Close every pooled connection. Safe to call twice."""
-        await self._engine.dispose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def save_run(self, run: RunRecord) -> None:
         """Store a run with its lead calls and tool calls, all or nothing.
