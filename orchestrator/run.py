@@ -21,7 +21,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import httpx
@@ -474,24 +474,11 @@ class Orchestrator:
         if self.store is None:
             return
         model = self.lead.display_name if self.lead else None
+        summary = {name: getattr(result, name) for name in _RECORDED_RESULT_FIELDS}
         record = RunRecord(
             id=result.run_id,
-            mode=result.mode,
             input_messages=[dict(m) for m in state.messages],
-            answer=result.answer,
-            route=result.route,
-            specialists=result.specialists,
-            escalated=result.escalated,
-            degraded=result.degraded,
-            confidence=result.confidence,
-            lead_input_tokens=result.lead_input_tokens,
-            lead_output_tokens=result.lead_output_tokens,
-            slm_prompt_tokens=result.slm_prompt_tokens,
-            slm_completion_tokens=result.slm_completion_tokens,
-            cost_usd=result.cost_usd,
-            lead_only_cost_usd=result.lead_only_cost_usd,
-            latency_ms=result.latency_ms,
-            error=result.error,
+            **summary,
             lead_calls=[
                 LeadCallRecord(
                     model=c.model or (model or ""),
@@ -521,6 +508,12 @@ class Orchestrator:
             await self.store.save_run(record)
         except StoreError:  # the user still gets the answer; the operator gets the log line
             logger.exception("could not record run %s", result.run_id)
+
+
+_RECORDED_RESULT_FIELDS = tuple(
+    f.name for f in fields(RunRecord) if f.name in {g.name for g in fields(RunResult)}
+)
+"""The result's figures the transcript keeps as they are (mode, route, tokens, cost, …)."""
 
 
 def _parse_mode(mode: Mode | str) -> Mode:
