@@ -25,6 +25,19 @@ class ChatMessageIn(BaseModel):
     role: Literal["system", "developer", "user", "assistant"]
     content: str | list[TextPart]
 
+    @field_validator("content")
+    @classmethod
+    def _encodable(cls, content: str | list[TextPart]) -> str | list[TextPart]:
+        # JSON's \uXXXX escapes can spell a lone surrogate, which Python's json accepts but no
+        # encoder does: the first upstream call (lead request, tokenizer) would fail with a 500.
+        texts = [content] if isinstance(content, str) else [part.text for part in content]
+        try:
+            for text in texts:
+                text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("text must be valid Unicode (it has an unpaired surrogate)") from None
+        return content
+
     def text(self) -> str:
         if isinstance(self.content, str):
             return self.content

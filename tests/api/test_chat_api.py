@@ -134,20 +134,44 @@ def test_specialist_models_answer_without_the_lead(api: Api, model: str, route: 
     assert api.lead.requests == [] and meta["escalated"] is False
 
 
-@pytest.mark.parametrize("model", ["understudy-llm", "understudy-router", "understudy-cascade"])
+ALL_MODELS = [
+    "understudy-llm",
+    "understudy-router",
+    "understudy-cascade",
+    "understudy-slm",
+    "understudy-math",
+    "understudy-email",
+    "understudy-code",
+]
+
+
+@pytest.mark.parametrize("model", ALL_MODELS)
 def test_streaming_in_openai_chunks_with_usage_last(api: Api, model: str) -> None:
     api.lead.enqueue(reply("The answer is 42 indeed"))
     stream = ask(api, model, stream=True, stream_options={"include_usage": True})
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     finals = [c for c in chunks if c.choices and c.choices[0].finish_reason == "stop"]
-    assert len(finals) == 1 and finals[0].model_extra["understudy"]["run_id"]
+    assert len(finals) == 1
+    meta = finals[0].model_extra["understudy"]
+    assert meta["run_id"] and chunks[0].choices[0].delta.role == "assistant"
     assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens > 0
-    if model == "understudy-cascade":
-        assert finals[0].model_extra["understudy"]["route"] == "cascade:accepted:math" and text
-    else:
-        assert text == "The answer is 42 indeed"
+    if model in ("understudy-llm", "understudy-router"):
+        assert text == "The answer is 42 indeed"  # the lead's tokens, as they came
         assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) > 1
+    else:  # a specialist answered: its text, in one piece
+        assert text and meta["specialists"] and meta["route"] != "lead"
+        assert meta["route"].endswith(meta["specialists"][0])
+
+
+@pytest.mark.parametrize(
+    ("model", "specialist"), [("understudy-email", "email"), ("understudy-code", "code")]
+)
+def test_each_specialist_model_answers_non_streaming(api: Api, model: str, specialist: str) -> None:
+    completion = ask(api, model, "Write a short note to Sam about lunch.")
+    meta = understudy(completion)
+    assert meta["route"] == f"slm:{specialist}" and completion.choices[0].message.content
+    assert completion.usage.completion_tokens > 0 and api.lead.requests == []
 
 
 def test_multi_turn_reaches_the_lead_whole(api: Api) -> None:
