@@ -10,14 +10,14 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from orchestrator.modes import Mode
 from orchestrator.run import InvalidRequest, Orchestrator, RunResult
-from serving.api.auth import require_api_key
+from serving.api.auth import ApiKeyDep, record_token_usage
 from serving.api.errors import ApiError
 from serving.api.schemas import ChatCompletionRequest, understudy_block, usage_block
 from specialists.catalog import Catalog
@@ -25,8 +25,6 @@ from specialists.errors import ConfigurationError, UnderstudyError
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 MODE_MODELS = {f"understudy-{mode.value}": mode for mode in Mode}
-
-ApiKeyDep = Annotated[Any, Depends(require_api_key)]
 
 
 def served_models(catalog: Catalog) -> dict[str, tuple[Mode, str | None]]:
@@ -54,7 +52,7 @@ async def list_models(request: Request, _key: ApiKeyDep) -> dict[str, Any]:
 
 @router.post("/chat/completions", response_model=None)
 async def chat_completions(
-    body: ChatCompletionRequest, request: Request, key: ApiKeyDep
+    body: ChatCompletionRequest, request: Request, _key: ApiKeyDep
 ) -> JSONResponse | StreamingResponse:
     orchestrator: Orchestrator = request.app.state.orchestrator
     _check_limits(body, request)
@@ -62,12 +60,12 @@ async def chat_completions(
     request.state.model = body.model
     if body.stream:
         return StreamingResponse(
-            _stream(request, orchestrator, body, mode, specialist, key),
+            _stream(request, orchestrator, body, mode, specialist),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
     result = await _run(orchestrator, body, mode, specialist)
-    await _account(request, key, body.model, result)
+    await _account(request, body.model, result)
     if result.answer is None:
         raise ApiError(503, "upstream_unavailable", result.error or "no answer was produced")
     return JSONResponse(
@@ -110,7 +108,6 @@ async def _stream(
     body: ChatCompletionRequest,
     mode: Mode,
     specialist: str | None,
-    key: Any,
 ) -> AsyncIterator[str]:
     """OpenAI's chunk format: a role chunk, content deltas as they come, a final chunk with
     ``finish_reason`` and the ``understudy`` block, usage if asked, then ``[DONE]``."""
@@ -147,7 +144,7 @@ async def _stream(
         except UnderstudyError as exc:  # headers are sent: report in-band, OpenAI-style
             yield _error_event(500, "internal_error", str(exc))
             return
-        await _account(request, key, body.model, result)
+        await _account(request, body.model, result)
         if result.answer is None:
             yield _error_event(503, "upstream_unavailable", result.error or "no answer")
             return
@@ -217,12 +214,10 @@ def _check_limits(body: ChatCompletionRequest, request: Request) -> None:
         )
 
 
-async def _account(request: Request, key: Any, model: str, result: RunResult) -> None:
+async def _account(request: Request, model: str, result: RunResult) -> None:
     """Count the run against the key's daily tokens and in the metrics."""
     request.state.route = result.route
-    keys = getattr(request.app.state, "keys", None)
-    if keys is not None and getattr(key, "tokens_per_day", None) is not None:
-        await keys.record_tokens(key, result.lead_tokens + result.slm_tokens)
+    await record_token_usage(request, result.lead_tokens + result.slm_tokens)
     metrics = getattr(request.app.state, "metrics", None)
     if metrics is not None:
         metrics.observe_run(model, result)

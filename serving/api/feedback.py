@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
 from orchestrator.store import RunNotFound, TranscriptStore
-from serving.api.auth import require_api_key
+from serving.api.auth import ApiKeyDep
 from serving.api.errors import ApiError
 from serving.api.schemas import FeedbackRequest
 
@@ -16,7 +16,7 @@ router = APIRouter(prefix="/v1", tags=["feedback"])
 
 @router.post("/feedback")
 async def add_feedback(
-    body: FeedbackRequest, request: Request, _key: Annotated[Any, Depends(require_api_key)]
+    body: FeedbackRequest, request: Request, _key: ApiKeyDep
 ) -> dict[str, Any]:
     store: TranscriptStore = request.app.state.store
     try:

@@ -351,3 +351,22 @@ def test_serve_with_workers_aggregates_metrics(
         server.terminate()
         server.wait(timeout=30)
         lead.stop()
+
+
+def test_tokens_per_day_counts_what_completions_spent(api: Api) -> None:
+    async def key_with_tiny_budget() -> str:
+        keys = await KeyStore.open(api.settings.database_url)
+        _, plaintext = await keys.create("budget", tokens_per_day=1)
+        await keys.close()
+        return plaintext
+
+    client = api.client(asyncio.run(key_with_tiny_budget()))
+    api.lead.enqueue(reply("ok"), reply("ok"))
+    client.chat.completions.create(
+        model="understudy-llm", messages=[{"role": "user", "content": "hi"}]
+    )
+    with pytest.raises(openai.RateLimitError) as info:  # the first reply spent the day's budget
+        client.chat.completions.create(
+            model="understudy-llm", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+    assert int(info.value.response.headers["retry-after"]) > 60
