@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 import openai
-from agents import Agent, RunConfig, RunContextWrapper, RunHooks, Runner
+from agents import Agent, ModelSettings, RunConfig, RunContextWrapper, RunHooks, Runner
 from agents.exceptions import MaxTurnsExceeded, ModelBehaviorError
 from openai.types.responses import ResponseTextDeltaEvent
 
@@ -137,6 +137,8 @@ class _RunState:
     draft: Generation | None = None
     lead_calls: list[LeadCall] = field(default_factory=list)
     on_delta: OnDelta | None = None
+    max_tokens: int | None = None
+    """The caller's cap on answer tokens, if any."""
     streamed: bool = False
     """Whether answer text already went out through ``on_delta``."""
 
@@ -242,9 +244,11 @@ class Orchestrator:
         specialist: str | None = None,
         run_id: str | None = None,
         on_delta: OnDelta | None = None,
+        max_tokens: int | None = None,
     ) -> RunResult:
         """Answer ``request`` (a prompt or a chat history ending with a user turn) in ``mode``.
 
+        ``max_tokens`` caps the answer: the specialist's generation, or each lead call.
         With ``on_delta``, the answer's text is also handed over as it is produced: the lead's
         final-answer tokens as they stream, or a specialist's answer in one piece once accepted.
 
@@ -265,6 +269,7 @@ class Orchestrator:
             messages=messages,
             deadline=time.monotonic() + self.budget.max_seconds,
             on_delta=on_delta,
+            max_tokens=max_tokens,
         )
         deps = ToolDeps(backend=self.backend, catalog=self.catalog, sandbox=self.sandbox)
         try:
@@ -386,7 +391,9 @@ class Orchestrator:
             specialist=specialist.name,
         )
         try:
-            generation = await self.backend.generate(specialist, state.messages)
+            generation = await self.backend.generate(
+                specialist, state.messages, max_tokens=state.max_tokens
+            )
         except SpecialistError as exc:
             call.error = str(exc)
             generation = None
@@ -410,7 +417,10 @@ class Orchestrator:
         trace_id = f"trace_{state.run_id}"
         hooks = _TokenBudget(self.budget.max_lead_tokens)
         config = RunConfig(
-            trace_id=trace_id, workflow_name="understudy", trace_include_sensitive_data=True
+            trace_id=trace_id,
+            workflow_name="understudy",
+            trace_include_sensitive_data=True,
+            model_settings=ModelSettings(max_tokens=state.max_tokens) if state.max_tokens else None,
         )
         arguments: dict[str, Any] = {
             "context": deps,

@@ -95,7 +95,13 @@ async def _run(
     **kwargs: Any,
 ) -> RunResult:
     try:
-        return await orchestrator.run(body.chat_messages(), mode, specialist=specialist, **kwargs)
+        return await orchestrator.run(
+            body.chat_messages(),
+            mode,
+            specialist=specialist,
+            max_tokens=body.max_completion_tokens or body.max_tokens,
+            **kwargs,
+        )
     except InvalidRequest as exc:
         raise ApiError(400, "invalid_request", str(exc)) from exc
     except ConfigurationError as exc:

@@ -15,9 +15,7 @@ router = APIRouter(prefix="/v1", tags=["feedback"])
 
 
 @router.post("/feedback")
-async def add_feedback(
-    body: FeedbackRequest, request: Request, _key: ApiKeyDep
-) -> dict[str, Any]:
+async def add_feedback(body: FeedbackRequest, request: Request, _key: ApiKeyDep) -> dict[str, Any]:
     store: TranscriptStore = request.app.state.store
     try:
         record = await store.add_feedback(body.run_id, body.score, body.comment)

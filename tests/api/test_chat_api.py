@@ -370,3 +370,8 @@ def test_tokens_per_day_counts_what_completions_spent(api: Api) -> None:
             model="understudy-llm", messages=[{"role": "user", "content": "hi"}], stream=True
         )
     assert int(info.value.response.headers["retry-after"]) > 60
+
+
+def test_max_tokens_is_honoured(api: Api) -> None:
+    completion = ask(api, "understudy-math", "Count from 1 to 50.", max_tokens=2)
+    assert completion.usage.completion_tokens == 2

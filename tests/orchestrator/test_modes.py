@@ -275,3 +275,12 @@ async def test_answers_stream_through_on_delta(smollm2: LocalBackend) -> None:
         )
     assert "".join(lead_deltas) == streamed.answer == "one two three" and len(lead_deltas) == 3
     assert deltas == [specialist.answer]  # a specialist's answer goes out whole, once accepted
+
+
+async def test_max_tokens_caps_the_specialist_and_the_lead(smollm2: LocalBackend) -> None:
+    with ScriptedLead([reply("ok")]) as lead:
+        orchestrator = Orchestrator(catalog=catalog(), backend=smollm2, lead=lead_for(lead))
+        await orchestrator.run("hello", "llm", max_tokens=7)
+        short = await orchestrator.run("Count to 50.", "slm", specialist="math", max_tokens=3)
+    assert lead.requests[0]["max_tokens"] == 7
+    assert short.slm_completion_tokens == 3
