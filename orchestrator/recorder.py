@@ -18,18 +18,7 @@ from typing import Any
 from agents import set_trace_processors
 from agents.tracing import GenerationSpanData, Span, Trace, TracingProcessor
 
-
-@dataclass(slots=True)
-class LeadCall:
-    """One lead generation as the SDK traced it."""
-
-    model: str
-    messages: list[dict[str, Any]]
-    output: list[dict[str, Any]]
-    input_tokens: int
-    output_tokens: int
-    latency_ms: float
-    error: str | None = None
+from orchestrator.store import LeadCallRecord
 
 
 @dataclass(slots=True)
@@ -37,7 +26,8 @@ class RunCapture:
     """Lead calls collected for one trace."""
 
     trace_id: str
-    lead_calls: list[LeadCall] = field(default_factory=list)
+    lead_calls: list[LeadCallRecord] = field(default_factory=list)
+    """As the SDK traced them; the orchestrator prices them (``cost_usd`` is 0 here)."""
 
 
 class TranscriptProcessor(TracingProcessor):
@@ -69,7 +59,7 @@ class TranscriptProcessor(TracingProcessor):
         usage = data.usage or {}
         error = span.error
         run.lead_calls.append(
-            LeadCall(
+            LeadCallRecord(
                 model=str(data.model or ""),
                 messages=list(data.input or []),
                 output=list(data.output or []),
@@ -77,6 +67,7 @@ class TranscriptProcessor(TracingProcessor):
                 output_tokens=int(
                     usage.get("output_tokens") or usage.get("completion_tokens") or 0
                 ),
+                cost_usd=0.0,
                 latency_ms=_duration_ms(span.started_at, span.ended_at),
                 error=error.get("message") if isinstance(error, dict) else None,
             )

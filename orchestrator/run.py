@@ -21,7 +21,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import httpx
@@ -41,7 +41,7 @@ from orchestrator.lead import (
 from orchestrator.modes import Mode
 from orchestrator.prerouter import PreRouter, RouteDecision
 from orchestrator.prompts import ESCALATION_NOTE, LEAD_INSTRUCTIONS, PLAIN_INSTRUCTIONS
-from orchestrator.recorder import LeadCall, transcript_processor
+from orchestrator.recorder import transcript_processor
 from orchestrator.store import (
     LeadCallRecord,
     RunRecord,
@@ -135,7 +135,7 @@ class _RunState:
     error: str | None = None
     decision: RouteDecision | None = None
     draft: Generation | None = None
-    lead_calls: list[LeadCall] = field(default_factory=list)
+    lead_calls: list[LeadCallRecord] = field(default_factory=list)
     on_delta: OnDelta | None = None
     max_tokens: int | None = None
     """The caller's cap on answer tokens, if any."""
@@ -490,17 +490,12 @@ class Orchestrator:
             input_messages=[dict(m) for m in state.messages],
             **summary,
             lead_calls=[
-                LeadCallRecord(
-                    model=c.model or (model or ""),
-                    messages=c.messages,
-                    output=c.output,
-                    input_tokens=c.input_tokens,
-                    output_tokens=c.output_tokens,
-                    cost_usd=self.prices.lead_cost(model, c.input_tokens, c.output_tokens),
-                    latency_ms=c.latency_ms,
-                    error=c.error,
+                replace(
+                    call,
+                    model=call.model or (model or ""),
+                    cost_usd=self.prices.lead_cost(model, call.input_tokens, call.output_tokens),
                 )
-                for c in state.lead_calls
+                for call in state.lead_calls
             ],
             tool_calls=[
                 ToolCallRecord(
