@@ -338,19 +338,9 @@ async def measure_understudy(
         "UNDERSTUDY_SLM_BASE_URL": "http://127.0.0.1:9/v1",
     }
     command = [str(script), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    log = work / "understudy.log"
-    try:
-        with process(command, env=env, cwd=work, log=log) as proc:
-            wait_until_up(f"http://127.0.0.1:{port}/healthz", proc, log)
-            target = Target(
-                "(b) understudy-llm",
-                f"http://127.0.0.1:{port}/v1/chat/completions",
-                "understudy-llm",
-                proc.pid,
-            )
-            return await measure(target, args)
-    except RuntimeError as exc:
-        return f"failed: {exc}"
+    return await measure_server(
+        "(b) understudy-llm", "understudy-llm", command, env, port, "/healthz", work, args
+    )
 
 
 async def measure_litellm(
@@ -383,17 +373,33 @@ async def measure_litellm(
         "--telemetry",
         "False",
     ]
-    log = work / "litellm.log"
+    return await measure_server(
+        "(c) litellm proxy", "gpt-4o-mini", command, env, port, "/health/liveliness", work, args
+    )
+
+
+def command_name(command: list[str]) -> str:
+    """``understudy`` or ``litellm``: the server's log file name."""
+    return Path(command[0]).name
+
+
+async def measure_server(
+    label: str,
+    model: str,
+    command: list[str],
+    env: dict[str, str],
+    port: int,
+    health_path: str,
+    work: Path,
+    args: argparse.Namespace,
+) -> Figures | str:
+    """Start a server, wait for its health endpoint, load it, stop it; log under ``work``."""
+    log = work / f"{command_name(command)}.log"
     try:
         with process(command, env=env, cwd=work, log=log) as proc:
-            wait_until_up(f"http://127.0.0.1:{port}/health/liveliness", proc, log)
-            target = Target(
-                "(c) litellm proxy",
-                f"http://127.0.0.1:{port}/v1/chat/completions",
-                "gpt-4o-mini",
-                proc.pid,
-            )
-            return await measure(target, args)
+            wait_until_up(f"http://127.0.0.1:{port}{health_path}", proc, log)
+            url = f"http://127.0.0.1:{port}/v1/chat/completions"
+            return await measure(Target(label, url, model, proc.pid), args)
     except RuntimeError as exc:
         return f"failed: {exc}"
 
