@@ -8,8 +8,11 @@ neither an ``alembic.ini`` nor a synchronous driver is needed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import asyncio
+import contextlib
+import weakref
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -20,7 +23,7 @@ from alembic.util import CommandError
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from orchestrator.store.errors import StoreError, mask_url
@@ -162,6 +165,19 @@ async def upgrade_database(url: str) -> None:
 
 _migrate_schema = migrate  # ``Database.open`` has a ``migrate`` flag that shadows the name
 
+_sqlite_write_queues: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def _write_queue(engine: AsyncEngine) -> asyncio.Lock | None:
+    """The in-process queue for writes to a SQLite engine, one per engine; None elsewhere.
+
+    SQLite has one writer: queueing writes here beats its busy-timeout sleeps, which made
+    concurrent requests wait seconds for each other. Stores sharing an engine share its queue.
+    """
+    if engine.dialect.name != "sqlite":
+        return None
+    return _sqlite_write_queues.setdefault(engine.sync_engine, asyncio.Lock())
+
 
 class Database:
     """An opened engine with the product's URL conventions; the base of every store.
@@ -173,6 +189,27 @@ class Database:
     def __init__(self, engine: AsyncEngine, url: str) -> None:
         self._engine = engine
         self._url = url
+        self._write_lock = _write_queue(engine)
+
+    @classmethod
+    def sharing(cls, other: Database) -> Self:
+        """A store of this kind on ``other``'s engine: one connection pool and, on SQLite, one
+        write queue (two queues on one file would meet in SQLite's busy handler, which sleeps).
+        Closing either closes the pool for both; the engine opens a new one if used again."""
+        return cls(other._engine, other._url)
+
+    def _writing(self) -> contextlib.AbstractAsyncContextManager[object]:
+        """Hold this around every write transaction (a no-op except on SQLite)."""
+        return self._write_lock or contextlib.nullcontext()
+
+    @asynccontextmanager
+    async def _write_transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction that may read first: queued, and begun ``IMMEDIATE`` on SQLite,
+        so a read inside it cannot fail on the lock upgrade; a plain transaction elsewhere."""
+        async with self._writing(), self._engine.connect() as connection:
+            connection = await connection.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+            async with connection.begin():
+                yield connection
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Self:

@@ -5,6 +5,8 @@
     ├── RunNotFound           no run with that id
     ├── RunAlreadyRecorded    a run with that id is already stored (nothing was written)
     ├── KeyNotFound           no API key (or more than one) matches an id or prefix
+    ├── BatchNotFound         no batch job with that id
+    ├── FileNotFound          no stored file with that id
     └── StoreError            the database failed; wraps the SQLAlchemy or driver error
 
 Every message built from a database URL shows it with the password masked.
@@ -111,3 +113,27 @@ class KeyNotFound(UnderstudyError):
         else:
             message = f"no key with id or prefix {query!r} (see `understudy keys list --all`)"
         super().__init__(message)
+
+
+class BatchNotFound(UnderstudyError):
+    """No batch job with this id is stored.
+
+    Args:
+        batch_id: The id that was looked up.
+    """
+
+    def __init__(self, batch_id: str) -> None:
+        self.batch_id = batch_id
+        super().__init__(f"no batch job with id {batch_id!r} (see `understudy batch list`)")
+
+
+class FileNotFound(UnderstudyError):
+    """No stored file with this id.
+
+    Args:
+        file_id: The id that was looked up.
+    """
+
+    def __init__(self, file_id: str) -> None:
+        self.file_id = file_id
+        super().__init__(f"no file with id {file_id!r}")

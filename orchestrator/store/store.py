@@ -7,8 +7,6 @@ source for distillation. Readers get plain dataclasses (:mod:`orchestrator.store
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -45,12 +43,6 @@ class TranscriptStore(Database):
     def __init__(self, engine: AsyncEngine, url: str) -> None:
         super().__init__(engine, url)
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-        self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
-        """SQLite has one writer: queueing writes here beats its busy-timeout sleeps, which made
-        concurrent requests wait seconds for each other."""
-
-    def _writing(self) -> contextlib.AbstractAsyncContextManager[object]:
-        return self._write_lock or contextlib.nullcontext()
 
     async def save_run(self, run: RunRecord) -> None:
         """Store a run with its lead calls and tool calls, all or nothing.

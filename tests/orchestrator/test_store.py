@@ -34,7 +34,7 @@ from specialists.errors import ConfigurationError, UnderstudyError
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0004"
 """The newest migration; bump it with each new one."""
 
 
@@ -108,19 +108,54 @@ async def test_public_names_are_pinned() -> None:
     assert sorted(orchestrator.store.__all__) == [
         "Admission",
         "ApiKey",
+        "BatchJob",
+        "BatchNotFound",
+        "BatchProgress",
+        "BatchStore",
+        "ClaimedItem",
+        "DistillJob",
+        "DistillJobStore",
         "FeedbackRecord",
+        "FileDigest",
+        "FileNotFound",
+        "FileStore",
+        "ItemOutput",
+        "ItemResult",
         "KeyNotFound",
         "KeyStore",
         "LeadCallRecord",
+        "NewItem",
+        "NotInRegistry",
+        "PromotionRefused",
+        "Proposal",
+        "ProposalDraft",
+        "RegistryError",
+        "RegistrySnapshot",
+        "RegistryStore",
         "RunAlreadyRecorded",
         "RunNotFound",
         "RunRecord",
+        "SpecialistDefinition",
+        "SpecialistVersion",
         "StoreError",
+        "StoredFile",
         "ToolCallRecord",
         "TranscriptStore",
+        "WorkerInfo",
+        "promotion_refusal",
         "upgrade_database",
     ]
-    for name in ("KeyNotFound", "RunAlreadyRecorded", "RunNotFound", "StoreError"):
+    for name in (
+        "BatchNotFound",
+        "FileNotFound",
+        "KeyNotFound",
+        "NotInRegistry",
+        "PromotionRefused",
+        "RegistryError",
+        "RunAlreadyRecorded",
+        "RunNotFound",
+        "StoreError",
+    ):
         assert issubclass(getattr(orchestrator.store, name), UnderstudyError)
 
 
@@ -365,6 +400,15 @@ async def test_migration_matches_the_orm_metadata(database_url: str) -> None:
         "feedback",
         "api_keys",
         "api_key_usage",
+        "files",
+        "batch_jobs",
+        "batch_items",
+        "workers",
+        "registry_state",
+        "specialist_proposals",
+        "specialists",
+        "specialist_versions",
+        "distill_jobs",
     }
 
 

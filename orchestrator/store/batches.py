@@ -1,0 +1,776 @@
+"""Batch jobs as rows: created in chunks, claimed by any number of workers, finished exactly once.
+
+A job's requests are ``batch_items`` rows in input order. Workers claim items in small groups —
+``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL, so workers on many machines never claim the same
+row; on SQLite every claim is one ``BEGIN IMMEDIATE`` transaction of the single writer — and hold
+them under a lease they renew with :meth:`BatchStore.heartbeat`. A worker that dies (``kill -9``,
+a lost machine) stops renewing; once its leases expire, its items are claimed again.
+
+Each claim increments the item's ``claims`` counter, and a result is committed only under the
+claim that produced it (:meth:`BatchStore.complete`), so a worker that lost its lease cannot
+overwrite the result of the worker that took the item over. Whether a re-claimed item must run
+again or already has a transcript is the runner's business (it derives run ids from the item).
+
+Lease times come from the workers' clocks; keep them within a few seconds of each other (NTP) or
+raise the lease. Counts and totals are computed from the items, never kept in counters that every
+worker would have to update.
+
+A finished job's output and error files (:mod:`~.files`) have no path: they are rendered from
+its items whenever they are read, so each result is stored once.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from orchestrator.store.engine import Database, wrap_errors
+from orchestrator.store.errors import BatchNotFound
+from orchestrator.store.files import FileDigest, newest_first_after
+from orchestrator.store.tables import (
+    ITEM_STATUSES,
+    WORKER_ID_LENGTH,
+    BatchItemRow,
+    BatchJobRow,
+    FileRow,
+    WorkerRow,
+)
+
+CHAT_ENDPOINT = "/v1/chat/completions"
+"""The one endpoint batch requests may address."""
+FINAL_STATUSES = frozenset({"failed", "completed", "cancelled"})
+"""Job statuses that never change again."""
+STALE_WORKER_LEASES = 10
+"""A worker row silent for this many leases is deleted (its process is long gone)."""
+
+_JOBS = BatchJobRow.__table__
+_ITEMS = BatchItemRow.__table__
+_OPEN = _JOBS.c.status.in_(("in_progress", "cancelling"))
+"""Jobs that finish once their items are done."""
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """A job as callers see it; its progress is :meth:`BatchStore.progress`."""
+
+    id: str
+    status: str
+    """``validating`` → ``in_progress`` → ``completed``; or ``failed`` (its input was invalid);
+    or ``cancelling`` → ``cancelled``."""
+    endpoint: str
+    mode: str
+    """Mode of the requests whose ``model`` is not an Understudy model name."""
+    input_name: str
+    input_file_id: str | None
+    output_file_id: str | None
+    error_file_id: str | None
+    completion_window: str
+    metadata: dict[str, Any] | None
+    errors: list[dict[str, Any]] | None
+    """Why validation failed: ``{"line", "code", "message"}`` per bad input line."""
+    total: int
+    created_at: datetime
+    started_at: datetime | None
+    cancel_requested_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """Items by status, and what the finished ones used and cost."""
+
+    pending: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    lead_tokens: int = 0
+    slm_tokens: int = 0
+    cost_usd: float = 0.0
+    lead_only_cost_usd: float = 0.0
+    """What the same tokens would have cost on the lead alone (``llm`` mode's price)."""
+    answered_without_lead: int = 0
+    """Succeeded items the lead never saw (a specialist's answer was accepted)."""
+
+    @property
+    def total(self) -> int:
+        return self.pending + self.running + self.done
+
+    @property
+    def done(self) -> int:
+        return self.succeeded + self.failed + self.cancelled
+
+    @property
+    def saved_usd(self) -> float:
+        return max(0.0, self.lead_only_cost_usd - self.cost_usd)
+
+
+@dataclass(frozen=True)
+class NewItem:
+    """One input line to store: a valid request, or (``output`` set) an invalid line's error."""
+
+    line: int
+    custom_id: str | None
+    body: dict[str, Any] | None
+    output: str | None = None
+    """The error line of an invalid request, stored as failed so nothing is silently lost."""
+
+
+@dataclass(frozen=True)
+class ClaimedItem:
+    """An item a worker holds under its lease."""
+
+    job_id: str
+    line: int
+    custom_id: str
+    body: dict[str, Any]
+    claims: int
+    """1 on the first claim; more means an earlier worker may have started it."""
+    mode: str
+    """The job's mode."""
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """The outcome of one item, committed with :meth:`BatchStore.complete`."""
+
+    succeeded: bool
+    output: str
+    """The output file line (or error file line, when it failed), without the newline."""
+    run_id: str | None = None
+    lead_tokens: int = 0
+    slm_tokens: int = 0
+    cost_usd: float = 0.0
+    lead_only_cost_usd: float = 0.0
+
+
+@dataclass(frozen=True)
+class ItemOutput:
+    """A finished item as output and error files list it."""
+
+    line: int
+    custom_id: str | None
+    status: str
+    output: str | None
+    """None for items cancelled before they ran."""
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A worker process, as its heartbeat row records it."""
+
+    id: str
+    host: str
+    pid: int
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @classmethod
+    def this_process(cls) -> WorkerInfo:
+        host = socket.gethostname()
+        suffix = f":{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        return cls(id=host[: WORKER_ID_LENGTH - len(suffix)] + suffix, host=host, pid=os.getpid())
+
+
+class BatchStore(Database):
+    """Batch jobs, their items and the workers running them, in SQLite or PostgreSQL.
+
+    Open with :meth:`open`, or with :meth:`sharing` on the transcript store's engine (one pool,
+    one SQLite write queue). Every method is a short transaction of its own.
+    """
+
+    def __init__(self, engine: AsyncEngine, url: str) -> None:
+        super().__init__(engine, url)
+        self._postgres = engine.dialect.name == "postgresql"
+        self._insert = postgresql.insert if self._postgres else sqlite.insert
+
+    # ------------------------------------------------------------------------------ jobs
+
+    async def create_job(
+        self,
+        *,
+        mode: str,
+        input_name: str,
+        input_file_id: str | None = None,
+        completion_window: str = "24h",
+        metadata: dict[str, Any] | None = None,
+    ) -> BatchJob:
+        """A new job in ``validating``: no worker touches it until :meth:`start_job`.
+
+        Raises:
+            StoreError: The database failed (an unknown ``input_file_id`` included).
+        """
+        values = {
+            "id": f"batch_{uuid.uuid4().hex}",
+            "status": "validating",
+            "endpoint": CHAT_ENDPOINT,
+            "mode": mode,
+            "input_name": input_name,
+            "input_file_id": input_file_id,
+            "output_file_id": None,
+            "error_file_id": None,
+            "completion_window": completion_window,
+            "metadata": metadata,
+            "errors": None,
+            "total": 0,
+            "created_at": datetime.now(UTC),
+            "started_at": None,
+            "cancel_requested_at": None,
+            "finished_at": None,
+        }
+        with wrap_errors("create_batch", self._url):
+            async with self._writing(), self._engine.begin() as connection:
+                await connection.execute(insert(_JOBS), values)
+        return _job(values)
+
+    async def add_items(self, job_id: str, items: Sequence[NewItem]) -> list[int]:
+        """Store a chunk of a validating job's items; returns the lines whose ``custom_id`` an
+        earlier line already has (those are not stored).
+
+        Raises:
+            StoreError: The database failed.
+        """
+        valid = [_item_values(job_id, item) for item in items if item.output is None]
+        invalid = [_item_values(job_id, item) for item in items if item.output is not None]
+        statement = (
+            self._insert(_ITEMS)
+            .on_conflict_do_nothing(index_elements=[_ITEMS.c.job_id, _ITEMS.c.custom_id])
+            .returning(_ITEMS.c.line)
+        )
+        with wrap_errors("add_batch_items", self._url):
+            async with self._writing(), self._engine.begin() as connection:
+                stored: set[int] = set()
+                if valid:
+                    stored = set((await connection.execute(statement, valid)).scalars())
+                if invalid:
+                    await connection.execute(insert(_ITEMS), invalid)
+        return sorted(row["line"] for row in valid if row["line"] not in stored)
+
+    async def line_of(self, job_id: str, custom_id: str) -> int | None:
+        """The line that holds ``custom_id`` in a job, if any."""
+        query = select(_ITEMS.c.line).where(
+            _ITEMS.c.job_id == job_id, _ITEMS.c.custom_id == custom_id
+        )
+        with wrap_errors("get_batch_item", self._url):
+            async with self._engine.connect() as connection:
+                return await connection.scalar(query)
+
+    async def start_job(self, job_id: str, total: int) -> BatchJob:
+        """Hand a validated job of ``total`` items to the workers.
+
+        A job cancelled while it was validating stays cancelled: the items stored after the
+        cancel are cancelled too.
+        """
+        now = datetime.now(UTC)
+        with wrap_errors("start_batch", self._url):
+            async with self._writing(), self._engine.begin() as connection:
+                started = await connection.execute(
+                    update(_JOBS)
+                    .where(_JOBS.c.id == job_id, _JOBS.c.status == "validating")
+                    .values(status="in_progress", total=total, started_at=now)
+                )
+                if not started.rowcount:
+                    await connection.execute(
+                        update(_JOBS).where(_JOBS.c.id == job_id).values(total=total)
+                    )
+                    await _cancel_pending(connection, job_id, now)
+        await self.finish_jobs(job_id)
+        return await self.get_job(job_id)
+
+    async def fail_job(self, job_id: str, errors: list[dict[str, Any]]) -> BatchJob:
+        """End a job whose input was invalid: its items are deleted, nothing ran."""
+        with wrap_errors("fail_batch", self._url):
+            async with self._writing(), self._engine.begin() as connection:
+                await connection.execute(delete(_ITEMS).where(_ITEMS.c.job_id == job_id))
+                await connection.execute(
+                    update(_JOBS)
+                    .where(_JOBS.c.id == job_id)
+                    .values(status="failed", errors=errors, finished_at=datetime.now(UTC))
+                )
+        return await self.get_job(job_id)
+
+    async def get_job(self, job_id: str) -> BatchJob:
+        """Raises: BatchNotFound, StoreError."""
+        with wrap_errors("get_batch", self._url):
+            async with self._engine.connect() as connection:
+                row = (
+                    await connection.execute(select(_JOBS).where(_JOBS.c.id == job_id))
+                ).one_or_none()
+        if row is None:
+            raise BatchNotFound(job_id)
+        return _job(row._mapping)
+
+    async def list_jobs(self, *, limit: int = 20, after: str | None = None) -> list[BatchJob]:
+        """Jobs newest first; ``after`` is the id of the last job of the previous page."""
+        query = select(_JOBS).order_by(_JOBS.c.created_at.desc(), _JOBS.c.id.desc()).limit(limit)
+        with wrap_errors("list_batches", self._url):
+            async with self._engine.connect() as connection:
+                if after is not None:
+                    query = query.where(
+                        newest_first_after(_JOBS, await _created_at(connection, after))
+                    )
+                rows = (await connection.execute(query)).all()
+        return [_job(row._mapping) for row in rows]
+
+    async def progress(self, job_id: str) -> BatchProgress:
+        """Items by status with their tokens and cost, in one query."""
+        query = (
+            select(
+                _ITEMS.c.status,
+                func.count(),
+                func.coalesce(func.sum(_ITEMS.c.lead_tokens), 0),
+                func.coalesce(func.sum(_ITEMS.c.slm_tokens), 0),
+                func.coalesce(func.sum(_ITEMS.c.cost_usd), 0.0),
+                func.coalesce(func.sum(_ITEMS.c.lead_only_cost_usd), 0.0),
+                func.coalesce(func.sum(case((_ITEMS.c.lead_tokens == 0, 1), else_=0)), 0),
+            )
+            .where(_ITEMS.c.job_id == job_id)
+            .group_by(_ITEMS.c.status)
+        )
+        with wrap_errors("batch_progress", self._url):
+            async with self._engine.connect() as connection:
+                rows = {row[0]: row[1:] for row in (await connection.execute(query)).all()}
+        none = (0, 0, 0, 0.0, 0.0, 0)
+        return BatchProgress(
+            **{status: int(rows.get(status, none)[0]) for status in ITEM_STATUSES},
+            lead_tokens=sum(int(row[1]) for row in rows.values()),
+            slm_tokens=sum(int(row[2]) for row in rows.values()),
+            cost_usd=sum(float(row[3]) for row in rows.values()),
+            lead_only_cost_usd=sum(float(row[4]) for row in rows.values()),
+            answered_without_lead=int(rows.get("succeeded", none)[5]),
+        )
+
+    async def cancel(self, job_id: str) -> BatchJob:
+        """Stop a job: items not yet claimed are cancelled, running ones finish.
+
+        The job is ``cancelling`` until its running items are done (see :meth:`finish_jobs`).
+        Cancelling a finished job changes nothing.
+
+        Raises:
+            BatchNotFound: No job has this id.
+            StoreError: The database failed.
+        """
+        now = datetime.now(UTC)
+        with wrap_errors("cancel_batch", self._url):
+            async with self._writing(), self._engine.begin() as connection:
+                result = await connection.execute(
+                    update(_JOBS)
+                    .where(_JOBS.c.id == job_id, _JOBS.c.status.in_(("validating", "in_progress")))
+                    .values(status="cancelling", cancel_requested_at=now)
+                )
+                if result.rowcount:
+                    await _cancel_pending(connection, job_id, now)
+        await self.finish_jobs(job_id)
+        return await self.get_job(job_id)
+
+    async def finish_jobs(self, job_id: str | None = None) -> list[str]:
+        """Mark jobs with nothing left to run ``completed`` (or ``cancelled``); returns their ids.
+
+        Also cancels the running items of a cancelling job whose worker stopped (lease expired):
+        nobody claims items of a cancelled job, so they would otherwise hold it open forever.
+        """
+        now = datetime.now(UTC)
+        open_jobs = select(_JOBS.c.id).where(_OPEN)
+        if job_id is not None:
+            open_jobs = open_jobs.where(_JOBS.c.id == job_id)
+        unfinished = (
+            select(_ITEMS.c.job_id)
+            .where(_ITEMS.c.job_id == _JOBS.c.id, _ITEMS.c.status.in_(("pending", "running")))
+            .exists()
+        )
+        with wrap_errors("finish_batches", self._url):
+            async with self._engine.connect() as connection:  # idle workers only read
+                candidates = (await connection.execute(open_jobs)).scalars().all()
+            if not candidates:
+                return []
+            async with self._write_transaction() as connection:
+                await connection.execute(
+                    update(_ITEMS)
+                    .where(
+                        _ITEMS.c.job_id.in_(
+                            select(_JOBS.c.id).where(
+                                _JOBS.c.id.in_(candidates), _JOBS.c.status == "cancelling"
+                            )
+                        ),
+                        _ITEMS.c.status == "running",
+                        _ITEMS.c.lease_expires_at < now,
+                    )
+                    .values(status="cancelled", finished_at=now, worker_id=None)
+                )
+                finished = (
+                    await connection.execute(
+                        update(_JOBS)
+                        .where(_JOBS.c.id.in_(candidates), _OPEN, ~unfinished)
+                        .values(
+                            status=case(
+                                (_JOBS.c.status == "cancelling", "cancelled"), else_="completed"
+                            ),
+                            finished_at=now,
+                        )
+                        .returning(_JOBS.c.id)
+                    )
+                ).scalars()
+                return list(finished)
+
+    # ----------------------------------------------------------------------------- items
+
+    async def claim(
+        self, worker_id: str, *, limit: int, lease_s: float, job_id: str | None = None
+    ) -> list[ClaimedItem]:
+        """Up to ``limit`` items of the oldest running job that has any, leased to ``worker_id``.
+
+        Items whose lease expired (their worker died) come first, then pending ones in input
+        order. ``job_id`` restricts the claim to one job.
+
+        Raises:
+            StoreError: The database failed.
+        """
+        now = datetime.now(UTC)
+        jobs = select(_JOBS.c.id, _JOBS.c.mode).where(_JOBS.c.status == "in_progress")
+        if job_id is not None:
+            jobs = jobs.where(_JOBS.c.id == job_id)
+        jobs = jobs.order_by(_JOBS.c.created_at, _JOBS.c.id)
+        lease = {
+            "status": "running",
+            "worker_id": worker_id,
+            "lease_expires_at": now + timedelta(seconds=lease_s),
+            "claims": _ITEMS.c.claims + 1,
+        }
+        with wrap_errors("claim_batch_items", self._url):
+            async with self._engine.connect() as connection:  # idle workers only read
+                running_jobs = (await connection.execute(jobs)).all()
+            if not running_jobs:
+                return []
+            async with self._write_transaction() as connection:
+                for job, mode in running_jobs:
+                    rows = await _claim_in_job(connection, job, limit=limit, lease=lease, now=now)
+                    if rows:
+                        claimed = [
+                            ClaimedItem(job, row.line, row.custom_id, row.body, row.claims, mode)
+                            for row in rows
+                        ]
+                        return sorted(claimed, key=lambda item: item.line)
+        return []
+
+    async def complete(self, finished: Sequence[tuple[ClaimedItem, ItemResult]]) -> list[bool]:
+        """Commit results, all in one transaction; for each, False (nothing written) if its claim
+        was lost meanwhile — another worker took the item over and its result counts.
+
+        Where the driver counts the rows of a multi-row statement (SQLite), the group is one
+        statement, which keeps the single writer's lock short; it is redone row by row only when
+        a claim was lost.
+
+        Raises:
+            StoreError: The database failed; nothing was written.
+        """
+        now = datetime.now(UTC)
+        rows = [_completion(item, result, now) for item, result in finished]
+        with wrap_errors("complete_batch_items", self._url):
+            async with self._writing():
+                if self._engine.dialect.supports_sane_multi_rowcount:
+                    async with self._engine.connect() as connection:
+                        transaction = await connection.begin()
+                        if (await connection.execute(_COMPLETE, rows)).rowcount == len(rows):
+                            await transaction.commit()
+                            return [True] * len(rows)
+                        await transaction.rollback()
+                async with self._engine.begin() as connection:
+                    return [
+                        (await connection.execute(_COMPLETE, row)).rowcount == 1 for row in rows
+                    ]
+
+    async def outputs(
+        self, job_id: str, *, statuses: Sequence[str], chunk: int = 1000
+    ) -> AsyncIterator[ItemOutput]:
+        """Finished items with these statuses, in input order, read ``chunk`` rows at a time
+        (keyset pagination: no transaction stays open between chunks, memory stays flat)."""
+        last = 0
+        while True:
+            query = (
+                select(_ITEMS.c.line, _ITEMS.c.custom_id, _ITEMS.c.status, _ITEMS.c.output)
+                .where(
+                    _ITEMS.c.job_id == job_id,
+                    _ITEMS.c.line > last,
+                    _ITEMS.c.status.in_(statuses),
+                )
+                .order_by(_ITEMS.c.line)
+                .limit(chunk)
+            )
+            with wrap_errors("read_batch_outputs", self._url):
+                async with self._engine.connect() as connection:
+                    rows = (await connection.execute(query)).all()
+            for row in rows:
+                yield ItemOutput(row.line, row.custom_id, row.status, row.output)
+            if len(rows) < chunk:
+                return
+            last = rows[-1].line
+
+    # --------------------------------------------------------------------------- workers
+
+    async def heartbeat(self, worker: WorkerInfo, *, lease_s: float) -> int:
+        """Record that ``worker`` lives and renew its leases; returns how many workers live.
+
+        Raises:
+            StoreError: The database failed.
+        """
+        now = datetime.now(UTC)
+        row = {
+            "id": worker.id,
+            "host": worker.host,
+            "pid": worker.pid,
+            "started_at": worker.started_at,
+            "heartbeat_at": now,
+        }
+        upsert = (
+            self._insert(WorkerRow.__table__)
+            .values(row)
+            .on_conflict_do_update(index_elements=["id"], set_={"heartbeat_at": now})
+        )
+        live = (
+            select(func.count())
+            .select_from(WorkerRow)
+            .where(WorkerRow.heartbeat_at >= now - timedelta(seconds=lease_s))
+        )
+        with wrap_errors("worker_heartbeat", self._url):
+            async with self._writing(), self._engine.begin() as connection:
+                await connection.execute(upsert)
+                await connection.execute(
+                    update(_ITEMS)
+                    .where(_ITEMS.c.worker_id == worker.id, _ITEMS.c.status == "running")
+                    .values(lease_expires_at=now + timedelta(seconds=lease_s))
+                )
+                await connection.execute(
+                    delete(WorkerRow).where(
+                        WorkerRow.heartbeat_at
+                        < now - timedelta(seconds=lease_s * STALE_WORKER_LEASES)
+                    )
+                )
+                return int(await connection.scalar(live) or 1)
+
+    async def release(self, worker_id: str) -> None:
+        """A worker stops cleanly: its running items go back to pending at once."""
+        with wrap_errors("release_worker", self._url):
+            async with self._writing(), self._engine.begin() as connection:
+                await connection.execute(
+                    update(_ITEMS)
+                    .where(_ITEMS.c.worker_id == worker_id, _ITEMS.c.status == "running")
+                    .values(status="pending", worker_id=None, lease_expires_at=None)
+                )
+                await connection.execute(delete(WorkerRow).where(WorkerRow.id == worker_id))
+
+    # ----------------------------------------------------------------------- output files
+
+    async def job_of_output_file(self, file_id: str) -> BatchJob | None:
+        """The job whose output or error file this is, if it is one."""
+        query = select(_JOBS).where(
+            or_(_JOBS.c.output_file_id == file_id, _JOBS.c.error_file_id == file_id)
+        )
+        with wrap_errors("get_batch", self._url):
+            async with self._engine.connect() as connection:
+                row = (await connection.execute(query)).first()
+        return None if row is None else _job(row._mapping)
+
+    async def attach_output_files(
+        self, job_id: str, *, output: FileDigest | None, errors: FileDigest | None
+    ) -> BatchJob:
+        """Record a finished job's output and error files (None: the job has no such lines).
+
+        They have no path — their lines are the items' — and ids derived from the job's, so
+        finalising twice (two workers, or a worker and the API) records each file once.
+        """
+        now = datetime.now(UTC)
+        ids: dict[str, str | None] = {}
+        rows = []
+        for kind, digest in (("output", output), ("error", errors)):
+            file_id = f"file-{uuid.uuid5(uuid.NAMESPACE_URL, f'{job_id}/{kind}').hex}"
+            ids[kind] = file_id if digest is not None else None
+            if digest is not None:
+                rows.append(
+                    {
+                        "id": file_id,
+                        "purpose": "batch_output",
+                        "filename": f"{job_id}_{kind}.jsonl",
+                        "bytes": digest.bytes,
+                        "sha256": digest.sha256,
+                        "path": None,
+                        "created_at": now,
+                    }
+                )
+        with wrap_errors("attach_batch_files", self._url):
+            async with self._writing(), self._engine.begin() as connection:
+                if rows:
+                    await connection.execute(
+                        self._insert(FileRow.__table__).on_conflict_do_nothing(
+                            index_elements=["id"]
+                        ),
+                        rows,
+                    )
+                await connection.execute(
+                    update(_JOBS)
+                    .where(_JOBS.c.id == job_id)
+                    .values(output_file_id=ids["output"], error_file_id=ids["error"])
+                )
+        return await self.get_job(job_id)
+
+
+async def _claim_in_job(
+    connection: AsyncConnection, job_id: str, *, limit: int, lease: dict[str, Any], now: datetime
+) -> list[Any]:
+    """Lease up to ``limit`` items of one job: expired leases first, then pending in order.
+
+    ``SKIP LOCKED`` makes concurrent PostgreSQL workers pass over each other's rows instead of
+    waiting for them (SQLite ignores it: its claims are serialised by the write lock).
+    """
+    rows: list[Any] = []
+    expired = and_(_ITEMS.c.status == "running", _ITEMS.c.lease_expires_at < now)
+    for claimable in (expired, _ITEMS.c.status == "pending"):
+        if len(rows) >= limit:
+            break
+        # Two statements, not UPDATE … WHERE line IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED):
+        # PostgreSQL may evaluate that subquery more than once and so lease more than n rows.
+        pick = (
+            select(_ITEMS.c.line)
+            .where(_ITEMS.c.job_id == job_id, claimable)
+            .order_by(_ITEMS.c.line)
+            .limit(limit - len(rows))
+            .with_for_update(skip_locked=True)
+        )
+        lines = (await connection.execute(pick)).scalars().all()
+        if not lines:
+            continue
+        statement = (
+            update(_ITEMS)
+            .where(_ITEMS.c.job_id == job_id, _ITEMS.c.line.in_(lines))
+            .values(lease)
+            .returning(_ITEMS.c.line, _ITEMS.c.custom_id, _ITEMS.c.body, _ITEMS.c.claims)
+        )
+        rows.extend((await connection.execute(statement)).all())
+    return rows
+
+
+_COMPLETE = (
+    update(_ITEMS)
+    .where(
+        _ITEMS.c.job_id == bindparam("item_job_id"),
+        _ITEMS.c.line == bindparam("item_line"),
+        _ITEMS.c.status == "running",
+        _ITEMS.c.claims == bindparam("item_claims"),
+    )
+    .values(
+        {
+            **{
+                name: bindparam(f"new_{name}")
+                for name in (
+                    "status",
+                    "output",
+                    "run_id",
+                    "lead_tokens",
+                    "slm_tokens",
+                    "cost_usd",
+                    "lead_only_cost_usd",
+                    "finished_at",
+                )
+            },
+            "lease_expires_at": None,
+        }
+    )
+)
+"""Commit one result, only under the claim that produced it (built once: this runs per item)."""
+
+
+def _completion(item: ClaimedItem, result: ItemResult, now: datetime) -> dict[str, Any]:
+    return {
+        "item_job_id": item.job_id,
+        "item_line": item.line,
+        "item_claims": item.claims,
+        "new_status": "succeeded" if result.succeeded else "failed",
+        "new_output": result.output,
+        "new_run_id": result.run_id,
+        "new_lead_tokens": result.lead_tokens,
+        "new_slm_tokens": result.slm_tokens,
+        "new_cost_usd": result.cost_usd,
+        "new_lead_only_cost_usd": result.lead_only_cost_usd,
+        "new_finished_at": now,
+    }
+
+
+def _item_values(job_id: str, item: NewItem) -> dict[str, Any]:
+    return {
+        "job_id": job_id,
+        "line": item.line,
+        "custom_id": item.custom_id if item.output is None else None,
+        "body": item.body,
+        "status": "pending" if item.output is None else "failed",
+        "claims": 0,
+        "worker_id": None,
+        "lease_expires_at": None,
+        "run_id": None,
+        "output": item.output,
+        "lead_tokens": 0,
+        "slm_tokens": 0,
+        "cost_usd": 0.0,
+        "lead_only_cost_usd": 0.0,
+        "finished_at": None if item.output is None else datetime.now(UTC),
+    }
+
+
+async def _created_at(connection: AsyncConnection, job_id: str) -> tuple[datetime, str]:
+    created = await connection.scalar(select(_JOBS.c.created_at).where(_JOBS.c.id == job_id))
+    if created is None:
+        raise BatchNotFound(job_id)
+    return created, job_id
+
+
+def _job(values: Any) -> BatchJob:
+    return BatchJob(
+        id=values["id"],
+        status=values["status"],
+        endpoint=values["endpoint"],
+        mode=values["mode"],
+        input_name=values["input_name"],
+        input_file_id=values["input_file_id"],
+        output_file_id=values["output_file_id"],
+        error_file_id=values["error_file_id"],
+        completion_window=values["completion_window"],
+        metadata=values["metadata"],
+        errors=values["errors"],
+        total=values["total"],
+        created_at=values["created_at"],
+        started_at=values["started_at"],
+        cancel_requested_at=values["cancel_requested_at"],
+        finished_at=values["finished_at"],
+    )
+
+
+__all__ = [
+    "CHAT_ENDPOINT",
+    "BatchJob",
+    "BatchProgress",
+    "BatchStore",
+    "ClaimedItem",
+    "ItemOutput",
+    "ItemResult",
+    "NewItem",
+    "WorkerInfo",
+]
+
+
+async def _cancel_pending(connection: AsyncConnection, job_id: str, now: datetime) -> None:
+    """Cancel the job's items no worker has claimed yet."""
+    await connection.execute(
+        update(_ITEMS)
+        .where(_ITEMS.c.job_id == job_id, _ITEMS.c.status == "pending")
+        .values(status="cancelled", finished_at=now)
+    )
