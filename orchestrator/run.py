@@ -38,6 +38,7 @@ from orchestrator.lead import (
     lead_model_settings,
     require_lead,
 )
+from orchestrator.lead_gate import GatedModel, LeadGate
 from orchestrator.modes import Mode
 from orchestrator.prerouter import PreRouter, RouteDecision
 from orchestrator.prompts import ESCALATION_NOTE, LEAD_INSTRUCTIONS, PLAIN_INSTRUCTIONS
@@ -119,6 +120,18 @@ class RunResult:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class _Lineup:
+    """The specialists a run works with: the catalog, the pre-router built from it, and the lead's
+    agents (one tool per specialist). Replaced whole by :meth:`Orchestrator.replace_catalog`;
+    each run keeps the lineup it started with, so a swap never changes specialists mid-run."""
+
+    catalog: Catalog
+    prerouter: PreRouter | None
+    agents: tuple[Agent[ToolDeps], Agent[ToolDeps]] | None
+    """The lead with tools (router) and without (llm); stateless, so built once per lineup."""
+
+
 @dataclass
 class _RunState:
     """Everything a run accumulates before it becomes a result and a transcript."""
@@ -127,6 +140,7 @@ class _RunState:
     mode: Mode
     messages: list[ChatMessage]
     deadline: float
+    lineup: _Lineup
     answer: str | None = None
     route: str = ""
     escalated: bool = False
@@ -191,6 +205,8 @@ class Orchestrator:
         lead: The lead model; ``None`` or unconfigured leaves only ``slm`` mode working.
         store: Transcript store; ``None`` records nothing.
         prices: Lead prices and the SLM price.
+        lead_gate: Admits every lead call (provider rate limits for bulk work); ``None`` admits
+            all.
     """
 
     def __init__(
@@ -204,27 +220,49 @@ class Orchestrator:
         prices: PriceBook | None = None,
         budget: RunBudget | None = None,
         sandbox: SandboxLimits | None = None,
+        lead_gate: LeadGate | None = None,
     ) -> None:
-        self.catalog = catalog
         self.backend = backend
-        self.prerouter = prerouter
         self.lead = lead if lead is not None and lead.configured else None
         self.store = store
         self.prices = prices or PriceBook()
         self.budget = budget or RunBudget()
         self.sandbox = sandbox or SandboxLimits()
+        self.lead_gate = lead_gate
         self._processor = transcript_processor()
-        self._agents = self._build_agents() if self.lead else None
-        """The lead with tools (router) and without (llm); stateless, so built once."""
+        self._lineup = self._new_lineup(catalog, prerouter)
 
-    def _build_agents(self) -> tuple[Agent[ToolDeps], Agent[ToolDeps]]:
+    @property
+    def catalog(self) -> Catalog:
+        """The specialists new runs use."""
+        return self._lineup.catalog
+
+    @property
+    def prerouter(self) -> PreRouter | None:
+        return self._lineup.prerouter
+
+    def replace_catalog(self, catalog: Catalog, prerouter: PreRouter | None) -> None:
+        """Serve ``catalog`` (routed by ``prerouter``, built from it) from the next run on.
+
+        This is how a promoted or rolled-back specialist takes effect without a restart: its
+        tool, its pre-router prototype and its adapter come with the new catalog. Runs in flight
+        finish with the lineup they started with.
+        """
+        self._lineup = self._new_lineup(catalog, prerouter)
+
+    def _new_lineup(self, catalog: Catalog, prerouter: PreRouter | None) -> _Lineup:
+        return _Lineup(catalog, prerouter, self._build_agents(catalog) if self.lead else None)
+
+    def _build_agents(self, catalog: Catalog) -> tuple[Agent[ToolDeps], Agent[ToolDeps]]:
         assert self.lead is not None
         model = build_lead_model(self.lead)
+        if self.lead_gate is not None:
+            model = GatedModel(model, self.lead_gate)
         settings = lead_model_settings(self.lead)
         with_tools = Agent[ToolDeps](
             name="understudy-lead",
             instructions=LEAD_INSTRUCTIONS,
-            tools=build_tools(self.catalog),
+            tools=build_tools(catalog),
             model=model,
             model_settings=settings,
         )
@@ -261,17 +299,19 @@ class Orchestrator:
         messages = _normalise(request)
         if mode is not Mode.slm:
             require_lead(self.lead, mode.value)
-        forced = self.catalog.get(specialist) if specialist else None
+        lineup = self._lineup
+        forced = lineup.catalog.get(specialist) if specialist else None
         started = time.perf_counter()
         state = _RunState(
             run_id=run_id or uuid.uuid4().hex,
             mode=mode,
             messages=messages,
             deadline=time.monotonic() + self.budget.max_seconds,
+            lineup=lineup,
             on_delta=on_delta,
             max_tokens=max_tokens,
         )
-        deps = ToolDeps(backend=self.backend, catalog=self.catalog, sandbox=self.sandbox)
+        deps = ToolDeps(backend=self.backend, catalog=lineup.catalog, sandbox=self.sandbox)
         try:
             if mode is Mode.llm:
                 state.route = "lead"
@@ -294,7 +334,8 @@ class Orchestrator:
     # ------------------------------------------------------------------------------ modes
 
     async def _slm(self, state: _RunState, deps: ToolDeps, forced: Specialist | None) -> None:
-        specialist = forced or self.catalog.get((await self._route(state, required=True)).best)
+        catalog = state.lineup.catalog
+        specialist = forced or catalog.get((await self._route(state, required=True)).best)
         state.route = f"slm:{specialist.name}"
         generation = await self._specialist(state, deps, specialist)
         if generation is None:
@@ -309,7 +350,7 @@ class Orchestrator:
                 state.route = "cascade:lead"
                 await self._router(state, deps, state.messages)
                 return
-            forced = self.catalog.get(decision.specialist)
+            forced = state.lineup.catalog.get(decision.specialist)
         specialist = forced
         generation = await self._specialist(state, deps, specialist)
         if generation is not None:
@@ -353,7 +394,8 @@ class Orchestrator:
         if generation is None:
             decision = await self._route(state, required=False)
             if decision is not None:
-                generation = await self._specialist(state, deps, self.catalog.get(decision.best))
+                specialist = state.lineup.catalog.get(decision.best)
+                generation = await self._specialist(state, deps, specialist)
         if generation is None:
             state.error = f"{cause}; and no specialist answer is available"
             return
@@ -366,7 +408,8 @@ class Orchestrator:
     async def _route(self, state: _RunState, *, required: bool) -> RouteDecision | None:
         if state.decision is not None:
             return state.decision
-        if self.prerouter is None:
+        prerouter = state.lineup.prerouter
+        if prerouter is None:
             if required:
                 raise ConfigurationError(
                     "mode 'slm' needs a specialist: pass one (--specialist) or install the "
@@ -374,7 +417,7 @@ class Orchestrator:
                 )
             return None
         prompt = state.messages[-1]["content"]
-        state.decision = await asyncio.to_thread(self.prerouter.route, prompt)
+        state.decision = await asyncio.to_thread(prerouter.route, prompt)
         return state.decision
 
     async def _specialist(
@@ -412,8 +455,9 @@ class Orchestrator:
     async def _ask_lead(
         self, state: _RunState, deps: ToolDeps, messages: list[ChatMessage], *, with_tools: bool
     ) -> str:
-        assert self.lead is not None and self._agents is not None
-        agent = self._agents[0] if with_tools else self._agents[1]
+        agents = state.lineup.agents
+        assert self.lead is not None and agents is not None
+        agent = agents[0] if with_tools else agents[1]
         trace_id = f"trace_{state.run_id}"
         hooks = _TokenBudget(self.budget.max_lead_tokens)
         config = RunConfig(

@@ -8,9 +8,11 @@ from contextlib import asynccontextmanager
 
 from orchestrator.cost import Price, PriceBook
 from orchestrator.lead import LeadConfig
+from orchestrator.lead_gate import LeadGate
 from orchestrator.prerouter import PreRouter
 from orchestrator.run import Orchestrator, RunBudget
 from orchestrator.store import TranscriptStore
+from serving.reconcile import served_catalog
 from serving.runtime import Log, build_backend, build_prerouter
 from serving.settings import Settings
 from specialists.backend import SLMBackend
@@ -49,6 +51,7 @@ def build_orchestrator(
     store: TranscriptStore | None,
     backend: SLMBackend,
     catalog: Catalog | None = None,
+    lead_gate: LeadGate | None = None,
 ) -> Orchestrator:
     """The orchestrator the settings describe, over an opened store and backend."""
     catalog = catalog or settings.catalog()
@@ -64,6 +67,7 @@ def build_orchestrator(
             max_lead_turns=settings.run.max_lead_turns,
             max_lead_tokens=settings.run.max_lead_tokens,
         ),
+        lead_gate=lead_gate,
     )
 
 
@@ -74,12 +78,17 @@ async def open_orchestrator(
     catalog: Catalog | None = None,
     backend: str | None = None,
     log: Log = lambda _m: None,
+    lead_gate: LeadGate | None = None,
 ) -> AsyncIterator[Orchestrator]:
-    """An orchestrator with its store and backend opened, closed again on exit."""
+    """An orchestrator with its store and backend opened, closed again on exit; by default
+    with the catalog the registry serves (promoted specialists included)."""
     store = await TranscriptStore.open(settings.database_url)
     slm = build_backend(settings, backend=backend, log=log)
     try:
-        yield build_orchestrator(settings, store=store, backend=slm, catalog=catalog)
+        catalog = catalog or await served_catalog(settings, store)
+        yield build_orchestrator(
+            settings, store=store, backend=slm, catalog=catalog, lead_gate=lead_gate
+        )
     finally:
         await slm.aclose()
         await store.close()

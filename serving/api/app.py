@@ -12,13 +12,15 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
-from orchestrator.store import KeyStore, TranscriptStore
-from serving.api import chat, feedback
+from orchestrator.store import BatchStore, FileStore, KeyStore, TranscriptStore
+from serving.api import batches, chat, feedback, files
 from serving.api.errors import install_error_handlers
 from serving.api.limits import BodySizeLimit
 from serving.api.observability import Metrics, RequestContextMiddleware
 from serving.api.observability import router as observability_router
+from serving.batch.worker import background_worker
 from serving.orchestration import build_orchestrator
+from serving.reconcile import registry_sync
 from serving.runtime import build_backend
 from serving.settings import Settings, get_settings
 from specialists.backend import SLMBackend
@@ -40,8 +42,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(chat.router)
     app.include_router(feedback.router)
+    app.include_router(files.router)
+    app.include_router(batches.router)
     app.include_router(observability_router)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.api.body_limit_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.api.body_limit_bytes,
+        larger={"/v1/files": settings.batch.max_file_bytes},
+    )
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     return app
 
@@ -60,7 +68,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.keys = keys
         app.state.backend = backend
         app.state.orchestrator = build_orchestrator(settings, store=store, backend=backend)
+        app.state.batches = BatchStore.sharing(store)
+        app.state.files = FileStore.sharing(store)
         app.state.readiness = _readiness_checks(settings, store, backend)
+        await stack.enter_async_context(registry_sync(settings, app.state.orchestrator).running())
+        if settings.batch.api_worker:
+            await stack.enter_async_context(
+                background_worker(settings.batch, app.state.orchestrator)
+            )
         yield
 
 

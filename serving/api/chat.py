@@ -20,6 +20,7 @@ from orchestrator.run import InvalidRequest, Orchestrator, RunResult
 from serving.api.auth import ApiKeyDep, record_token_usage
 from serving.api.errors import ApiError
 from serving.api.schemas import ChatCompletionRequest, understudy_block, usage_block
+from serving.settings import ApiSettings
 from specialists.catalog import Catalog
 from specialists.errors import ConfigurationError, UnderstudyError
 
@@ -55,7 +56,7 @@ async def chat_completions(
     body: ChatCompletionRequest, request: Request, _key: ApiKeyDep
 ) -> JSONResponse | StreamingResponse:
     orchestrator: Orchestrator = request.app.state.orchestrator
-    _check_limits(body, request)
+    check_limits(body, request.app.state.settings.api)
     mode, specialist = _resolve_model(body.model, orchestrator.catalog)
     request.state.model = body.model
     if body.stream:
@@ -68,23 +69,26 @@ async def chat_completions(
     await _account(request, body.model, result)
     if result.answer is None:
         raise ApiError(503, "upstream_unavailable", result.error or "no answer was produced")
-    return JSONResponse(
-        {
-            "id": f"chatcmpl-{result.run_id}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body.model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": result.answer},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": usage_block(result),
-            "understudy": understudy_block(result),
-        }
-    )
+    return JSONResponse(completion_body(result, body.model, created=int(time.time())))
+
+
+def completion_body(result: RunResult, model: str, *, created: int) -> dict[str, Any]:
+    """A run's answer as OpenAI's ``chat.completion`` object (batch output lines carry it too)."""
+    return {
+        "id": f"chatcmpl-{result.run_id}",
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": result.answer},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": usage_block(result),
+        "understudy": understudy_block(result),
+    }
 
 
 async def _run(
@@ -193,8 +197,12 @@ def _resolve_model(model: str, catalog: Catalog) -> tuple[Mode, str | None]:
     return models[model]
 
 
-def _check_limits(body: ChatCompletionRequest, request: Request) -> None:
-    limits = request.app.state.settings.api
+def check_limits(body: ChatCompletionRequest, limits: ApiSettings) -> None:
+    """Refuse a request over the API's size limits (batch requests are held to the same).
+
+    Raises:
+        ApiError: 400 or 413, naming the limit.
+    """
     if len(body.messages) > limits.max_messages:
         raise ApiError(
             400,
@@ -229,4 +237,4 @@ async def _account(request: Request, model: str, result: RunResult) -> None:
         metrics.observe_run(model, result)
 
 
-__all__ = ["router", "served_models"]
+__all__ = ["check_limits", "completion_body", "router", "served_models"]

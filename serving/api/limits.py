@@ -3,24 +3,32 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class BodySizeLimit:
-    """Pure ASGI middleware: 413 when ``Content-Length`` or the streamed body exceeds the limit."""
+    """Pure ASGI middleware: 413 when ``Content-Length`` or the streamed body exceeds the limit.
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    ``larger`` gives paths their own, larger limit (file uploads: ``{"/v1/files": 200_000_000}``).
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, larger: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = dict(larger or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.larger.get(scope["path"], self.max_bytes)
         declared = dict(scope.get("headers") or {}).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send)
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            await self._refuse(send, max_bytes)
             return
         received = 0
         too_large = False
@@ -30,7 +38,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     too_large = True
                     return {"type": "http.disconnect"}
             return message
@@ -44,13 +52,13 @@ class BodySizeLimit:
 
         await self.app(scope, counting_receive, guarded_send)
         if too_large and not started:
-            await self._refuse(send)
+            await self._refuse(send, max_bytes)
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, send: Send, max_bytes: int) -> None:
         body = json.dumps(
             {
                 "error": {
-                    "message": f"request body is larger than {self.max_bytes} bytes",
+                    "message": f"request body is larger than {max_bytes} bytes",
                     "type": "invalid_request_error",
                     "param": None,
                     "code": "request_too_large",

@@ -1,34 +1,18 @@
 """The `understudy` console script as users run it: a real subprocess, real model, real errors."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.cli import understudy
 from tests.helpers.http_server import free_port
-
-UNDERSTUDY = [sys.executable, "-m", "serving"]
-
-
-def run(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 300
-) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*UNDERSTUDY, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def test_ask_code_specialist_answers_from_smollm2(home_with_smollm2: Path) -> None:
-    result = run(
+    result = understudy(
         "ask", "Write a Python function that reverses a string.", "--specialist", "code", "--json"
     )
     assert result.returncode == 0, result.stderr
@@ -39,34 +23,34 @@ def test_ask_code_specialist_answers_from_smollm2(home_with_smollm2: Path) -> No
     assert answer["slm_tokens"] > 0 and answer["lead_tokens"] == 0 and answer["latency_ms"] > 0
     assert answer["cost_usd"] > 0  # the configured SLM price per million tokens
 
-    listed = run("runs", "list", "--json")
+    listed = understudy("runs", "list", "--json")
     assert json.loads(listed.stdout.splitlines()[0])["id"] == answer["run_id"]
-    shown = json.loads(run("runs", "show", answer["run_id"], "--json").stdout)
+    shown = json.loads(understudy("runs", "show", answer["run_id"], "--json").stdout)
     assert shown["tool_calls"][0]["name"] == "code_specialist"
     assert shown["tool_calls"][0]["output"] == answer["answer"]
-    assert "code_specialist" in run("runs", "show", answer["run_id"]).stdout
+    assert "code_specialist" in understudy("runs", "show", answer["run_id"]).stdout
 
 
 def test_runs_show_unknown_id() -> None:
-    result = run("runs", "show", "no-such-run")
+    result = understudy("runs", "show", "no-such-run")
     assert result.returncode == 1 and "no-such-run" in result.stderr
 
 
 def test_modes_that_need_a_lead_say_which_setting(home_with_smollm2: Path) -> None:
-    result = run("ask", "hi", "--mode", "router")
+    result = understudy("ask", "hi", "--mode", "router")
     assert result.returncode == 1
     assert "needs a lead model" in result.stderr and "UNDERSTUDY_LEAD_MODEL" in result.stderr
 
 
 def test_ask_human_output_shows_confidence_tokens_latency(home_with_smollm2: Path) -> None:
-    result = run("ask", "What is 12 + 30?", "--specialist", "math", "--max-tokens", "24")
+    result = understudy("ask", "What is 12 + 30?", "--specialist", "math", "--max-tokens", "24")
     assert result.returncode == 0, result.stderr
     assert "slm:math" in result.stdout and "confidence" in result.stdout
     assert "tokens" in result.stdout and " ms" in result.stdout
 
 
 def test_unknown_specialist_lists_the_known_ones() -> None:
-    result = run("ask", "hi", "--specialist", "poetry")
+    result = understudy("ask", "hi", "--specialist", "poetry")
     assert result.returncode == 1
     assert "unknown specialist 'poetry'; known specialists: code, email, math" in result.stderr
 
@@ -77,14 +61,16 @@ def test_corrupt_model_names_the_file_and_the_fix(isolated_env: Path, tiny_model
     weights = model / "model.safetensors"
     data = weights.read_bytes()
     weights.write_bytes(data[: len(data) // 2])
-    result = run("ask", "hi", "--specialist", "math")
+    result = understudy("ask", "hi", "--specialist", "math")
     assert result.returncode == 1
     assert f"{weights}: truncated or corrupt" in result.stderr.replace("\n", "")
     assert "understudy models pull smollm2-135m --force" in result.stderr
 
 
 def test_missing_model_without_auto_pull_says_how_to_pull(isolated_env: Path) -> None:
-    result = run("ask", "hi", "--specialist", "math", env={"UNDERSTUDY_SLM_AUTO_PULL": "false"})
+    result = understudy(
+        "ask", "hi", "--specialist", "math", env={"UNDERSTUDY_SLM_AUTO_PULL": "false"}
+    )
     assert result.returncode == 1
     assert "run `understudy models pull smollm2-135m`" in result.stderr
 
@@ -95,22 +81,22 @@ def test_slm_server_down_is_unavailable_within_the_timeout() -> None:
         "UNDERSTUDY_SLM_TIMEOUT_S": "2",
     }
     started = time.monotonic()
-    result = run("ask", "hi", "--specialist", "math", "--backend", "vllm", env=env)
+    result = understudy("ask", "hi", "--specialist", "math", "--backend", "vllm", env=env)
     assert result.returncode == 1
     assert "specialist 'math' failed: unavailable after" in result.stderr.replace("\n", "")
     assert time.monotonic() - started < 15  # interpreter start-up + the 2 s deadline
 
 
 def test_models_pull_from_a_local_directory(isolated_env: Path, tiny_model_dir: Path) -> None:
-    result = run("models", "pull", "tiny", "--from", str(tiny_model_dir))
+    result = understudy("models", "pull", "tiny", "--from", str(tiny_model_dir))
     assert result.returncode == 0, result.stderr
     assert "tiny: ready at" in result.stdout
-    listing = run("models", "list")
+    listing = understudy("models", "list")
     assert "tiny: ok" in listing.stdout
 
 
 @pytest.mark.parametrize("args", [["--help"], ["ask", "--help"], ["slm", "serve", "--help"]])
 def test_help_teaches(args: list[str]) -> None:
-    result = run(*args)
+    result = understudy(*args)
     assert result.returncode == 0
     assert "Usage" in result.stdout

@@ -1,0 +1,190 @@
+"""``/v1/batches``: OpenAI's Batch API over Understudy's batch jobs.
+
+``POST /v1/batches`` checks the uploaded input file at once: a file with bad lines makes a batch
+that is ``failed`` with every bad line in ``errors`` (nothing runs), as OpenAI's validation does;
+otherwise the batch is ``in_progress`` and workers — ``understudy worker`` processes, or this
+server itself (``batch.api_worker``) — run it. Requests choose their mode by ``model``
+(``understudy-cascade``, ``understudy-math``, …); other names (an OpenAI file's ``gpt-4o-mini``)
+run in ``batch.mode``. Each batch also carries an ``understudy`` block: tokens, cost and savings.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.store import BatchJob, BatchNotFound, BatchStore, FileNotFound, FileStore
+from serving.api.auth import ApiKeyDep
+from serving.api.chat import served_models
+from serving.api.errors import ApiError
+from serving.api.files import page
+from serving.batch.files import UPLOAD_PURPOSE, upload_path
+from serving.batch.output import finalize
+from serving.batch.validation import load_requests
+from serving.settings import Settings
+
+router = APIRouter(prefix="/v1", tags=["batches"])
+
+BatchIdPath = Annotated[str, Path(min_length=1, max_length=64, description="A batch id.")]
+
+MAX_METADATA_PAIRS = 16
+"""OpenAI's limit on batch metadata."""
+
+
+class BatchRequest(BaseModel):
+    """``POST /v1/batches``."""
+
+    model_config = ConfigDict(extra="forbid")
+    input_file_id: str = Field(min_length=1, max_length=64)
+    endpoint: Literal["/v1/chat/completions"]
+    completion_window: Literal["24h"] = "24h"
+    metadata: dict[str, Annotated[str, Field(max_length=512)]] | None = Field(
+        None, max_length=MAX_METADATA_PAIRS
+    )
+
+
+@router.post("/batches")
+async def create_batch(body: BatchRequest, request: Request, _key: ApiKeyDep) -> dict[str, Any]:
+    settings: Settings = request.app.state.settings
+    store = _store(request)
+    files: FileStore = request.app.state.files
+    try:
+        stored = await files.get_file(body.input_file_id)
+    except FileNotFound as exc:
+        raise ApiError(404, "file_not_found", str(exc), param="input_file_id") from exc
+    if stored.purpose != UPLOAD_PURPOSE or stored.path is None:
+        raise ApiError(
+            400,
+            "invalid_input_file",
+            f"{stored.id} has purpose {stored.purpose!r}; upload input with purpose 'batch'",
+            param="input_file_id",
+        )
+    path = upload_path(settings.files_dir, stored)
+    if not path.is_file():
+        raise ApiError(410, "file_gone", f"the bytes of {stored.id} are no longer on disk")
+    job = await store.create_job(
+        mode=settings.batch.mode,
+        input_name=stored.filename,
+        input_file_id=stored.id,
+        completion_window=body.completion_window,
+        metadata=body.metadata,
+    )
+    with path.open("rb") as stream:
+        report = await load_requests(
+            store,
+            job,
+            stream,
+            served=served_models(request.app.state.orchestrator.catalog),
+            limits=settings.batch,
+            api_limits=settings.api,
+        )
+    return await batch_object(store, report.job)
+
+
+@router.get("/batches/{batch_id}")
+async def retrieve_batch(
+    batch_id: BatchIdPath, request: Request, _key: ApiKeyDep
+) -> dict[str, Any]:
+    store = _store(request)
+    return await batch_object(store, await finalize(store, await _job(store, batch_id)))
+
+
+@router.post("/batches/{batch_id}/cancel")
+async def cancel_batch(batch_id: BatchIdPath, request: Request, _key: ApiKeyDep) -> dict[str, Any]:
+    store = _store(request)
+    await _job(store, batch_id)
+    return await batch_object(store, await finalize(store, await store.cancel(batch_id)))
+
+
+@router.get("/batches")
+async def list_batches(
+    request: Request,
+    _key: ApiKeyDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    after: str | None = None,
+) -> dict[str, Any]:
+    store = _store(request)
+    try:
+        jobs = await store.list_jobs(limit=limit + 1, after=after)
+    except BatchNotFound as exc:
+        raise ApiError(400, "invalid_cursor", str(exc), param="after") from exc
+    data = [await batch_object(store, job) for job in jobs[:limit]]
+    return page(data, has_more=len(jobs) > limit)
+
+
+async def batch_object(store: BatchStore, job: BatchJob) -> dict[str, Any]:
+    """A job in OpenAI's ``batch`` shape, with an ``understudy`` block."""
+    progress = await store.progress(job.id)
+    finished_at = _when(job.finished_at)
+    return {
+        "id": job.id,
+        "object": "batch",
+        "endpoint": job.endpoint,
+        "errors": _errors(job),
+        "input_file_id": job.input_file_id,
+        "completion_window": job.completion_window,
+        "status": job.status,
+        "output_file_id": job.output_file_id,
+        "error_file_id": job.error_file_id,
+        "created_at": _when(job.created_at),
+        "in_progress_at": _when(job.started_at),
+        "expires_at": None,
+        "finalizing_at": None,
+        "completed_at": finished_at if job.status == "completed" else None,
+        "failed_at": finished_at if job.status == "failed" else None,
+        "expired_at": None,
+        "cancelling_at": _when(job.cancel_requested_at),
+        "cancelled_at": finished_at if job.status == "cancelled" else None,
+        "request_counts": {
+            "total": job.total,
+            "completed": progress.succeeded,
+            "failed": progress.failed,
+        },
+        "metadata": job.metadata,
+        "understudy": {
+            "mode": job.mode,
+            "pending": progress.pending,
+            "running": progress.running,
+            "cancelled": progress.cancelled,
+            "lead_tokens": progress.lead_tokens,
+            "slm_tokens": progress.slm_tokens,
+            "cost_usd": progress.cost_usd,
+            "lead_only_cost_usd": progress.lead_only_cost_usd,
+            "saved_usd": progress.saved_usd,
+            "answered_without_lead": progress.answered_without_lead,
+        },
+    }
+
+
+def _errors(job: BatchJob) -> dict[str, Any] | None:
+    if not job.errors:
+        return None
+    return {
+        "object": "list",
+        "data": [
+            {
+                "code": error["code"],
+                "message": error["message"],
+                "param": None,
+                "line": error["line"],
+            }
+            for error in job.errors
+        ],
+    }
+
+
+def _when(moment: Any) -> int | None:
+    return None if moment is None else int(moment.timestamp())
+
+
+async def _job(store: BatchStore, batch_id: str) -> BatchJob:
+    try:
+        return await store.get_job(batch_id)
+    except BatchNotFound as exc:
+        raise ApiError(404, "batch_not_found", str(exc), param="batch_id") from exc
+
+
+def _store(request: Request) -> BatchStore:
+    return request.app.state.batches

@@ -1,0 +1,273 @@
+"""Check a batch input file and store its requests, before anything runs.
+
+The file is read one line at a time (a line longer than the limit is skipped over, never held in
+memory), every line is checked — JSON, ``custom_id``, ``method``, ``url``, the body against the
+chat API's own request schema and limits — and valid requests are stored in chunks while the job
+is ``validating``, where no worker looks. Duplicate ``custom_id``\\ s are found by the database's
+unique index as chunks go in, so memory stays flat however long the file is.
+
+If any line is bad, the job fails with a report naming every bad line and its items are deleted:
+nothing ran. With ``skip_invalid``, bad lines go to the error file instead and the rest runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, BinaryIO
+
+from pydantic import ValidationError
+
+from orchestrator.modes import Mode
+from orchestrator.store import BatchJob, BatchStore, NewItem
+from orchestrator.store.batches import CHAT_ENDPOINT
+from orchestrator.store.tables import CUSTOM_ID_LENGTH
+from serving.api.chat import check_limits
+from serving.api.errors import ApiError, describe_validation_errors
+from serving.api.schemas import ChatCompletionRequest
+from serving.batch.output import invalid_line
+from serving.settings import ApiSettings, BatchSettings
+from specialists.errors import UnderstudyError
+
+CHUNK_ITEMS = 500
+"""Requests stored per transaction while loading."""
+MAX_REPORTED_PROBLEMS = 10_000
+"""Bad lines named one by one in a report; more are counted (a report stays readable, and
+bounded in memory, even for a file that is all garbage)."""
+_READ_BLOCK = 1 << 16
+
+ServedModels = Mapping[str, tuple[Mode, str | None]]
+"""Model names that choose a mode (and specialist): ``understudy-cascade``, ``understudy-math``…"""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why one input line cannot run."""
+
+    line: int
+    code: str
+    message: str
+    custom_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "code": self.code, "message": self.message}
+
+
+@dataclass
+class LoadReport:
+    """What loading a file found: the job, how many requests it holds, and the bad lines."""
+
+    job: BatchJob
+    requests: int = 0
+    """Valid requests stored (they will run)."""
+    problems: list[Problem] = field(default_factory=list)
+    """The first :data:`MAX_REPORTED_PROBLEMS` bad lines, in file order."""
+    problem_count: int = 0
+    """Every bad line, named or not."""
+
+    @property
+    def ok(self) -> bool:
+        return self.problem_count == 0
+
+    def add(self, problem: Problem) -> None:
+        self.problem_count += 1
+        if len(self.problems) < MAX_REPORTED_PROBLEMS:
+            self.problems.append(problem)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "batch_id": self.job.id,
+            "status": self.job.status,
+            "requests": self.requests,
+            "invalid_lines": self.problem_count,
+            "problems": [asdict(problem) for problem in self.problems],
+        }
+
+
+class InvalidBatchInput(UnderstudyError):
+    """The input file has bad lines, so the job did not run (its report names them all)."""
+
+    def __init__(self, report: LoadReport) -> None:
+        self.report = report
+        first = report.problems[0]
+        super().__init__(
+            f"{report.problem_count} invalid line(s) in the input, nothing ran "
+            f"(first: line {first.line}: {first.message}); fix them, or pass --skip-invalid "
+            "to send them to the error file and run the rest"
+        )
+
+
+async def load_requests(
+    store: BatchStore,
+    job: BatchJob,
+    stream: BinaryIO,
+    *,
+    served: ServedModels,
+    limits: BatchSettings,
+    api_limits: ApiSettings,
+    skip_invalid: bool = False,
+) -> LoadReport:
+    """Check every line of ``stream`` and store the requests of ``job`` (a validating job).
+
+    Returns the report with the job as it ends up: ``in_progress`` (workers take it from
+    here), or ``failed`` when a line was bad and ``skip_invalid`` is off (then nothing ran and
+    no request is kept).
+
+    Raises:
+        StoreError: The database failed.
+    """
+    report = LoadReport(job)
+    chunk: list[NewItem] = []
+    accepted = 0
+    stored_invalid = 0
+
+    async def flush() -> None:
+        nonlocal stored_invalid
+        duplicates = await store.add_items(job.id, chunk)
+        report.requests += sum(1 for item in chunk if item.output is None) - len(duplicates)
+        stored_invalid += sum(1 for item in chunk if item.output is not None)
+        rejected: list[NewItem] = []
+        by_line = {item.line: item for item in chunk}
+        for line in duplicates:
+            custom_id = by_line[line].custom_id
+            assert custom_id is not None
+            first = await store.line_of(job.id, custom_id)
+            problem = Problem(
+                line,
+                "duplicate_custom_id",
+                f"custom_id {custom_id!r} is already used on line {first}",
+                custom_id,
+            )
+            report.add(problem)
+            if skip_invalid:
+                rejected.append(_invalid_item(job.id, problem))
+        if rejected:
+            await store.add_items(job.id, rejected)
+            stored_invalid += len(rejected)
+        chunk.clear()
+
+    for line, raw in read_lines(stream, max_bytes=limits.max_line_bytes):
+        checked = (
+            Problem(line, "line_too_long", f"the line is longer than {limits.max_line_bytes} bytes")
+            if raw is None
+            else check_line(raw, line, served=served, api_limits=api_limits)
+        )
+        if isinstance(checked, Problem):
+            report.add(checked)
+            if skip_invalid:
+                chunk.append(_invalid_item(job.id, checked))
+        elif accepted >= limits.max_items:
+            message = f"a job holds at most {limits.max_items} requests (batch.max_items)"
+            report.add(Problem(line, "too_many_requests", message))
+            break
+        else:
+            accepted += 1
+            chunk.append(checked)
+        if len(chunk) >= CHUNK_ITEMS:
+            await flush()
+    if chunk:
+        await flush()
+
+    if report.problem_count and not skip_invalid:
+        report.job = await store.fail_job(job.id, [p.as_dict() for p in report.problems])
+    else:
+        report.job = await store.start_job(job.id, total=report.requests + stored_invalid)
+    return report
+
+
+def read_lines(stream: BinaryIO, *, max_bytes: int) -> Iterator[tuple[int, bytes | None]]:
+    """``(line number, bytes)`` for every non-blank line, from 1; ``None`` for a line longer
+    than ``max_bytes``, whose rest is skipped without being kept."""
+    number = 0
+    while True:
+        raw = stream.readline(max_bytes + 1)
+        if not raw:
+            return
+        number += 1
+        if len(raw) > max_bytes and not raw.endswith(b"\n"):
+            while raw and not raw.endswith(b"\n"):  # drop the rest of the line
+                raw = stream.readline(_READ_BLOCK)
+            yield number, None
+        elif raw.strip():
+            yield number, raw
+
+
+def check_line(
+    raw: bytes, line: int, *, served: ServedModels, api_limits: ApiSettings
+) -> NewItem | Problem:
+    """One input line as a request to store, or the reason it cannot run."""
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return Problem(line, "invalid_json", f"not valid JSON: {exc.msg} (column {exc.colno})")
+    except UnicodeDecodeError:
+        return Problem(line, "invalid_json", "not valid UTF-8")
+    if not isinstance(data, dict):
+        return Problem(line, "invalid_request", "a line must be a JSON object")
+    custom_id = data.get("custom_id")
+    if not isinstance(custom_id, str) or not custom_id.strip():
+        return Problem(line, "missing_custom_id", "'custom_id' must be a non-empty string")
+    if len(custom_id) > CUSTOM_ID_LENGTH:
+        return Problem(
+            line, "invalid_custom_id", f"'custom_id' is longer than {CUSTOM_ID_LENGTH} characters"
+        )
+    problem = _check_request(data, served=served, api_limits=api_limits)
+    if problem is not None:
+        code, message = problem
+        return Problem(line, code, message, custom_id)
+    return NewItem(line=line, custom_id=custom_id, body=data["body"])
+
+
+def parse_body(body: Any) -> ChatCompletionRequest:
+    """A stored body as the chat request it was validated as.
+
+    Raises:
+        pydantic.ValidationError: It is not one (a body stored by hand, not by this module).
+    """
+    return ChatCompletionRequest.model_validate(body)
+
+
+def resolve_model(model: str, job_mode: str, served: ServedModels) -> tuple[Mode, str | None]:
+    """The mode (and specialist) a request runs in: its own when ``model`` is an Understudy
+    model name, else the job's (an OpenAI file's ``gpt-4o-mini`` runs in the job's mode)."""
+    return served.get(model, (Mode(job_mode), None))
+
+
+def _check_request(
+    data: dict[str, Any], *, served: ServedModels, api_limits: ApiSettings
+) -> tuple[str, str] | None:
+    """``(code, message)`` for what is wrong with a line's method, url or body; None if nothing."""
+    if data.get("method") != "POST":
+        return "unsupported_method", f"'method' must be \"POST\", got {data.get('method')!r}"
+    if data.get("url") != CHAT_ENDPOINT:
+        return (
+            "unsupported_url",
+            f"'url' must be {CHAT_ENDPOINT!r} (the only endpoint batches run), "
+            f"got {data.get('url')!r}",
+        )
+    body = data.get("body")
+    if not isinstance(body, dict):
+        return "invalid_body", "'body' must be a chat completion request object"
+    try:
+        request = parse_body(body)
+    except ValidationError as exc:
+        message, _param = describe_validation_errors(exc.errors())
+        return "invalid_body", message
+    if request.stream:
+        return "invalid_body", "'stream' is not supported in batch requests"
+    if request.model.startswith("understudy-") and request.model not in served:
+        return (
+            "model_not_found",
+            f"model {request.model!r} does not exist; Understudy models: {', '.join(served)}",
+        )
+    try:
+        check_limits(request, api_limits)
+    except ApiError as exc:
+        return exc.code or "invalid_body", exc.message
+    return None
+
+
+def _invalid_item(job_id: str, problem: Problem) -> NewItem:
+    output = invalid_line(job_id, problem.line, problem.custom_id, problem.code, problem.message)
+    return NewItem(line=problem.line, custom_id=problem.custom_id, body=None, output=output)

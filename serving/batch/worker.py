@@ -1,0 +1,324 @@
+"""A batch worker: claims items, keeps ``concurrency`` of them running, commits each result.
+
+One feeder claims items in groups (so the database sees one claim per group, not one per item)
+into a local queue holding up to ``concurrency`` more than are running, so a slot that frees up
+starts its next item at once; ``concurrency`` slots take items from the queue and run them; a
+committer commits each result as soon as it is known, together with those that arrived while
+its previous commit was under way. A heartbeat renews the worker's leases (the queued items'
+too) and re-divides the lead's limits among the live workers.
+
+Stopping — ``stop`` set, Ctrl-C, an error — puts the items still held back to pending at once;
+a ``kill -9`` cannot, and then the items wait out their lease before another worker takes them.
+If the database goes away, the worker waits for it (backing off) rather than losing results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from functools import partial
+from typing import TypeVar
+
+from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, wait_exponential
+
+from orchestrator.run import Orchestrator
+from orchestrator.store import BatchStore, ClaimedItem, ItemResult, StoreError, WorkerInfo
+from serving.batch.limiter import LeadLimiter, LeadLimits
+from serving.batch.output import finalize
+from serving.batch.runner import ItemRunner, RetryPolicy, refused
+from serving.settings import BatchSettings
+
+logger = logging.getLogger(__name__)
+
+MAX_CLAIM = 256
+"""Most items claimed in one transaction."""
+DATABASE_RETRY_MAX_S = 30.0
+"""Longest wait between tries while the database is unreachable."""
+DRAIN_S = 10.0
+"""How long a stopping worker waits to commit the results it has."""
+
+T = TypeVar("T")
+
+
+class BatchWorker:
+    """Runs batch items until stopped, or — bound to one job — until that job is finished.
+
+    Args:
+        store: The batch store (share the transcript store's engine: :meth:`BatchStore.sharing`).
+        runner: Runs one item.
+        info: This worker, as other workers see it.
+        concurrency: Items running at once.
+        lease_s: How long claimed items stay with this worker without a heartbeat.
+        poll_s: How often to look for work when there is none.
+        limiter: The lead limiter to re-divide among live workers on every heartbeat.
+        job_id: Work on this job only, and return once it is finished.
+    """
+
+    def __init__(
+        self,
+        store: BatchStore,
+        runner: ItemRunner,
+        *,
+        info: WorkerInfo,
+        concurrency: int,
+        lease_s: float,
+        poll_s: float,
+        limiter: LeadLimiter | None = None,
+        job_id: str | None = None,
+    ) -> None:
+        self.store = store
+        self.runner = runner
+        self.info = info
+        self.concurrency = concurrency
+        self.lease_s = lease_s
+        self.poll_s = poll_s
+        self.limiter = limiter
+        self.job_id = job_id
+        self._queue: asyncio.Queue[ClaimedItem] = asyncio.Queue()
+        self._low_water = concurrency // 2
+        """Queued items below which the feeder claims more."""
+        self._held = 0
+        """Items claimed and not yet committed: queued, running or being committed."""
+        self._in_hand = 0
+        """Items queued or running (not yet handed to the committer)."""
+        self._wake = asyncio.Event()
+        """Set when the feeder has something to do: the queue ran low, all work is done, stop."""
+        self._committer = _Committer(store, on_committed=self._release_slots)
+        self._last_sweep = 0.0
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Work until ``stop`` is set (or the bound job is finished).
+
+        Raises:
+            StoreError: The database failed before the worker could register.
+        """
+        stop = stop or asyncio.Event()
+        await self._heartbeat()
+        helpers = [asyncio.create_task(self._slot()) for _ in range(self.concurrency)]
+        helpers.append(asyncio.create_task(self._heartbeats()))
+        helpers.append(asyncio.create_task(self._wake_on(stop)))
+        try:
+            await self._feed(stop)
+        finally:
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            with suppress(TimeoutError):  # answers already made are kept, if the database is up
+                await asyncio.wait_for(asyncio.shield(self._committer.drain()), DRAIN_S)
+            try:
+                await asyncio.shield(self.store.release(self.info.id))
+            except StoreError as exc:
+                logger.warning(
+                    "could not release this worker's items (they wait out their lease): %s", exc
+                )
+
+    async def _feed(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self._wake.clear()
+            room = min(2 * self.concurrency - self._in_hand, MAX_CLAIM)
+            claimed = []
+            if self._queue.qsize() <= self._low_water and room > 0:
+                claimed = await _until_stored(partial(self._claim, room))
+                self._held += len(claimed)
+                self._in_hand += len(claimed)
+                for item in claimed:
+                    self._queue.put_nowait(item)
+            if not claimed and await self._sweep(force=self._held == 0):
+                return
+            if claimed and self._queue.qsize() <= self._low_water:
+                continue  # there is more to claim and room for it
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+
+    async def _wake_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._wake.set()
+
+    async def _claim(self, limit: int) -> list[ClaimedItem]:
+        return await self.store.claim(
+            self.info.id, limit=limit, lease_s=self.lease_s, job_id=self.job_id
+        )
+
+    async def _sweep(self, *, force: bool) -> bool:
+        """Finish jobs with nothing left to run (at most once a poll interval unless ``force``);
+        True when the bound job is finished."""
+        now = time.monotonic()
+        if not force and now - self._last_sweep < self.poll_s:
+            return False
+        self._last_sweep = now
+        for job_id in await _until_stored(partial(self.store.finish_jobs, self.job_id)):
+            await _until_stored(partial(self._finalize, job_id))
+        if self.job_id is None or self._held:
+            return False
+        return (await _until_stored(partial(self.store.get_job, self.job_id))).finished
+
+    async def _finalize(self, job_id: str) -> None:
+        await finalize(self.store, await self.store.get_job(job_id))
+
+    async def _slot(self) -> None:
+        """Run items one after another; a result is handed to the committer and the slot moves
+        on, so waiting for the database never keeps a slot from the lead."""
+        while True:
+            item = await self._queue.get()
+            if self._queue.qsize() <= self._low_water:
+                self._wake.set()
+            try:
+                result = await _until_stored(partial(self.runner.run, item))
+            except Exception:  # a bug must fail one item, not the worker
+                logger.exception("batch %s line %d failed unexpectedly", item.job_id, item.line)
+                message = "the worker failed on this request; the error is in its log"
+                result = refused(item, 500, "internal_error", message)
+            self._in_hand -= 1
+            self._committer.submit(item, result)
+
+    def _release_slots(self, count: int) -> None:
+        self._held -= count
+        if not self._held:
+            self._wake.set()
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            try:
+                await self._heartbeat()
+            except StoreError as exc:
+                logger.warning("heartbeat failed (leases expire in %.0f s): %s", self.lease_s, exc)
+
+    async def _heartbeat(self) -> None:
+        live = await self.store.heartbeat(self.info, lease_s=self.lease_s)
+        if self.limiter is not None:
+            self.limiter.share_among(live)
+
+
+class _Committer:
+    """Commits each result as soon as it is known — in one transaction with the results that
+    arrived while the previous commit was under way, so under load the database sees one commit
+    per group instead of one per item, and an idle worker still commits each result at once.
+
+    A result waiting here when the process dies is not lost: its transcript is, and the item's
+    next claim rebuilds the result from it.
+    """
+
+    def __init__(self, store: BatchStore, *, on_committed: Callable[[int], None]) -> None:
+        self.store = store
+        self.on_committed = on_committed
+        self._waiting: list[tuple[ClaimedItem, ItemResult]] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    def submit(self, item: ClaimedItem, result: ItemResult) -> None:
+        self._waiting.append((item, result))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush())
+
+    async def drain(self) -> None:
+        """Wait until everything submitted is committed."""
+        while self._flushing is not None and not self._flushing.done():
+            await self._flushing
+
+    async def _flush(self) -> None:
+        while self._waiting:
+            group, self._waiting = self._waiting, []
+            outcomes = await _until_stored(partial(self.store.complete, group))
+            for (item, _result), committed in zip(group, outcomes, strict=True):
+                if not committed:
+                    logger.warning(
+                        "batch %s line %d was taken over by another worker (this one lost its "
+                        "lease); its result is the other worker's",
+                        item.job_id,
+                        item.line,
+                    )
+            self.on_committed(len(group))
+
+
+def lead_limiter(settings: BatchSettings) -> LeadLimiter | None:
+    """The limiter the settings ask for; None when they set no limit."""
+    limits = LeadLimits(
+        concurrency=settings.lead_concurrency,
+        requests_per_minute=settings.lead_requests_per_minute,
+        tokens_per_minute=settings.lead_tokens_per_minute,
+    )
+    return LeadLimiter(limits) if limits.any else None
+
+
+def batch_worker(
+    settings: BatchSettings,
+    orchestrator: Orchestrator,
+    *,
+    info: WorkerInfo,
+    concurrency: int | None = None,
+    limiter: LeadLimiter | None = None,
+    job_id: str | None = None,
+) -> BatchWorker:
+    """A worker over ``orchestrator``'s transcript store (whose engine its batch store shares)."""
+    transcripts = orchestrator.store
+    if transcripts is None:
+        raise ValueError("batch workers need an orchestrator that records transcripts")
+    retry = RetryPolicy(settings.max_attempts, settings.retry_initial_s, settings.retry_max_s)
+    return BatchWorker(
+        BatchStore.sharing(transcripts),
+        ItemRunner(orchestrator, transcripts, retry),
+        info=info,
+        concurrency=concurrency or settings.concurrency,
+        lease_s=settings.lease_s,
+        poll_s=settings.poll_s,
+        limiter=limiter,
+        job_id=job_id,
+    )
+
+
+@asynccontextmanager
+async def background_worker(
+    settings: BatchSettings, orchestrator: Orchestrator
+) -> AsyncIterator[None]:
+    """Run batches in this process (``understudy serve``) while the context lasts.
+
+    Not started when lead limits are set: this process's other lead calls (chat) would not be
+    counted against them; dedicated ``understudy worker`` processes enforce them.
+    """
+    if lead_limiter(settings) is not None:
+        logger.warning(
+            "batch.lead_* limits are set, so this server runs no batches: "
+            "start `understudy worker` processes"
+        )
+        yield
+        return
+    worker = batch_worker(
+        settings,
+        orchestrator,
+        info=WorkerInfo.this_process(),
+        concurrency=settings.api_worker_concurrency,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop), name="batch-worker")
+    task.add_done_callback(_log_failure)
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("the batch worker stopped: %s", task.exception())
+
+
+async def _until_stored(action: Callable[[], Awaitable[T]]) -> T:
+    """``action()``, tried again (backing off) for as long as the database fails."""
+    try:
+        return await action()  # the common case, without building a retry loop
+    except StoreError as exc:
+        logger.warning("database unavailable, retrying: %s", exc)
+    retrying = AsyncRetrying(
+        retry=retry_if_exception_type(StoreError),
+        wait=wait_exponential(multiplier=0.5, max=DATABASE_RETRY_MAX_S),
+        before_sleep=before_sleep_log(logger, logging.WARNING),
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            return await action()
+    raise AssertionError("unreachable: tenacity retries StoreError until it succeeds")

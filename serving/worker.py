@@ -1,0 +1,89 @@
+"""``understudy worker``: a process that runs queued jobs, on any number of machines.
+
+Jobs wait in the database; a worker runs the loop of every job kind it is given, side by side,
+until it is stopped. :data:`JOB_KINDS` is the dispatch point: a new kind of job (distillation,
+…) is one more entry — a coroutine that takes the :class:`WorkerContext` and a stop event, and
+returns once the event is set, leaving whatever it holds to other workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from orchestrator.store import WorkerInfo
+from serving.batch.worker import batch_worker, lead_limiter
+from serving.orchestration import open_orchestrator
+from serving.reconcile import registry_sync
+from serving.runtime import Log
+from serving.settings import Settings
+from specialists.errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    """What every job loop of one worker process shares."""
+
+    settings: Settings
+    info: WorkerInfo
+    concurrency: int | None = None
+    """Items of work at once (``--concurrency``); None: each kind's setting."""
+    log: Log = lambda _message: None
+
+
+JobLoop = Callable[[WorkerContext, asyncio.Event], Awaitable[None]]
+
+
+async def run_batches(context: WorkerContext, stop: asyncio.Event) -> None:
+    """Run batch items of every job until ``stop`` is set."""
+    settings = context.settings
+    limiter = lead_limiter(settings.batch)
+    async with (
+        open_orchestrator(settings, lead_gate=limiter, log=context.log) as orchestrator,
+        registry_sync(settings, orchestrator).running(),  # promotions reach running jobs
+    ):
+        worker = batch_worker(
+            settings.batch,
+            orchestrator,
+            info=context.info,
+            concurrency=context.concurrency,
+            limiter=limiter,
+        )
+        await worker.run(stop)
+
+
+async def run_distillations(context: WorkerContext, stop: asyncio.Event) -> None:
+    """Run distillation jobs until ``stop`` is set.
+
+    Imported here, not at the top: distillation needs the ``local`` extra (torch, peft,
+    dataset tools), which a batch-only worker on a light install does not have.
+    """
+    try:
+        from serving.distill_job import run_distillation
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"distillation jobs need the local extra ({exc}); "
+            'install it with pip install "understudy[local]"'
+        ) from exc
+    await run_distillation(context, stop)
+
+
+JOB_KINDS: dict[str, JobLoop] = {"batch": run_batches, "distill": run_distillations}
+"""Every kind of job a worker can run, by the name ``understudy worker --kind`` takes."""
+
+
+async def run_worker(context: WorkerContext, kinds: Sequence[str], stop: asyncio.Event) -> None:
+    """Run the loops of ``kinds`` until ``stop`` is set; the first to fail stops the others.
+
+    Raises:
+        ConfigurationError: A kind is not in :data:`JOB_KINDS`.
+    """
+    unknown = [kind for kind in kinds if kind not in JOB_KINDS]
+    if unknown:
+        raise ConfigurationError(
+            f"unknown job kind(s) {', '.join(unknown)}; kinds: {', '.join(JOB_KINDS)}"
+        )
+    async with asyncio.TaskGroup() as group:
+        for kind in dict.fromkeys(kinds):
+            group.create_task(JOB_KINDS[kind](context, stop), name=f"worker-{kind}")

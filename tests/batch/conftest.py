@@ -1,0 +1,62 @@
+"""Fixtures for batch tests: the per-backend ``database_url`` of the orchestrator tests, a
+scripted lead, and request files in OpenAI's Batch format."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from orchestrator.store import BatchStore
+from orchestrator.testing import ScriptedLead, reply
+from tests.orchestrator.conftest import database_url
+
+__all__ = ["database_url"]
+
+
+@pytest_asyncio.fixture
+async def store(database_url: str) -> AsyncIterator[BatchStore]:
+    """A batch store on an empty database of each backend."""
+    opened = await BatchStore.open(database_url)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def request_line(custom_id: str, prompt: str, *, model: str = "gpt-4o-mini") -> dict[str, Any]:
+    return {
+        "custom_id": custom_id,
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {"model": model, "messages": [{"role": "user", "content": prompt}]},
+    }
+
+
+def write_lines(path: Path, lines: Iterable[dict[str, Any] | str]) -> Path:
+    """A JSONL file; strings are written as they are (for broken lines)."""
+    with path.open("w", encoding="utf-8") as file:
+        for line in lines:
+            file.write((line if isinstance(line, str) else json.dumps(line)) + "\n")
+    return path
+
+
+def write_requests(path: Path, count: int) -> Path:
+    return write_lines(path, (request_line(f"req-{i}", f"Say ok ({i})") for i in range(count)))
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture
+def lead() -> Iterator[ScriptedLead]:
+    """A lead that answers "ok" (20 + 5 tokens) to every request."""
+    with ScriptedLead(
+        [reply("ok", prompt_tokens=20, completion_tokens=5)], repeat_last=True, model="gpt-4o-mini"
+    ) as scripted:
+        yield scripted

@@ -1,0 +1,177 @@
+"""`/v1/files` and `/v1/batches` as OpenAI's own client uses them, against a real server whose
+embedded worker runs the batches; the lead is scripted."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import openai
+import pytest
+import uvicorn
+
+from orchestrator.store import KeyStore
+from orchestrator.testing import ScriptedLead, reply
+from serving.api.app import create_app
+from serving.settings import Settings
+from tests.batch.conftest import request_line, write_lines, write_requests
+from tests.helpers.http_server import free_port
+
+
+@dataclass
+class Server:
+    client: openai.OpenAI
+    lead: ScriptedLead
+
+
+@pytest.fixture
+def server(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+    lead = ScriptedLead(
+        [reply("ok", prompt_tokens=20, completion_tokens=5, delay_s=0.2)],
+        repeat_last=True,
+        model="gpt-4o-mini",
+    ).start()
+    for name, value in {
+        "DATABASE_URL": database_url,
+        "LEAD_BASE_URL": lead.base_url,
+        "LEAD_MODEL": "gpt-4o-mini",
+        "SLM_BACKEND": "vllm",
+        "SLM_BASE_URL": "http://127.0.0.1:9/v1",
+        "BATCH_POLL_S": "0.1",
+        "BATCH_API_WORKER_CONCURRENCY": "1",
+    }.items():
+        monkeypatch.setenv(f"UNDERSTUDY_{name}", value)
+    settings = Settings()
+
+    async def make_key() -> str:
+        async with await KeyStore.open(settings.database_url) as keys:
+            return (await keys.create("batch-tests", requests_per_minute=10_000))[1]
+
+    key = asyncio.run(make_key())
+    port = free_port()
+    app = create_app(settings)
+    uvicorn_server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error")
+    )
+    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not uvicorn_server.started:
+        assert time.monotonic() < deadline, "API did not start"
+        time.sleep(0.05)
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0)
+    yield Server(client, lead)
+    uvicorn_server.should_exit = True
+    thread.join(timeout=30)
+    lead.stop()
+
+
+def _wait(client: openai.OpenAI, batch_id: str, statuses: set[str]):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + 120
+    while (batch := client.batches.retrieve(batch_id)).status not in statuses:
+        assert time.monotonic() < deadline, batch
+        time.sleep(0.1)
+    return batch
+
+
+def test_an_openai_client_uploads_runs_and_downloads_a_batch(
+    server: Server, tmp_path: Path
+) -> None:
+    client = server.client
+    path = write_requests(tmp_path / "requests.jsonl", 4)
+    with path.open("rb") as file:
+        uploaded = client.files.create(file=file, purpose="batch")
+    assert (uploaded.bytes, uploaded.purpose, uploaded.filename) == (
+        path.stat().st_size,
+        "batch",
+        "requests.jsonl",
+    )
+    assert client.files.content(uploaded.id).content == path.read_bytes()
+
+    batch = client.batches.create(
+        input_file_id=uploaded.id,
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+        metadata={"team": "tests"},
+    )
+    assert batch.status == "in_progress" and batch.request_counts.total == 4
+    batch = _wait(client, batch.id, {"completed"})
+    assert (batch.request_counts.completed, batch.request_counts.failed) == (4, 0)
+    assert batch.metadata == {"team": "tests"} and batch.error_file_id is None
+    assert batch.completed_at is not None and batch.model_extra["understudy"]["lead_tokens"] == 100
+
+    output = client.files.retrieve(batch.output_file_id)
+    content = client.files.content(batch.output_file_id).content
+    assert output.bytes == len(content) and output.purpose == "batch_output"
+    lines = [json.loads(line) for line in content.decode().splitlines()]
+    assert [line["custom_id"] for line in lines] == [f"req-{i}" for i in range(4)]
+    body = lines[0]["response"]["body"]
+    assert body["choices"][0]["message"]["content"] == "ok"
+    routing = lines[0]["understudy"]
+    assert routing["mode"] == "cascade" and routing["route"].startswith("cascade:")  # batch.mode
+
+    assert batch.id in [b.id for b in client.batches.list()]
+    assert {uploaded.id, output.id} <= {f.id for f in client.files.list()}
+    assert client.files.delete(uploaded.id).deleted
+    with pytest.raises(openai.NotFoundError):
+        client.files.retrieve(uploaded.id)
+
+
+def test_a_file_with_bad_lines_makes_a_failed_batch_that_names_them(
+    server: Server, tmp_path: Path
+) -> None:
+    path = write_lines(
+        tmp_path / "bad.jsonl", [request_line("a", "fine"), "nope", request_line("a", "again")]
+    )
+    with path.open("rb") as file:
+        uploaded = server.client.files.create(file=file, purpose="batch")
+    batch = server.client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    assert batch.status == "failed" and batch.failed_at is not None
+    assert [(e.line, e.code) for e in batch.errors.data] == [
+        (2, "invalid_json"),
+        (3, "duplicate_custom_id"),
+    ]
+    assert batch.request_counts.total == 0
+    assert server.lead.requests == []
+
+
+def test_cancelling_stops_what_has_not_started(server: Server, tmp_path: Path) -> None:
+    client = server.client
+    with write_requests(tmp_path / "in.jsonl", 6).open("rb") as file:
+        uploaded = client.files.create(file=file, purpose="batch")
+    batch = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    cancelling = client.batches.cancel(batch.id)
+    assert cancelling.status in {"cancelling", "cancelled"}
+    batch = _wait(client, batch.id, {"cancelled"})
+    cancelled = batch.model_extra["understudy"]["cancelled"]
+    assert batch.request_counts.completed + cancelled == 6 and cancelled >= 3
+    errors = client.files.content(batch.error_file_id).content.decode().splitlines()
+    assert {json.loads(line)["error"]["code"] for line in errors} == {"batch_cancelled"}
+
+
+def test_requests_are_refused_in_openai_shape(server: Server, tmp_path: Path) -> None:
+    path = write_requests(tmp_path / "in.jsonl", 1)
+    with path.open("rb") as file, pytest.raises(openai.BadRequestError, match="purpose"):
+        server.client.files.create(file=file, purpose="fine-tune")
+    with pytest.raises(openai.NotFoundError):
+        server.client.batches.create(
+            input_file_id="file-missing", endpoint="/v1/chat/completions", completion_window="24h"
+        )
+    with pytest.raises(openai.BadRequestError, match="endpoint"):
+        server.client.batches.create(
+            input_file_id="file-x", endpoint="/v1/embeddings", completion_window="24h"
+        )
+    with pytest.raises(openai.NotFoundError):
+        server.client.batches.retrieve("batch_missing")
+    anonymous = openai.OpenAI(base_url=str(server.client.base_url), api_key="us-wrong")
+    with pytest.raises(openai.AuthenticationError):
+        anonymous.batches.list()

@@ -1,0 +1,211 @@
+"""`understudy batch` and `understudy worker` as users run them: real processes, killed with
+SIGKILL mid-job, resumed in another process; several workers sharing PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Select, select
+
+from orchestrator.store import BatchJob, BatchStore, TranscriptStore
+from orchestrator.store.engine import create_engine
+from orchestrator.store.tables import BatchItemRow, WorkerRow
+from orchestrator.testing import ScriptedLead, reply
+from tests.batch.conftest import read_jsonl, request_line, write_lines, write_requests
+from tests.helpers.cli import UNDERSTUDY, understudy
+
+LEAD_LATENCY_S = 0.05
+
+
+@pytest.fixture
+def slow_lead() -> ScriptedLead:
+    with ScriptedLead(
+        [reply("ok", prompt_tokens=20, completion_tokens=5, delay_s=LEAD_LATENCY_S)],
+        repeat_last=True,
+        model="gpt-4o-mini",
+    ) as lead:
+        yield lead
+
+
+@pytest.fixture
+def batch_env(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Environment of every process a test starts (the lead's URL is set by each test)."""
+    for name, value in {
+        "DATABASE_URL": database_url,
+        "LEAD_MODEL": "gpt-4o-mini",
+        "SLM_BACKEND": "vllm",  # llm mode never calls it; nothing to load
+        "SLM_BASE_URL": "http://127.0.0.1:9/v1",
+        "BATCH_LEASE_S": "3",
+        "BATCH_POLL_S": "0.2",
+        "BATCH_RETRY_INITIAL_S": "0",
+    }.items():
+        monkeypatch.setenv(f"UNDERSTUDY_{name}", value)
+    return database_url
+
+
+def start(*args: str, log: Path) -> subprocess.Popen[bytes]:
+    """A process in the background, its output in ``log`` (a pipe nobody reads could fill up
+    and stop it)."""
+    with log.open("wb") as sink:
+        return subprocess.Popen(
+            [*UNDERSTUDY, *args], stdout=sink, stderr=subprocess.STDOUT, env=os.environ
+        )
+
+
+async def _wait_for_job(store: BatchStore, *, done_at_least: int = 0) -> BatchJob:
+    async with asyncio.timeout(240):
+        while True:
+            jobs = await store.list_jobs(limit=1)
+            if jobs and jobs[0].status != "validating":
+                progress = await store.progress(jobs[0].id)
+                if progress.done >= done_at_least:
+                    return jobs[0]
+            await asyncio.sleep(0.1)
+
+
+async def test_a_job_killed_midway_resumes_with_every_answer_exactly_once(
+    batch_env: str, slow_lead: ScriptedLead, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("UNDERSTUDY_LEAD_BASE_URL", slow_lead.base_url)
+    requests = write_requests(tmp_path / "requests.jsonl", 500)
+    output = tmp_path / "out.jsonl"
+    runner = start(
+        "batch",
+        "run",
+        str(requests),
+        "--mode",
+        "llm",
+        "--concurrency",
+        "32",
+        "--output",
+        str(output),
+        log=tmp_path / "run.log",
+    )
+    store = await BatchStore.open(batch_env)
+    try:
+        job = await _wait_for_job(store, done_at_least=100)
+        runner.send_signal(signal.SIGKILL)
+        runner.wait(timeout=30)
+        before = await store.progress(job.id)
+        assert 100 <= before.done < 500, "the kill must land midway"
+        assert before.running > 0  # items held by the dead process wait out their lease
+
+        resumed = understudy("batch", "resume", job.id, "--output", str(output))
+        assert resumed.returncode == 0, resumed.stderr
+
+        lines = read_jsonl(output)
+        assert [line["custom_id"] for line in lines] == [f"req-{i}" for i in range(500)]
+        assert all(line["response"]["status_code"] == 200 for line in lines)
+        assert not (tmp_path / "out.errors.jsonl").exists()
+        run_ids = [line["understudy"]["run_id"] for line in lines]
+        assert len(set(run_ids)) == 500
+        transcripts = await TranscriptStore.open(batch_env, migrate=False)
+        try:
+            runs = await transcripts.list_runs(limit=2000)
+        finally:
+            await transcripts.close()
+        # One transcript per answer; any other may only be an attempt the lead failed.
+        answered = sorted(run.id for run in runs if run.answer is not None)
+        assert answered == sorted(run_ids)
+        failed_attempts = [(run.id, run.error) for run in runs if run.answer is None]
+        assert len(runs) == 500 + len(failed_attempts), failed_attempts
+        assert "500 succeeded" in resumed.stdout and "0 failed" in resumed.stdout
+        assert (await store.get_job(job.id)).status == "completed"
+    finally:
+        await store.close()
+    # Only what was in flight at the kill reached the lead twice.
+    assert 500 <= len(slow_lead.requests) <= 500 + 2 * 32
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_two_workers_on_postgresql_split_a_job_and_run_no_item_twice(
+    batch_env: str, slow_lead: ScriptedLead, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("UNDERSTUDY_LEAD_BASE_URL", slow_lead.base_url)
+    monkeypatch.setenv("UNDERSTUDY_BATCH_LEASE_S", "60")  # nobody dies here: no lease runs out
+    store = await BatchStore.open(batch_env)
+    logs = [tmp_path / f"worker-{index}.log" for index in range(2)]
+    workers = [start("worker", "--concurrency", "8", log=log) for log in logs]
+    try:
+        async with asyncio.timeout(120):  # both registered before there is work to take
+            while len(await _select(batch_env, select(WorkerRow.id))) < 2:
+                await asyncio.sleep(0.2)
+        submitted = understudy(
+            "batch", "submit", str(write_requests(tmp_path / "in.jsonl", 300)), "--mode", "llm"
+        )
+        assert submitted.returncode == 0, submitted.stderr
+        job_id = submitted.stdout.strip()
+        async with asyncio.timeout(240):
+            while not (await store.get_job(job_id)).finished:
+                await asyncio.sleep(0.2)
+        items = await _select(
+            batch_env,
+            select(BatchItemRow.claims, BatchItemRow.worker_id).where(
+                BatchItemRow.job_id == job_id
+            ),
+        )
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        stopped = [worker.wait(timeout=60) for worker in workers]
+        await store.close()
+    assert stopped == [0, 0], [log.read_text()[-2000:] for log in logs]
+    assert len(await _select(batch_env, select(WorkerRow.id))) == 0  # both left cleanly
+    assert [claims for claims, _worker in items] == [1] * 300  # no item claimed twice
+    per_worker = Counter(worker for _claims, worker in items)
+    assert len(per_worker) == 2 and min(per_worker.values()) > 0, per_worker
+    assert len(slow_lead.requests) == 300
+
+    results = understudy("batch", "results", job_id, "--output", str(tmp_path / "out.jsonl"))
+    assert results.returncode == 0, results.stderr
+    assert len({line["custom_id"] for line in read_jsonl(tmp_path / "out.jsonl")}) == 300
+
+
+async def test_an_invalid_file_is_reported_line_by_line_and_nothing_runs(
+    batch_env: str, lead: ScriptedLead, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("UNDERSTUDY_LEAD_BASE_URL", lead.base_url)
+    bad = write_lines(
+        tmp_path / "bad.jsonl",
+        [
+            request_line("a", "fine"),
+            "[1, 2",
+            request_line("a", "duplicate"),
+            {**request_line("u", "x"), "url": "/v1/completions"},
+            {"custom_id": "m", "method": "POST", "url": "/v1/chat/completions"},
+        ],
+    )
+    result = understudy(
+        "batch", "run", str(bad), "--mode", "llm", "--output", str(tmp_path / "out.jsonl")
+    )
+    assert result.returncode == 1
+    for line, code in [
+        (2, "invalid_json"),
+        (3, "duplicate_custom_id"),
+        (4, "unsupported_url"),
+        (5, "invalid_body"),
+    ]:
+        assert f"line {line} {code}" in result.stderr, result.stderr
+    assert "4 invalid line(s) in the input, nothing ran" in result.stderr
+    assert not (tmp_path / "out.jsonl").exists()
+    assert lead.requests == []
+    transcripts = await TranscriptStore.open(batch_env, migrate=False)
+    try:
+        assert await transcripts.list_runs() == []
+    finally:
+        await transcripts.close()
+
+
+async def _select(url: str, query: Select) -> list[tuple]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return [tuple(row) for row in await connection.execute(query)]
+    finally:
+        await engine.dispose()

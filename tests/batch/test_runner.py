@@ -1,0 +1,252 @@
+"""Running items: OpenAI output lines, attempts with backoff, and exactly-once after a crash —
+the real orchestrator and transcript store, a scripted lead."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from orchestrator.lead import LeadConfig
+from orchestrator.run import Orchestrator
+from orchestrator.store import BatchStore, NewItem, TranscriptStore, WorkerInfo
+from orchestrator.testing import ScriptedLead, failure, reply
+from serving.batch.output import ERROR_STATUSES, OUTPUT_STATUSES, file_lines
+from serving.batch.runner import ItemRunner, RetryPolicy, run_id_for
+from serving.batch.worker import BatchWorker, batch_worker
+from serving.orchestration import open_orchestrator
+from serving.settings import Settings
+from specialists.catalog import Catalog
+from specialists.vllm_client import VLLMBackend
+from tests.batch.conftest import request_line
+
+NO_WAIT = RetryPolicy(max_attempts=3, initial_s=0.0, max_s=0.0)
+
+
+@dataclass
+class Stack:
+    transcripts: TranscriptStore
+    batches: BatchStore
+    orchestrator: Orchestrator
+
+    def worker(self, job_id: str, *, retry: RetryPolicy = NO_WAIT, lease_s: float = 30.0):
+        return BatchWorker(
+            self.batches,
+            ItemRunner(self.orchestrator, self.transcripts, retry),
+            info=WorkerInfo.this_process(),
+            concurrency=4,
+            lease_s=lease_s,
+            poll_s=0.05,
+            job_id=job_id,
+        )
+
+    async def job(self, prompts: list[str], *, mode: str = "llm") -> str:
+        job = await self.batches.create_job(mode=mode, input_name="in.jsonl")
+        items = [
+            NewItem(line, f"q{line}", request_line(f"q{line}", prompt)["body"])
+            for line, prompt in enumerate(prompts, 1)
+        ]
+        await self.batches.add_items(job.id, items)
+        await self.batches.start_job(job.id, total=len(items))
+        return job.id
+
+    async def lines(self, job_id: str, statuses: tuple[str, ...]) -> list[dict]:
+        return [json.loads(line) async for line in file_lines(self.batches, job_id, statuses)]
+
+    async def run_count(self) -> int:
+        return len(await self.transcripts.list_runs(limit=1000))
+
+
+@asynccontextmanager
+async def stack(
+    database_url: str, lead: ScriptedLead, **orchestrator: object
+) -> AsyncIterator[Stack]:
+    transcripts = await TranscriptStore.open(database_url)
+    backend = VLLMBackend("http://127.0.0.1:9/v1", base_model_name="none", max_retries=0)
+    try:
+        yield Stack(
+            transcripts,
+            BatchStore.sharing(transcripts),
+            Orchestrator(
+                catalog=Catalog.default(),
+                backend=backend,
+                lead=LeadConfig(model="gpt-4o-mini", base_url=lead.base_url, max_retries=0),
+                store=transcripts,
+                **orchestrator,  # type: ignore[arg-type]
+            ),
+        )
+    finally:
+        await backend.aclose()
+        await transcripts.close()
+
+
+async def test_a_job_runs_to_openai_output_lines_with_routing_metadata(
+    database_url: str, lead: ScriptedLead
+) -> None:
+    async with stack(database_url, lead) as s:
+        job_id = await s.job(["one", "two", "three"])
+        await s.worker(job_id).run()
+        job = await s.batches.get_job(job_id)
+        assert job.status == "completed" and job.output_file_id and job.error_file_id is None
+        lines = await s.lines(job_id, OUTPUT_STATUSES)
+        assert [line["custom_id"] for line in lines] == ["q1", "q2", "q3"]
+        first = lines[0]
+        assert first["error"] is None and first["id"].startswith("batch_req_")
+        body = first["response"]["body"]
+        assert first["response"]["status_code"] == 200
+        assert body["object"] == "chat.completion" and body["model"] == "gpt-4o-mini"
+        assert body["choices"][0]["message"]["content"] == "ok"
+        assert body["usage"] == {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25}
+        routing = first["understudy"]
+        assert (routing["route"], routing["lead_tokens"], routing["slm_tokens"]) == ("lead", 25, 0)
+        assert first["response"]["request_id"] == routing["run_id"]
+        assert await s.run_count() == 3
+        progress = await s.batches.progress(job_id)
+        assert (progress.succeeded, progress.lead_tokens) == (3, 75)
+    assert sorted(r["messages"][-1]["content"] for r in lead.requests) == ["one", "three", "two"]
+
+
+async def test_an_item_recorded_before_a_crash_is_rebuilt_not_run_again(
+    database_url: str, lead: ScriptedLead
+) -> None:
+    async with stack(database_url, lead) as s:
+        job_id = await s.job(["first", "second"])
+        # A worker claims both, records the first run's transcript, and dies before committing.
+        held = await s.batches.claim("dead-worker", limit=2, lease_s=0.0)
+        await s.orchestrator.run("first", "llm", run_id=run_id_for(held[0], 1))
+        assert len(lead.requests) == 1
+        await asyncio.sleep(0.01)
+
+        await s.worker(job_id).run()
+
+        assert len(lead.requests) == 2  # only the second request reached the lead again
+        assert await s.run_count() == 2  # and no transcript was stored twice
+        lines = await s.lines(job_id, OUTPUT_STATUSES)
+        assert [line["custom_id"] for line in lines] == ["q1", "q2"]
+        assert lines[0]["understudy"]["run_id"] == run_id_for(held[0], 1)
+
+
+async def test_lead_failures_are_attempted_again_until_an_answer(database_url: str) -> None:
+    script = [failure(500), failure(429), reply("ok", prompt_tokens=3, completion_tokens=2)]
+    with ScriptedLead(script, model="gpt-4o-mini") as lead:
+        async with stack(database_url, lead) as s:
+            job_id = await s.job(["flaky"])
+            await s.worker(job_id).run()
+            (line,) = await s.lines(job_id, OUTPUT_STATUSES)
+            assert line["response"]["body"]["choices"][0]["message"]["content"] == "ok"
+            assert await s.run_count() == 3  # every attempt left its transcript
+        lead.assert_complete()
+
+
+async def test_an_item_that_keeps_failing_goes_to_the_error_file_with_the_reason(
+    database_url: str,
+) -> None:
+    with ScriptedLead([failure(503)], repeat_last=True, model="gpt-4o-mini") as lead:
+        async with stack(database_url, lead) as s:
+            job_id = await s.job(["doomed"])
+            await s.worker(job_id, retry=RetryPolicy(2, 0.0, 0.0)).run()
+            (line,) = await s.lines(job_id, ERROR_STATUSES)
+            assert line["custom_id"] == "q1"
+            assert line["error"]["code"] == "upstream_unavailable"
+            assert "InternalServerError" in line["error"]["message"]
+            assert line["response"]["status_code"] == 503
+            assert line["response"]["body"]["error"]["code"] == "upstream_unavailable"
+            assert (await s.batches.get_job(job_id)).error_file_id
+        assert len(lead.requests) == 2
+
+
+async def test_a_request_the_lead_refuses_is_not_attempted_again(database_url: str) -> None:
+    with ScriptedLead([failure(400)], repeat_last=True, model="gpt-4o-mini") as lead:
+        async with stack(database_url, lead) as s:
+            job_id = await s.job(["refused"])
+            await s.worker(job_id).run()
+            (line,) = await s.lines(job_id, ERROR_STATUSES)
+            assert "BadRequestError" in line["error"]["message"]
+        assert len(lead.requests) == 1
+
+
+class CountingGate:
+    """A lead gate that admits every call and adds up the tokens it is told about."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.tokens = 0
+
+    @asynccontextmanager
+    async def call(self, estimated_tokens: int) -> AsyncIterator[CountingGate]:
+        assert estimated_tokens > 0
+        self.calls += 1
+        yield self
+
+    def used(self, tokens: int) -> None:
+        self.tokens += tokens
+
+
+async def test_every_lead_call_passes_the_gate_with_its_real_token_count(
+    database_url: str, lead: ScriptedLead
+) -> None:
+    gate = CountingGate()
+    async with stack(database_url, lead, lead_gate=gate) as s:
+        job_id = await s.job(["a", "b"])
+        await s.worker(job_id).run()
+    assert (gate.calls, gate.tokens) == (2, 50)
+
+
+async def test_a_stopped_worker_hands_back_what_it_holds(database_url: str) -> None:
+    slow = ScriptedLead([reply("late", delay_s=1)], repeat_last=True, model="gpt-4o-mini")
+    with slow:
+        async with stack(database_url, slow) as s:
+            job_id = await s.job(["a", "b", "c"])
+            stop = asyncio.Event()
+            running = asyncio.create_task(s.worker(job_id).run(stop))
+            while len(slow.requests) < 3:
+                await asyncio.sleep(0.01)
+            stop.set()
+            await asyncio.wait_for(running, 10)
+            progress = await s.batches.progress(job_id)
+            assert (progress.pending, progress.running) == (3, 0)
+            assert await s.run_count() == 0
+
+
+async def test_cascade_answers_without_the_lead_where_a_specialist_is_sure_and_counts_savings(
+    database_url: str, lead: ScriptedLead, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The real pre-router and a tiny real model; the math specialist accepts whatever it says.
+    accept_math = {"math": {"confidence_threshold": 0.0, "validator": "nonempty"}}
+    for name, value in {
+        "DATABASE_URL": database_url,
+        "LEAD_BASE_URL": lead.base_url,
+        "LEAD_MODEL": "gpt-4o-mini",
+        "SLM_BASE_MODEL": str(tiny_model_dir),
+        "SLM_DEVICE": "cpu",
+        "SPECIALISTS": json.dumps(accept_math),
+    }.items():
+        monkeypatch.setenv(f"UNDERSTUDY_{name}", value)
+    settings = Settings()
+    async with open_orchestrator(settings) as orchestrator:
+        batches = BatchStore.sharing(orchestrator.store)
+        job = await batches.create_job(mode="cascade", input_name="in.jsonl")
+        prompts = ["What is 17 * 24?", "Tell me a story about the sea and the moon."]
+        await batches.add_items(
+            job.id,
+            [
+                NewItem(n, f"q{n}", request_line(f"q{n}", p)["body"])
+                for n, p in enumerate(prompts, 1)
+            ],
+        )
+        await batches.start_job(job.id, total=2)
+        info = WorkerInfo.this_process()
+        await batch_worker(settings.batch, orchestrator, info=info, job_id=job.id).run()
+        progress = await batches.progress(job.id)
+        lines = [json.loads(x) async for x in file_lines(batches, job.id, OUTPUT_STATUSES)]
+    math, story = (line["understudy"] for line in lines)
+    assert (math["route"], math["lead_tokens"]) == ("cascade:accepted:math", 0)
+    assert math["slm_tokens"] > 0 and story["lead_tokens"] == 25
+    assert (progress.succeeded, progress.answered_without_lead) == (2, 1)
+    assert 0 < progress.cost_usd < progress.lead_only_cost_usd  # the specialist's answer saved
+    assert progress.saved_usd == pytest.approx(progress.lead_only_cost_usd - progress.cost_usd)

@@ -1,0 +1,105 @@
+"""Input checking: every bad line is named, and nothing runs unless told to skip them."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from orchestrator.store import BatchStore
+from serving.api.chat import served_models
+from serving.batch.output import ERROR_STATUSES, file_lines
+from serving.batch.validation import LoadReport, load_requests, read_lines
+from serving.settings import ApiSettings, BatchSettings
+from specialists.catalog import Catalog
+from tests.batch.conftest import request_line, write_lines
+
+SERVED = served_models(Catalog.default())
+
+
+def _bad_file(path: Path) -> Path:
+    long_prompt = "x" * 3000
+    return write_lines(
+        path,
+        [
+            request_line("a", "fine"),  # 1
+            "{not json",  # 2
+            {"method": "POST", "url": "/v1/chat/completions", "body": {}},  # 3: no custom_id
+            request_line("a", "again"),  # 4: duplicate of line 1
+            {**request_line("e", "x"), "url": "/v1/embeddings"},  # 5
+            request_line("big", long_prompt),  # 6: over max_line_bytes
+            {**request_line("s", "x"), "body": {"model": "m", "messages": []}},  # 7
+            "",  # 8: blank, skipped
+            {  # 9: streaming is not for batches
+                **request_line("st", "x"),
+                "body": {**request_line("st", "x")["body"], "stream": True},
+            },
+            request_line("unknown", "x", model="understudy-nonexistent"),  # 10
+            request_line("b", "fine too"),  # 11
+        ],
+    )
+
+
+async def _load(store: BatchStore, path: Path, *, skip_invalid: bool) -> LoadReport:
+    job = await store.create_job(mode="llm", input_name=path.name)
+    with path.open("rb") as stream:
+        return await load_requests(
+            store,
+            job,
+            stream,
+            served=SERVED,
+            limits=BatchSettings(max_line_bytes=2048),
+            api_limits=ApiSettings(),
+            skip_invalid=skip_invalid,
+        )
+
+
+async def test_the_report_names_every_bad_line_and_nothing_is_left_to_run(
+    store: BatchStore, tmp_path: Path
+) -> None:
+    report = await _load(store, _bad_file(tmp_path / "in.jsonl"), skip_invalid=False)
+    assert [(p.line, p.code) for p in report.problems] == [
+        (2, "invalid_json"),
+        (3, "missing_custom_id"),
+        (5, "unsupported_url"),
+        (6, "line_too_long"),
+        (7, "invalid_body"),
+        (9, "invalid_body"),
+        (10, "model_not_found"),
+        (4, "duplicate_custom_id"),  # found when its chunk is stored
+    ]
+    assert "line 1" in report.problems[-1].message
+    assert report.problem_count == 8 and not report.ok
+    job = report.job
+    assert job.status == "failed" and len(job.errors or []) == 8
+    assert (await store.progress(job.id)).total == 0  # nothing kept, so nothing can run
+    assert await store.claim("w", limit=100, lease_s=30) == []
+
+
+async def test_skip_invalid_runs_the_rest_and_sends_bad_lines_to_the_error_file(
+    store: BatchStore, tmp_path: Path
+) -> None:
+    report = await _load(store, _bad_file(tmp_path / "in.jsonl"), skip_invalid=True)
+    job = report.job
+    assert (job.status, report.requests, job.total) == ("in_progress", 2, 10)
+    claimed = await store.claim("w", limit=100, lease_s=30)
+    assert [(item.line, item.custom_id) for item in claimed] == [(1, "a"), (11, "b")]
+    errors = [json.loads(line) async for line in file_lines(store, job.id, ERROR_STATUSES)]
+    assert [e["error"]["code"] for e in errors] == [
+        "invalid_json",
+        "missing_custom_id",
+        "duplicate_custom_id",
+        "unsupported_url",
+        "line_too_long",
+        "invalid_body",
+        "invalid_body",
+        "model_not_found",
+    ]
+    assert errors[2]["custom_id"] == "a" and errors[2]["error"]["message"].startswith("line 4:")
+    assert all(e["response"] is None and e["id"].startswith("batch_req_") for e in errors)
+
+
+def test_an_overlong_line_is_skipped_without_being_held_in_memory() -> None:
+    stream = io.BytesIO(b'{"a": 1}\n' + b"y" * 1_000_000 + b"\n\n" + b'{"b": 2}')
+    lines = list(read_lines(stream, max_bytes=100))
+    assert lines == [(1, b'{"a": 1}\n'), (2, None), (4, b'{"b": 2}')]
