@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evals.calibrate_prerouter import email_sources, none_sources
+from evals.data import DataSource
+from evals.suites.routing import email_sources, none_sources
 from orchestrator.prerouter import (
     CLIP_HEAD_CHARS,
     CLIP_TAIL_CHARS,
@@ -75,13 +76,13 @@ def test_mbpp_prompts_route_to_code(router: PreRouter, data_dir: Path) -> None:
 
 
 def test_email_tasks_route_to_email(router: PreRouter, data_dir: Path) -> None:
-    tasks = email_sources(data_dir)["email_tasks"]
+    tasks = email_sources(DataSource(data_dir))["email_tasks"]
     assert len(tasks) == 16
     assert _share(router.route_many(tasks), "email") >= 0.9
 
 
 def test_most_off_domain_prompts_route_to_none(router: PreRouter, data_dir: Path) -> None:
-    sources = none_sources(data_dir)
+    sources = none_sources(DataSource(data_dir))
     prompts = sources["mt_bench"] + sources["vicuna"]
     decisions = router.route_many(prompts)
     # About 0.6-0.7 at the calibrated threshold; email's broad description draws the rest.
