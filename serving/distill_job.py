@@ -1,0 +1,277 @@
+"""Distillation as a job: build → train → evaluate (→ promote), run by ``understudy worker``.
+
+A job is queued by hand (``distill start``) or by ``distill propose`` when a proposal reaches
+``UNDERSTUDY_DISTILL_AUTO_DISTILL_RUNS``; the ``distill`` job kind of the worker claims it and
+runs the same steps as the commands ``distill build``, ``distill train`` and ``distill
+evaluate``, recording each step's result on the job. The worker renews the job's lease while it
+runs; stopping the worker (or cancelling the job) interrupts training at the next step, leaving
+its checkpoint, and a later claim resumes where it stopped: the dataset and the adapter are
+found again by content. Promotion follows only when the gate passed and
+``UNDERSTUDY_DISTILL_AUTO_PROMOTE`` is on; otherwise a person runs ``specialists promote``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from orchestrator.store import (
+    DistillJob,
+    DistillJobStore,
+    RegistryStore,
+    SpecialistVersion,
+    TranscriptStore,
+)
+from serving.distill_config import (
+    adapter_dir,
+    dataset_dir,
+    dataset_options,
+    train_config,
+    train_limits,
+)
+from serving.distill_eval import HeldOut, evaluate_registered, register_adapter
+from serving.distill_source import read_transcripts
+from serving.promotion import Promoter, served_base
+from serving.proposals import accept
+from serving.reconcile import known_catalog
+from serving.runtime import Log, build_backend, resolve_base_model
+from serving.settings import Settings
+from specialists.catalog import Catalog, Specialist
+from specialists.errors import UnderstudyError
+
+if TYPE_CHECKING:
+    from serving.worker import WorkerContext
+    from specialists.distill import StepReport, TrainPlan
+
+logger = logging.getLogger(__name__)
+
+
+async def start_for_proposal(
+    registry: RegistryStore, jobs: DistillJobStore, proposal_id: int, *, trigger: str = "manual"
+) -> DistillJob:
+    """Register the proposal's specialist (accepting the proposal) and queue its job."""
+    definition = await accept(registry, proposal_id)
+    return await jobs.enqueue(definition.name, proposal_id=proposal_id, trigger=trigger)
+
+
+async def start_for_specialist(
+    settings: Settings, registry: RegistryStore, jobs: DistillJobStore, name: str
+) -> DistillJob:
+    """Queue a job training a new version of an existing specialist from its transcripts.
+
+    Raises:
+        UnknownSpecialistError: No such specialist.
+    """
+    known_catalog(settings.catalog(), await registry.snapshot()).get(name)
+    return await jobs.enqueue(name)
+
+
+async def run_distillation(context: WorkerContext, stop: asyncio.Event) -> None:
+    """The worker's ``distill`` job kind: claim jobs one at a time until ``stop`` is set."""
+    settings = context.settings
+    store = await TranscriptStore.open(settings.database_url)
+    try:
+        jobs = DistillJobStore.sharing(store)
+        while not stop.is_set():
+            job = await jobs.claim(
+                context.info.id,
+                lease_s=settings.batch.lease_s,
+                max_attempts=settings.batch.max_attempts,
+            )
+            if job is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), settings.batch.poll_s)
+                continue
+            context.log(f"distillation job {job.id}: {job.specialist} (attempt {job.attempts})")
+            run = DistillationRun(settings, store, job, worker_id=context.info.id, log=context.log)
+            await run.run(stop)
+    finally:
+        await store.close()
+
+
+class Stopped(Exception):
+    """The worker is stopping or the job was cancelled: hand it back (or leave it cancelled)."""
+
+
+class DistillationRun:
+    """One claimed job, from where it stands to its end.
+
+    Args:
+        settings: The worker's settings.
+        store: The transcript store (the registry and job queue share its engine).
+        job: The claimed job.
+        worker_id: The worker holding its lease.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: TranscriptStore,
+        job: DistillJob,
+        *,
+        worker_id: str,
+        log: Log = lambda _m: None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.registry = RegistryStore.sharing(store)
+        self.jobs = DistillJobStore.sharing(store)
+        self.job = job
+        self.worker_id = worker_id
+        self.log = log
+        self._halt = threading.Event()
+        """Set when the job must stop: read by the training thread between steps."""
+
+    async def run(self, stop: asyncio.Event) -> DistillJob:
+        """Run the remaining steps; the job ends succeeded or failed, or goes back to the queue
+        when the worker stops (cancelled jobs stay cancelled)."""
+        keeper = asyncio.create_task(self._keep_lease(stop))
+        try:
+            await self._steps()
+        except Stopped:
+            if stop.is_set():
+                await self.jobs.release(self.job.id, self.worker_id)
+            return await self.jobs.get(self.job.id)
+        except UnderstudyError as exc:
+            logger.warning("distillation job %s failed: %s", self.job.id, exc)
+            return await self.jobs.finish(self.job.id, self.worker_id, error=str(exc))
+        except Exception as exc:  # a bug fails this job, not the worker's other jobs
+            logger.exception("distillation job %s failed", self.job.id)
+            error = f"{type(exc).__name__}: {exc}"
+            return await self.jobs.finish(self.job.id, self.worker_id, error=error)
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+        return await self.jobs.finish(self.job.id, self.worker_id)
+
+    async def _steps(self) -> None:
+        known = known_catalog(self.settings.catalog(), await self.registry.snapshot())
+        specialist = known.get(self.job.specialist)
+        dataset = await self._build(known, specialist)
+        adapter = await self._train(specialist, dataset)
+        version = await self._evaluate(adapter, dataset)
+        if version.gate_passed and self.settings.distill.auto_promote:
+            await self._stage("promote")
+            promoter = Promoter(
+                self.registry,
+                base_catalog=self.settings.catalog(),
+                served=served_base(self.settings),
+                log=self.log,
+            )
+            await promoter.promote(version)
+
+    async def _build(self, known: Catalog, specialist: Specialist) -> Path:
+        if self.job.dataset_path and Path(self.job.dataset_path).is_dir():
+            return Path(self.job.dataset_path)  # built by an earlier attempt
+        from specialists.distill import DistillTarget, build_dataset, save_dataset
+
+        await self._stage("build")
+        run_ids = None
+        if self.job.proposal_id is not None:
+            run_ids = (await self.registry.get_proposal(self.job.proposal_id)).run_ids
+        transcripts = await read_transcripts(
+            self.store,
+            known,
+            specialist=None if run_ids is not None else specialist.name,
+            run_ids=run_ids,
+            max_runs=self.settings.distill.max_transcripts,
+        )
+        target = DistillTarget(
+            specialist.name,
+            specialist.system_prompt,
+            specialist.validator,
+            frozenset(run_ids) if run_ids is not None else None,
+        )
+        built = await asyncio.to_thread(
+            build_dataset, transcripts, target, dataset_options(self.settings)
+        )
+        directory = save_dataset(built, dataset_dir(self.settings, built.card))
+        await self.jobs.progress(self.job.id, self.worker_id, dataset_path=str(directory))
+        self.log(f"dataset {directory}: {built.card.examples} examples")
+        return directory
+
+    async def _train(self, specialist: Specialist, dataset: Path) -> Path:
+        from specialists.distill import train_lora
+
+        await self._stage("train")
+        config = train_config(self.settings)
+        base_dir = resolve_base_model(self.settings, log=self.log)
+        out_dir = adapter_dir(self.settings, specialist.name, dataset, base_dir, config)
+        await self.jobs.progress(self.job.id, self.worker_id, adapter_path=str(out_dir))
+        result = await asyncio.to_thread(
+            train_lora,
+            dataset,
+            base_dir,
+            out_dir,
+            config,
+            train_limits(self.settings),
+            base_ref=self.settings.slm.base_model,
+            observer=_HaltingObserver(self._halt),
+        )
+        self.log(f"adapter {result.adapter_dir}: {result.metadata['steps']} steps")
+        return result.adapter_dir
+
+    async def _evaluate(self, adapter: Path, dataset: Path) -> SpecialistVersion:
+        await self._stage("evaluate")
+        held_out = HeldOut.read(dataset)
+        version, current = await register_adapter(
+            self.settings, self.registry, self.job.specialist, adapter, held_out
+        )
+        backend = build_backend(self.settings, log=self.log)
+        try:
+            version = await evaluate_registered(
+                self.settings,
+                self.store,
+                self.registry,
+                backend,
+                version,
+                current,
+                held_out,
+                on_answer=self._check_halt,
+            )
+        finally:
+            await backend.aclose()
+        await self.jobs.progress(self.job.id, self.worker_id, version_id=version.id)
+        verdict = "passed" if version.gate_passed else "failed"
+        self.log(f"{version.label}: evaluation gate {verdict}")
+        return version
+
+    async def _stage(self, stage: str) -> None:
+        self._check_halt()
+        await self.jobs.progress(self.job.id, self.worker_id, stage=stage)
+
+    def _check_halt(self) -> None:
+        if self._halt.is_set():
+            raise Stopped
+
+    async def _keep_lease(self, stop: asyncio.Event) -> None:
+        """Renew the lease every third of it; a lost lease (cancelled) or a stopping worker
+        halts the job at its next step."""
+        lease_s = self.settings.batch.lease_s
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), lease_s / 3)
+            if stop.is_set() or not await self.jobs.renew(
+                self.job.id, self.worker_id, lease_s=lease_s
+            ):
+                self._halt.set()
+                return
+
+
+class _HaltingObserver:
+    """Stops training between steps when the job must halt (the checkpoint stays)."""
+
+    def __init__(self, halt: threading.Event) -> None:
+        self.halt = halt
+
+    def started(self, plan: TrainPlan) -> None:
+        pass
+
+    def step(self, report: StepReport) -> None:
+        if self.halt.is_set():
+            raise Stopped

@@ -1,0 +1,310 @@
+"""Adapters into the registry and out to the servers: checks, registration, promotion, rollback.
+
+Everything that can be refused is checked before the registry changes: the adapter's files and
+hash, its LoRA rank against the SLM server's maximum, its base model against the one being
+served (by name, and by the shapes of its matrices against the base's layers), the evaluation
+gate, and — when a vLLM server is configured — that the server itself accepts the adapter (it is
+loaded under a staging name and unloaded again). Only then is the version made active, and the
+adapter loaded under the specialist's own name. Serving processes pick the change up from the
+registry (:mod:`serving.reconcile`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator.store import (
+    PromotionRefused,
+    RegistryError,
+    RegistryStore,
+    SpecialistVersion,
+    promotion_refusal,
+)
+from serving.reconcile import apply_adapters, load_catalog
+from serving.runtime import Log, model_store
+from serving.settings import Settings
+from specialists.adapters import check_adapter_fits, read_adapter_config
+from specialists.catalog import Catalog
+from specialists.errors import ConfigurationError, ModelError, SpecialistError
+from specialists.vllm_client import VLLMBackend
+
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+"""What a server loads from an adapter directory, and so what its hash covers."""
+TRAINING_FILE = "training.json"
+"""Written by ``distill train`` next to the adapter: its base model and dataset."""
+
+
+def adapter_sha256(path: Path) -> str:
+    """SHA-256 over the adapter's config and weights (names and contents, in a fixed order).
+
+    Raises:
+        ModelError: A file is missing.
+    """
+    digest = hashlib.sha256()
+    for name in ADAPTER_FILES:
+        file = path / name
+        if not file.is_file():
+            raise ModelError(f"{file}: missing; is {path} a LoRA adapter directory?")
+        digest.update(f"{name}\n".encode())
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ServedBase:
+    """The base model the SLM servers run, and the limits they put on adapters."""
+
+    ref: str
+    """The name users know it by (``UNDERSTUDY_SLM_BASE_MODEL``)."""
+    model_dir: Path | None
+    """Its local directory, when there is one: adapters are checked against its layers."""
+    max_rank: int
+    """vLLM's ``--max-lora-rank`` (``UNDERSTUDY_SLM_MAX_LORA_RANK``)."""
+
+
+def served_base(settings: Settings) -> ServedBase:
+    """The base the settings serve; its directory when it is in the model store."""
+    try:
+        model_dir: Path | None = model_store(settings).resolve(settings.slm.base_model)
+    except ModelError:
+        model_dir = None  # served from elsewhere (a vLLM with a Hub id): checked by name only
+    return ServedBase(settings.slm.base_model, model_dir, settings.slm.max_lora_rank)
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterFacts:
+    """What the registry records about an adapter directory."""
+
+    path: Path
+    sha256: str
+    rank: int
+    base_model: str
+    dataset_path: str | None
+
+
+def inspect_adapter(path: Path, base: ServedBase) -> AdapterFacts:
+    """Check that the adapter in ``path`` can be served on ``base``; what it is.
+
+    Raises:
+        ModelError: Not an adapter directory, or trained for another base (by the name its
+            training recorded, or because its matrices do not fit the base's layers).
+        ConfigurationError: Its rank is above the server's maximum.
+    """
+    path = path.expanduser().resolve()
+    config = read_adapter_config(path)
+    rank = int(config["r"])
+    if rank > base.max_rank:
+        raise ConfigurationError(
+            f"adapter {path} has LoRA rank {rank}, above the SLM server's maximum of "
+            f"{base.max_rank}: vLLM would refuse it. Retrain with --rank {base.max_rank} or "
+            "less, or raise the server's maximum",
+            setting="UNDERSTUDY_SLM_MAX_LORA_RANK",
+        )
+    training = _read_training(path)
+    trained_on = training.get("base_model")
+    if trained_on is not None and trained_on != base.ref:
+        raise ModelError(
+            f"adapter {path} was trained on base {trained_on!r}, but the SLM server runs "
+            f"{base.ref!r}: an adapter only works on the base it was trained on"
+        )
+    if base.model_dir is not None:
+        check_adapter_fits(_skeleton(base.model_dir), path, name=path.name, base_ref=base.ref)
+    return AdapterFacts(
+        path=path,
+        sha256=adapter_sha256(path),
+        rank=rank,
+        base_model=base.ref,
+        dataset_path=training.get("dataset"),
+    )
+
+
+async def register_candidate(
+    registry: RegistryStore,
+    known: Catalog,
+    name: str,
+    adapter: Path,
+    base: ServedBase,
+    *,
+    dataset: Path | None = None,
+) -> SpecialistVersion:
+    """The registry version for ``adapter``: the existing one if this adapter (same hash) is
+    registered for ``name`` already, else a new candidate.
+
+    Args:
+        known: Every specialist a version may belong to (built-in, settings and registry ones).
+
+    Raises:
+        UnknownSpecialistError: ``name`` is not a known specialist.
+        ModelError, ConfigurationError: See :func:`inspect_adapter`.
+    """
+    known.get(name)
+    facts = inspect_adapter(adapter, base)
+    for version in await registry.list_versions(name):
+        if version.adapter_sha256 == facts.sha256:
+            return version
+    return await registry.add_version(
+        name,
+        adapter_path=str(facts.path),
+        adapter_sha256=facts.sha256,
+        base_model=facts.base_model,
+        lora_rank=facts.rank,
+        dataset_path=str(dataset.resolve()) if dataset else facts.dataset_path,
+    )
+
+
+def verify_version(version: SpecialistVersion, base: ServedBase) -> None:
+    """Check that ``version`` can still be served: same files, same base, rank within limits.
+
+    Raises:
+        ModelError: The adapter's files changed or vanished since it was registered, or it
+            belongs to another base.
+        ConfigurationError: Its rank is above the server's maximum.
+    """
+    if version.base_model != base.ref:
+        raise ModelError(
+            f"{version.label} was trained on base {version.base_model!r}, but the SLM server "
+            f"runs {base.ref!r}: an adapter only works on the base it was trained on"
+        )
+    facts = inspect_adapter(Path(version.adapter_path), base)
+    if facts.sha256 != version.adapter_sha256:
+        raise ModelError(
+            f"the adapter files of {version.label} at {version.adapter_path} changed since it "
+            "was registered (SHA-256 differs); evaluate the new adapter as a new version"
+        )
+
+
+async def choose_version(
+    registry: RegistryStore, name: str, number: int | None
+) -> SpecialistVersion:
+    """Version ``number`` of ``name``, or its newest version that is not active."""
+    if number is not None:
+        return await registry.find_version(name, number)
+    waiting = [v for v in await registry.list_versions(name) if v.status != "active"]
+    if not waiting:
+        raise RegistryError(
+            f"{name!r} has no version waiting for promotion; train and evaluate one first"
+        )
+    return waiting[-1]
+
+
+class Promoter:
+    """Promotes and rolls back specialist versions, telling a running vLLM at once.
+
+    Args:
+        registry: The registry.
+        base_catalog: The catalog without the registry (built-ins and settings overrides).
+        served: The served base and its limits.
+        vllm: A running vLLM server to load adapters into now (serving processes follow the
+            registry by themselves); ``None`` with the local backend.
+        log: Progress messages.
+    """
+
+    def __init__(
+        self,
+        registry: RegistryStore,
+        *,
+        base_catalog: Catalog,
+        served: ServedBase,
+        vllm: VLLMBackend | None = None,
+        log: Log = lambda _m: None,
+    ) -> None:
+        self.registry = registry
+        self.base_catalog = base_catalog
+        self.served = served
+        self.vllm = vllm
+        self.log = log
+
+    async def promote(self, version: SpecialistVersion) -> SpecialistVersion:
+        """Make ``version`` the active one, after every check.
+
+        Raises:
+            PromotionRefused: The gate did not pass, or vLLM refused the adapter.
+            ModelError, ConfigurationError: See :func:`verify_version`.
+        """
+        problem = promotion_refusal(version)
+        if problem:
+            raise PromotionRefused(problem)
+        verify_version(version, self.served)
+        if self.vllm is not None:
+            await self._try_on_vllm(version)
+        _, before = await load_catalog(self.registry, self.base_catalog)
+        promoted = await self.registry.promote(version.id)
+        self.log(f"{promoted.label} is active; serving processes switch within a poll")
+        await self._follow(before)
+        return promoted
+
+    async def rollback(self, name: str) -> tuple[SpecialistVersion, SpecialistVersion | None]:
+        """Retire ``name``'s active version and reactivate the one it replaced, if any.
+
+        Raises:
+            RegistryError: ``name`` has no active version.
+        """
+        _, before = await load_catalog(self.registry, self.base_catalog)
+        retired, restored = await self.registry.rollback(name)
+        self.log(
+            f"{retired.label} retired; "
+            + (f"{restored.label} is active again" if restored else f"{name} has no active version")
+        )
+        await self._follow(before)
+        return retired, restored
+
+    async def _try_on_vllm(self, version: SpecialistVersion) -> None:
+        """Load the adapter under a staging name and unload it: does the server accept it?"""
+        assert self.vllm is not None
+        staging = f"{version.specialist}__v{version.version}"
+        with contextlib.suppress(SpecialistError):  # left behind by an attempt that crashed
+            await self.vllm.unload_adapter(staging)
+        try:
+            await self.vllm.load_adapter(staging, Path(version.adapter_path), replace=False)
+        except SpecialistError as exc:
+            raise PromotionRefused(f"the vLLM server refused {version.label}: {exc}") from exc
+        with contextlib.suppress(SpecialistError):
+            await self.vllm.unload_adapter(staging)
+
+    async def _follow(self, before: Catalog) -> None:
+        """Bring the vLLM server to the registry's new catalog. The registry has changed
+        already: a failure here is reported, and every serving process retries it."""
+        if self.vllm is None:
+            return
+        _, after = await load_catalog(self.registry, self.base_catalog)
+        try:
+            await apply_adapters(self.vllm, before, after)
+        except SpecialistError as exc:
+            self.log(f"vLLM did not take the change yet ({exc}); serving processes will retry")
+
+
+def _read_training(path: Path) -> dict[str, Any]:
+    file = path / TRAINING_FILE
+    if not file.is_file():
+        return {}
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{file}: unreadable ({exc})") from exc
+    return data if isinstance(data, dict) else {}
+
+
+def _skeleton(model_dir: Path) -> Any:
+    """The base model's module tree without its weights (on torch's meta device): enough to
+    check an adapter's shapes in about a second, whatever the model's size."""
+    try:
+        import torch
+        from transformers import AutoConfig, AutoModelForCausalLM
+    except ImportError as exc:
+        raise ModelError(
+            "checking an adapter against its base needs the local extra: "
+            "pip install 'understudy[local]'"
+        ) from exc
+    try:
+        config = AutoConfig.from_pretrained(model_dir)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read the base model's config in {model_dir}: {exc}") from exc
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config)

@@ -1,0 +1,62 @@
+"""What distillation reads: one answered run, as plain data.
+
+The transcript store belongs to the orchestrator, which the specialists must not know; the
+serving layer converts its records (and their feedback) into these, so this package can be fed
+from any source — the store, an export, a test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ToolUse:
+    """One tool call made during a run."""
+
+    name: str
+    """The tool name the lead used (``math_specialist``, ``calculator``, …)."""
+    input: Mapping[str, Any]
+    """The arguments as the lead sent them; a specialist's task is under ``request``."""
+    output: str
+    """What the tool returned."""
+    specialist: str | None = None
+    """The specialist behind the tool, for specialist tools; ``None`` for the exact tools."""
+    confidence: float | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """One run: what was asked, who answered, how it went, and what users said about it."""
+
+    run_id: str
+    created_at: datetime
+    """Orders transcripts, so that building a dataset twice gives the same files."""
+    input_messages: tuple[Mapping[str, str], ...]
+    """The request as chat messages, ending with the user's turn."""
+    answer: str | None
+    """The final answer the user got; ``None`` when the run produced none."""
+    route: str
+    """Where the answer came from: ``router``, ``cascade:escalated:math``, ``slm:math``, …"""
+    specialists: tuple[str, ...] = ()
+    """Specialists consulted, in call order."""
+    escalated: bool = False
+    """The cascade rejected a specialist's draft and the lead answered instead."""
+    degraded: bool = False
+    """The lead failed and the answer came from a fallback."""
+    error: str | None = None
+    tool_calls: tuple[ToolUse, ...] = ()
+    feedback: tuple[float, ...] = ()
+    """Users' scores of the run, each from -1.0 (wrong) to 1.0 (exactly right)."""
+
+    @property
+    def query(self) -> str:
+        """The user's last message: the request the run answered."""
+        for message in reversed(self.input_messages):
+            if message.get("role") == "user":
+                return str(message.get("content") or "")
+        return ""

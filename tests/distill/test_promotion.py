@@ -1,0 +1,231 @@
+"""Adapters into the registry and out to the servers: every refusal leaves the registry as it was.
+
+Real adapters and models, a real registry on SQLite and PostgreSQL. The vLLM server's runtime
+LoRA endpoints are played by a scripted HTTP server (real vLLM runs in tests/integration).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.responses import JSONResponse, Response
+
+from orchestrator.store import PromotionRefused, RegistryStore, SpecialistDefinition
+from serving.promotion import (
+    Promoter,
+    ServedBase,
+    adapter_sha256,
+    register_candidate,
+    verify_version,
+)
+from serving.reconcile import apply_adapters
+from specialists.catalog import Catalog
+from specialists.errors import ConfigurationError, ModelError, UnknownSpecialistError
+from specialists.vllm_client import VLLMBackend
+from tests.helpers.http_server import serve
+
+
+@pytest.fixture
+async def registry(database_url: str) -> AsyncIterator[RegistryStore]:
+    store = await RegistryStore.open(database_url)
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+def tiny_base(tiny_model_dir: Path) -> ServedBase:
+    return ServedBase(ref="tiny", model_dir=tiny_model_dir, max_rank=16)
+
+
+@pytest.fixture
+def adapter(tiny_lora_dir: Path, tmp_path: Path) -> Path:
+    """A copy of the tiny model's rank-8 LoRA with a ``training.json`` as ``distill train``
+    writes it."""
+    copy = Path(shutil.copytree(tiny_lora_dir, tmp_path / "adapter"))
+    (copy / "training.json").write_text(
+        json.dumps({"base_model": "tiny", "dataset": "/datasets/math/abc"})
+    )
+    return copy
+
+
+async def test_an_adapter_is_registered_once_with_its_facts(
+    registry: RegistryStore, adapter: Path, tiny_base: ServedBase
+) -> None:
+    catalog = Catalog.default()
+    first = await register_candidate(registry, catalog, "math", adapter, tiny_base)
+    again = await register_candidate(registry, catalog, "math", adapter, tiny_base)
+    assert again == first and first.label == "math@1" and first.status == "candidate"
+    assert (first.adapter_sha256, first.lora_rank, first.base_model) == (
+        adapter_sha256(adapter),
+        8,
+        "tiny",
+    )
+    assert first.dataset_path == "/datasets/math/abc" and first.adapter_path == str(adapter)
+
+
+@pytest.mark.parametrize(
+    ("problem", "error", "message"),
+    [
+        ("rank", ConfigurationError, "rank 8, above the SLM server's maximum of 1"),
+        ("trained elsewhere", ModelError, "trained on base 'other-base'"),
+        ("shapes", ModelError, "does not fit base 'smollm2-135m'"),
+        ("not an adapter", ModelError, "adapter_config.json: missing"),
+        ("unknown specialist", UnknownSpecialistError, "unknown specialist 'nobody'"),
+    ],
+)
+async def test_an_adapter_that_cannot_be_served_is_refused_and_nothing_is_registered(
+    registry: RegistryStore,
+    adapter: Path,
+    tiny_base: ServedBase,
+    smollm2_dir: Path,
+    problem: str,
+    error: type[Exception],
+    message: str,
+) -> None:
+    base, name = tiny_base, "math"
+    if problem == "rank":
+        base = ServedBase(ref="tiny", model_dir=tiny_base.model_dir, max_rank=1)
+    elif problem == "trained elsewhere":
+        (adapter / "training.json").write_text(json.dumps({"base_model": "other-base"}))
+    elif problem == "shapes":  # a 64-wide adapter on SmolLM2's 576-wide layers
+        (adapter / "training.json").unlink()
+        base = ServedBase(ref="smollm2-135m", model_dir=smollm2_dir, max_rank=16)
+    elif problem == "not an adapter":
+        (adapter / "adapter_config.json").unlink()
+    else:
+        name = "nobody"
+    with pytest.raises(error, match=message):
+        await register_candidate(registry, Catalog.default(), name, adapter, base)
+    assert await registry.list_versions() == []
+
+
+async def test_promotion_checks_the_gate_and_the_files_first(
+    registry: RegistryStore, adapter: Path, tiny_base: ServedBase
+) -> None:
+    promoter = Promoter(registry, base_catalog=Catalog.default(), served=tiny_base)
+    version = await register_candidate(registry, Catalog.default(), "math", adapter, tiny_base)
+    with pytest.raises(PromotionRefused, match="has not been evaluated"):
+        await promoter.promote(version)
+    failed = await registry.record_evaluation(
+        version.id,
+        metrics={"gate": {"passed": False, "reasons": ["test precision 80.0% is below 95%"]}},
+        threshold=0.9,
+        gate_passed=False,
+    )
+    with pytest.raises(PromotionRefused, match="test precision 80.0% is below 95%"):
+        await promoter.promote(failed)
+    passed = await registry.record_evaluation(
+        version.id, metrics={}, threshold=0.9, gate_passed=True
+    )
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    (adapter / "adapter_config.json").write_text(json.dumps({**config, "lora_alpha": 99}))
+    with pytest.raises(ModelError, match="changed since it was registered"):
+        await promoter.promote(passed)
+    assert await registry.generation() == 0 and await registry.active_version("math") is None
+    with pytest.raises(ModelError, match="trained on base 'tiny'"):
+        verify_version(passed, ServedBase("other", None, 16))
+
+
+class ScriptedVLLM:
+    """The runtime LoRA endpoints of a vLLM server, as vLLM answers them: a name it serves
+    is refused unless ``load_inplace``; names in ``refuse`` are refused outright."""
+
+    def __init__(self, refuse: frozenset[str] = frozenset()) -> None:
+        self.refuse = refuse
+        self.loaded: dict[str, str] = {}
+
+    async def __call__(self, path: str, body: dict[str, Any]) -> Response:
+        name = body.get("lora_name", "")
+        if path.endswith("/load_lora_adapter"):
+            if name in self.refuse:
+                message = "LoRA rank 64 is greater than max_lora_rank 16"
+                return JSONResponse({"error": {"message": message}}, status_code=400)
+            if name in self.loaded and not body.get("load_inplace"):
+                message = f"The lora adapter '{name}' has already been loaded."
+                return JSONResponse({"error": {"message": message}}, status_code=400)
+            self.loaded[name] = body["lora_path"]
+            return JSONResponse({})
+        if path.endswith("/unload_lora_adapter") and self.loaded.pop(name, None) is not None:
+            return JSONResponse({})
+        return JSONResponse({"error": {"message": f"{name} not found"}}, status_code=404)
+
+
+async def evaluated(registry: RegistryStore, name: str, adapter: Path, base: ServedBase) -> Any:
+    version = await register_candidate(
+        registry, Catalog.default().with_overrides(_definitions()), name, adapter, base
+    )
+    return await registry.record_evaluation(version.id, metrics={}, threshold=0.7, gate_passed=True)
+
+
+def _definitions() -> dict[str, dict[str, str]]:
+    return {"museum": {"description": "Museum hours.", "system_prompt": "Answer briefly."}}
+
+
+async def test_a_running_vllm_loads_the_promoted_adapter_and_follows_rollbacks(
+    registry: RegistryStore, adapter: Path, tiny_base: ServedBase
+) -> None:
+    await registry.define_specialist(
+        SpecialistDefinition("museum", "Museum hours.", "Answer briefly.", "nonempty", ())
+    )
+    vllm_server = ScriptedVLLM()
+    with serve(vllm_server) as (root, seen):
+        vllm = VLLMBackend(f"{root}/v1", base_model_name="tiny", max_retries=0)
+        promoter = Promoter(registry, base_catalog=Catalog.default(), served=tiny_base, vllm=vllm)
+        math = await promoter.promote(await evaluated(registry, "math", adapter, tiny_base))
+        museum = await promoter.promote(await evaluated(registry, "museum", adapter, tiny_base))
+        assert [(path.rsplit("/", 1)[1], body["lora_name"]) for path, body in seen[:4]] == [
+            ("unload_lora_adapter", "math__v1"),  # a leftover of a crashed attempt, if any
+            ("load_lora_adapter", "math__v1"),  # does the server accept it? (then unloaded)
+            ("unload_lora_adapter", "math__v1"),
+            ("load_lora_adapter", "math"),  # served under the specialist's name
+        ]
+        assert vllm_server.loaded == {"math": str(adapter), "museum": str(adapter)}
+
+        await promoter.rollback("museum")  # a new specialist: gone from the server too
+        await promoter.rollback("math")  # a built-in one: back to the base model
+        assert vllm_server.loaded == {}
+        await vllm.aclose()
+    assert math.status == museum.status == "active"
+    assert await registry.active_version("math") is None
+
+
+async def test_an_adapter_vllm_refuses_is_not_promoted(
+    registry: RegistryStore, adapter: Path, tiny_base: ServedBase
+) -> None:
+    version = await evaluated(registry, "math", adapter, tiny_base)
+    with serve(ScriptedVLLM(refuse=frozenset({"math__v1"}))) as (root, seen):
+        vllm = VLLMBackend(f"{root}/v1", base_model_name="tiny", max_retries=0)
+        promoter = Promoter(registry, base_catalog=Catalog.default(), served=tiny_base, vllm=vllm)
+        with pytest.raises(PromotionRefused, match="greater than max_lora_rank"):
+            await promoter.promote(version)
+        await vllm.aclose()
+    assert [body["lora_name"] for _, body in seen] == ["math__v1", "math__v1"]  # unload, load
+    assert await registry.generation() == 0
+    assert (await registry.get_version(version.id)).status == "candidate"
+
+
+async def test_serving_processes_push_only_changes_to_a_shared_vllm(
+    adapter: Path, tiny_lora_dir: Path
+) -> None:
+    base = Catalog.default()
+    first = base.with_overrides({"museum": {**_definitions()["museum"], "adapter": str(adapter)}})
+    second = first.with_overrides({"museum": {"adapter": str(tiny_lora_dir)}})
+    server = ScriptedVLLM()
+    with serve(server) as (root, seen):
+        vllm = VLLMBackend(f"{root}/v1", base_model_name="tiny", max_retries=0)
+        await apply_adapters(vllm, None, first)  # starting: `slm serve` loaded what it serves
+        assert seen == []
+        await apply_adapters(vllm, base, first)  # a promotion, seen by two processes
+        await apply_adapters(vllm, base, first)
+        await apply_adapters(vllm, first, second)  # a new version: reloaded in place
+        assert server.loaded == {"museum": str(tiny_lora_dir)}
+        assert [body.get("load_inplace", False) for _, body in seen] == [False, False, True]
+        await apply_adapters(vllm, second, base)  # rolled back to nothing: unloaded
+        await apply_adapters(vllm, second, base)  # (twice: the second finds nothing to undo)
+        assert server.loaded == {}
+        await vllm.aclose()

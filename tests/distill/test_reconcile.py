@@ -1,0 +1,211 @@
+"""Serving follows the registry: the effective catalog, and a running orchestrator kept in step
+(real registry on SQLite and PostgreSQL, real local backend with a real LoRA adapter)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from orchestrator.lead import LeadConfig
+from orchestrator.run import Orchestrator
+from orchestrator.store import (
+    RegistrySnapshot,
+    RegistryStore,
+    SpecialistDefinition,
+    SpecialistVersion,
+)
+from serving.promotion import adapter_sha256
+from serving.reconcile import (
+    CatalogSync,
+    effective_catalog,
+    known_catalog,
+    known_specialist,
+    served_catalog,
+)
+from serving.settings import get_settings
+from specialists.catalog import Catalog
+from specialists.errors import ModelError, UnknownSpecialistError
+from specialists.local import LocalBackend
+
+SHORT = {"generation": {"max_tokens": 8}}
+MUSEUM = SpecialistDefinition(
+    name="museum",
+    description="Answers questions about the museum's opening hours.",
+    system_prompt="You answer museum opening-hours questions. Reply with the answer only.",
+    validator="nonempty",
+    examples=("When does the museum open on Sunday?",),
+    max_tokens=8,
+)
+
+
+@pytest.fixture
+async def registry(database_url: str) -> AsyncIterator[RegistryStore]:
+    store = await RegistryStore.open(database_url)
+    yield store
+    await store.close()
+
+
+@pytest.fixture(scope="module")
+async def backend(tiny_model_dir: Path) -> AsyncIterator[LocalBackend]:
+    local = LocalBackend(tiny_model_dir, base_ref="tiny")
+    yield local
+    await local.aclose()
+
+
+def base_catalog() -> Catalog:
+    return Catalog.default().with_overrides({"math": SHORT, "email": SHORT, "code": SHORT})
+
+
+async def promoted(
+    registry: RegistryStore, name: str, adapter: Path, *, threshold: float = 0.42
+) -> SpecialistVersion:
+    version = await registry.add_version(
+        name,
+        adapter_path=str(adapter),
+        adapter_sha256=adapter_sha256(adapter),
+        base_model="tiny",
+        lora_rank=8,
+    )
+    await registry.record_evaluation(version.id, metrics={}, threshold=threshold, gate_passed=True)
+    return await registry.promote(version.id)
+
+
+def test_the_registry_overlays_the_catalog_it_is_given(tiny_lora_dir: Path) -> None:
+    base = base_catalog().with_overrides({"email": {"confidence_threshold": 0.3}})
+    math = active_version("math", tiny_lora_dir, threshold=0.81)
+    museum = active_version("museum", tiny_lora_dir, threshold=None)
+    orphan = active_version("gone", tiny_lora_dir, threshold=None)
+    snapshot = RegistrySnapshot(3, (math, museum, orphan), {"museum": MUSEUM})
+    catalog = effective_catalog(base, snapshot)
+    assert catalog.names == ["math", "email", "code", "museum"]
+    assert catalog.get("math").adapter == tiny_lora_dir
+    assert catalog.get("math").confidence_threshold == 0.81
+    assert catalog.get("math").description == base.get("math").description
+    assert catalog.get("email") == base.get("email")  # untouched, settings override kept
+    new = catalog.get("museum")
+    assert (new.description, new.examples, new.adapter) == (
+        MUSEUM.description,
+        MUSEUM.examples,
+        tiny_lora_dir,
+    )
+    assert new.generation.max_tokens == 8
+    assert new.confidence_threshold == 0.5  # not calibrated: the catalog's default
+    pending = known_catalog(base, RegistrySnapshot(0, (), {"museum": MUSEUM}))
+    assert (
+        pending.get("museum").adapter is None
+        and "museum"
+        not in effective_catalog(base, RegistrySnapshot(0, (), {"museum": MUSEUM})).names
+    )
+
+
+async def test_a_running_orchestrator_follows_promotions_and_rollbacks(
+    registry: RegistryStore, backend: LocalBackend, tiny_lora_dir: Path
+) -> None:
+    lead = LeadConfig(model="gpt-4o-mini", base_url="http://127.0.0.1:9/v1", api_key="sk-x")
+    orchestrator = Orchestrator(catalog=base_catalog(), backend=backend, lead=lead)
+    sync = CatalogSync(
+        registry, orchestrator, base=base_catalog(), prerouter_factory=lambda _c: None
+    )
+    assert await sync.sync()  # the first sync always applies
+    assert not await sync.sync()  # nothing changed since
+    plain = await orchestrator.run("What is 2 + 2?", "slm", specialist="math")
+
+    await registry.define_specialist(MUSEUM)
+    await promoted(registry, "math", tiny_lora_dir)
+    await promoted(registry, "museum", tiny_lora_dir)
+    assert await sync.sync()
+    assert orchestrator.catalog.get("math").adapter == tiny_lora_dir
+    assert orchestrator.catalog.get("math").confidence_threshold == 0.42
+    tools = [tool.name for tool in orchestrator._lineup.agents[0].tools]  # the lead's tools
+    assert "museum_specialist" in tools and "math_specialist" in tools
+    adapted = await orchestrator.run("What is 2 + 2?", "slm", specialist="math")
+    assert adapted.answer != plain.answer  # the adapter is in use, loaded without a restart
+
+    await registry.rollback("math")
+    await registry.rollback("museum")
+    assert await sync.sync()
+    assert orchestrator.catalog.get("math").adapter is None
+    assert "museum" not in orchestrator.catalog.names
+    assert "museum_specialist" not in [t.name for t in orchestrator._lineup.agents[0].tools]
+    again = await orchestrator.run("What is 2 + 2?", "slm", specialist="math")
+    assert again.answer == plain.answer
+
+
+async def test_the_background_sync_picks_a_promotion_up_within_its_interval(
+    registry: RegistryStore, backend: LocalBackend, tiny_lora_dir: Path
+) -> None:
+    orchestrator = Orchestrator(catalog=base_catalog(), backend=backend)
+    sync = CatalogSync(
+        registry,
+        orchestrator,
+        base=base_catalog(),
+        prerouter_factory=lambda _c: None,
+        interval_s=0.05,
+    )
+    async with sync.running():
+        await promoted(registry, "math", tiny_lora_dir)
+        async with asyncio.timeout(10):
+            while orchestrator.catalog.get("math").adapter is None:
+                await asyncio.sleep(0.02)
+    assert sync.generation == await registry.generation()
+
+
+async def test_a_broken_adapter_keeps_the_old_catalog_and_is_retried(
+    registry: RegistryStore, backend: LocalBackend, tiny_lora_dir: Path, tmp_path: Path
+) -> None:
+    orchestrator = Orchestrator(catalog=base_catalog(), backend=backend)
+    sync = CatalogSync(
+        registry, orchestrator, base=base_catalog(), prerouter_factory=lambda _c: None
+    )
+    await sync.sync()
+    missing = tmp_path / "vanished"
+    missing.mkdir()
+    for file in tiny_lora_dir.iterdir():
+        (missing / file.name).write_bytes(file.read_bytes())
+    await promoted(registry, "math", missing)
+    for file in missing.iterdir():
+        file.unlink()
+    with pytest.raises(ModelError, match="adapter_config.json"):
+        await sync.sync()
+    assert orchestrator.catalog.get("math").adapter is None  # still serving the old catalog
+    assert sync.generation == 0
+
+
+def active_version(name: str, adapter: Path, *, threshold: float | None) -> SpecialistVersion:
+    now = datetime.now(UTC)
+    return SpecialistVersion(
+        id=hash(name) % 1000,
+        specialist=name,
+        version=1,
+        status="active",
+        adapter_path=str(adapter),
+        adapter_sha256="0" * 64,
+        base_model="tiny",
+        lora_rank=8,
+        dataset_path=None,
+        threshold=threshold,
+        gate_passed=True,
+        metrics={},
+        replaces_id=None,
+        created_at=now,
+        evaluated_at=now,
+        promoted_at=now,
+        retired_at=None,
+    )
+
+
+async def test_a_specialist_being_trained_is_known_before_it_is_served(
+    registry: RegistryStore, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UNDERSTUDY_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    with pytest.raises(UnknownSpecialistError, match="museum"):
+        await known_specialist(get_settings(), "museum")
+    await registry.define_specialist(MUSEUM)
+    museum = await known_specialist(get_settings(), "museum")
+    assert (museum.system_prompt, museum.adapter) == (MUSEUM.system_prompt, None)
+    assert "museum" not in (await served_catalog(get_settings())).names
