@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from orchestrator.proposals import DEFAULT_CLUSTER_THRESHOLD, DEFAULT_COVERAGE_THRESHOLD
 from orchestrator.store.errors import mask_url
 from specialists.catalog import Catalog
 
@@ -174,6 +175,129 @@ class ApiSettings(BaseModel):
     """Limit given to new keys unless ``keys create --tokens-per-day`` says otherwise."""
 
 
+class EvalSettings(BaseModel):
+    """Evaluations (``understudy eval``): the judge of judge-scored suites, and the pace."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    judge_model: str | None = None
+    """The judge for MT-Bench (and email, when set): a LiteLLM name such as ``openai/gpt-4o``,
+    or the served model's name with ``judge_base_url``."""
+    judge_base_url: str | None = None
+    """An OpenAI-compatible endpoint for the judge instead of a LiteLLM provider."""
+    judge_api_key: SecretStr | None = None
+    """Key for the judge; never logged or stored."""
+    concurrency: int = Field(4, ge=1, le=64)
+    """Items evaluated at once (``eval run --concurrency`` overrides it)."""
+
+
+class BatchSettings(BaseModel):
+    """Batch jobs (``understudy batch``, ``/v1/batches``) and the workers that run them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["llm", "slm", "router", "cascade"] = "cascade"
+    """Mode of requests whose ``model`` is not an Understudy model name (``gpt-4o-mini`` in an
+    OpenAI batch file); ``understudy-llm``, ``understudy-math``, … choose their own."""
+    concurrency: int = Field(64, ge=1, le=4096)
+    """Items one worker process runs at once (``--concurrency`` overrides it)."""
+    lease_s: float = Field(60.0, ge=1)
+    """How long a claimed item stays with a worker that stopped renewing it (crashed, killed);
+    workers renew every third of it."""
+    max_attempts: int = Field(3, ge=1, le=20)
+    """Runs of one item when the lead fails (429, 5xx, timeouts) before it goes to the error
+    file; on top of the lead client's own retries."""
+    retry_initial_s: float = Field(2.0, ge=0)
+    """First wait between attempts; it doubles (with jitter) up to ``retry_max_s``."""
+    retry_max_s: float = Field(60.0, ge=0)
+    max_line_bytes: int = Field(1_000_000, ge=1024)
+    """Largest input line (one request)."""
+    max_items: int = Field(1_000_000, ge=1)
+    """Most requests in one job."""
+    max_file_bytes: int = Field(200_000_000, ge=1024)
+    """Largest file ``POST /v1/files`` accepts (OpenAI's limit for batch input)."""
+    lead_concurrency: int | None = Field(None, ge=1)
+    """Lead calls in flight at once, shared by every live worker; None: no limit."""
+    lead_requests_per_minute: int | None = Field(None, ge=1)
+    """Lead calls per minute, shared by every live worker; None: no limit."""
+    lead_tokens_per_minute: int | None = Field(None, ge=1)
+    """Lead tokens per minute, shared by every live worker; None: no limit."""
+    poll_s: float = Field(1.0, gt=0)
+    """How often an idle worker looks for work."""
+    api_worker: bool = True
+    """``understudy serve`` also runs batches (each API process is a worker); turn off where
+    dedicated ``understudy worker`` processes do."""
+    api_worker_concurrency: int = Field(16, ge=1, le=4096)
+    """Items each API process runs at once when ``api_worker`` is on."""
+
+
+class DistillSettings(BaseModel):
+    """Distillation (``understudy distill``): how datasets are built and adapters trained."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_examples: int = Field(32, ge=1)
+    """Fewest training examples ``distill train`` accepts: fewer teach noise."""
+    max_transcripts: int = Field(100_000, ge=1)
+    """Most transcripts read for one dataset (newest first)."""
+    val_fraction: float = Field(0.1, ge=0, lt=1)
+    test_fraction: float = Field(0.1, ge=0, lt=1)
+    near_duplicate_threshold: float = Field(0.9, gt=0, le=1)
+    """Similarity (MinHash Jaccard of request + answer) at which a later example is dropped."""
+    same_split_threshold: float = Field(0.7, gt=0, le=1)
+    """Similarity of requests at which examples stay on the same side of the split."""
+    max_example_chars: int = Field(8000, ge=1)
+    """Longer examples are left out of datasets."""
+    phone_region: str = Field("US", min_length=2, max_length=2)
+    """Country whose numbering plan reads phone numbers written without ``+`` (PII scrubbing)."""
+    rank: int = Field(16, ge=1)
+    """LoRA rank; at most ``UNDERSTUDY_SLM_MAX_LORA_RANK``."""
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    learning_rate: float = Field(2e-4, gt=0, lt=1)
+    epochs: int = Field(2, ge=1, le=100)
+    batch_size: int = Field(8, ge=1, le=1024)
+    max_seq_tokens: int = Field(1024, ge=16)
+    """Longer examples are skipped in training (not truncated)."""
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"], min_length=1
+    )
+    checkpoint_every: int = Field(50, ge=1)
+    """Training steps between checkpoints; an interrupted run resumes from the latest."""
+    keep_checkpoints: int = Field(2, ge=1)
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Training device; ``auto`` picks CUDA when present."""
+    threads: int | None = Field(None, ge=1)
+    """CPU threads for training; unset: one per core. On a shared machine 1 wastes least CPU."""
+    # Proposals, the evaluation gate, promotion (``distill propose|evaluate``, ``specialists``).
+    cluster_threshold: float = Field(DEFAULT_CLUSTER_THRESHOLD, gt=0, lt=1)
+    """Mean pairwise cosine at which the lead's queries count as one task (calibrated)."""
+    coverage_threshold: float = Field(DEFAULT_COVERAGE_THRESHOLD, gt=-1, lt=1)
+    """Mean best pre-router score at which such a task is an existing specialist's (calibrated);
+    below it, a new specialist is proposed."""
+    min_cluster_runs: int = Field(20, ge=2)
+    """Fewest runs of one task worth proposing a specialist for."""
+    propose_max_runs: int = Field(5000, ge=2, le=50_000)
+    """Most recent lead-answered runs clustered (memory grows with its square)."""
+    auto_distill_runs: int | None = Field(None, ge=2)
+    """A proposal with at least this many runs starts a distillation job by itself when
+    ``distill propose`` runs; unset: jobs start only by hand (``distill start``)."""
+    auto_promote: bool = False
+    """A distillation job promotes its candidate when the gate passes; off: a person does."""
+    target_precision: float = Field(0.95, gt=0, le=1)
+    """Share of accepted answers that must agree with the lead; the confidence threshold is the
+    lowest that reaches it on the validation split."""
+    min_accepted: int = Field(10, ge=1)
+    """Fewest validation answers the calibrated threshold must accept."""
+    precision_tolerance: float = Field(0.05, ge=0, lt=1)
+    """How far the test split's precision may fall below the target (small splits are noisy)."""
+    match_threshold: float = Field(0.5, gt=0, le=1)
+    """ROUGE-L F1 at which a free-text answer agrees with the lead's (numbers must be equal)."""
+    registry_poll_s: float = Field(5.0, gt=0)
+    """How often serving processes check the registry for promotions and rollbacks."""
+
+
 class Settings(BaseSettings):
     """Every setting of Understudy."""
 
@@ -196,6 +320,9 @@ class Settings(BaseSettings):
     run: RunSettings = Field(default_factory=RunSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
+    eval: EvalSettings = Field(default_factory=EvalSettings)
+    distill: DistillSettings = Field(default_factory=DistillSettings)
     specialists: dict[str, SpecialistOverride] = Field(default_factory=dict)
 
     @field_validator("home", "data_dir", mode="after")
@@ -210,6 +337,16 @@ class Settings(BaseSettings):
     @property
     def adapters_dir(self) -> Path:
         return self.home / "adapters"
+
+    @property
+    def datasets_dir(self) -> Path:
+        """Distillation datasets, one directory per specialist and dataset hash."""
+        return self.home / "datasets"
+
+    @property
+    def files_dir(self) -> Path:
+        """Uploaded files (``/v1/files``), referenced from the database by path and hash."""
+        return self.home / "files"
 
     @property
     def database_url(self) -> str:

@@ -9,13 +9,18 @@ from rich.markup import escape
 
 from serving.cli import (
     ask_cmd,
+    batch_cmd,
     config_cmd,
+    distill_cmd,
+    eval_cmd,
     keys_cmd,
     models_cmd,
     route_cmd,
     runs_cmd,
     serve_cmd,
     slm_cmd,
+    specialists_cmd,
+    worker_cmd,
 )
 from serving.cli.output import err_console
 from specialists.errors import UnderstudyError
@@ -36,9 +41,14 @@ app.add_typer(models_cmd.app, name="models")
 app.add_typer(slm_cmd.app, name="slm")
 app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(keys_cmd.app, name="keys")
+app.add_typer(batch_cmd.app, name="batch")
+app.add_typer(eval_cmd.app, name="eval")
+app.add_typer(distill_cmd.app, name="distill")
+app.add_typer(specialists_cmd.app, name="specialists")
 app.command("ask")(ask_cmd.ask)
 app.command("route")(route_cmd.route)
 app.command("serve")(serve_cmd.serve)
+app.command("worker")(worker_cmd.worker)
 
 
 def main() -> None:
