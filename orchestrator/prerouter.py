@@ -35,6 +35,7 @@ import numpy as np
 
 from specialists.catalog import Catalog
 from specialists.errors import ConfigurationError, ModelError
+from specialists.model_loading import MODEL_LOADING
 
 DEFAULT_THRESHOLD: float = 0.17
 """Prototype cosine under which the pre-router says "none". Calibrated with
@@ -125,7 +126,9 @@ class MiniLMEmbedder:
         except ImportError as exc:
             raise ModelError(f"the pre-router needs sentence-transformers ({exc}). {_FIX}") from exc
         try:
-            return SentenceTransformer(str(local) if local.exists() else ref, device=self.device)
+            with MODEL_LOADING:
+                source = str(local) if local.exists() else ref
+                return SentenceTransformer(source, device=self.device)
         except Exception as exc:  # OSError, ValueError, Hub errors: all mean "cannot load"
             raise ModelError(f"cannot load the embedding model {ref!r}: {exc}. {_FIX}") from exc
 

@@ -32,6 +32,7 @@ from specialists.backend import (
 )
 from specialists.catalog import Specialist
 from specialists.errors import ModelError, SpecialistError
+from specialists.model_loading import MODEL_LOADING
 
 BASE_ADAPTER = "__base__"
 """The name peft uses for 'no adapter' in a mixed batch."""
@@ -223,8 +224,9 @@ class LocalBackend(SLMBackend):
         dtype = torch.bfloat16 if device == "cuda" else torch.float32
         hf_logging.disable_progress_bar()  # a local load takes about a second; no bar needed
         try:
-            tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
-            model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=dtype)
+            with MODEL_LOADING:
+                tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+                model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=dtype)
         except (OSError, ValueError, RuntimeError) as exc:
             raise ModelError(
                 f"cannot load model from {self.model_dir}: {str(exc).splitlines()[0]}. Fix: run "
@@ -250,12 +252,15 @@ class LocalBackend(SLMBackend):
         base = self._model.get_base_model() if is_peft else self._model
         check_adapter_fits(base, path, name=name, base_ref=self.base_ref)
         try:
-            if is_peft:
-                if name in self._model.peft_config:
-                    self._model.delete_adapter(name)
-                self._model.load_adapter(str(path), adapter_name=name)
-            else:
-                self._model = PeftModel.from_pretrained(self._model, str(path), adapter_name=name)
+            with MODEL_LOADING:
+                if is_peft:
+                    if name in self._model.peft_config:
+                        self._model.delete_adapter(name)
+                    self._model.load_adapter(str(path), adapter_name=name)
+                else:
+                    self._model = PeftModel.from_pretrained(
+                        self._model, str(path), adapter_name=name
+                    )
         except (RuntimeError, ValueError, OSError, KeyError) as exc:
             raise ModelError(
                 f"cannot load adapter {name!r} from {path}: {str(exc).splitlines()[0]}"

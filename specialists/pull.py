@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from specialists.errors import ModelDirectoryError, ModelError
+from specialists.model_loading import MODEL_LOADING
 from specialists.model_store import KNOWN_MODELS, KnownModel, ModelStore, validate_model_dir
 
 Log = Callable[[str], None]
@@ -208,10 +209,11 @@ def convert_gguf(gguf: Path, out_dir: Path, *, log: Log = lambda _msg: None) -> 
 
     log(f"de-quantizing {gguf.name} (about 30 s on 2 cores)")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(
-            gguf.parent, gguf_file=gguf.name, dtype=torch.float32
-        )
+        with MODEL_LOADING:
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(
+                gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+            )
     except (OSError, ValueError, RuntimeError) as exc:
         raise ModelError(f"cannot read GGUF file {gguf}: {_first_line(exc)}") from exc
     model.hf_quantizer = None

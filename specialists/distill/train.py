@@ -44,6 +44,7 @@ from specialists.distill.checkpoints import (
 from specialists.distill.dataset import LoadedDataset, load_dataset
 from specialists.distill.sft_data import TokenizedExample, pad_batch, tokenize_chat
 from specialists.errors import ConfigurationError, DatasetError, ModelError, TrainingError
+from specialists.model_loading import MODEL_LOADING
 from specialists.model_store import validate_model_dir
 
 TRAINING_FILE = "training.json"
@@ -402,7 +403,8 @@ class _Run:
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         hf_logging.disable_progress_bar()  # the trainer's own progress is what users watch
         try:
-            base = AutoModelForCausalLM.from_pretrained(self.base_dir, dtype=dtype)
+            with MODEL_LOADING:
+                base = AutoModelForCausalLM.from_pretrained(self.base_dir, dtype=dtype)
         except (OSError, ValueError, RuntimeError) as exc:
             raise ModelError(f"cannot load base model from {self.base_dir}: {exc}") from exc
         base.config.use_cache = False
@@ -418,7 +420,8 @@ class _Run:
 
         if init_adapter is not None:
             check_adapter_fits(base, init_adapter, name=str(init_adapter), base_ref=base_ref)
-            return PeftModel.from_pretrained(base, str(init_adapter), is_trainable=True)
+            with MODEL_LOADING:
+                return PeftModel.from_pretrained(base, str(init_adapter), is_trainable=True)
         lora = LoraConfig(
             r=self.config.rank,
             lora_alpha=self.config.alpha,

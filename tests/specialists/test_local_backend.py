@@ -4,11 +4,14 @@ import asyncio
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from orchestrator.prerouter import MiniLMEmbedder
 from specialists import Catalog, ModelError, SpecialistError
 from specialists.catalog import GenerationParams
 from specialists.local import LocalBackend
+from specialists.model_loading import MODEL_LOADING
 
 QUESTION = [{"role": "user", "content": "What is 2 + 3?"}]
 
@@ -118,3 +121,44 @@ async def test_a_new_adapter_directory_for_a_specialist_replaces_the_old_one(
     promoted = await backend.generate(spec("math", adapter=tiny_lora_dir_2), QUESTION)
     assert again.text == first.text
     assert promoted.text != first.text
+
+
+async def test_backends_loading_while_the_embedder_loads_all_come_out_whole(
+    tiny_model_dir: Path,
+) -> None:
+    """transformers swaps process-wide state while it builds a model; without the shared loading
+    lock a tiny Llama built beside the embedder keeps its tied lm_head on the meta device, as
+    happened on the first request of an eval run. Backends load back to back for as long as three
+    embedders take to load, so their loads overlap the embedder's many times."""
+
+    def load_embedders() -> list[np.ndarray]:
+        return [MiniLMEmbedder().embed(["2 + 3?"]) for _ in range(3)]
+
+    embedders = asyncio.ensure_future(asyncio.to_thread(load_embedders))
+    loads = 0
+    while not embedders.done():
+        local = LocalBackend(tiny_model_dir, base_ref="tiny")
+        try:
+            await local.warm_up()
+            generation = await local.generate(spec(max_tokens=2), QUESTION)
+        finally:
+            await local.aclose()
+        assert generation.usage.completion_tokens > 0
+        loads += 1
+    assert all(vectors.shape == (1, 384) for vectors in await embedders) and loads >= 2
+
+
+async def test_backend_and_embedder_loads_wait_while_another_load_holds_the_lock(
+    tiny_model_dir: Path,
+) -> None:
+    """The shared lock is what keeps loads apart: neither starts while another load holds it."""
+    local = LocalBackend(tiny_model_dir, base_ref="tiny")
+    try:
+        with MODEL_LOADING:
+            warm_up = asyncio.ensure_future(local.warm_up())
+            embed = asyncio.ensure_future(asyncio.to_thread(MiniLMEmbedder().embed, ["2 + 3?"]))
+            await asyncio.sleep(1.5)  # several times what either load takes
+            assert not warm_up.done() and not embed.done()
+        await asyncio.wait_for(asyncio.gather(warm_up, embed), timeout=120)
+    finally:
+        await local.aclose()
