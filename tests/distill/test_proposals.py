@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,7 @@ from orchestrator.proposals import (
     cluster,
     lead_answered,
 )
-from orchestrator.store import RegistryStore, TranscriptStore
+from orchestrator.store import Proposal, RegistryStore, TranscriptStore
 from serving.proposals import accept, propose
 from specialists.catalog import Catalog
 from tests.distill.helpers import (
@@ -81,13 +81,14 @@ async def seed(store: TranscriptStore, data_dir: Path) -> float:
     return museum_cost
 
 
-async def test_propose_finds_the_uncovered_task_and_prices_it(
-    store: TranscriptStore, embedder: MiniLMEmbedder, data_dir: Path
-) -> None:
-    museum_cost = await seed(store, data_dir)
-    registry = RegistryStore.sharing(store)
-    now = EPOCH + timedelta(days=3)
-    proposals = await propose(
+async def propose_with_defaults(
+    registry: RegistryStore,
+    store: TranscriptStore,
+    embedder: MiniLMEmbedder,
+    now: datetime | None = None,
+) -> list[Proposal]:
+    """One proposal round over the built-in catalog with the product's default thresholds."""
+    return await propose(
         registry,
         store,
         Catalog.default(),
@@ -98,6 +99,15 @@ async def test_propose_finds_the_uncovered_task_and_prices_it(
         max_runs=1000,
         now=now,
     )
+
+
+async def test_propose_finds_the_uncovered_task_and_prices_it(
+    store: TranscriptStore, embedder: MiniLMEmbedder, data_dir: Path
+) -> None:
+    museum_cost = await seed(store, data_dir)
+    registry = RegistryStore.sharing(store)
+    now = EPOCH + timedelta(days=3)
+    proposals = await propose_with_defaults(registry, store, embedder, now=now)
     assert len(proposals) == 1, [(p.name, p.run_count) for p in proposals]
     proposal = proposals[0]
     assert proposal.status == "open" and proposal.run_count == 24
@@ -117,17 +127,7 @@ async def test_propose_finds_the_uncovered_task_and_prices_it(
     definition = await accept(registry, proposal.id)
     assert definition.name == proposal.name and definition.examples == proposal.examples
     assert definition.max_tokens == 32 and definition.proposal_id == proposal.id
-    again = await propose(
-        registry,
-        store,
-        Catalog.default(),
-        embedder=embedder,
-        cluster_threshold=DEFAULT_CLUSTER_THRESHOLD,
-        coverage_threshold=DEFAULT_COVERAGE_THRESHOLD,
-        min_runs=MIN_RUNS,
-        max_runs=1000,
-        now=now,
-    )
+    again = await propose_with_defaults(registry, store, embedder, now=now)
     assert again == []
     assert [p.status for p in await registry.list_proposals()] == ["accepted"]
 
@@ -137,16 +137,7 @@ async def test_too_few_runs_propose_nothing(
 ) -> None:
     for minute, question in enumerate(museum_hours_questions(MIN_RUNS - 1)):
         await store.save_run(lead_run(question, HOURS_ANSWER, minute=minute))
-    proposals = await propose(
-        RegistryStore.sharing(store),
-        store,
-        Catalog.default(),
-        embedder=embedder,
-        cluster_threshold=DEFAULT_CLUSTER_THRESHOLD,
-        coverage_threshold=DEFAULT_COVERAGE_THRESHOLD,
-        min_runs=MIN_RUNS,
-        max_runs=1000,
-    )
+    proposals = await propose_with_defaults(RegistryStore.sharing(store), store, embedder)
     assert proposals == []
 
 
