@@ -9,11 +9,12 @@ returns once the event is set, leaving whatever it holds to other workers.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from orchestrator.store import WorkerInfo
-from serving.batch.worker import batch_worker, lead_limiter
+from serving.batch.worker import BatchWorker, batch_worker, lead_limiter
 from serving.orchestration import open_orchestrator
 from serving.reconcile import registry_sync
 from serving.runtime import Log
@@ -35,21 +36,47 @@ class WorkerContext:
 JobLoop = Callable[[WorkerContext, asyncio.Event], Awaitable[None]]
 
 
-async def run_batches(context: WorkerContext, stop: asyncio.Event) -> None:
-    """Run batch items of every job until ``stop`` is set."""
-    settings = context.settings
+@asynccontextmanager
+async def open_batch_worker(
+    settings: Settings,
+    info: WorkerInfo,
+    *,
+    concurrency: int | None = None,
+    job_id: str | None = None,
+    follow_registry: bool = False,
+    log: Log = lambda _message: None,
+) -> AsyncIterator[BatchWorker]:
+    """A batch worker over an orchestrator of its own whose lead calls obey the batch lead
+    limits; with ``follow_registry``, promotions reach it while it runs."""
     limiter = lead_limiter(settings.batch)
-    async with (
-        open_orchestrator(settings, lead_gate=limiter, log=context.log) as orchestrator,
-        registry_sync(settings, orchestrator).running(),  # promotions reach running jobs
-    ):
-        worker = batch_worker(
+    # Following the registry starts from the settings' catalog: the sync's first pass applies
+    # the registry's active versions once, instead of on top of a catalog that already has them.
+    catalog = settings.catalog() if follow_registry else None
+    async with AsyncExitStack() as stack:
+        orchestrator = await stack.enter_async_context(
+            open_orchestrator(settings, catalog=catalog, lead_gate=limiter, log=log)
+        )
+        if follow_registry:
+            await stack.enter_async_context(registry_sync(settings, orchestrator).running())
+        yield batch_worker(
             settings.batch,
             orchestrator,
-            info=context.info,
-            concurrency=context.concurrency,
+            info=info,
+            concurrency=concurrency,
             limiter=limiter,
+            job_id=job_id,
         )
+
+
+async def run_batches(context: WorkerContext, stop: asyncio.Event) -> None:
+    """Run batch items of every job until ``stop`` is set."""
+    async with open_batch_worker(
+        context.settings,
+        context.info,
+        concurrency=context.concurrency,
+        follow_registry=True,
+        log=context.log,
+    ) as worker:
         await worker.run(stop)
 
 

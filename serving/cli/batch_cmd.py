@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import suppress
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -295,20 +295,16 @@ async def _work_and_report(
     errors: Path | None,
 ) -> None:
     from orchestrator.store import WorkerInfo
-    from serving.batch.worker import batch_worker, lead_limiter
-    from serving.orchestration import open_orchestrator
+    from serving.worker import open_batch_worker
 
-    limiter = lead_limiter(settings.batch)
     started = time.monotonic()
-    async with open_orchestrator(settings, lead_gate=limiter, log=log_to_stderr) as orchestrator:
-        worker = batch_worker(
-            settings.batch,
-            orchestrator,
-            info=WorkerInfo.this_process(),
-            concurrency=concurrency,
-            limiter=limiter,
-            job_id=job_id,
-        )
+    async with open_batch_worker(
+        settings,
+        WorkerInfo.this_process(),
+        concurrency=concurrency,
+        job_id=job_id,
+        log=log_to_stderr,
+    ) as worker:
         store = worker.store
         job = await store.get_job(job_id)
         if job.status == "validating":
@@ -443,17 +439,8 @@ def _require_lead_for(settings: Settings, mode: Mode) -> None:
 
 
 async def _with_store(settings: Settings, action: Callable[[BatchStore], Awaitable[T]]) -> T:
-    async with _store(settings) as store:
+    async with await BatchStore.open(settings.database_url) as store:
         return await action(store)
-
-
-@asynccontextmanager
-async def _store(settings: Settings) -> AsyncIterator[BatchStore]:
-    store = await BatchStore.open(settings.database_url)
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 def _run_async(work: Coroutine[Any, Any, T], *, job: str = "JOB") -> T:
