@@ -326,8 +326,13 @@ class BatchStore(Database):
 
     async def progress(self, job_id: str) -> BatchProgress:
         """Items by status with their tokens and cost, in one query."""
+        return (await self.progress_many([job_id]))[job_id]
+
+    async def progress_many(self, job_ids: Sequence[str]) -> dict[str, BatchProgress]:
+        """:meth:`progress` of several jobs in one query (a page of ``GET /v1/batches``)."""
         query = (
             select(
+                _ITEMS.c.job_id,
                 _ITEMS.c.status,
                 func.count(),
                 func.coalesce(func.sum(_ITEMS.c.lead_tokens), 0),
@@ -336,21 +341,16 @@ class BatchStore(Database):
                 func.coalesce(func.sum(_ITEMS.c.lead_only_cost_usd), 0.0),
                 func.coalesce(func.sum(case((_ITEMS.c.lead_tokens == 0, 1), else_=0)), 0),
             )
-            .where(_ITEMS.c.job_id == job_id)
-            .group_by(_ITEMS.c.status)
+            .where(_ITEMS.c.job_id.in_(job_ids))
+            .group_by(_ITEMS.c.job_id, _ITEMS.c.status)
         )
         with wrap_errors("batch_progress", self._url):
             async with self._engine.connect() as connection:
-                rows = {row[0]: row[1:] for row in (await connection.execute(query)).all()}
-        none = (0, 0, 0, 0.0, 0.0, 0)
-        return BatchProgress(
-            **{status: int(rows.get(status, none)[0]) for status in ITEM_STATUSES},
-            lead_tokens=sum(int(row[1]) for row in rows.values()),
-            slm_tokens=sum(int(row[2]) for row in rows.values()),
-            cost_usd=sum(float(row[3]) for row in rows.values()),
-            lead_only_cost_usd=sum(float(row[4]) for row in rows.values()),
-            answered_without_lead=int(rows.get("succeeded", none)[5]),
-        )
+                found = (await connection.execute(query)).all()
+        by_job: dict[str, dict[str, Sequence[Any]]] = {job_id: {} for job_id in job_ids}
+        for job_id, status, *sums in found:
+            by_job[job_id][status] = sums
+        return {job_id: _progress(rows) for job_id, rows in by_job.items()}
 
     async def cancel(self, job_id: str) -> BatchJob:
         """Stop a job: items not yet claimed are cancelled, running ones finish.
@@ -724,6 +724,20 @@ def _item_values(job_id: str, item: NewItem) -> dict[str, Any]:
         "lead_only_cost_usd": 0.0,
         "finished_at": None if item.output is None else datetime.now(UTC),
     }
+
+
+def _progress(rows: dict[str, Sequence[Any]]) -> BatchProgress:
+    """One job's progress from its per-status sums (count, lead tokens, SLM tokens, cost,
+    lead-only cost, items without lead tokens)."""
+    none = (0, 0, 0, 0.0, 0.0, 0)
+    return BatchProgress(
+        **{status: int(rows.get(status, none)[0]) for status in ITEM_STATUSES},
+        lead_tokens=sum(int(row[1]) for row in rows.values()),
+        slm_tokens=sum(int(row[2]) for row in rows.values()),
+        cost_usd=sum(float(row[3]) for row in rows.values()),
+        lead_only_cost_usd=sum(float(row[4]) for row in rows.values()),
+        answered_without_lead=int(rows.get("succeeded", none)[5]),
+    )
 
 
 async def _created_at(connection: AsyncConnection, job_id: str) -> tuple[datetime, str]:

@@ -15,7 +15,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.store import BatchJob, BatchNotFound, BatchStore, FileNotFound, FileStore
+from orchestrator.store import (
+    BatchJob,
+    BatchNotFound,
+    BatchProgress,
+    BatchStore,
+    FileNotFound,
+    FileStore,
+)
 from serving.api.auth import ApiKeyDep
 from serving.api.chat import served_models
 from serving.api.errors import ApiError
@@ -110,13 +117,19 @@ async def list_batches(
         jobs = await store.list_jobs(limit=limit + 1, after=after)
     except BatchNotFound as exc:
         raise ApiError(400, "invalid_cursor", str(exc), param="after") from exc
-    data = [await batch_object(store, job) for job in jobs[:limit]]
+    shown = jobs[:limit]
+    progress = await store.progress_many([job.id for job in shown])
+    data = [batch_dict(job, progress[job.id]) for job in shown]
     return page(data, has_more=len(jobs) > limit)
 
 
 async def batch_object(store: BatchStore, job: BatchJob) -> dict[str, Any]:
     """A job in OpenAI's ``batch`` shape, with an ``understudy`` block."""
-    progress = await store.progress(job.id)
+    return batch_dict(job, await store.progress(job.id))
+
+
+def batch_dict(job: BatchJob, progress: BatchProgress) -> dict[str, Any]:
+    """:func:`batch_object` of a job whose progress is already read."""
     finished_at = _when(job.finished_at)
     return {
         "id": job.id,

@@ -195,3 +195,18 @@ async def test_jobs_list_newest_first_with_a_cursor(store: BatchStore) -> None:
     assert [job.id for job in await store.list_jobs(limit=2, after=first[-1].id)] == [ids[0]]
     with pytest.raises(BatchNotFound):
         await store.get_job("batch_missing")
+
+
+async def test_progress_of_several_jobs_is_each_jobs_own(store: BatchStore) -> None:
+    busy, idle = await _job_with(store, 3), await _job_with(store, 2)
+    (item,) = await store.claim("w", limit=1, lease_s=30)
+    await _complete(store, item, _ok(item, lead_tokens=7, cost_usd=0.5))
+    many = await store.progress_many([busy, idle, "batch_unknown"])
+    assert many == {
+        busy: await store.progress(busy),
+        idle: await store.progress(idle),
+        "batch_unknown": await store.progress("batch_unknown"),
+    }
+    assert (many[busy].succeeded, many[busy].pending, many[busy].lead_tokens) == (1, 2, 7)
+    assert (many[idle].pending, many[idle].cost_usd) == (2, 0.0)
+    assert many["batch_unknown"].total == 0
