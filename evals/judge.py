@@ -26,8 +26,17 @@ JUDGE_MAX_TOKENS = 2048
 class Judge(Protocol):
     """Anything that can answer a chat as a judge."""
 
+    @property
+    def label(self) -> str:
+        """Which model judged, and where it ran (written into the report)."""
+        ...
+
     async def complete(self, messages: list[dict[str, str]]) -> str:
         """The judge model's reply text to ``messages``."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections; the judge is not used afterwards."""
         ...
 
 
@@ -62,6 +71,10 @@ class OpenAIJudge:
 
     def __repr__(self) -> str:
         return f"OpenAIJudge(model={self.model!r}, base_url={self.base_url!r})"
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} at {self.base_url or 'OpenAI'}"
 
     async def complete(self, messages: list[dict[str, str]]) -> str:
         try:
@@ -101,6 +114,13 @@ class LiteLLMJudge:
 
     def __repr__(self) -> str:
         return f"LiteLLMJudge(model={self.model!r})"
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} via LiteLLM"
+
+    async def aclose(self) -> None:
+        """Nothing to release: LiteLLM keeps its own clients."""
 
     async def complete(self, messages: list[dict[str, str]]) -> str:
         import litellm  # a second to import; only judge runs need it

@@ -27,7 +27,7 @@ from specialists.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from evals.harness import EvalOutcome, EvalPlan, OnItem
-    from evals.judge import OpenAIJudge
+    from evals.judge import Judge
     from evals.records import ItemResult
     from evals.report import Summary
     from evals.samples import Sample
@@ -199,12 +199,12 @@ async def _evaluate(
                 out_dir,
                 slm_base=settings.slm.base_model,
                 judge=judge,
-                judge_model=f"{judge.model} at {judge.base_url or 'OpenAI'}" if judge else None,
+                judge_model=judge.label if judge else None,
                 on_item=on_item,
             )
 
 
-def _judge(settings: Settings) -> OpenAIJudge | None:
+def _judge(settings: Settings) -> Judge | None:
     """The configured judge, if any (``mt_bench`` needs one; ``email`` uses one when given)."""
     config = settings.eval
     if not (config.judge_model or config.judge_base_url):

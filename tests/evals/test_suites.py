@@ -280,3 +280,16 @@ async def test_routing_is_balanced_and_scores_the_prerouter_decision(source: Dat
     assert (await suite.score(math, Prediction("…", route="cascade:lead"))).value == 0.0
     assert (await suite.score(off_domain, Prediction("…", route="cascade:lead"))).value == 1.0
     assert (await suite.score(off_domain, Prediction("…", route="slm:email"))).value == 0.0
+
+
+async def test_every_kind_of_judge_names_itself_and_closes() -> None:
+    """`eval run` writes the judge's label into the report and closes it when done; a LiteLLM
+    judge once lacked both and crashed the run at the end."""
+    judges = [
+        build_judge(model=None, base_url="http://127.0.0.1:9/v1", api_key="sk-x"),
+        build_judge(model="openai/gpt-4o", api_key="sk-x"),
+    ]
+    labels = [judge.label for judge in judges]
+    assert labels == ["default at http://127.0.0.1:9/v1", "openai/gpt-4o via LiteLLM"]
+    for judge in judges:
+        await judge.aclose()
