@@ -257,6 +257,7 @@ async def _submit(
     """
     from serving.api.chat import served_models
     from serving.batch.validation import InvalidBatchInput, load_requests
+    from serving.reconcile import served_catalog
 
     job_mode = mode or Mode(settings.batch.mode)
     _require_lead_for(settings, job_mode)
@@ -268,7 +269,7 @@ async def _submit(
                 store,
                 job,
                 stream,
-                served=served_models(settings.catalog()),
+                served=served_models(await served_catalog(settings, store)),  # promoted too
                 limits=settings.batch,
                 api_limits=settings.api,
                 skip_invalid=skip_invalid,

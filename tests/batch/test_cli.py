@@ -13,11 +13,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Select, select
 
-from orchestrator.store import BatchJob, BatchStore, TranscriptStore
+from orchestrator.modes import Mode
+from orchestrator.store import BatchJob, BatchStore, RegistryStore, TranscriptStore
 from orchestrator.store.engine import create_engine
 from orchestrator.store.tables import BatchItemRow, WorkerRow
 from orchestrator.testing import ScriptedLead, reply
+from serving.batch.validation import InvalidBatchInput
+from serving.cli.batch_cmd import _submit
+from serving.settings import get_settings
 from tests.batch.conftest import read_jsonl, request_line, write_lines, write_requests
+from tests.distill.test_reconcile import MUSEUM, promoted
 from tests.helpers.cli import UNDERSTUDY, understudy
 
 LEAD_LATENCY_S = 0.05
@@ -209,3 +214,21 @@ async def _select(url: str, query: Select) -> list[tuple]:
             return [tuple(row) for row in await connection.execute(query)]
     finally:
         await engine.dispose()
+
+
+async def test_submit_checks_models_against_the_catalog_the_run_serves(
+    batch_env: str, tiny_lora_dir: Path, tmp_path: Path
+) -> None:
+    """A promoted specialist's model is accepted by the CLI as by the API (it once checked the
+    settings' catalog only, so `understudy-<promoted>` was refused)."""
+    requests = write_lines(
+        tmp_path / "in.jsonl", [request_line("a", "Open on Sunday?", model="understudy-museum")]
+    )
+    get_settings.cache_clear()
+    with pytest.raises(InvalidBatchInput):
+        await _submit(get_settings(), requests, Mode.slm, skip_invalid=False)
+    async with await RegistryStore.open(batch_env) as registry:
+        await registry.define_specialist(MUSEUM)
+        await promoted(registry, "museum", tiny_lora_dir)
+    job = await _submit(get_settings(), requests, Mode.slm, skip_invalid=False)
+    assert (job.status, job.total) == ("in_progress", 1)
