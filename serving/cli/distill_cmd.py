@@ -149,8 +149,9 @@ def _read(
     run_ids: Collection[str] | None = None,
 ) -> list[Transcript]:
     """Transcripts from the store (a specialist's runs, or chosen ones), with a live count."""
-    from orchestrator.store import TranscriptStore
+    from orchestrator.store import RegistryStore, TranscriptStore
     from serving.distill_source import read_transcripts
+    from serving.reconcile import known_catalog
 
     async def read() -> list[Transcript]:
         store = await TranscriptStore.open(settings.database_url)
@@ -165,9 +166,12 @@ def _read(
                         task, description=f"scanned {scanned} runs, {selected} selected"
                     )
 
+                # the registry's specialists too, being trained or served: their tool calls
+                # must map to them, as in distillation jobs
+                snapshot = await RegistryStore.sharing(store).snapshot()
                 return await read_transcripts(
                     store,
-                    settings.catalog(),
+                    known_catalog(settings.catalog(), snapshot),
                     max_runs=max_runs or settings.distill.max_transcripts,
                     on_progress=report,
                     specialist=specialist,

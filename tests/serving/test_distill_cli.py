@@ -16,13 +16,15 @@ from orchestrator.store import (
     ToolCallRecord,
     TranscriptStore,
 )
+from tests.distill.test_reconcile import MUSEUM
 from tests.helpers.cli import understudy
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-async def seed(url: str, count: int) -> None:
-    """``count`` runs where the lead corrected the math specialist, one with an email in it."""
+async def seed(url: str, count: int, specialist: str = "math", asked: str = "") -> None:
+    """``count`` runs where the lead corrected ``specialist``, one with an email in it; the
+    lead's request to the specialist is the question after ``asked``."""
     store = await TranscriptStore.open(url)
     try:
         for i in range(count):
@@ -31,12 +33,12 @@ async def seed(url: str, count: int) -> None:
                 question = "Ask ops@example.com: " + question
             await store.save_run(
                 RunRecord(
-                    id=f"run-{i}",
+                    id=f"{specialist}-run-{i}",
                     mode="cascade",
                     input_messages=[{"role": "user", "content": question}],
                     answer=str(i * 37 % 101 + i * 53 % 97),
-                    route="cascade:escalated:math",
-                    specialists=["math"],
+                    route=f"cascade:escalated:{specialist}",
+                    specialists=[specialist],
                     escalated=True,
                     degraded=False,
                     confidence=0.3,
@@ -49,7 +51,13 @@ async def seed(url: str, count: int) -> None:
                     latency_ms=50.0,
                     created_at=EPOCH + timedelta(minutes=i),
                     tool_calls=[
-                        ToolCallRecord("math_specialist", {"request": question}, "12", 40.0, 0.3)
+                        ToolCallRecord(
+                            f"{specialist}_specialist",
+                            {"request": asked + question},
+                            "12",
+                            40.0,
+                            0.3,
+                        )
                     ],
                 )
             )
@@ -139,9 +147,14 @@ async def propose(url: str, run_ids: list[str]) -> int:
         await store.close()
 
 
+async def define_museum(url: str) -> None:
+    async with await RegistryStore.open(url) as registry:
+        await registry.define_specialist(MUSEUM)
+
+
 def test_a_proposal_builds_from_its_own_runs(env: dict[str, str], isolated_env: Path) -> None:
     url = env["UNDERSTUDY_DATABASE_URL"]
-    proposal = asyncio.run(propose(url, [f"run-{i}" for i in range(10, 30)]))
+    proposal = asyncio.run(propose(url, [f"math-run-{i}" for i in range(10, 30)]))
     built = understudy("distill", "build", "--proposal", str(proposal), "--json", env=env)
     assert built.returncode == 0, built.stderr
     card = json.loads(built.stdout)
@@ -158,3 +171,26 @@ def test_a_proposal_builds_from_its_own_runs(env: dict[str, str], isolated_env: 
 
     neither = understudy("distill", "build", env=env)
     assert neither.returncode == 2 and "--specialist NAME or --proposal ID" in neither.stderr
+
+
+def test_a_specialist_only_the_registry_knows_builds_from_its_delegations(
+    env: dict[str, str],
+) -> None:
+    """Tool calls to a registered (not built-in) specialist map to it, as in distillation jobs:
+    each example's user turn is what the lead asked the specialist, not the user's message."""
+    url = env["UNDERSTUDY_DATABASE_URL"]
+    asyncio.run(seed(url, 12, specialist="museum", asked="For the museum desk: "))
+    asyncio.run(define_museum(url))
+    built = understudy("distill", "build", "--specialist", "museum", "--json", env=env)
+    assert built.returncode == 0, built.stderr
+    card = json.loads(built.stdout)
+    assert card["name"] == "museum" and card["examples"] == 12
+    directory = Path(card["path"])
+    lines = [
+        json.loads(line)
+        for split in ("train", "val", "test")
+        if (directory / f"{split}.jsonl").exists()
+        for line in (directory / f"{split}.jsonl").read_text().splitlines()
+    ]
+    users = [line["messages"][1]["content"] for line in lines]
+    assert len(users) == 12 and all(u.startswith("For the museum desk: ") for u in users)
