@@ -34,8 +34,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from orchestrator.store.engine import create_engine
-from orchestrator.store.tables import BatchItemRow, RunRow
+from database.engine import create_engine
+from database.tables import BatchItemRow, RunRow
 
 REPO = Path(__file__).resolve().parent.parent
 UNDERSTUDY = [sys.executable, "-m", "serving"]
@@ -52,11 +52,16 @@ while True:
 
 ORCHESTRATOR_ALONE = """
 import asyncio, json, sys, time
+from database import Database
 from serving.orchestration import open_orchestrator
 from serving.settings import Settings
 
 async def main(requests: int, concurrency: int, mode: str) -> None:
-    async with open_orchestrator(Settings()) as orchestrator:
+    settings = Settings()
+    async with (
+        await Database.open(settings.database_url) as database,
+        open_orchestrator(settings, database) as orchestrator,
+    ):
         slots = asyncio.Semaphore(concurrency)
 
         async def one(index: int) -> None:
@@ -75,7 +80,8 @@ asyncio.run(main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]))
 
 MACHINERY_ONLY = """
 import asyncio, json, sys, time
-from orchestrator.store import BatchStore, ItemResult, WorkerInfo
+from database import Database
+from serving.batch.store import BatchStore, ItemResult, WorkerInfo, WorkerStore
 from serving.api.chat import served_models
 from serving.batch.validation import load_requests
 from serving.batch.worker import BatchWorker
@@ -91,7 +97,8 @@ class Sleeper:  # stands in for the orchestrator: waits as long as the upstream,
 
 async def main(source: str, concurrency: int, latency_s: float) -> None:
     settings = Settings()
-    async with await BatchStore.open(settings.database_url) as store:
+    async with await Database.open(settings.database_url) as store_database:
+        store = BatchStore(store_database)
         job = await store.create_job(mode="llm", input_name=source)
         with open(source, "rb") as stream:
             report = await load_requests(
@@ -99,7 +106,8 @@ async def main(source: str, concurrency: int, latency_s: float) -> None:
                 limits=settings.batch, api_limits=settings.api,
             )
         worker = BatchWorker(
-            store, Sleeper(latency_s), info=WorkerInfo.this_process(), concurrency=concurrency,
+            store, WorkerStore(store_database), Sleeper(latency_s),
+            info=WorkerInfo.this_process(), concurrency=concurrency,
             lease_s=60, poll_s=1, job_id=job.id,
         )
         cpu, wall = time.process_time(), time.perf_counter()

@@ -38,7 +38,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from orchestrator.store import RunRecord, ToolCallRecord, TranscriptStore
+from database import Database
+from orchestrator.transcripts import RunRecord, ToolCallRecord, TranscriptStore
 from serving.distill_source import read_transcripts
 from specialists.catalog import Catalog, Specialist
 from specialists.distill import (
@@ -238,22 +239,22 @@ def make_runs(count: int, seed: int) -> tuple[list[RunRecord], dict[str, str], d
 
 
 async def seed_store(url: str, runs: list[RunRecord], feedback: dict[str, float]) -> None:
-    store = await TranscriptStore.open(url)
+    store = TranscriptStore(await Database.open(url))
     try:
         for run in runs:
             await store.save_run(run)
             if run.id in feedback:
                 await store.add_feedback(run.id, feedback[run.id])
     finally:
-        await store.close()
+        await store.database.close()
 
 
 async def read_from_store(url: str, catalog: Catalog, limit: int) -> list[Any]:
-    store = await TranscriptStore.open(url)
+    store = TranscriptStore(await Database.open(url))
     try:
         return await read_transcripts(store, catalog, specialist=SPECIALIST, max_runs=limit)
     finally:
-        await store.close()
+        await store.database.close()
 
 
 # ------------------------------------------------------------------------------------ scoring

@@ -22,8 +22,9 @@ import httpx
 from openai import AsyncOpenAI
 from tqdm import tqdm
 
+from database import Database
 from orchestrator import LeadConfig, Orchestrator
-from orchestrator.store import TranscriptStore
+from orchestrator.transcripts import TranscriptStore
 from specialists import Catalog
 from specialists.vllm_client import VLLMBackend
 
@@ -62,7 +63,8 @@ async def main(requests: int) -> None:
     try:
         base_url = server.stdout.readline().strip()
         with tempfile.TemporaryDirectory() as tmp:
-            store = await TranscriptStore.open(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}")
+            database = await Database.open(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}")
+            store = TranscriptStore(database)
             unused_slm = VLLMBackend("http://127.0.0.1:9/v1", base_model_name="none")
             orchestrator = Orchestrator(
                 catalog=Catalog.default(),
@@ -86,7 +88,7 @@ async def main(requests: int) -> None:
 
             raw_cpu, raw_wall = await measure("raw openai x2", requests, raw_pair)
             ours_cpu, ours_wall = await measure("router mode", requests, routed)
-            await store.close()
+            await store.database.close()
     finally:
         server.kill()
     print(

@@ -43,8 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evals.calibrate_prerouter import _default_data_dir
-from evals.data import DataSource
+from evals.data import DataSource, script_data_dir
 from evals.suites.routing import code_sources, email_sources, math_sources, none_sources
 from orchestrator.prerouter import Embedder, MiniLMEmbedder, PreRouter, clip_prompt
 from orchestrator.proposals import DEFAULT_CLUSTER_THRESHOLD, DEFAULT_COVERAGE_THRESHOLD, cluster
@@ -160,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     parser.add_argument("--min-runs", type=int, default=20, help="smallest proposal (default 20)")
     args = parser.parse_args(argv)
-    data_dir = args.data_dir or _default_data_dir()
+    data_dir = args.data_dir or script_data_dir()
     if data_dir is None or not data_dir.is_dir():
         parser.error(
             f"no evaluation data at {data_dir}; pass --data-dir or set UNDERSTUDY_DATA_DIR"

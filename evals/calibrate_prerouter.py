@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evals.data import DataSource
+from evals.data import DataSource, script_data_dir
 from evals.samples import Sample
 from evals.suites.routing import DOMAINS, labelled_samples
 from orchestrator.prerouter import (
@@ -136,14 +136,6 @@ def compare_scoring(
     return results
 
 
-def _default_data_dir() -> Path | None:
-    from serving.settings import get_settings
-
-    configured = get_settings().data_dir
-    fallback = Path(__file__).resolve().parents[2] / "shared" / "data"
-    return configured or (fallback if fallback.is_dir() else None)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Calibrate the pre-router's 'none' threshold on the shared evaluation data.",
@@ -165,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also report other ways to combine description and example similarities",
     )
     args = parser.parse_args(argv)
-    data_dir = args.data_dir or _default_data_dir()
+    data_dir = args.data_dir or script_data_dir()
     if data_dir is None or not data_dir.is_dir():
         parser.error(
             f"no evaluation data at {data_dir}; pass --data-dir or set UNDERSTUDY_DATA_DIR"

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,6 +139,20 @@ class DataSource:
         if self.data_dir is not None:
             return _read_local(dataset, spec, self.data_dir)
         return _read_hub(dataset, spec)
+
+
+DATA_DIR_VARIABLE = "UNDERSTUDY_DATA_DIR"
+
+
+def script_data_dir() -> Path | None:
+    """Where a calibration script (``python -m evals.calibrate_…``, its own process edge) finds
+    the evaluation data without ``--data-dir``: ``UNDERSTUDY_DATA_DIR``, else the checkout's
+    ``../shared/data`` when there is one."""
+    configured = os.environ.get(DATA_DIR_VARIABLE)
+    if configured:
+        return Path(configured).expanduser().resolve()
+    fallback = Path(__file__).resolve().parents[2] / "shared" / "data"
+    return fallback if fallback.is_dir() else None
 
 
 def _read_local(dataset: str, spec: DatasetSpec, data_dir: Path) -> Iterator[dict[str, Any]]:

@@ -32,7 +32,7 @@ from orchestrator.cost import Price
 from orchestrator.lead import LeadConfig, require_lead
 from orchestrator.modes import Mode
 from orchestrator.run import InvalidRequest, Orchestrator, RunResult
-from orchestrator.store import RunRecord, TranscriptStore
+from orchestrator.transcripts import RunRecord, TranscriptStore
 from specialists.errors import ConfigurationError
 
 ALL_MODES: tuple[Mode, ...] = (Mode.llm, Mode.router, Mode.cascade, Mode.slm)

@@ -1,8 +1,8 @@
 """The lead's side: modes, the lead model, pre-routing, cost and transcripts.
 
 ``Orchestrator(...).run(request, mode)`` is the entry point every surface (CLI, chat API, batch,
-evals) calls. Names are imported lazily: ``orchestrator.store`` or ``orchestrator.modes`` must not
-pay for loading the agents SDK.
+evals) calls. Names are imported lazily: ``orchestrator.transcripts`` or ``orchestrator.modes``
+must not pay for loading the agents SDK.
 """
 
 from __future__ import annotations

@@ -29,8 +29,9 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from distill.registry import ProposalDraft
 from orchestrator.prerouter import Embedder, PreRouter, clip_prompt
-from orchestrator.store import ProposalDraft, RunRecord
+from orchestrator.transcripts import RunRecord
 from specialists.validators import python_function
 
 DEFAULT_CLUSTER_THRESHOLD: float = 0.275

@@ -18,7 +18,7 @@ from typing import Any
 from agents import set_trace_processors
 from agents.tracing import GenerationSpanData, Span, Trace, TracingProcessor
 
-from orchestrator.store import LeadCallRecord
+from orchestrator.transcripts import LeadCallRecord
 
 
 @dataclass(slots=True)

@@ -30,6 +30,7 @@ from agents import Agent, ModelSettings, RunConfig, RunContextWrapper, RunHooks,
 from agents.exceptions import MaxTurnsExceeded, ModelBehaviorError
 from openai.types.responses import ResponseTextDeltaEvent
 
+from database import StoreError
 from orchestrator.cost import PriceBook
 from orchestrator.lead import (
     LeadConfig,
@@ -43,13 +44,7 @@ from orchestrator.modes import Mode
 from orchestrator.prerouter import PreRouter, RouteDecision
 from orchestrator.prompts import ESCALATION_NOTE, LEAD_INSTRUCTIONS, PLAIN_INSTRUCTIONS
 from orchestrator.recorder import transcript_processor
-from orchestrator.store import (
-    LeadCallRecord,
-    RunRecord,
-    StoreError,
-    ToolCallRecord,
-    TranscriptStore,
-)
+from orchestrator.transcripts import LeadCallRecord, RunRecord, ToolCallRecord, TranscriptStore
 from specialists.backend import ChatMessage, Generation, SLMBackend
 from specialists.catalog import Catalog, Specialist
 from specialists.errors import ConfigurationError, SpecialistError, UnderstudyError

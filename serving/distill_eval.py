@@ -32,7 +32,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from orchestrator.store import RegistryStore, RunNotFound, SpecialistVersion, TranscriptStore
+from distill.registry import RegistryStore, SpecialistVersion
+from orchestrator.transcripts import RunNotFound, TranscriptStore
 from serving.promotion import register_candidate, served_base
 from serving.reconcile import known_catalog
 from serving.settings import Settings

@@ -19,13 +19,9 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator.store import (
-    DistillJob,
-    DistillJobStore,
-    RegistryStore,
-    SpecialistVersion,
-    TranscriptStore,
-)
+from distill.jobs import DistillJob, DistillJobStore
+from distill.registry import RegistryStore, SpecialistVersion
+from orchestrator.transcripts import TranscriptStore
 from serving.distill_config import (
     adapter_dir,
     dataset_dir,
@@ -73,24 +69,21 @@ async def start_for_specialist(
 async def run_distillation(context: WorkerContext, stop: asyncio.Event) -> None:
     """The worker's ``distill`` job kind: claim jobs one at a time until ``stop`` is set."""
     settings = context.settings
-    store = await TranscriptStore.open(settings.database_url)
-    try:
-        jobs = DistillJobStore.sharing(store)
-        while not stop.is_set():
-            job = await jobs.claim(
-                context.info.id,
-                lease_s=settings.batch.lease_s,
-                max_attempts=settings.batch.max_attempts,
-            )
-            if job is None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), settings.batch.poll_s)
-                continue
-            context.log(f"distillation job {job.id}: {job.specialist} (attempt {job.attempts})")
-            run = DistillationRun(settings, store, job, worker_id=context.info.id, log=context.log)
-            await run.run(stop)
-    finally:
-        await store.close()
+    store = TranscriptStore(context.database)
+    jobs = DistillJobStore(context.database)
+    while not stop.is_set():
+        job = await jobs.claim(
+            context.info.id,
+            lease_s=settings.batch.lease_s,
+            max_attempts=settings.batch.max_attempts,
+        )
+        if job is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), settings.batch.poll_s)
+            continue
+        context.log(f"distillation job {job.id}: {job.specialist} (attempt {job.attempts})")
+        run = DistillationRun(settings, store, job, worker_id=context.info.id, log=context.log)
+        await run.run(stop)
 
 
 class Stopped(Exception):
@@ -118,8 +111,8 @@ class DistillationRun:
     ) -> None:
         self.settings = settings
         self.store = store
-        self.registry = RegistryStore.sharing(store)
-        self.jobs = DistillJobStore.sharing(store)
+        self.registry = RegistryStore(store.database)
+        self.jobs = DistillJobStore(store.database)
         self.job = job
         self.worker_id = worker_id
         self.log = log

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 
-from orchestrator.store import FeedbackRecord, RunNotFound, RunRecord, TranscriptStore
+from orchestrator.transcripts import FeedbackRecord, RunNotFound, RunRecord, TranscriptStore
 from specialists.catalog import Catalog
 from specialists.distill import ToolUse, Transcript
 

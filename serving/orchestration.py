@@ -6,12 +6,13 @@ import importlib.util
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from database import Database
 from orchestrator.cost import Price, PriceBook
 from orchestrator.lead import LeadConfig
 from orchestrator.lead_gate import LeadGate
 from orchestrator.prerouter import PreRouter
 from orchestrator.run import Orchestrator, RunBudget
-from orchestrator.store import TranscriptStore
+from orchestrator.transcripts import TranscriptStore
 from serving.reconcile import served_catalog
 from serving.runtime import Log, build_backend, build_prerouter
 from serving.settings import Settings
@@ -74,21 +75,24 @@ def build_orchestrator(
 @asynccontextmanager
 async def open_orchestrator(
     settings: Settings,
+    database: Database,
     *,
     catalog: Catalog | None = None,
     backend: str | None = None,
     log: Log = lambda _m: None,
     lead_gate: LeadGate | None = None,
 ) -> AsyncIterator[Orchestrator]:
-    """An orchestrator with its store and backend opened, closed again on exit; by default
-    with the catalog the registry serves (promoted specialists included)."""
-    store = await TranscriptStore.open(settings.database_url)
+    """An orchestrator recording on ``database``, with its backend opened (closed again on
+    exit); by default with the catalog the registry serves (promoted specialists included)."""
     slm = build_backend(settings, backend=backend, log=log)
     try:
-        catalog = catalog or await served_catalog(settings, store)
+        catalog = catalog or await served_catalog(settings, database)
         yield build_orchestrator(
-            settings, store=store, backend=slm, catalog=catalog, lead_gate=lead_gate
+            settings,
+            store=TranscriptStore(database),
+            backend=slm,
+            catalog=catalog,
+            lead_gate=lead_gate,
         )
     finally:
         await slm.aclose()
-        await store.close()

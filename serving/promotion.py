@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.store import (
+from distill.registry import (
     PromotionRefused,
     RegistryError,
     RegistryStore,

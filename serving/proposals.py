@@ -12,9 +12,10 @@ import asyncio
 from collections.abc import Callable
 from datetime import datetime
 
+from distill.registry import Proposal, RegistryStore, SpecialistDefinition
 from orchestrator.prerouter import Embedder, PreRouter
 from orchestrator.proposals import LeadQuery, Proposer, lead_answered
-from orchestrator.store import Proposal, RegistryStore, SpecialistDefinition, TranscriptStore
+from orchestrator.transcripts import TranscriptStore
 from serving.reconcile import known_catalog
 from specialists.catalog import Catalog
 

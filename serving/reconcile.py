@@ -19,9 +19,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from database.engine import Database
+from distill.registry import RegistrySnapshot, RegistryStore, SpecialistDefinition
 from orchestrator.prerouter import PreRouter
-from orchestrator.store import RegistrySnapshot, RegistryStore, SpecialistDefinition
-from orchestrator.store.engine import Database
 from serving.settings import Settings
 from specialists.backend import SLMBackend
 from specialists.catalog import Catalog, GenerationParams, Specialist
@@ -134,25 +134,20 @@ async def load_catalog(registry: RegistryStore, base: Catalog) -> tuple[int, Cat
     return snapshot.generation, effective_catalog(base, snapshot)
 
 
-async def served_catalog(settings: Settings, database: Database | None = None) -> Catalog:
-    """The catalog served now: the settings' catalog with the registry's active versions
-    (read on ``database``'s pool, or on a connection of its own)."""
-    if database is not None:
-        _, catalog = await load_catalog(RegistryStore.sharing(database), settings.catalog())
-        return catalog
-    async with await RegistryStore.open(settings.database_url) as registry:
-        _, catalog = await load_catalog(registry, settings.catalog())
+async def served_catalog(settings: Settings, database: Database) -> Catalog:
+    """The catalog served now: the settings' catalog with the registry's active versions."""
+    _, catalog = await load_catalog(RegistryStore(database), settings.catalog())
     return catalog
 
 
-async def known_specialist(settings: Settings, name: str) -> Specialist:
+async def known_specialist(settings: Settings, database: Database, name: str) -> Specialist:
     """``name`` from the catalog or the registry, served or still being trained.
 
     Raises:
         UnknownSpecialistError: Neither knows it (the message lists the names that exist).
     """
-    async with await RegistryStore.open(settings.database_url) as registry:
-        return known_catalog(settings.catalog(), await registry.snapshot()).get(name)
+    snapshot = await RegistryStore(database).snapshot()
+    return known_catalog(settings.catalog(), snapshot).get(name)
 
 
 PreRouterFactory = Callable[[Catalog], PreRouter | None]
@@ -252,11 +247,11 @@ def prerouter_like(current: PreRouter | None) -> PreRouterFactory:
 
 
 def registry_sync(settings: Settings, orchestrator: Orchestrator) -> CatalogSync:
-    """The :class:`CatalogSync` a serving process runs, on its transcript store's pool."""
+    """The :class:`CatalogSync` a serving process runs, on its transcript store's database."""
     if orchestrator.store is None:
         raise ConfigurationError("following the registry needs the orchestrator's database")
     return CatalogSync(
-        RegistryStore.sharing(orchestrator.store),
+        RegistryStore(orchestrator.store.database),
         orchestrator,
         base=settings.catalog(),
         prerouter_factory=prerouter_like(orchestrator.prerouter),

@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-from orchestrator.store import WorkerInfo
+from database import Database
+from serving.batch.store import WorkerInfo
 from serving.batch.worker import BatchWorker, batch_worker, lead_limiter
 from serving.orchestration import open_orchestrator
 from serving.reconcile import registry_sync
@@ -27,6 +28,8 @@ class WorkerContext:
     """What every job loop of one worker process shares."""
 
     settings: Settings
+    database: Database
+    """The process's one database, shared by every job loop."""
     info: WorkerInfo
     concurrency: int | None = None
     """Items of work at once (``--concurrency``); None: each kind's setting."""
@@ -39,6 +42,7 @@ JobLoop = Callable[[WorkerContext, asyncio.Event], Awaitable[None]]
 @asynccontextmanager
 async def open_batch_worker(
     settings: Settings,
+    database: Database,
     info: WorkerInfo,
     *,
     concurrency: int | None = None,
@@ -54,7 +58,7 @@ async def open_batch_worker(
     catalog = settings.catalog() if follow_registry else None
     async with AsyncExitStack() as stack:
         orchestrator = await stack.enter_async_context(
-            open_orchestrator(settings, catalog=catalog, lead_gate=limiter, log=log)
+            open_orchestrator(settings, database, catalog=catalog, lead_gate=limiter, log=log)
         )
         if follow_registry:
             await stack.enter_async_context(registry_sync(settings, orchestrator).running())
@@ -72,6 +76,7 @@ async def run_batches(context: WorkerContext, stop: asyncio.Event) -> None:
     """Run batch items of every job until ``stop`` is set."""
     async with open_batch_worker(
         context.settings,
+        context.database,
         context.info,
         concurrency=context.concurrency,
         follow_registry=True,

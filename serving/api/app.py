@@ -12,17 +12,20 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
-from orchestrator.store import BatchStore, FileStore, KeyStore, TranscriptStore
+from orchestrator.transcripts import TranscriptStore
 from serving.api import batches, chat, feedback, files
 from serving.api.errors import install_error_handlers
 from serving.api.limits import BodySizeLimit
 from serving.api.observability import Metrics, RequestContextMiddleware
 from serving.api.observability import router as observability_router
+from serving.batch.store import BatchStore, FileStore
 from serving.batch.worker import background_worker
+from serving.keys import KeyStore
 from serving.orchestration import build_orchestrator
 from serving.reconcile import registry_sync
 from serving.runtime import build_backend
 from serving.settings import Settings, get_settings
+from serving.stores import open_database
 from specialists.backend import SLMBackend
 from specialists.vllm_client import VLLMBackend
 
@@ -58,18 +61,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     async with AsyncExitStack() as stack:
-        store = await TranscriptStore.open(settings.database_url)
-        stack.push_async_callback(store.close)
-        keys = await KeyStore.open(settings.database_url, migrate=False)
-        stack.push_async_callback(keys.close)
+        # One database for the whole process: every store below writes through its one queue.
+        database = await open_database(settings)
+        stack.push_async_callback(database.close)
+        store = TranscriptStore(database)
         backend = build_backend(settings)
         stack.push_async_callback(backend.aclose)
+        app.state.database = database
         app.state.store = store
-        app.state.keys = keys
+        app.state.keys = KeyStore(database)
         app.state.backend = backend
         app.state.orchestrator = build_orchestrator(settings, store=store, backend=backend)
-        app.state.batches = BatchStore.sharing(store)
-        app.state.files = FileStore.sharing(store)
+        app.state.batches = BatchStore(database)
+        app.state.files = FileStore(database)
         app.state.readiness = _readiness_checks(settings, store, backend)
         await stack.enter_async_context(registry_sync(settings, app.state.orchestrator).running())
         if settings.batch.api_worker:

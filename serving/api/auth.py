@@ -1,6 +1,6 @@
 """API-key authentication and per-key limits, as a FastAPI dependency.
 
-The app keeps a :class:`~orchestrator.store.keys.KeyStore` at ``app.state.keys`` and the
+The app keeps a :class:`~serving.keys.KeyStore` at ``app.state.keys`` and the
 :class:`~serving.settings.Settings` at ``app.state.settings``; routes that need a caller declare
 ``key: ApiKeyDep``. Keys and counters live in the database, so limits hold however many worker
 processes serve the API.
@@ -14,9 +14,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from orchestrator.store.errors import StoreError
-from orchestrator.store.keys import ApiKey, KeyStore
+from database import StoreError
 from serving.api.errors import ApiError
+from serving.keys import ApiKey, KeyStore
 from serving.settings import Settings
 
 logger = logging.getLogger(__name__)

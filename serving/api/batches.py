@@ -15,7 +15,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.store import (
+from serving.api.auth import ApiKeyDep
+from serving.api.chat import served_models
+from serving.api.errors import ApiError
+from serving.api.files import page
+from serving.batch.files import UPLOAD_PURPOSE, upload_path
+from serving.batch.output import finalize
+from serving.batch.store import (
     BatchJob,
     BatchNotFound,
     BatchProgress,
@@ -23,12 +29,6 @@ from orchestrator.store import (
     FileNotFound,
     FileStore,
 )
-from serving.api.auth import ApiKeyDep
-from serving.api.chat import served_models
-from serving.api.errors import ApiError
-from serving.api.files import page
-from serving.batch.files import UPLOAD_PURPOSE, upload_path
-from serving.batch.output import finalize
 from serving.batch.validation import load_requests
 from serving.settings import Settings
 

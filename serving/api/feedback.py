@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from orchestrator.store import RunNotFound, TranscriptStore
+from orchestrator.transcripts import RunNotFound, TranscriptStore
 from serving.api.auth import ApiKeyDep
 from serving.api.errors import ApiError
 from serving.api.schemas import FeedbackRequest

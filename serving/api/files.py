@@ -14,7 +14,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
 
-from orchestrator.store import BatchStore, FileNotFound, FileStore, StoredFile
 from serving.api.auth import ApiKeyDep
 from serving.api.errors import ApiError
 from serving.batch.files import (
@@ -26,6 +25,7 @@ from serving.batch.files import (
     upload_path,
 )
 from serving.batch.output import ERROR_STATUSES, OUTPUT_STATUSES, file_lines
+from serving.batch.store import BatchStore, FileNotFound, FileStore, StoredFile
 from serving.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["files"])

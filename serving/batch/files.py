@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from orchestrator.store import FileStore, StoredFile
+from serving.batch.store import FileStore, StoredFile
 from specialists.errors import UnderstudyError
 
 BLOCK_BYTES = 1 << 20

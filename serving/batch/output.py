@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.run import RunResult
-from orchestrator.store import BatchJob, BatchStore, ClaimedItem, FileDigest
 from serving.api.chat import completion_body
 from serving.api.errors import error_body
 from serving.api.schemas import understudy_block
+from serving.batch.store import BatchJob, BatchStore, ClaimedItem, FileDigest
 
 OUTPUT_STATUSES = ("succeeded",)
 """Items whose lines make the output file."""

@@ -28,19 +28,13 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from database import StoreError
 from orchestrator.modes import Mode
 from orchestrator.run import InvalidRequest, Orchestrator, RunResult
-from orchestrator.store import (
-    ClaimedItem,
-    ItemResult,
-    RunAlreadyRecorded,
-    RunNotFound,
-    RunRecord,
-    StoreError,
-    TranscriptStore,
-)
+from orchestrator.transcripts import RunAlreadyRecorded, RunNotFound, RunRecord, TranscriptStore
 from serving.api.chat import served_models
 from serving.batch.output import failure_line, success_line
+from serving.batch.store import ClaimedItem, ItemResult
 from serving.batch.validation import parse_body, resolve_model
 from specialists.errors import ConfigurationError, UnderstudyError
 

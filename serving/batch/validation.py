@@ -19,14 +19,13 @@ from typing import Any, BinaryIO
 
 from pydantic import ValidationError
 
+from database.tables import CUSTOM_ID_LENGTH
 from orchestrator.modes import Mode
-from orchestrator.store import BatchJob, BatchStore, NewItem
-from orchestrator.store.batches import CHAT_ENDPOINT
-from orchestrator.store.tables import CUSTOM_ID_LENGTH
 from serving.api.chat import check_limits
 from serving.api.errors import ApiError, describe_validation_errors
 from serving.api.schemas import ChatCompletionRequest
 from serving.batch.output import invalid_line
+from serving.batch.store import CHAT_ENDPOINT, BatchJob, BatchStore, NewItem
 from serving.settings import ApiSettings, BatchSettings
 from specialists.errors import UnderstudyError
 

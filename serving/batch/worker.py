@@ -24,11 +24,12 @@ from typing import TypeVar
 
 from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, wait_exponential
 
+from database import StoreError
 from orchestrator.run import Orchestrator
-from orchestrator.store import BatchStore, ClaimedItem, ItemResult, StoreError, WorkerInfo
 from serving.batch.limiter import LeadLimiter, LeadLimits
 from serving.batch.output import finalize
 from serving.batch.runner import ItemRunner, RetryPolicy, refused
+from serving.batch.store import BatchStore, ClaimedItem, ItemResult, WorkerInfo, WorkerStore
 from serving.settings import BatchSettings
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,8 @@ class BatchWorker:
     """Runs batch items until stopped, or — bound to one job — until that job is finished.
 
     Args:
-        store: The batch store (share the transcript store's engine: :meth:`BatchStore.sharing`).
+        store: The batch store.
+        workers: Where this worker's heartbeat (and so its leases) is kept.
         runner: Runs one item.
         info: This worker, as other workers see it.
         concurrency: Items running at once.
@@ -60,6 +62,7 @@ class BatchWorker:
     def __init__(
         self,
         store: BatchStore,
+        workers: WorkerStore,
         runner: ItemRunner,
         *,
         info: WorkerInfo,
@@ -70,6 +73,7 @@ class BatchWorker:
         job_id: str | None = None,
     ) -> None:
         self.store = store
+        self.workers = workers
         self.runner = runner
         self.info = info
         self.concurrency = concurrency
@@ -109,7 +113,7 @@ class BatchWorker:
             with suppress(TimeoutError):  # answers already made are kept, if the database is up
                 await asyncio.wait_for(asyncio.shield(self._committer.drain()), DRAIN_S)
             try:
-                await asyncio.shield(self.store.release(self.info.id))
+                await asyncio.shield(self.workers.release(self.info.id))
             except StoreError as exc:
                 logger.warning(
                     "could not release this worker's items (they wait out their lease): %s", exc
@@ -188,7 +192,7 @@ class BatchWorker:
                 logger.warning("heartbeat failed (leases expire in %.0f s): %s", self.lease_s, exc)
 
     async def _heartbeat(self) -> None:
-        live = await self.store.heartbeat(self.info, lease_s=self.lease_s)
+        live = await self.workers.heartbeat(self.info, lease_s=self.lease_s)
         if self.limiter is not None:
             self.limiter.share_among(live)
 
@@ -252,13 +256,14 @@ def batch_worker(
     limiter: LeadLimiter | None = None,
     job_id: str | None = None,
 ) -> BatchWorker:
-    """A worker over ``orchestrator``'s transcript store (whose engine its batch store shares)."""
+    """A worker on the database of ``orchestrator``'s transcript store."""
     transcripts = orchestrator.store
     if transcripts is None:
         raise ValueError("batch workers need an orchestrator that records transcripts")
     retry = RetryPolicy(settings.max_attempts, settings.retry_initial_s, settings.retry_max_s)
     return BatchWorker(
-        BatchStore.sharing(transcripts),
+        BatchStore(transcripts.database),
+        WorkerStore(transcripts.database),
         ItemRunner(orchestrator, transcripts, retry),
         info=info,
         concurrency=concurrency or settings.concurrency,

@@ -73,10 +73,18 @@ def ask(
 
 async def _run(settings: Settings, catalog, question, mode, specialist, backend) -> RunResult:
     from serving.orchestration import open_orchestrator  # loads the agents SDK: only when asked
+    from serving.stores import open_database
 
-    async with open_orchestrator(
-        settings, catalog=catalog, backend=backend.value if backend else None, log=log_to_stderr
-    ) as orchestrator:
+    async with (
+        await open_database(settings) as database,
+        open_orchestrator(
+            settings,
+            database,
+            catalog=catalog,
+            backend=backend.value if backend else None,
+            log=log_to_stderr,
+        ) as orchestrator,
+    ):
         return await orchestrator.run(question, mode, specialist=specialist)
 
 

@@ -30,7 +30,7 @@ from rich.table import Table
 from rich.text import Text
 
 from orchestrator.modes import Mode
-from orchestrator.store import BatchJob, BatchProgress, BatchStore
+from serving.batch.store import BatchJob, BatchProgress, BatchStore
 from serving.cli.output import console, err_console, log_to_stderr, print_json
 from serving.settings import Settings, get_settings
 from specialists.errors import UnderstudyError
@@ -269,7 +269,7 @@ async def _submit(
                 store,
                 job,
                 stream,
-                served=served_models(await served_catalog(settings, store)),  # promoted too
+                served=served_models(await served_catalog(settings, store.database)),
                 limits=settings.batch,
                 api_limits=settings.api,
                 skip_invalid=skip_invalid,
@@ -295,17 +295,22 @@ async def _work_and_report(
     output: Path,
     errors: Path | None,
 ) -> None:
-    from orchestrator.store import WorkerInfo
+    from serving.batch.store import WorkerInfo
+    from serving.stores import open_database
     from serving.worker import open_batch_worker
 
     started = time.monotonic()
-    async with open_batch_worker(
-        settings,
-        WorkerInfo.this_process(),
-        concurrency=concurrency,
-        job_id=job_id,
-        log=log_to_stderr,
-    ) as worker:
+    async with (
+        await open_database(settings) as database,
+        open_batch_worker(
+            settings,
+            database,
+            WorkerInfo.this_process(),
+            concurrency=concurrency,
+            job_id=job_id,
+            log=log_to_stderr,
+        ) as worker,
+    ):
         store = worker.store
         job = await store.get_job(job_id)
         if job.status == "validating":
@@ -440,8 +445,10 @@ def _require_lead_for(settings: Settings, mode: Mode) -> None:
 
 
 async def _with_store(settings: Settings, action: Callable[[BatchStore], Awaitable[T]]) -> T:
-    async with await BatchStore.open(settings.database_url) as store:
-        return await action(store)
+    from serving.stores import open_database
+
+    async with await open_database(settings) as database:
+        return await action(BatchStore(database))
 
 
 def _run_async(work: Coroutine[Any, Any, T], *, job: str = "JOB") -> T:

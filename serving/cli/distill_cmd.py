@@ -122,17 +122,19 @@ def _specialist_target(specialist: Specialist) -> DistillTarget:
 async def _proposal_target(settings: Settings, proposal_id: int) -> DistillTarget:
     """The specialist a proposal describes, on its runs. Building accepts the proposal (as
     `distill start` does): the specialist is registered, so `train` and `evaluate` know it."""
-    from orchestrator.store import RegistryStore, TranscriptStore
+    from distill.registry import RegistryStore
+    from orchestrator.transcripts import TranscriptStore
     from serving.proposals import accept
+    from serving.stores import open_database
     from specialists.distill import DistillTarget
 
-    store = await TranscriptStore.open(settings.database_url)
+    store = TranscriptStore(await open_database(settings))
     try:
-        registry = RegistryStore.sharing(store)
+        registry = RegistryStore(store.database)
         proposal = await registry.get_proposal(proposal_id)
         definition = await accept(registry, proposal_id)
     finally:
-        await store.close()
+        await store.database.close()
     return DistillTarget(
         definition.name,
         definition.system_prompt,
@@ -149,12 +151,14 @@ def _read(
     run_ids: Collection[str] | None = None,
 ) -> list[Transcript]:
     """Transcripts from the store (a specialist's runs, or chosen ones), with a live count."""
-    from orchestrator.store import RegistryStore, TranscriptStore
+    from distill.registry import RegistryStore
+    from orchestrator.transcripts import TranscriptStore
     from serving.distill_source import read_transcripts
     from serving.reconcile import known_catalog
+    from serving.stores import open_database
 
     async def read() -> list[Transcript]:
-        store = await TranscriptStore.open(settings.database_url)
+        store = TranscriptStore(await open_database(settings))
         try:
             with Progress(
                 SpinnerColumn(), TextColumn("{task.description}"), console=err_console
@@ -168,7 +172,7 @@ def _read(
 
                 # the registry's specialists too, being trained or served: their tool calls
                 # must map to them, as in distillation jobs
-                snapshot = await RegistryStore.sharing(store).snapshot()
+                snapshot = await RegistryStore(store.database).snapshot()
                 return await read_transcripts(
                     store,
                     known_catalog(settings.catalog(), snapshot),
@@ -178,7 +182,7 @@ def _read(
                     run_ids=run_ids,
                 )
         finally:
-            await store.close()
+            await store.database.close()
 
     return asyncio.run(read())
 
@@ -398,8 +402,9 @@ def _specialist(settings: Settings, name: str) -> Specialist:
     """The catalog entry (with settings' overrides) or a registry specialist (proposed and
     accepted, served or still being trained); unknown names list the known ones."""
     from serving.reconcile import known_specialist
+    from serving.stores import run_with_database
 
-    return asyncio.run(known_specialist(settings, name))
+    return run_with_database(settings, lambda database: known_specialist(settings, database, name))
 
 
 # The registry's side of distillation (proposals, the evaluation gate, jobs) lives in its own

@@ -17,16 +17,12 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from orchestrator.store import (
-    DistillJob,
-    DistillJobStore,
-    Proposal,
-    RegistryStore,
-    SpecialistVersion,
-    TranscriptStore,
-)
+from distill.jobs import DistillJob, DistillJobStore
+from distill.registry import Proposal, RegistryStore, SpecialistVersion
+from orchestrator.transcripts import TranscriptStore
 from serving.cli.output import console, err_console, log_to_stderr, print_json
 from serving.settings import Settings, get_settings
+from serving.stores import open_database
 from specialists.errors import DatasetError, ModelError
 
 T = TypeVar("T")
@@ -36,11 +32,11 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 async def _with_stores(
     settings: Settings, action: Callable[[TranscriptStore, RegistryStore], Awaitable[T]]
 ) -> T:
-    store = await TranscriptStore.open(settings.database_url)
+    store = TranscriptStore(await open_database(settings))
     try:
-        return await action(store, RegistryStore.sharing(store))
+        return await action(store, RegistryStore(store.database))
     finally:
-        await store.close()
+        await store.database.close()
 
 
 # ----------------------------------------------------------------------------------- propose
@@ -144,7 +140,7 @@ async def _auto_start(
     minimum = settings.distill.auto_distill_runs
     if minimum is None:
         return []
-    jobs = DistillJobStore.sharing(registry)
+    jobs = DistillJobStore(registry.database)
     return [
         await start_for_proposal(registry, jobs, proposal.id, trigger="auto")
         for proposal in proposals
@@ -328,7 +324,7 @@ def start(
     settings = get_settings()
 
     async def run(store: TranscriptStore, registry: RegistryStore) -> DistillJob:
-        jobs = DistillJobStore.sharing(store)
+        jobs = DistillJobStore(store.database)
         if proposal is not None:
             return await start_for_proposal(registry, jobs, proposal)
         return await start_for_specialist(settings, registry, jobs, specialist or "")
@@ -351,7 +347,7 @@ def jobs(
     settings = get_settings()
 
     async def run(store: TranscriptStore, _registry: RegistryStore) -> list[DistillJob]:
-        queue = DistillJobStore.sharing(store)
+        queue = DistillJobStore(store.database)
         if cancel is not None:
             return [await queue.cancel(cancel)]
         return await queue.list(limit=limit)

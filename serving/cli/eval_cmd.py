@@ -176,8 +176,9 @@ async def _evaluate(
     *,
     backend: BackendChoice | None,
 ) -> EvalOutcome:
+    from database import Database
     from evals.harness import evaluate
-    from orchestrator.store import TranscriptStore
+    from orchestrator.transcripts import TranscriptStore
     from serving.orchestration import build_orchestrator
     from serving.runtime import build_backend
 
@@ -185,8 +186,11 @@ async def _evaluate(
         judge = _judge(settings)
         if judge is not None:
             resources.push_async_callback(judge.aclose)
-        store = await TranscriptStore.open(f"sqlite+aiosqlite:///{out_dir / TRANSCRIPTS_FILE}")
-        resources.push_async_callback(store.close)
+        # The evaluation's own database, not the production one: test sets never reach
+        # distillation.
+        database = await Database.open(f"sqlite+aiosqlite:///{out_dir / TRANSCRIPTS_FILE}")
+        resources.push_async_callback(database.close)
+        store = TranscriptStore(database)
         slm = build_backend(settings, backend=backend.value if backend else None, log=log_to_stderr)
         resources.push_async_callback(slm.aclose)
         orchestrator = build_orchestrator(settings, store=store, backend=slm, catalog=catalog)

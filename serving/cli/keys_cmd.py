@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -11,9 +10,10 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.table import Table
 
-from orchestrator.store.keys import ApiKey, KeyStore
 from serving.cli.output import console, err_console, print_json
+from serving.keys import ApiKey, KeyStore
 from serving.settings import get_settings
+from serving.stores import run_with_database
 
 app = typer.Typer(
     help="Create, list and revoke API keys for the HTTP API (`understudy serve`).",
@@ -24,14 +24,7 @@ T = TypeVar("T")
 
 
 def _with_keys(action: Callable[[KeyStore], Awaitable[T]]) -> T:
-    async def run() -> T:
-        store = await KeyStore.open(get_settings().database_url)
-        try:
-            return await action(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
+    return run_with_database(get_settings(), lambda database: action(KeyStore(database)))
 
 
 @app.command("create")

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
 
-from orchestrator.store import RunRecord, TranscriptStore
+from orchestrator.transcripts import RunRecord, TranscriptStore
 from serving.cli.output import console, print_json
 from serving.settings import get_settings
+from serving.stores import run_with_database
 
 app = typer.Typer(help="Inspect recorded runs (transcripts).", no_args_is_help=True)
+T = TypeVar("T")
 
 
-async def _with_store(action):
-    store = await TranscriptStore.open(get_settings().database_url)
-    try:
-        return await action(store)
-    finally:
-        await store.close()
+def _with_store(action: Callable[[TranscriptStore], Awaitable[T]]) -> T:
+    return run_with_database(get_settings(), lambda database: action(TranscriptStore(database)))
 
 
 @app.command("list")
@@ -31,7 +29,7 @@ def list_runs(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """List recent runs: mode, route, tokens, cost, latency."""
-    runs = asyncio.run(_with_store(lambda store: store.list_runs(limit=limit, mode=mode)))
+    runs = _with_store(lambda store: store.list_runs(limit=limit, mode=mode))
     if as_json:
         for run in runs:
             print_json(_summary(run), compact=True)
@@ -59,7 +57,7 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="The whole transcript as JSON.")] = False,
 ) -> None:
     """Show one run's full transcript: input, lead calls, tool calls, answer, totals."""
-    run = asyncio.run(_with_store(lambda store: store.get_run(run_id)))
+    run = _with_store(lambda store: store.get_run(run_id))
     if as_json:
         print_json(dataclasses.asdict(run))
         return

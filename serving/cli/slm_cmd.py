@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import subprocess
 from typing import Annotated
@@ -23,6 +22,7 @@ from serving.slm_server import (
     server_root,
     vllm_works,
 )
+from serving.stores import run_with_database
 from specialists.errors import UnderstudyError
 
 app = typer.Typer(help="Install and run the vLLM server for the specialists.", no_args_is_help=True)
@@ -73,7 +73,9 @@ def serve(
         )
     model_dir = resolve_base_model(settings, log=log_to_stderr)
     vllm = find_vllm(settings)
-    catalog = asyncio.run(served_catalog(settings))  # promoted adapters included
+    catalog = run_with_database(  # promoted adapters included
+        settings, lambda database: served_catalog(settings, database)
+    )
     command = build_command(vllm, model_dir, settings, catalog)
     if dry_run:
         console.print(" ".join(command), highlight=False, markup=False)

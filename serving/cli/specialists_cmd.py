@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Annotated, Any, TypeVar
@@ -10,12 +9,13 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.table import Table
 
-from orchestrator.store import RegistrySnapshot, RegistryStore, SpecialistVersion
+from distill.registry import RegistrySnapshot, RegistryStore, SpecialistVersion
 from serving.cli.output import console, log_to_stderr, print_json
 from serving.promotion import Promoter, choose_version, served_base
 from serving.reconcile import known_catalog
 from serving.runtime import build_backend
 from serving.settings import Settings, get_settings
+from serving.stores import run_with_database
 from specialists.catalog import DEFAULT_SPECIALISTS, Specialist
 from specialists.vllm_client import VLLMBackend
 
@@ -33,14 +33,7 @@ NameArgument = Annotated[str, typer.Argument(help="The specialist, e.g. math.")]
 
 
 def _with_registry(action: Callable[[RegistryStore], Awaitable[T]]) -> T:
-    async def run() -> T:
-        registry = await RegistryStore.open(get_settings().database_url)
-        try:
-            return await action(registry)
-        finally:
-            await registry.close()
-
-    return asyncio.run(run())
+    return run_with_database(get_settings(), lambda database: action(RegistryStore(database)))
 
 
 @app.command("list")

@@ -38,18 +38,26 @@ def worker(
 
       UNDERSTUDY_DATABASE_URL=postgresql+asyncpg://… understudy worker --concurrency 128
     """
-    from orchestrator.store import WorkerInfo
+    from serving.batch.store import WorkerInfo
+    from serving.stores import open_database
     from serving.worker import JOB_KINDS, WorkerContext, run_worker
 
     settings = get_settings()
     kinds = kind or list(JOB_KINDS)
     info = WorkerInfo.this_process()
-    context = WorkerContext(settings, info, concurrency=concurrency, log=log_to_stderr)
     err_console.print(
         f"worker {info.id}: {', '.join(kinds)} jobs from {_database(settings)}; Ctrl-C stops it",
         highlight=False,
     )
-    asyncio.run(_until_signalled(lambda stop: run_worker(context, kinds, stop)))
+
+    async def work(stop: asyncio.Event) -> None:
+        async with await open_database(settings) as database:
+            context = WorkerContext(
+                settings, database, info, concurrency=concurrency, log=log_to_stderr
+            )
+            await run_worker(context, kinds, stop)
+
+    asyncio.run(_until_signalled(work))
     err_console.print(f"worker {info.id} stopped", highlight=False)
 
 
@@ -63,6 +71,6 @@ async def _until_signalled(work: Callable[[asyncio.Event], Awaitable[None]]) -> 
 
 
 def _database(settings: Settings) -> str:
-    from orchestrator.store.errors import mask_url
+    from database import mask_url
 
     return mask_url(settings.database_url)

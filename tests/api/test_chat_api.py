@@ -16,11 +16,12 @@ import openai
 import pytest
 import uvicorn
 
-from orchestrator.store import KeyStore
 from orchestrator.testing import ScriptedLead, reply, tool_calls
 from serving.api.app import create_app
+from serving.keys import KeyStore
 from serving.settings import Settings
 from tests.helpers.http_server import free_port
+from tests.helpers.stores import open_store
 
 SHORT_ANSWERS = json.dumps(
     {
@@ -67,9 +68,9 @@ def api(
     settings = Settings()
 
     async def make_key() -> str:
-        keys = await KeyStore.open(settings.database_url)
+        keys = await open_store(KeyStore, settings.database_url)
         _, plaintext = await keys.create("tests", requests_per_minute=1000)
-        await keys.close()
+        await keys.database.close()
         return plaintext
 
     key = asyncio.run(make_key())
@@ -220,9 +221,9 @@ def test_401_without_a_valid_key(api: Api) -> None:
 
 def test_429_with_retry_after_when_a_key_is_over_its_limit(api: Api) -> None:
     async def limited_key() -> str:
-        keys = await KeyStore.open(api.settings.database_url)
+        keys = await open_store(KeyStore, api.settings.database_url)
         _, plaintext = await keys.create("tight", requests_per_minute=2)
-        await keys.close()
+        await keys.database.close()
         return plaintext
 
     key = asyncio.run(limited_key())
@@ -355,9 +356,9 @@ def test_serve_with_workers_aggregates_metrics(
 
 def test_tokens_per_day_counts_what_completions_spent(api: Api) -> None:
     async def key_with_tiny_budget() -> str:
-        keys = await KeyStore.open(api.settings.database_url)
+        keys = await open_store(KeyStore, api.settings.database_url)
         _, plaintext = await keys.create("budget", tokens_per_day=1)
-        await keys.close()
+        await keys.database.close()
         return plaintext
 
     client = api.client(asyncio.run(key_with_tiny_budget()))

@@ -21,11 +21,12 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from orchestrator.store.engine import create_engine
-from orchestrator.store.keys import ApiKey, KeyNotFound, KeyStore
+from database import Database
+from database.engine import create_engine
 from serving.api.auth import ApiKeyDep, record_token_usage
 from serving.api.errors import describe_validation_errors, install_error_handlers
 from serving.cli import keys_cmd
+from serving.keys import ApiKey, KeyNotFound, KeyStore
 from serving.settings import ApiSettings, Settings, get_settings
 from tests.helpers.http_server import free_port
 
@@ -34,7 +35,8 @@ NOON = datetime(2025, 3, 1, 12, 0, 15, tzinfo=UTC)
 
 @pytest.fixture
 async def keys(database_url: str) -> AsyncIterator[KeyStore]:
-    async with await KeyStore.open(database_url) as store:
+    async with await Database.open(database_url) as store_database:
+        store = KeyStore(store_database)
         yield store
 
 
@@ -79,7 +81,7 @@ async def test_revoke_needs_an_id_or_an_unambiguous_prefix(
     keys: KeyStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tokens = iter(["abcdef1" + "x" * 36, "abcdef2" + "y" * 36])
-    monkeypatch.setattr("orchestrator.store.keys.secrets.token_urlsafe", lambda _: next(tokens))
+    monkeypatch.setattr("serving.keys.secrets.token_urlsafe", lambda _: next(tokens))
     first, _ = await keys.create("one")
     second, _ = await keys.create("two")
 
@@ -161,7 +163,8 @@ async def test_two_workers_share_the_counters(keys: KeyStore, database_url: str)
     # Two KeyStores with their own connection pools stand for two uvicorn worker processes.
     limit = 8
     key, _ = await keys.create("ci", requests_per_minute=limit, tokens_per_day=1000)
-    async with await KeyStore.open(database_url, migrate=False) as other:
+    async with await Database.open(database_url, migrate=False) as other_database:
+        other = KeyStore(other_database)
         stores = [keys, other] * limit
         async with asyncio.timeout(30):
             admissions = await asyncio.gather(*(s.admit_request(key, now=NOON) for s in stores))
@@ -193,7 +196,8 @@ def _app(settings: Settings, url: str | None) -> FastAPI:
             yield
             return
         # Opened on the server's own event loop: asyncpg connections belong to one loop.
-        async with await KeyStore.open(url, migrate=False) as store:
+        async with await Database.open(url, migrate=False) as store_database:
+            store = KeyStore(store_database)
             app.state.keys = store
             yield
 
@@ -354,7 +358,8 @@ async def test_keys_commands(monkeypatch: pytest.MonkeyPatch) -> None:
 
     revoked = await _invoke("revoke", plaintext[:12])
     assert revoked.exit_code == 0 and "revoked" in revoked.stdout
-    async with await KeyStore.open(get_settings().database_url) as store:
+    async with await Database.open(get_settings().database_url) as store_database:
+        store = KeyStore(store_database)
         assert await store.authenticate(plaintext) is None
         assert await store.authenticate(data["key"]) is not None
     assert "laptop" not in (await _invoke("list")).stdout

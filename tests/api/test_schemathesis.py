@@ -29,11 +29,12 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 from schemathesis.schemas import APIOperation
 
-from orchestrator.store import KeyStore
 from orchestrator.testing import ScriptedLead, reply
 from serving.api.app import create_app
+from serving.keys import KeyStore
 from serving.settings import Settings
 from tests.api.test_chat_api import start_server
+from tests.helpers.stores import open_store
 
 MAX_EXAMPLES = 25
 """Generated requests per operation and generation mode."""
@@ -73,9 +74,9 @@ def live_api(
     assert app_settings.api.auth
 
     async def make_key() -> str:
-        keys = await KeyStore.open(app_settings.database_url)
+        keys = await open_store(KeyStore, app_settings.database_url)
         _, plaintext = await keys.create("schemathesis", requests_per_minute=100_000)
-        await keys.close()
+        await keys.database.close()
         return plaintext
 
     key = asyncio.run(make_key())

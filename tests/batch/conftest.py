@@ -1,5 +1,5 @@
-"""Fixtures for batch tests: the per-backend ``database_url`` of the orchestrator tests, a
-scripted lead, and request files in OpenAI's Batch format."""
+"""Fixtures for batch tests: a batch store on each backend, a scripted lead, and request files
+in OpenAI's Batch format."""
 
 from __future__ import annotations
 
@@ -11,21 +11,19 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from orchestrator.store import BatchStore
 from orchestrator.testing import ScriptedLead, reply
-from tests.orchestrator.conftest import database_url
-
-__all__ = ["database_url"]
+from serving.batch.store import BatchStore
+from tests.helpers.stores import open_store
 
 
 @pytest_asyncio.fixture
 async def store(database_url: str) -> AsyncIterator[BatchStore]:
     """A batch store on an empty database of each backend."""
-    opened = await BatchStore.open(database_url)
+    opened = await open_store(BatchStore, database_url)
     try:
         yield opened
     finally:
-        await opened.close()
+        await opened.database.close()
 
 
 def request_line(custom_id: str, prompt: str, *, model: str = "gpt-4o-mini") -> dict[str, Any]:

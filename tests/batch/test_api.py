@@ -15,9 +15,10 @@ import openai
 import pytest
 import uvicorn
 
-from orchestrator.store import KeyStore
+from database import Database
 from orchestrator.testing import ScriptedLead, reply
 from serving.api.app import create_app
+from serving.keys import KeyStore
 from serving.settings import Settings
 from tests.batch.conftest import request_line, write_lines, write_requests
 from tests.helpers.http_server import free_port
@@ -49,7 +50,8 @@ def server(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Serve
     settings = Settings()
 
     async def make_key() -> str:
-        async with await KeyStore.open(settings.database_url) as keys:
+        async with await Database.open(settings.database_url) as keys_database:
+            keys = KeyStore(keys_database)
             return (await keys.create("batch-tests", requests_per_minute=10_000))[1]
 
     key = asyncio.run(make_key())

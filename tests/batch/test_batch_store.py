@@ -8,14 +8,16 @@ import json
 
 import pytest
 
-from orchestrator.store import (
+from serving.batch.store import (
     BatchNotFound,
     BatchStore,
     ClaimedItem,
     ItemResult,
     NewItem,
     WorkerInfo,
+    WorkerStore,
 )
+from tests.helpers.stores import open_store
 
 
 async def _job_with(store: BatchStore, count: int) -> str:
@@ -72,7 +74,7 @@ async def test_concurrent_claims_from_separate_connections_split_the_items(
     database_url: str, store: BatchStore
 ) -> None:
     await _job_with(store, 200)
-    others = [await BatchStore.open(database_url, migrate=False) for _ in range(4)]
+    others = [await open_store(BatchStore, database_url, migrate=False) for _ in range(4)]
     try:
 
         async def drain(worker: BatchStore, name: str) -> list[int]:
@@ -84,7 +86,7 @@ async def test_concurrent_claims_from_separate_connections_split_the_items(
         claimed = await asyncio.gather(*(drain(o, f"w{i}") for i, o in enumerate(others)))
     finally:
         for other in others:
-            await other.close()
+            await other.database.close()
     every = [line for lines in claimed for line in lines]
     assert sorted(every) == list(range(1, 201))  # each item exactly once
 
@@ -110,15 +112,16 @@ async def test_an_expired_lease_is_claimed_again_and_the_old_claim_cannot_commit
 
 async def test_heartbeats_keep_leases_and_count_live_workers(store: BatchStore) -> None:
     await _job_with(store, 2)
+    workers = WorkerStore(store.database)
     one, two = WorkerInfo.this_process(), WorkerInfo.this_process()
     assert one.id != two.id
-    assert await store.heartbeat(one, lease_s=30) == 1
+    assert await workers.heartbeat(one, lease_s=30) == 1
     held = await store.claim(one.id, limit=2, lease_s=0.05)
-    assert await store.heartbeat(two, lease_s=30) == 2
-    await store.heartbeat(one, lease_s=30)  # renews the 50 ms leases to 30 s
+    assert await workers.heartbeat(two, lease_s=30) == 2
+    await workers.heartbeat(one, lease_s=30)  # renews the 50 ms leases to 30 s
     await asyncio.sleep(0.1)
     assert await store.claim(two.id, limit=2, lease_s=30) == []
-    await store.release(one.id)  # a clean stop hands them back at once
+    await workers.release(one.id)  # a clean stop hands them back at once
     assert [i.line for i in await store.claim(two.id, limit=2, lease_s=30)] == [
         i.line for i in held
     ]

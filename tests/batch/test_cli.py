@@ -13,17 +13,21 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Select, select
 
+from database import Database
+from database.engine import create_engine
+from database.tables import BatchItemRow, WorkerRow
+from distill.registry import RegistryStore
 from orchestrator.modes import Mode
-from orchestrator.store import BatchJob, BatchStore, RegistryStore, TranscriptStore
-from orchestrator.store.engine import create_engine
-from orchestrator.store.tables import BatchItemRow, WorkerRow
 from orchestrator.testing import ScriptedLead, reply
+from orchestrator.transcripts import TranscriptStore
+from serving.batch.store import BatchJob, BatchStore
 from serving.batch.validation import InvalidBatchInput
 from serving.cli.batch_cmd import _submit
 from serving.settings import get_settings
 from tests.batch.conftest import read_jsonl, request_line, write_lines, write_requests
 from tests.distill.test_reconcile import MUSEUM, promoted
 from tests.helpers.cli import UNDERSTUDY, understudy
+from tests.helpers.stores import open_store
 
 LEAD_LATENCY_S = 0.05
 
@@ -92,7 +96,7 @@ async def test_a_job_killed_midway_resumes_with_every_answer_exactly_once(
         str(output),
         log=tmp_path / "run.log",
     )
-    store = await BatchStore.open(batch_env)
+    store = await open_store(BatchStore, batch_env)
     try:
         job = await _wait_for_job(store, done_at_least=100)
         runner.send_signal(signal.SIGKILL)
@@ -110,11 +114,11 @@ async def test_a_job_killed_midway_resumes_with_every_answer_exactly_once(
         assert not (tmp_path / "out.errors.jsonl").exists()
         run_ids = [line["understudy"]["run_id"] for line in lines]
         assert len(set(run_ids)) == 500
-        transcripts = await TranscriptStore.open(batch_env, migrate=False)
+        transcripts = await open_store(TranscriptStore, batch_env, migrate=False)
         try:
             runs = await transcripts.list_runs(limit=2000)
         finally:
-            await transcripts.close()
+            await transcripts.database.close()
         # One transcript per answer; any other may only be an attempt the lead failed.
         answered = sorted(run.id for run in runs if run.answer is not None)
         assert answered == sorted(run_ids)
@@ -123,7 +127,7 @@ async def test_a_job_killed_midway_resumes_with_every_answer_exactly_once(
         assert "500 succeeded" in resumed.stdout and "0 failed" in resumed.stdout
         assert (await store.get_job(job.id)).status == "completed"
     finally:
-        await store.close()
+        await store.database.close()
     # Only what was in flight at the kill reached the lead twice.
     assert 500 <= len(slow_lead.requests) <= 500 + 2 * 32
 
@@ -134,7 +138,7 @@ async def test_two_workers_on_postgresql_split_a_job_and_run_no_item_twice(
 ) -> None:
     monkeypatch.setenv("UNDERSTUDY_LEAD_BASE_URL", slow_lead.base_url)
     monkeypatch.setenv("UNDERSTUDY_BATCH_LEASE_S", "60")  # nobody dies here: no lease runs out
-    store = await BatchStore.open(batch_env)
+    store = await open_store(BatchStore, batch_env)
     logs = [tmp_path / f"worker-{index}.log" for index in range(2)]
     workers = [start("worker", "--concurrency", "8", log=log) for log in logs]
     try:
@@ -159,7 +163,7 @@ async def test_two_workers_on_postgresql_split_a_job_and_run_no_item_twice(
         for worker in workers:
             worker.send_signal(signal.SIGTERM)
         stopped = [worker.wait(timeout=60) for worker in workers]
-        await store.close()
+        await store.database.close()
     assert stopped == [0, 0], [log.read_text()[-2000:] for log in logs]
     assert len(await _select(batch_env, select(WorkerRow.id))) == 0  # both left cleanly
     assert [claims for claims, _worker in items] == [1] * 300  # no item claimed twice
@@ -200,11 +204,11 @@ async def test_an_invalid_file_is_reported_line_by_line_and_nothing_runs(
     assert "4 invalid line(s) in the input, nothing ran" in result.stderr
     assert not (tmp_path / "out.jsonl").exists()
     assert lead.requests == []
-    transcripts = await TranscriptStore.open(batch_env, migrate=False)
+    transcripts = await open_store(TranscriptStore, batch_env, migrate=False)
     try:
         assert await transcripts.list_runs() == []
     finally:
-        await transcripts.close()
+        await transcripts.database.close()
 
 
 async def _select(url: str, query: Select) -> list[tuple]:
@@ -227,7 +231,8 @@ async def test_submit_checks_models_against_the_catalog_the_run_serves(
     get_settings.cache_clear()
     with pytest.raises(InvalidBatchInput):
         await _submit(get_settings(), requests, Mode.slm, skip_invalid=False)
-    async with await RegistryStore.open(batch_env) as registry:
+    async with await Database.open(batch_env) as registry_database:
+        registry = RegistryStore(registry_database)
         await registry.define_specialist(MUSEUM)
         await promoted(registry, "museum", tiny_lora_dir)
     job = await _submit(get_settings(), requests, Mode.slm, skip_invalid=False)

@@ -12,18 +12,21 @@ from pathlib import Path
 
 import pytest
 
+from database import Database
 from orchestrator.lead import LeadConfig
 from orchestrator.run import Orchestrator
-from orchestrator.store import BatchStore, NewItem, TranscriptStore, WorkerInfo
 from orchestrator.testing import ScriptedLead, failure, reply
+from orchestrator.transcripts import TranscriptStore
 from serving.batch.output import ERROR_STATUSES, OUTPUT_STATUSES, file_lines
 from serving.batch.runner import ItemRunner, RetryPolicy, run_id_for
+from serving.batch.store import BatchStore, NewItem, WorkerInfo, WorkerStore
 from serving.batch.worker import BatchWorker, batch_worker
 from serving.orchestration import open_orchestrator
 from serving.settings import Settings
 from specialists.catalog import Catalog
 from specialists.vllm_client import VLLMBackend
 from tests.batch.conftest import request_line
+from tests.helpers.stores import open_store
 
 NO_WAIT = RetryPolicy(max_attempts=3, initial_s=0.0, max_s=0.0)
 
@@ -37,6 +40,7 @@ class Stack:
     def worker(self, job_id: str, *, retry: RetryPolicy = NO_WAIT, lease_s: float = 30.0):
         return BatchWorker(
             self.batches,
+            WorkerStore(self.batches.database),
             ItemRunner(self.orchestrator, self.transcripts, retry),
             info=WorkerInfo.this_process(),
             concurrency=4,
@@ -66,12 +70,12 @@ class Stack:
 async def stack(
     database_url: str, lead: ScriptedLead, **orchestrator: object
 ) -> AsyncIterator[Stack]:
-    transcripts = await TranscriptStore.open(database_url)
+    transcripts = await open_store(TranscriptStore, database_url)
     backend = VLLMBackend("http://127.0.0.1:9/v1", base_model_name="none", max_retries=0)
     try:
         yield Stack(
             transcripts,
-            BatchStore.sharing(transcripts),
+            BatchStore(transcripts.database),
             Orchestrator(
                 catalog=Catalog.default(),
                 backend=backend,
@@ -82,7 +86,7 @@ async def stack(
         )
     finally:
         await backend.aclose()
-        await transcripts.close()
+        await transcripts.database.close()
 
 
 async def test_a_job_runs_to_openai_output_lines_with_routing_metadata(
@@ -228,8 +232,11 @@ async def test_cascade_answers_without_the_lead_where_a_specialist_is_sure_and_c
     }.items():
         monkeypatch.setenv(f"UNDERSTUDY_{name}", value)
     settings = Settings()
-    async with open_orchestrator(settings) as orchestrator:
-        batches = BatchStore.sharing(orchestrator.store)
+    async with (
+        await Database.open(settings.database_url) as database,
+        open_orchestrator(settings, database) as orchestrator,
+    ):
+        batches = BatchStore(orchestrator.store.database)
         job = await batches.create_job(mode="cascade", input_name="in.jsonl")
         prompts = ["What is 17 * 24?", "Tell me a story about the sea and the moon."]
         await batches.add_items(

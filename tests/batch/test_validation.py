@@ -6,9 +6,9 @@ import io
 import json
 from pathlib import Path
 
-from orchestrator.store import BatchStore
 from serving.api.chat import served_models
 from serving.batch.output import ERROR_STATUSES, file_lines
+from serving.batch.store import BatchStore
 from serving.batch.validation import LoadReport, load_requests, read_lines
 from serving.settings import ApiSettings, BatchSettings
 from specialists.catalog import Catalog

@@ -1,6 +1,5 @@
 """Fixtures for registry and distillation tests.
 
-``database_url`` is the orchestrator tests' fresh SQLite file or PostgreSQL database per test.
 ``small_model_dir`` is SmolLM2 cut to its first two layers: real embeddings (so a LoRA learns a
 narrow task in a few dozen CPU steps, where a random model cannot produce a confident token)
 at a tenth of the compute."""
@@ -10,10 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from tests.orchestrator.conftest import database_url
-
-__all__ = ["database_url"]
 
 SMALL_MODEL_LAYERS = 2
 

@@ -7,7 +7,7 @@ import random
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from orchestrator.store import LeadCallRecord, RunRecord, ToolCallRecord
+from orchestrator.transcripts import LeadCallRecord, RunRecord, ToolCallRecord
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 OPENERS = ("Hi,", "Hello,", "Good morning,", "Hey there,", "Quick question:", "Excuse me,")

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.store import RegistryStore, SpecialistVersion
+from database import Database
+from distill.registry import RegistryStore, SpecialistVersion
 from serving.settings import get_settings
 from tests.helpers.cli import understudy
 
@@ -126,7 +127,8 @@ def test_bad_input_is_one_clear_line_and_registers_nothing(
 
 
 async def registered_versions() -> list[SpecialistVersion]:
-    async with await RegistryStore.open(get_settings().database_url) as registry:
+    async with await Database.open(get_settings().database_url) as registry_database:
+        registry = RegistryStore(registry_database)
         return await registry.list_versions()
 
 

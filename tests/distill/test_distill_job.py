@@ -10,11 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.store import DistillJobStore, ProposalDraft, RegistryStore, TranscriptStore
+from distill.jobs import DistillJobStore
+from distill.registry import ProposalDraft, RegistryStore
+from orchestrator.transcripts import TranscriptStore
 from serving.distill_job import DistillationRun, start_for_proposal, start_for_specialist
 from serving.settings import get_settings
 from specialists.errors import UnknownSpecialistError
 from tests.distill.helpers import HOURS_ANSWER, lead_run, museum_hours_questions
+from tests.helpers.stores import open_store
 
 LEASE_S = 30.0
 
@@ -40,9 +43,9 @@ def settings(tiny_model_dir: Path, database_url: str, monkeypatch: pytest.Monkey
 
 @pytest.fixture
 async def store(settings: None) -> AsyncIterator[TranscriptStore]:
-    opened = await TranscriptStore.open(get_settings().database_url)
+    opened = await open_store(TranscriptStore, get_settings().database_url)
     yield opened
-    await opened.close()
+    await opened.database.close()
 
 
 async def museum_proposal(store: TranscriptStore, runs: int) -> int:
@@ -52,7 +55,7 @@ async def museum_proposal(store: TranscriptStore, runs: int) -> int:
         run = lead_run(question, HOURS_ANSWER, minute=minute)
         await store.save_run(run)
         run_ids.append(run.id)
-    (proposal,) = await RegistryStore.sharing(store).replace_open_proposals(
+    (proposal,) = await RegistryStore(store.database).replace_open_proposals(
         [
             ProposalDraft(
                 name="museum_open",
@@ -71,7 +74,7 @@ async def museum_proposal(store: TranscriptStore, runs: int) -> int:
 
 async def claim(store: TranscriptStore, worker: str) -> DistillationRun:
     """The next job, claimed by ``worker`` as ``understudy worker`` would."""
-    job = await DistillJobStore.sharing(store).claim(worker, lease_s=LEASE_S, max_attempts=3)
+    job = await DistillJobStore(store.database).claim(worker, lease_s=LEASE_S, max_attempts=3)
     assert job is not None
     return DistillationRun(get_settings(), store, job, worker_id=worker)
 
@@ -79,7 +82,7 @@ async def claim(store: TranscriptStore, worker: str) -> DistillationRun:
 async def test_a_stopped_worker_hands_the_job_back_and_the_next_one_resumes_it(
     store: TranscriptStore,
 ) -> None:
-    registry, jobs = RegistryStore.sharing(store), DistillJobStore.sharing(store)
+    registry, jobs = RegistryStore(store.database), DistillJobStore(store.database)
     job = await start_for_proposal(registry, jobs, await museum_proposal(store, 40))
     assert (await registry.get_proposal(job.proposal_id or 0)).status == "accepted"
 
@@ -114,7 +117,7 @@ async def test_a_stopped_worker_hands_the_job_back_and_the_next_one_resumes_it(
 async def test_too_small_a_dataset_fails_the_job_and_registers_nothing(
     store: TranscriptStore,
 ) -> None:
-    registry, jobs = RegistryStore.sharing(store), DistillJobStore.sharing(store)
+    registry, jobs = RegistryStore(store.database), DistillJobStore(store.database)
     job = await start_for_proposal(registry, jobs, await museum_proposal(store, 6))
     run = await claim(store, "worker-a")
     failed = await run.run(asyncio.Event())
@@ -124,7 +127,7 @@ async def test_too_small_a_dataset_fails_the_job_and_registers_nothing(
 
 
 async def test_jobs_are_only_queued_for_specialists_that_exist(store: TranscriptStore) -> None:
-    registry, jobs = RegistryStore.sharing(store), DistillJobStore.sharing(store)
+    registry, jobs = RegistryStore(store.database), DistillJobStore(store.database)
     with pytest.raises(UnknownSpecialistError, match="nobody"):
         await start_for_specialist(get_settings(), registry, jobs, "nobody")
     queued = await start_for_specialist(get_settings(), registry, jobs, "math")

@@ -7,16 +7,18 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from orchestrator.store import DistillJobStore, NotInRegistry, RegistryError
+from distill.jobs import DistillJobStore
+from distill.registry import NotInRegistry, RegistryError
+from tests.helpers.stores import open_store
 
 LEASE_S = 30.0
 
 
 @pytest.fixture
 async def jobs(database_url: str) -> AsyncIterator[DistillJobStore]:
-    store = await DistillJobStore.open(database_url)
+    store = await open_store(DistillJobStore, database_url)
     yield store
-    await store.close()
+    await store.database.close()
 
 
 async def test_one_open_job_per_specialist(jobs: DistillJobStore) -> None:

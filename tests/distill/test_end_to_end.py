@@ -24,7 +24,8 @@ from typing import Any
 import httpx
 import pytest
 
-from orchestrator.store import DistillJob, DistillJobStore
+from database import Database
+from distill.jobs import DistillJob, DistillJobStore
 from orchestrator.testing import ScriptedLead, Step, reply
 from serving.orchestration import open_orchestrator
 from serving.settings import get_settings
@@ -99,7 +100,11 @@ def succeeds(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[st
 async def seed_transcripts() -> None:
     """The lead answers museum questions (and a few others) itself, in router mode."""
     questions = museum_hours_questions(MUSEUM_RUNS) + list(OTHER_QUESTIONS)
-    async with open_orchestrator(get_settings()) as orchestrator:
+    settings = get_settings()
+    async with (
+        await Database.open(settings.database_url) as database,
+        open_orchestrator(settings, database) as orchestrator,
+    ):
         for question in questions:
             result = await orchestrator.run(question, "router")
             assert result.route == "router" and result.specialists == []
@@ -133,7 +138,8 @@ def wait_for(condition: Callable[[], Any], *, timeout: float, what: str, log: Pa
 
 def job_state(job_id: str) -> DistillJob:
     async def read() -> DistillJob:
-        async with await DistillJobStore.open(get_settings().database_url) as jobs:
+        async with await Database.open(get_settings().database_url) as jobs_database:
+            jobs = DistillJobStore(jobs_database)
             return await jobs.get(job_id)
 
     return asyncio.run(read())

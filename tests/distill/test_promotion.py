@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from starlette.responses import JSONResponse, Response
 
-from orchestrator.store import PromotionRefused, RegistryStore, SpecialistDefinition
+from distill.registry import PromotionRefused, RegistryStore, SpecialistDefinition
 from serving.promotion import (
     Promoter,
     ServedBase,
@@ -28,13 +28,14 @@ from specialists.catalog import Catalog
 from specialists.errors import ConfigurationError, ModelError, UnknownSpecialistError
 from specialists.vllm_client import VLLMBackend
 from tests.helpers.http_server import serve
+from tests.helpers.stores import open_store
 
 
 @pytest.fixture
 async def registry(database_url: str) -> AsyncIterator[RegistryStore]:
-    store = await RegistryStore.open(database_url)
+    store = await open_store(RegistryStore, database_url)
     yield store
-    await store.close()
+    await store.database.close()
 
 
 @pytest.fixture

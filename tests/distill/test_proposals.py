@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from distill.registry import Proposal, RegistryStore
 from orchestrator.prerouter import MiniLMEmbedder
 from orchestrator.proposals import (
     DEFAULT_CLUSTER_THRESHOLD,
@@ -17,7 +18,7 @@ from orchestrator.proposals import (
     cluster,
     lead_answered,
 )
-from orchestrator.store import Proposal, RegistryStore, TranscriptStore
+from orchestrator.transcripts import TranscriptStore
 from serving.proposals import accept, propose
 from specialists.catalog import Catalog
 from tests.distill.helpers import (
@@ -27,6 +28,7 @@ from tests.distill.helpers import (
     lead_run,
     museum_hours_questions,
 )
+from tests.helpers.stores import open_store
 
 MIN_RUNS = 12
 
@@ -38,9 +40,9 @@ def embedder() -> MiniLMEmbedder:
 
 @pytest.fixture
 async def store(database_url: str) -> AsyncIterator[TranscriptStore]:
-    opened = await TranscriptStore.open(database_url)
+    opened = await open_store(TranscriptStore, database_url)
     yield opened
-    await opened.close()
+    await opened.database.close()
 
 
 async def seed(store: TranscriptStore, data_dir: Path) -> float:
@@ -105,7 +107,7 @@ async def test_propose_finds_the_uncovered_task_and_prices_it(
     store: TranscriptStore, embedder: MiniLMEmbedder, data_dir: Path
 ) -> None:
     museum_cost = await seed(store, data_dir)
-    registry = RegistryStore.sharing(store)
+    registry = RegistryStore(store.database)
     now = EPOCH + timedelta(days=3)
     proposals = await propose_with_defaults(registry, store, embedder, now=now)
     assert len(proposals) == 1, [(p.name, p.run_count) for p in proposals]
@@ -137,7 +139,7 @@ async def test_too_few_runs_propose_nothing(
 ) -> None:
     for minute, question in enumerate(museum_hours_questions(MIN_RUNS - 1)):
         await store.save_run(lead_run(question, HOURS_ANSWER, minute=minute))
-    proposals = await propose_with_defaults(RegistryStore.sharing(store), store, embedder)
+    proposals = await propose_with_defaults(RegistryStore(store.database), store, embedder)
     assert proposals == []
 
 

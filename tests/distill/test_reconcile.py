@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.lead import LeadConfig
-from orchestrator.run import Orchestrator
-from orchestrator.store import (
+from distill.registry import (
     RegistrySnapshot,
     RegistryStore,
     SpecialistDefinition,
     SpecialistVersion,
 )
+from orchestrator.lead import LeadConfig
+from orchestrator.run import Orchestrator
 from serving.promotion import adapter_sha256
 from serving.reconcile import (
     CatalogSync,
@@ -30,6 +30,7 @@ from serving.settings import get_settings
 from specialists.catalog import Catalog
 from specialists.errors import ModelError, UnknownSpecialistError
 from specialists.local import LocalBackend
+from tests.helpers.stores import open_store
 
 SHORT = {"generation": {"max_tokens": 8}}
 MUSEUM = SpecialistDefinition(
@@ -44,9 +45,9 @@ MUSEUM = SpecialistDefinition(
 
 @pytest.fixture
 async def registry(database_url: str) -> AsyncIterator[RegistryStore]:
-    store = await RegistryStore.open(database_url)
+    store = await open_store(RegistryStore, database_url)
     yield store
-    await store.close()
+    await store.database.close()
 
 
 @pytest.fixture(scope="module")
@@ -199,13 +200,12 @@ def active_version(name: str, adapter: Path, *, threshold: float | None) -> Spec
 
 
 async def test_a_specialist_being_trained_is_known_before_it_is_served(
-    registry: RegistryStore, database_url: str, monkeypatch: pytest.MonkeyPatch
+    registry: RegistryStore,
 ) -> None:
-    monkeypatch.setenv("UNDERSTUDY_DATABASE_URL", database_url)
-    get_settings.cache_clear()
+    settings, database = get_settings(), registry.database
     with pytest.raises(UnknownSpecialistError, match="museum"):
-        await known_specialist(get_settings(), "museum")
+        await known_specialist(settings, database, "museum")
     await registry.define_specialist(MUSEUM)
-    museum = await known_specialist(get_settings(), "museum")
+    museum = await known_specialist(settings, database, "museum")
     assert (museum.system_prompt, museum.adapter) == (MUSEUM.system_prompt, None)
-    assert "museum" not in (await served_catalog(get_settings())).names
+    assert "museum" not in (await served_catalog(settings, database)).names

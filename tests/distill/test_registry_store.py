@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.store import (
+from distill.registry import (
     NotInRegistry,
     PromotionRefused,
     ProposalDraft,
@@ -17,13 +17,14 @@ from orchestrator.store import (
     SpecialistDefinition,
     SpecialistVersion,
 )
+from tests.helpers.stores import open_store
 
 
 @pytest.fixture
 async def registry(database_url: str) -> AsyncIterator[RegistryStore]:
-    store = await RegistryStore.open(database_url)
+    store = await open_store(RegistryStore, database_url)
     yield store
-    await store.close()
+    await store.database.close()
 
 
 async def add(registry: RegistryStore, name: str = "math", **overrides: Any) -> SpecialistVersion:

@@ -24,13 +24,11 @@ from orchestrator.lead import LeadConfig
 from orchestrator.modes import Mode
 from orchestrator.prerouter import MiniLMEmbedder, PreRouter
 from orchestrator.run import Orchestrator
-from orchestrator.store import TranscriptStore
 from orchestrator.testing import ScriptedLead, Step, failure, reply, tool_calls
+from orchestrator.transcripts import TranscriptStore
 from specialists import Catalog, ConfigurationError
 from specialists.local import LocalBackend
-from tests.orchestrator.conftest import database_url
-
-__all__ = ["database_url"]
+from tests.helpers.stores import open_store
 
 GSM8K = get_suite("gsm8k")
 TINY = {"generation": {"max_tokens": 8}}
@@ -55,9 +53,9 @@ def samples(data_dir: Path) -> list[Sample]:
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[TranscriptStore]:
-    opened = await TranscriptStore.open(f"sqlite+aiosqlite:///{tmp_path / 'transcripts.db'}")
+    opened = await open_store(TranscriptStore, f"sqlite+aiosqlite:///{tmp_path / 'transcripts.db'}")
     yield opened
-    await opened.close()
+    await opened.database.close()
 
 
 def answering(samples: list[Sample]) -> Callable[[dict[str, Any]], Step]:
@@ -110,7 +108,7 @@ async def test_every_mode_answers_the_same_samples_and_a_rerun_costs_nothing(
     database_url: str,
     tmp_path: Path,
 ) -> None:
-    store = await TranscriptStore.open(database_url)
+    store = await open_store(TranscriptStore, database_url)
     try:
         with ScriptedLead([answering(samples)], repeat_last=True) as lead:
             orch = orchestrator(tiny_backend, embedder, store, lead)
@@ -121,7 +119,7 @@ async def test_every_mode_answers_the_same_samples_and_a_rerun_costs_nothing(
         assert len(lead.requests) == requests and tiny_backend.batches_run == batches
         assert len(await store.list_runs(limit=100)) == runs == 12
     finally:
-        await store.close()
+        await store.database.close()
 
     ids = [s.id for s in samples]
     assert list(outcome.items) == ["llm", "router", "cascade", "slm"]

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from orchestrator.store import RegistryStore, SpecialistDefinition
+from distill.registry import RegistryStore, SpecialistDefinition
 from serving.promotion import Promoter, ServedBase, register_candidate
 from serving.settings import Settings
 from serving.slm_server import find_vllm
@@ -28,6 +28,7 @@ from specialists import Catalog, ConfigurationError
 from specialists.vllm_client import VLLMBackend
 from tests.helpers.http_server import free_port
 from tests.helpers.models import build_random_lora
+from tests.helpers.stores import open_store
 
 pytestmark = pytest.mark.vllm
 
@@ -167,7 +168,8 @@ def test_promotion_and_rollback_reach_the_running_server(
     catalog = Catalog.default()
 
     async def go() -> tuple[list[str], list[str], list[str]]:
-        registry = await RegistryStore.open(f"sqlite+aiosqlite:///{tmp_path / 'registry.db'}")
+        url = f"sqlite+aiosqlite:///{tmp_path / 'registry.db'}"
+        registry = await open_store(RegistryStore, url)
         client = backend(vllm_server)
         try:
             await registry.define_specialist(
@@ -186,7 +188,7 @@ def test_promotion_and_rollback_reach_the_running_server(
             return before, promoted, await client.served_models()
         finally:
             await client.aclose()
-            await registry.close()
+            await registry.database.close()
 
     before, promoted, rolled_back = asyncio.run(go())
     assert "museum" not in before

@@ -12,12 +12,13 @@ import pytest
 from orchestrator.cost import PriceBook
 from orchestrator.lead import LeadConfig
 from orchestrator.run import InvalidRequest, Orchestrator, RunBudget
-from orchestrator.store import TranscriptStore
 from orchestrator.testing import ScriptedLead, failure, reply, tool_calls
+from orchestrator.transcripts import TranscriptStore
 from specialists import Catalog, ConfigurationError
 from specialists.local import LocalBackend
 from specialists.vllm_client import VLLMBackend
 from tests.helpers.http_server import free_port
+from tests.helpers.stores import open_store
 
 SHORT = {"generation": {"max_tokens": 24}}
 
@@ -38,9 +39,9 @@ async def smollm2(smollm2_dir: Path) -> AsyncIterator[LocalBackend]:
 
 @pytest.fixture
 async def store(database_url: str) -> AsyncIterator[TranscriptStore]:
-    opened = await TranscriptStore.open(database_url)
+    opened = await open_store(TranscriptStore, database_url)
     yield opened
-    await opened.close()
+    await opened.database.close()
 
 
 def lead_for(scripted: ScriptedLead, **kwargs: object) -> LeadConfig:
@@ -254,7 +255,9 @@ def test_package_exports_are_lazy_and_complete() -> None:
 
     package = importlib.import_module("orchestrator")
     assert all(getattr(package, name) is not None for name in package.__all__)
-    probe = "import sys, orchestrator.store, orchestrator.modes; print('agents' in sys.modules)"
+    probe = (
+        "import sys, orchestrator.transcripts, orchestrator.modes; print('agents' in sys.modules)"
+    )
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert loaded.stdout.strip() == "False"  # the store and the CLI do not pay for the SDK
 

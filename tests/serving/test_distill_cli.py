@@ -9,15 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.store import (
-    ProposalDraft,
-    RegistryStore,
-    RunRecord,
-    ToolCallRecord,
-    TranscriptStore,
-)
+from database import Database
+from distill.registry import ProposalDraft, RegistryStore
+from orchestrator.transcripts import RunRecord, ToolCallRecord, TranscriptStore
 from tests.distill.test_reconcile import MUSEUM
 from tests.helpers.cli import understudy
+from tests.helpers.stores import open_store
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -25,7 +22,7 @@ EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 async def seed(url: str, count: int, specialist: str = "math", asked: str = "") -> None:
     """``count`` runs where the lead corrected ``specialist``, one with an email in it; the
     lead's request to the specialist is the question after ``asked``."""
-    store = await TranscriptStore.open(url)
+    store = await open_store(TranscriptStore, url)
     try:
         for i in range(count):
             question = f"What is {i * 37 % 101} plus {i * 53 % 97}?"
@@ -62,7 +59,7 @@ async def seed(url: str, count: int, specialist: str = "math", asked: str = "") 
                 )
             )
     finally:
-        await store.close()
+        await store.database.close()
 
 
 @pytest.fixture
@@ -128,9 +125,9 @@ def test_bad_input_is_one_clear_line(env: dict[str, str]) -> None:
 
 async def propose(url: str, run_ids: list[str]) -> int:
     """A stored proposal over ``run_ids``, as `distill propose` would leave it."""
-    store = await TranscriptStore.open(url)
+    store = await open_store(TranscriptStore, url)
     try:
-        registry = RegistryStore.sharing(store)
+        registry = RegistryStore(store.database)
         draft = ProposalDraft(
             name="sums",
             description="Adds two numbers.",
@@ -144,11 +141,12 @@ async def propose(url: str, run_ids: list[str]) -> int:
         (proposal,) = await registry.replace_open_proposals([draft])
         return proposal.id
     finally:
-        await store.close()
+        await store.database.close()
 
 
 async def define_museum(url: str) -> None:
-    async with await RegistryStore.open(url) as registry:
+    async with await Database.open(url) as registry_database:
+        registry = RegistryStore(registry_database)
         await registry.define_specialist(MUSEUM)
 
 

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest_asyncio
 
-from orchestrator.store import RunRecord, ToolCallRecord, TranscriptStore
+from orchestrator.transcripts import RunRecord, ToolCallRecord, TranscriptStore
 from serving.distill_source import read_transcripts
 from specialists.catalog import Catalog
-from tests.orchestrator.conftest import database_url  # noqa: F401 - the per-backend fixture
+from tests.helpers.stores import open_store
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -40,12 +40,12 @@ def run_record(index: int, route: str, specialists: list[str], **fields) -> RunR
 
 
 @pytest_asyncio.fixture
-async def store(database_url: str) -> AsyncIterator[TranscriptStore]:  # noqa: F811
-    store = await TranscriptStore.open(database_url)
+async def store(database_url: str) -> AsyncIterator[TranscriptStore]:
+    store = await open_store(TranscriptStore, database_url)
     try:
         yield store
     finally:
-        await store.close()
+        await store.database.close()
 
 
 async def test_runs_that_consulted_the_specialist_come_with_tool_calls_and_feedback(

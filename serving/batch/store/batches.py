@@ -3,8 +3,8 @@
 A job's requests are ``batch_items`` rows in input order. Workers claim items in small groups —
 ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL, so workers on many machines never claim the same
 row; on SQLite every claim is one ``BEGIN IMMEDIATE`` transaction of the single writer — and hold
-them under a lease they renew with :meth:`BatchStore.heartbeat`. A worker that dies (``kill -9``,
-a lost machine) stops renewing; once its leases expire, its items are claimed again.
+them under a lease they renew with :meth:`~.workers.WorkerStore.heartbeat`. A worker that dies
+(``kill -9``, a lost machine) stops renewing; once its leases expire, its items are claimed again.
 
 Each claim increments the item's ``claims`` counter, and a result is committed only under the
 claim that produced it (:meth:`BatchStore.complete`), so a worker that lost its lease cannot
@@ -21,36 +21,30 @@ its items whenever they are read, so each result is stored once.
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from orchestrator.store.engine import Database, wrap_errors
-from orchestrator.store.errors import BatchNotFound
-from orchestrator.store.files import FileDigest, newest_first_after
-from orchestrator.store.tables import (
-    ITEM_STATUSES,
-    WORKER_ID_LENGTH,
-    BatchItemRow,
-    BatchJobRow,
-    FileRow,
-    WorkerRow,
+from database.engine import Database, Store, wrap_errors
+from database.tables import BatchItemRow, BatchJobRow, FileRow
+from serving.batch.store.errors import BatchNotFound
+from serving.batch.store.files import FileDigest, newest_first_after
+from serving.batch.store.records import (
+    CHAT_ENDPOINT,
+    BatchJob,
+    BatchProgress,
+    ClaimedItem,
+    ItemOutput,
+    ItemResult,
+    NewItem,
+    job_from_row,
+    progress_from_sums,
 )
-
-CHAT_ENDPOINT = "/v1/chat/completions"
-"""The one endpoint batch requests may address."""
-FINAL_STATUSES = frozenset({"failed", "completed", "cancelled"})
-"""Job statuses that never change again."""
-STALE_WORKER_LEASES = 10
-"""A worker row silent for this many leases is deleted (its process is long gone)."""
 
 _JOBS = BatchJobRow.__table__
 _ITEMS = BatchItemRow.__table__
@@ -58,143 +52,15 @@ _OPEN = _JOBS.c.status.in_(("in_progress", "cancelling"))
 """Jobs that finish once their items are done."""
 
 
-@dataclass(frozen=True)
-class BatchJob:
-    """A job as callers see it; its progress is :meth:`BatchStore.progress`."""
+class BatchStore(Store):
+    """Batch jobs and their items in SQLite or PostgreSQL, on the process's :class:`Database`.
 
-    id: str
-    status: str
-    """``validating`` → ``in_progress`` → ``completed``; or ``failed`` (its input was invalid);
-    or ``cancelling`` → ``cancelled``."""
-    endpoint: str
-    mode: str
-    """Mode of the requests whose ``model`` is not an Understudy model name."""
-    input_name: str
-    input_file_id: str | None
-    output_file_id: str | None
-    error_file_id: str | None
-    completion_window: str
-    metadata: dict[str, Any] | None
-    errors: list[dict[str, Any]] | None
-    """Why validation failed: ``{"line", "code", "message"}`` per bad input line."""
-    total: int
-    created_at: datetime
-    started_at: datetime | None
-    cancel_requested_at: datetime | None
-    finished_at: datetime | None
-
-    @property
-    def finished(self) -> bool:
-        return self.status in FINAL_STATUSES
-
-
-@dataclass(frozen=True)
-class BatchProgress:
-    """Items by status, and what the finished ones used and cost."""
-
-    pending: int = 0
-    running: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    cancelled: int = 0
-    lead_tokens: int = 0
-    slm_tokens: int = 0
-    cost_usd: float = 0.0
-    lead_only_cost_usd: float = 0.0
-    """What the same tokens would have cost on the lead alone (``llm`` mode's price)."""
-    answered_without_lead: int = 0
-    """Succeeded items the lead never saw (a specialist's answer was accepted)."""
-
-    @property
-    def total(self) -> int:
-        return self.pending + self.running + self.done
-
-    @property
-    def done(self) -> int:
-        return self.succeeded + self.failed + self.cancelled
-
-    @property
-    def saved_usd(self) -> float:
-        return max(0.0, self.lead_only_cost_usd - self.cost_usd)
-
-
-@dataclass(frozen=True)
-class NewItem:
-    """One input line to store: a valid request, or (``output`` set) an invalid line's error."""
-
-    line: int
-    custom_id: str | None
-    body: dict[str, Any] | None
-    output: str | None = None
-    """The error line of an invalid request, stored as failed so nothing is silently lost."""
-
-
-@dataclass(frozen=True)
-class ClaimedItem:
-    """An item a worker holds under its lease."""
-
-    job_id: str
-    line: int
-    custom_id: str
-    body: dict[str, Any]
-    claims: int
-    """1 on the first claim; more means an earlier worker may have started it."""
-    mode: str
-    """The job's mode."""
-
-
-@dataclass(frozen=True)
-class ItemResult:
-    """The outcome of one item, committed with :meth:`BatchStore.complete`."""
-
-    succeeded: bool
-    output: str
-    """The output file line (or error file line, when it failed), without the newline."""
-    run_id: str | None = None
-    lead_tokens: int = 0
-    slm_tokens: int = 0
-    cost_usd: float = 0.0
-    lead_only_cost_usd: float = 0.0
-
-
-@dataclass(frozen=True)
-class ItemOutput:
-    """A finished item as output and error files list it."""
-
-    line: int
-    custom_id: str | None
-    status: str
-    output: str | None
-    """None for items cancelled before they ran."""
-
-
-@dataclass(frozen=True)
-class WorkerInfo:
-    """A worker process, as its heartbeat row records it."""
-
-    id: str
-    host: str
-    pid: int
-    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-    @classmethod
-    def this_process(cls) -> WorkerInfo:
-        host = socket.gethostname()
-        suffix = f":{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        return cls(id=host[: WORKER_ID_LENGTH - len(suffix)] + suffix, host=host, pid=os.getpid())
-
-
-class BatchStore(Database):
-    """Batch jobs, their items and the workers running them, in SQLite or PostgreSQL.
-
-    Open with :meth:`open`, or with :meth:`sharing` on the transcript store's engine (one pool,
-    one SQLite write queue). Every method is a short transaction of its own.
+    Every method is a short transaction of its own.
     """
 
-    def __init__(self, engine: AsyncEngine, url: str) -> None:
-        super().__init__(engine, url)
-        self._postgres = engine.dialect.name == "postgresql"
-        self._insert = postgresql.insert if self._postgres else sqlite.insert
+    def __init__(self, database: Database) -> None:
+        super().__init__(database)
+        self._insert = postgresql.insert if database.dialect == "postgresql" else sqlite.insert
 
     # ------------------------------------------------------------------------------ jobs
 
@@ -233,7 +99,7 @@ class BatchStore(Database):
         with wrap_errors("create_batch", self._url):
             async with self._writing(), self._engine.begin() as connection:
                 await connection.execute(insert(_JOBS), values)
-        return _job(values)
+        return job_from_row(values)
 
     async def add_items(self, job_id: str, items: Sequence[NewItem]) -> list[int]:
         """Store a chunk of a validating job's items; returns the lines whose ``custom_id`` an
@@ -310,7 +176,7 @@ class BatchStore(Database):
                 ).one_or_none()
         if row is None:
             raise BatchNotFound(job_id)
-        return _job(row._mapping)
+        return job_from_row(row._mapping)
 
     async def list_jobs(self, *, limit: int = 20, after: str | None = None) -> list[BatchJob]:
         """Jobs newest first; ``after`` is the id of the last job of the previous page."""
@@ -322,7 +188,7 @@ class BatchStore(Database):
                         newest_first_after(_JOBS, await _created_at(connection, after))
                     )
                 rows = (await connection.execute(query)).all()
-        return [_job(row._mapping) for row in rows]
+        return [job_from_row(row._mapping) for row in rows]
 
     async def progress(self, job_id: str) -> BatchProgress:
         """Items by status with their tokens and cost, in one query."""
@@ -350,7 +216,7 @@ class BatchStore(Database):
         by_job: dict[str, dict[str, Sequence[Any]]] = {job_id: {} for job_id in job_ids}
         for job_id, status, *sums in found:
             by_job[job_id][status] = sums
-        return {job_id: _progress(rows) for job_id, rows in by_job.items()}
+        return {job_id: progress_from_sums(rows) for job_id, rows in by_job.items()}
 
     async def cancel(self, job_id: str) -> BatchJob:
         """Stop a job: items not yet claimed are cancelled, running ones finish.
@@ -517,59 +383,6 @@ class BatchStore(Database):
                 return
             last = rows[-1].line
 
-    # --------------------------------------------------------------------------- workers
-
-    async def heartbeat(self, worker: WorkerInfo, *, lease_s: float) -> int:
-        """Record that ``worker`` lives and renew its leases; returns how many workers live.
-
-        Raises:
-            StoreError: The database failed.
-        """
-        now = datetime.now(UTC)
-        row = {
-            "id": worker.id,
-            "host": worker.host,
-            "pid": worker.pid,
-            "started_at": worker.started_at,
-            "heartbeat_at": now,
-        }
-        upsert = (
-            self._insert(WorkerRow.__table__)
-            .values(row)
-            .on_conflict_do_update(index_elements=["id"], set_={"heartbeat_at": now})
-        )
-        live = (
-            select(func.count())
-            .select_from(WorkerRow)
-            .where(WorkerRow.heartbeat_at >= now - timedelta(seconds=lease_s))
-        )
-        with wrap_errors("worker_heartbeat", self._url):
-            async with self._writing(), self._engine.begin() as connection:
-                await connection.execute(upsert)
-                await connection.execute(
-                    update(_ITEMS)
-                    .where(_ITEMS.c.worker_id == worker.id, _ITEMS.c.status == "running")
-                    .values(lease_expires_at=now + timedelta(seconds=lease_s))
-                )
-                await connection.execute(
-                    delete(WorkerRow).where(
-                        WorkerRow.heartbeat_at
-                        < now - timedelta(seconds=lease_s * STALE_WORKER_LEASES)
-                    )
-                )
-                return int(await connection.scalar(live) or 1)
-
-    async def release(self, worker_id: str) -> None:
-        """A worker stops cleanly: its running items go back to pending at once."""
-        with wrap_errors("release_worker", self._url):
-            async with self._writing(), self._engine.begin() as connection:
-                await connection.execute(
-                    update(_ITEMS)
-                    .where(_ITEMS.c.worker_id == worker_id, _ITEMS.c.status == "running")
-                    .values(status="pending", worker_id=None, lease_expires_at=None)
-                )
-                await connection.execute(delete(WorkerRow).where(WorkerRow.id == worker_id))
-
     # ----------------------------------------------------------------------- output files
 
     async def job_of_output_file(self, file_id: str) -> BatchJob | None:
@@ -580,7 +393,7 @@ class BatchStore(Database):
         with wrap_errors("get_batch", self._url):
             async with self._engine.connect() as connection:
                 row = (await connection.execute(query)).first()
-        return None if row is None else _job(row._mapping)
+        return None if row is None else job_from_row(row._mapping)
 
     async def attach_output_files(
         self, job_id: str, *, output: FileDigest | None, errors: FileDigest | None
@@ -726,59 +539,11 @@ def _item_values(job_id: str, item: NewItem) -> dict[str, Any]:
     }
 
 
-def _progress(rows: dict[str, Sequence[Any]]) -> BatchProgress:
-    """One job's progress from its per-status sums (count, lead tokens, SLM tokens, cost,
-    lead-only cost, items without lead tokens)."""
-    none = (0, 0, 0, 0.0, 0.0, 0)
-    return BatchProgress(
-        **{status: int(rows.get(status, none)[0]) for status in ITEM_STATUSES},
-        lead_tokens=sum(int(row[1]) for row in rows.values()),
-        slm_tokens=sum(int(row[2]) for row in rows.values()),
-        cost_usd=sum(float(row[3]) for row in rows.values()),
-        lead_only_cost_usd=sum(float(row[4]) for row in rows.values()),
-        answered_without_lead=int(rows.get("succeeded", none)[5]),
-    )
-
-
 async def _created_at(connection: AsyncConnection, job_id: str) -> tuple[datetime, str]:
     created = await connection.scalar(select(_JOBS.c.created_at).where(_JOBS.c.id == job_id))
     if created is None:
         raise BatchNotFound(job_id)
     return created, job_id
-
-
-def _job(values: Any) -> BatchJob:
-    return BatchJob(
-        id=values["id"],
-        status=values["status"],
-        endpoint=values["endpoint"],
-        mode=values["mode"],
-        input_name=values["input_name"],
-        input_file_id=values["input_file_id"],
-        output_file_id=values["output_file_id"],
-        error_file_id=values["error_file_id"],
-        completion_window=values["completion_window"],
-        metadata=values["metadata"],
-        errors=values["errors"],
-        total=values["total"],
-        created_at=values["created_at"],
-        started_at=values["started_at"],
-        cancel_requested_at=values["cancel_requested_at"],
-        finished_at=values["finished_at"],
-    )
-
-
-__all__ = [
-    "CHAT_ENDPOINT",
-    "BatchJob",
-    "BatchProgress",
-    "BatchStore",
-    "ClaimedItem",
-    "ItemOutput",
-    "ItemResult",
-    "NewItem",
-    "WorkerInfo",
-]
 
 
 async def _cancel_pending(connection: AsyncConnection, job_id: str, now: datetime) -> None:

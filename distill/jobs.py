@@ -21,9 +21,9 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.store.engine import Database, wrap_errors
-from orchestrator.store.registry import NotInRegistry, RegistryError, write_session
-from orchestrator.store.tables import DistillJobRow
+from database.engine import Store, wrap_errors
+from database.tables import DistillJobRow
+from distill.registry import NotInRegistry, RegistryError
 
 MAX_ERROR_CHARS = 4000
 
@@ -56,8 +56,8 @@ class DistillJob:
         return self.status in ("succeeded", "failed", "cancelled")
 
 
-class DistillJobStore(Database):
-    """The queue of distillation jobs. Open with :meth:`open` (or :meth:`sharing`)."""
+class DistillJobStore(Store):
+    """The queue of distillation jobs, on the process's :class:`Database`."""
 
     async def enqueue(
         self, specialist: str, *, proposal_id: int | None = None, trigger: str = "manual"
@@ -208,7 +208,7 @@ class DistillJobStore(Database):
             return _job(row)
 
     def _session(self, operation: str) -> AbstractAsyncContextManager[AsyncSession]:
-        return write_session(self, operation)
+        return self.database.write_session(operation)
 
 
 async def _row(session: AsyncSession, job_id: str) -> DistillJobRow:

@@ -22,7 +22,7 @@ with any number of CLI, API and worker processes.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -30,8 +30,8 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from orchestrator.store.engine import Database, wrap_errors
-from orchestrator.store.tables import (
+from database.engine import Database, Store, wrap_errors
+from database.tables import (
     SPECIALIST_NAME_LENGTH,
     ProposalRow,
     RegisteredSpecialistRow,
@@ -164,15 +164,23 @@ class RegistrySnapshot:
     """Every registry-only specialist, active or not."""
 
 
-class RegistryStore(Database):
-    """Proposals, registered specialists and their versions. Open with :meth:`open`."""
+class RegistryStore(Store):
+    """Proposals, registered specialists and their versions, on the process's :class:`Database`."""
 
-    def __init__(self, engine: Any, url: str) -> None:
-        super().__init__(engine, url)
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+    def __init__(self, database: Database) -> None:
+        super().__init__(database)
+        self._sessions = async_sessionmaker(database.engine, expire_on_commit=False)
 
-    def _write(self, operation: str) -> AbstractAsyncContextManager[AsyncSession]:
-        return write_session(self, operation, lock_registry=True)
+    @asynccontextmanager
+    async def _write(self, operation: str) -> AsyncIterator[AsyncSession]:
+        """A write session that also locks the ``registry_state`` row (PostgreSQL; SQLite's
+        transaction already excludes other writers), serialising every registry change across
+        processes."""
+        async with self.database.write_session(operation) as session:
+            await session.execute(
+                select(RegistryStateRow.id).where(RegistryStateRow.id == 1).with_for_update()
+            )
+            yield session
 
     @asynccontextmanager
     async def _read(self, operation: str) -> AsyncIterator[AsyncSession]:
@@ -443,29 +451,6 @@ class RegistryStore(Database):
                 previous.status, previous.retired_at = "active", None
             await _bump(session)
             return _version(current), None if previous is None else _version(previous)
-
-
-@asynccontextmanager
-async def write_session(
-    database: Database, operation: str, *, lock_registry: bool = False
-) -> AsyncIterator[AsyncSession]:
-    """A session in one write transaction (queued and ``BEGIN IMMEDIATE`` on SQLite, so reading
-    first cannot fail on the lock upgrade), flushed at the end, with errors wrapped.
-
-    ``lock_registry`` also locks the ``registry_state`` row (PostgreSQL; SQLite's transaction
-    already excludes other writers), serialising every registry change across processes.
-    """
-    with wrap_errors(operation, database._url):
-        async with (
-            database._write_transaction() as connection,
-            AsyncSession(bind=connection, expire_on_commit=False) as session,
-        ):
-            if lock_registry:
-                await session.execute(
-                    select(RegistryStateRow.id).where(RegistryStateRow.id == 1).with_for_update()
-                )
-            yield session
-            await session.flush()
 
 
 def promotion_refusal(version: SpecialistVersion) -> str | None:

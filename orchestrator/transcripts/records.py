@@ -2,7 +2,7 @@
 
 These are the objects the orchestrator builds while it answers and the ones every reader (CLI,
 HTTP API, distillation) gets back. They are deliberately separate from the ORM rows in
-:mod:`orchestrator.store.tables`, so nothing outside the store ever holds a live session object.
+:mod:`database.tables`, so nothing outside the store ever holds a live session object.
 """
 
 from __future__ import annotations

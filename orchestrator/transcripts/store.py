@@ -2,7 +2,7 @@
 
 Runs are written once, whole, in one transaction, and never overwritten; that is what lets batch
 jobs resume after a crash without storing an answer twice, and what makes the store a trustworthy
-source for distillation. Readers get plain dataclasses (:mod:`orchestrator.store.records`).
+source for distillation. Readers get plain dataclasses (:mod:`orchestrator.transcripts.records`).
 """
 
 from __future__ import annotations
@@ -14,13 +14,11 @@ from typing import Any
 
 from sqlalchemy import exists, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
-from orchestrator.store.engine import Database, wrap_errors
-from orchestrator.store.errors import RunAlreadyRecorded, RunNotFound
-from orchestrator.store.records import FeedbackRecord, LeadCallRecord, RunRecord, ToolCallRecord
-from orchestrator.store.tables import (
+from database.engine import Database, Store, wrap_errors
+from database.tables import (
     MODE_LENGTH,
     RUN_ID_LENGTH,
     FeedbackRow,
@@ -28,21 +26,24 @@ from orchestrator.store.tables import (
     RunRow,
     ToolCallRow,
 )
+from orchestrator.transcripts.errors import RunAlreadyRecorded, RunNotFound
+from orchestrator.transcripts.records import (
+    FeedbackRecord,
+    LeadCallRecord,
+    RunRecord,
+    ToolCallRecord,
+)
 
 MAX_COMMENT_CHARS = 4000
 """Longest feedback comment; feedback is a judgement, not a document."""
 
 
-class TranscriptStore(Database):
-    """Runs and feedback in SQLite or PostgreSQL. Open with :meth:`open`, end with :meth:`close`.
+class TranscriptStore(Store):
+    """Runs and feedback in SQLite or PostgreSQL, on the process's :class:`Database`."""
 
-    One instance is shared by a whole process (it holds a connection pool); every method is a
-    short transaction of its own, so concurrent coroutines can use it freely.
-    """
-
-    def __init__(self, engine: AsyncEngine, url: str) -> None:
-        super().__init__(engine, url)
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+    def __init__(self, database: Database) -> None:
+        super().__init__(database)
+        self._sessions = async_sessionmaker(database.engine, expire_on_commit=False)
 
     async def save_run(self, run: RunRecord) -> None:
         """Store a run with its lead calls and tool calls, all or nothing.
@@ -148,7 +149,7 @@ class TranscriptStore(Database):
             try:
                 # Insert first and let the foreign key say whether the run exists: on SQLite a
                 # read-then-write transaction can fail on the lock upgrade instead of waiting.
-                async with self._sessions.begin() as session:
+                async with self._writing(), self._sessions.begin() as session:
                     session.add(row)
             except IntegrityError:
                 if not await self._run_exists(run_id):

@@ -2,40 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from sqlalchemy import text
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
-import orchestrator.store
-from orchestrator.store import (
+from database.engine import create_engine
+from database.tables import ToolCallRow
+from orchestrator.transcripts import (
     LeadCallRecord,
     RunAlreadyRecorded,
     RunNotFound,
     RunRecord,
-    StoreError,
     ToolCallRecord,
     TranscriptStore,
-    upgrade_database,
 )
-from orchestrator.store.engine import create_engine
-from orchestrator.store.tables import Base, ToolCallRow
-from specialists.errors import ConfigurationError, UnderstudyError
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
-
-HEAD_REVISION = "0004"
-"""The newest migration; bump it with each new one."""
 
 
 def make_run(**overrides: Any) -> RunRecord:
@@ -102,61 +90,6 @@ def make_run(**overrides: Any) -> RunRecord:
         ],
     )
     return replace(run, **overrides)
-
-
-async def test_public_names_are_pinned() -> None:
-    assert sorted(orchestrator.store.__all__) == [
-        "Admission",
-        "ApiKey",
-        "BatchJob",
-        "BatchNotFound",
-        "BatchProgress",
-        "BatchStore",
-        "ClaimedItem",
-        "DistillJob",
-        "DistillJobStore",
-        "FeedbackRecord",
-        "FileDigest",
-        "FileNotFound",
-        "FileStore",
-        "ItemOutput",
-        "ItemResult",
-        "KeyNotFound",
-        "KeyStore",
-        "LeadCallRecord",
-        "NewItem",
-        "NotInRegistry",
-        "PromotionRefused",
-        "Proposal",
-        "ProposalDraft",
-        "RegistryError",
-        "RegistrySnapshot",
-        "RegistryStore",
-        "RunAlreadyRecorded",
-        "RunNotFound",
-        "RunRecord",
-        "SpecialistDefinition",
-        "SpecialistVersion",
-        "StoreError",
-        "StoredFile",
-        "ToolCallRecord",
-        "TranscriptStore",
-        "WorkerInfo",
-        "promotion_refusal",
-        "upgrade_database",
-    ]
-    for name in (
-        "BatchNotFound",
-        "FileNotFound",
-        "KeyNotFound",
-        "NotInRegistry",
-        "PromotionRefused",
-        "RegistryError",
-        "RunAlreadyRecorded",
-        "RunNotFound",
-        "StoreError",
-    ):
-        assert issubclass(getattr(orchestrator.store, name), UnderstudyError)
 
 
 async def test_round_trip_keeps_every_field_children_order_and_json(
@@ -356,150 +289,3 @@ async def test_deleting_a_run_cascades_to_its_children(
     finally:
         await engine.dispose()
     assert counts == [0, 0, 0]
-
-
-async def test_reopening_keeps_data_and_migrating_again_changes_nothing(database_url: str) -> None:
-    run = make_run()
-    store = await TranscriptStore.open(database_url)
-    try:
-        await store.save_run(run)
-        await store.add_feedback(run.id, 0.5, "fine")
-    finally:
-        await store.close()
-
-    await upgrade_database(database_url)
-    async with await TranscriptStore.open(database_url) as reopened:
-        assert await reopened.get_run(run.id) == run
-        assert [f.comment for f in await reopened.feedback_for(run.id)] == ["fine"]
-    assert await _alembic_versions(database_url) == [HEAD_REVISION]
-
-
-async def test_open_without_migrate_leaves_the_schema_alone(database_url: str) -> None:
-    async with await TranscriptStore.open(database_url, migrate=False) as store:
-        with pytest.raises(StoreError, match="list_runs failed"):
-            await store.list_runs()
-    assert await _table_names(database_url) == []
-
-
-async def test_concurrent_migrations_do_not_collide(database_url: str) -> None:
-    # HTTP workers starting together each open the store with migrate=True.
-    async with asyncio.timeout(30):  # a regression here deadlocks rather than fails
-        await asyncio.gather(*(upgrade_database(database_url) for _ in range(4)))
-    assert await _alembic_versions(database_url) == [HEAD_REVISION]
-
-
-async def test_migration_matches_the_orm_metadata(database_url: str) -> None:
-    assert await _schema_diff(database_url), "an empty database must differ from the metadata"
-    await upgrade_database(database_url)
-    assert await _schema_diff(database_url) == []
-    assert set(await _table_names(database_url)) == {
-        "alembic_version",
-        "runs",
-        "lead_calls",
-        "tool_calls",
-        "feedback",
-        "api_keys",
-        "api_key_usage",
-        "files",
-        "batch_jobs",
-        "batch_items",
-        "workers",
-        "registry_state",
-        "specialist_proposals",
-        "specialists",
-        "specialist_versions",
-        "distill_jobs",
-    }
-
-
-async def test_sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout(tmp_path: Path) -> None:
-    path = tmp_path / "a" / "b" / "t.db"
-    engine = create_engine(f"sqlite+aiosqlite:///{path}")
-    try:
-        async with engine.connect() as connection:
-            pragmas = [
-                (await connection.exec_driver_sql(f"PRAGMA {name}")).scalar_one()
-                for name in ("journal_mode", "foreign_keys", "busy_timeout")
-            ]
-    finally:
-        await engine.dispose()
-    assert pragmas == ["wal", 1, 10_000]
-    assert path.is_file()
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "sqlite:///plain-sync-driver.db",
-        "postgresql://user:s3cret@db.example/understudy",
-        "mysql+aiomysql://user:s3cret@db.example/understudy",
-        "not a url",
-    ],
-)
-async def test_unsupported_urls_are_a_configuration_error(url: str) -> None:
-    with pytest.raises(ConfigurationError) as caught:
-        await TranscriptStore.open(url)
-    assert caught.value.setting == "UNDERSTUDY_DATABASE_URL"
-    assert "s3cret" not in str(caught.value)
-    with pytest.raises(ConfigurationError):
-        await upgrade_database(url)
-
-
-async def test_a_database_from_a_newer_version_is_a_store_error(database_url: str) -> None:
-    await upgrade_database(database_url)
-    engine = create_engine(database_url)
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
-    finally:
-        await engine.dispose()
-
-    with pytest.raises(StoreError, match="9999") as caught:
-        await TranscriptStore.open(database_url)
-    assert caught.value.operation == "migrate"
-
-
-async def test_an_uncreatable_sqlite_directory_is_a_store_error(tmp_path: Path) -> None:
-    (tmp_path / "file").write_text("not a directory")
-    with pytest.raises(StoreError, match="open failed"):
-        await TranscriptStore.open(f"sqlite+aiosqlite:///{tmp_path / 'file' / 'sub' / 't.db'}")
-
-
-async def test_database_errors_are_wrapped_without_the_password() -> None:
-    url = "postgresql+asyncpg://understudy:s3cret-pw@127.0.0.1:1/nowhere"  # nothing listens on 1
-    with pytest.raises(StoreError) as caught:
-        await TranscriptStore.open(url)
-    message = str(caught.value)
-    assert "s3cret-pw" not in message and "understudy:***@127.0.0.1:1/nowhere" in message
-    assert caught.value.operation == "migrate" and caught.value.__cause__ is not None
-
-
-async def _run_sync(url: str, fn: Any) -> Any:
-    engine = create_engine(url)
-    try:
-        async with engine.connect() as connection:
-            return await connection.run_sync(fn)
-    finally:
-        await engine.dispose()
-
-
-async def _schema_diff(url: str) -> list[Any]:
-    def diff(connection: Connection) -> list[Any]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return compare_metadata(context, Base.metadata)
-
-    return await _run_sync(url, diff)
-
-
-async def _table_names(url: str) -> list[str]:
-    from sqlalchemy import inspect
-
-    return await _run_sync(url, lambda connection: sorted(inspect(connection).get_table_names()))
-
-
-async def _alembic_versions(url: str) -> list[str]:
-    def versions(connection: Connection) -> list[str]:
-        rows = connection.execute(text("SELECT version_num FROM alembic_version"))
-        return [row[0] for row in rows]
-
-    return await _run_sync(url, versions)

@@ -29,16 +29,17 @@ import hashlib
 import math
 import secrets
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from orchestrator.store.engine import Database, wrap_errors
-from orchestrator.store.errors import KeyNotFound
-from orchestrator.store.tables import KEY_NAME_LENGTH, KEY_PREFIX_LENGTH, ApiKeyRow, ApiKeyUsageRow
+from database.engine import Database, Store, wrap_errors
+from database.tables import KEY_NAME_LENGTH, KEY_PREFIX_LENGTH, ApiKeyRow, ApiKeyUsageRow
+from specialists.errors import UnderstudyError
 
 KEY_MARKER = "us-"
 """What every Understudy key starts with, so a leaked one is recognisable (and greppable)."""
@@ -52,6 +53,33 @@ DAY = "day"
 
 _USAGE = ApiKeyUsageRow.__table__
 _WINDOW = (_USAGE.c.key_id, _USAGE.c.kind, _USAGE.c.window_start)
+
+
+class KeyNotFound(UnderstudyError):
+    """No key, or more than one, matches an id or prefix.
+
+    Args:
+        query: The id or prefix that was looked up.
+        matches: The prefixes of the keys it matched, when it matched several.
+        min_prefix: The shortest prefix a lookup accepts (said in the message).
+    """
+
+    def __init__(self, query: str, *, matches: Sequence[str] = (), min_prefix: int = 6) -> None:
+        self.query = query
+        self.matches = list(matches)
+        if self.matches:
+            message = (
+                f"{query!r} matches {len(self.matches)} keys ({', '.join(self.matches)}); "
+                "give more of the prefix, or the key id"
+            )
+        elif len(query) < min_prefix:
+            message = (
+                f"no key with id {query!r}; a prefix must have at least {min_prefix} "
+                "characters (see `understudy keys list`)"
+            )
+        else:
+            message = f"no key with id or prefix {query!r} (see `understudy keys list --all`)"
+        super().__init__(message)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,16 +116,16 @@ class Admission:
 ALLOWED = Admission(allowed=True)
 
 
-class KeyStore(Database):
-    """API keys and usage counters in SQLite or PostgreSQL. Open with :meth:`open`.
+class KeyStore(Store):
+    """API keys and usage counters in SQLite or PostgreSQL, on the process's :class:`Database`.
 
-    Like :class:`~orchestrator.store.TranscriptStore`, one instance serves a whole process and
-    every method is a short transaction of its own.
+    Every write waits in the database's write queue with the other stores' writes (SQLite has
+    one writer), so a burst of requests never meets SQLite's busy handler.
     """
 
-    def __init__(self, engine: AsyncEngine, url: str) -> None:
-        super().__init__(engine, url)
-        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    def __init__(self, database: Database) -> None:
+        super().__init__(database)
+        dialect = postgresql if database.dialect == "postgresql" else sqlite
         self._upsert_into = dialect.insert
 
     async def create(
@@ -130,7 +158,7 @@ class KeyStore(Database):
         )
         values = {**dataclasses.asdict(key), "key_hash": _hash(plaintext)}
         with wrap_errors("create_key", self._url):
-            async with self._engine.begin() as connection:
+            async with self._writing(), self._engine.begin() as connection:
                 await connection.execute(insert(ApiKeyRow), values)
         return key, plaintext
 
@@ -165,7 +193,7 @@ class KeyStore(Database):
             if row.revoked_at is None:
                 # A write transaction of its own (no read before the write): on SQLite that waits
                 # for the workers' counter writes instead of failing on a lock upgrade.
-                async with self._engine.begin() as connection:
+                async with self._writing(), self._engine.begin() as connection:
                     await connection.execute(
                         update(ApiKeyRow)
                         .where(ApiKeyRow.id == row.id, ApiKeyRow.revoked_at.is_(None))
@@ -216,18 +244,17 @@ class KeyStore(Database):
         if key.requests_per_minute is None and key.tokens_per_day is None:
             return ALLOWED
         with wrap_errors("admit_request", self._url):
-            async with self._engine.connect() as connection:
-                if key.tokens_per_day is not None:
+            if key.tokens_per_day is not None:
+                # A read of its own, ended before the write: on SQLite a read transaction that
+                # turns into a write can fail at once on another worker's lock instead of waiting.
+                async with self._engine.connect() as connection:
                     denied = await _check_tokens(connection, key, now)
-                    # End the read before writing: on SQLite a read transaction that turns into a
-                    # write can fail at once on another worker's lock instead of waiting for it.
-                    await connection.rollback()
-                    if denied is not None:
-                        return denied
-                if key.requests_per_minute is None:
-                    return ALLOWED
-                async with connection.begin():
-                    return await self._take_minute_slot(connection, key, now)
+                if denied is not None:
+                    return denied
+            if key.requests_per_minute is None:
+                return ALLOWED
+            async with self._writing(), self._engine.begin() as connection:
+                return await self._take_minute_slot(connection, key, now)
 
     async def record_tokens(self, key: ApiKey, tokens: int, *, now: datetime | None = None) -> None:
         """Add ``tokens`` to the key's count for today (UTC), for its daily limit.
@@ -252,7 +279,7 @@ class KeyStore(Database):
             .returning(_USAGE.c.count)
         )
         with wrap_errors("record_tokens", self._url):
-            async with self._engine.begin() as connection:
+            async with self._writing(), self._engine.begin() as connection:
                 count = (await connection.execute(statement)).scalar_one()
                 if count == tokens:  # most likely the day's first record
                     await _prune(connection, key.id, DAY, day)

@@ -1,7 +1,7 @@
 """The transcript store's tables, as SQLAlchemy 2 typed ORM classes.
 
-These rows never leave :mod:`orchestrator.store.store`; callers get the dataclasses of
-:mod:`orchestrator.store.records`. The hand-written migration
+These rows never leave the stores built on them; callers get the stores' dataclasses (e.g.
+:mod:`orchestrator.transcripts.records`). The hand-written migration
 ``migrations/versions/0001_initial.py`` creates exactly these tables, and a test compares the two.
 Constraint and index names are spelled out so the migration and the metadata cannot drift apart
 through a naming convention.

@@ -1,8 +1,10 @@
-"""Database URLs, engines and migrations for the transcript store.
+"""Database URLs, the process's one engine, its write path, and migrations.
 
 Two backends are supported: SQLite through ``aiosqlite`` (the default, a file under
-``UNDERSTUDY_HOME``) and PostgreSQL through ``asyncpg`` (shared deployments). Migrations are the
-Alembic scripts shipped in ``migrations/``, run programmatically on the store's own connection, so
+``UNDERSTUDY_HOME``) and PostgreSQL through ``asyncpg`` (shared deployments). A process opens one
+:class:`Database` at its edge and builds every store it needs on it (:class:`Store`), so all of
+them share one connection pool and, on SQLite, one queue of writers. Migrations are the Alembic
+scripts shipped in ``migrations/``, run programmatically on the database's own connection, so
 neither an ``alembic.ini`` nor a synchronous driver is needed.
 """
 
@@ -10,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -23,10 +24,10 @@ from alembic.util import CommandError
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from orchestrator.store.errors import StoreError, mask_url
+from database.errors import StoreError, mask_url
 from specialists.errors import ConfigurationError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -118,8 +119,9 @@ def _sqlite_on_begin(connection: Connection) -> None:
     connection.exec_driver_sql(connection.get_execution_options().get(_BEGIN_OPTION, "BEGIN"))
 
 
-async def migrate(engine: AsyncEngine) -> None:
-    """Upgrade the database behind ``engine`` to the newest schema, in one transaction.
+async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
+    """Upgrade the database behind ``engine`` to ``revision`` (the newest schema by default), in
+    one transaction.
 
     Safe to run from several processes at once (HTTP workers starting together): PostgreSQL takes
     an advisory lock, SQLite takes the write lock up front with ``BEGIN IMMEDIATE``.
@@ -132,10 +134,10 @@ async def migrate(engine: AsyncEngine) -> None:
         async with engine.connect() as connection:
             connection = await connection.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
             async with connection.begin():
-                await connection.run_sync(_upgrade_to_head, url)
+                await connection.run_sync(_upgrade, url, revision)
 
 
-def _upgrade_to_head(connection: Connection, url: str) -> None:
+def _upgrade(connection: Connection, url: str, revision: str) -> None:
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})")
     config = Config()
@@ -143,14 +145,15 @@ def _upgrade_to_head(connection: Connection, url: str) -> None:
     config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
     config.attributes["connection"] = connection
     try:
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
     except CommandError as exc:  # e.g. a database migrated by a newer Understudy
         reason = f"{exc} (was this database migrated by a newer Understudy?)"
         raise StoreError("migrate", url=url, reason=reason) from exc
 
 
-async def upgrade_database(url: str) -> None:
-    """Bring the database at ``url`` to the newest schema (what ``TranscriptStore.open`` runs).
+async def upgrade_database(url: str, revision: str = "head") -> None:
+    """Bring the database at ``url`` to ``revision``: the newest schema (what
+    :meth:`Database.open` runs) unless an older one is named (tests of upgrades do).
 
     Raises:
         ConfigurationError: The URL is not supported.
@@ -158,58 +161,57 @@ async def upgrade_database(url: str) -> None:
     """
     engine = create_engine(url)
     try:
-        await migrate(engine)
+        await migrate(engine, revision)
     finally:
         await engine.dispose()
 
 
 _migrate_schema = migrate  # ``Database.open`` has a ``migrate`` flag that shadows the name
 
-_sqlite_write_queues: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
-
-
-def _write_queue(engine: AsyncEngine) -> asyncio.Lock | None:
-    """The in-process queue for writes to a SQLite engine, one per engine; None elsewhere.
-
-    SQLite has one writer: queueing writes here beats its busy-timeout sleeps, which made
-    concurrent requests wait seconds for each other. Stores sharing an engine share its queue.
-    """
-    if engine.dialect.name != "sqlite":
-        return None
-    return _sqlite_write_queues.setdefault(engine.sync_engine, asyncio.Lock())
-
 
 class Database:
-    """An opened engine with the product's URL conventions; the base of every store.
+    """The process's connection to its database: one engine (a pool) and one write queue.
 
-    One instance serves a whole process (it holds a connection pool); subclasses make every
-    method a short transaction of its own, so concurrent coroutines can share them.
+    Open it once at the process's edge (:meth:`open`) and build every store on it
+    (``TranscriptStore(database)``, ``KeyStore(database)``, …): SQLite has one writer, and
+    queueing writes here beats its busy-timeout sleeps, which made concurrent requests wait
+    seconds for each other — but only if every writer of the process waits in the same queue.
     """
 
     def __init__(self, engine: AsyncEngine, url: str) -> None:
-        self._engine = engine
-        self._url = url
-        self._write_lock = _write_queue(engine)
+        self.engine = engine
+        self.url = url
+        self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
-    @classmethod
-    def sharing(cls, other: Database) -> Self:
-        """A store of this kind on ``other``'s engine: one connection pool and, on SQLite, one
-        write queue (two queues on one file would meet in SQLite's busy handler, which sleeps).
-        Closing either closes the pool for both; the engine opens a new one if used again."""
-        return cls(other._engine, other._url)
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
 
-    def _writing(self) -> contextlib.AbstractAsyncContextManager[object]:
+    def writing(self) -> contextlib.AbstractAsyncContextManager[object]:
         """Hold this around every write transaction (a no-op except on SQLite)."""
         return self._write_lock or contextlib.nullcontext()
 
     @asynccontextmanager
-    async def _write_transaction(self) -> AsyncIterator[AsyncConnection]:
+    async def write_transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction that may read first: queued, and begun ``IMMEDIATE`` on SQLite,
         so a read inside it cannot fail on the lock upgrade; a plain transaction elsewhere."""
-        async with self._writing(), self._engine.connect() as connection:
+        async with self.writing(), self.engine.connect() as connection:
             connection = await connection.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
             async with connection.begin():
                 yield connection
+
+    @asynccontextmanager
+    async def write_session(self, operation: str) -> AsyncIterator[AsyncSession]:
+        """An ORM session in one :meth:`write_transaction`, flushed at the end, with database
+        errors wrapped as :class:`StoreError` (``operation`` names what failed)."""
+        with wrap_errors(operation, self.url):
+            async with (
+                self.write_transaction() as connection,
+                AsyncSession(bind=connection, expire_on_commit=False) as session,
+            ):
+                yield session
+                await session.flush()
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Self:
@@ -236,7 +238,7 @@ class Database:
 
     async def close(self) -> None:
         """Close every pooled connection. Safe to call twice."""
-        await self._engine.dispose()
+        await self.engine.dispose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -248,3 +250,28 @@ class Database:
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+class Store:
+    """The base of every store: a view on the process's :class:`Database`.
+
+    A store owns no connection of its own — closing the database closes them all — and every
+    method of a store is a short transaction, so concurrent coroutines can share one.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    @property
+    def _engine(self) -> AsyncEngine:
+        return self.database.engine
+
+    @property
+    def _url(self) -> str:
+        return self.database.url
+
+    def _writing(self) -> contextlib.AbstractAsyncContextManager[object]:
+        return self.database.writing()
+
+    def _write_transaction(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        return self.database.write_transaction()

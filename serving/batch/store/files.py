@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlalchemy import and_, delete, insert, or_, select
 
-from orchestrator.store.engine import Database, wrap_errors
-from orchestrator.store.errors import FileNotFound
-from orchestrator.store.tables import FileRow
+from database.engine import Store, wrap_errors
+from database.tables import FileRow
+from serving.batch.store.errors import FileNotFound
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,8 @@ class FileDigest:
     sha256: str
 
 
-class FileStore(Database):
-    """Stored files' records in SQLite or PostgreSQL (their bytes are the caller's business).
-
-    Open with :meth:`open`, or with :meth:`sharing` on another store's engine.
-    """
+class FileStore(Store):
+    """Stored files' records in SQLite or PostgreSQL (their bytes are the caller's business)."""
 
     async def add_file(
         self, *, purpose: str, filename: str, size: int, sha256: str, path: str | None

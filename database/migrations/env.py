@@ -1,6 +1,6 @@
-"""Alembic environment for the transcript store.
+"""Alembic environment of the one database every store shares.
 
-Only the online mode on a caller-provided connection is supported: ``orchestrator.store`` opens
+Only the online mode on a caller-provided connection is supported: :mod:`database.engine` opens
 an async engine, starts a transaction and hands its synchronous connection over in
 ``config.attributes["connection"]``. There is no ``alembic.ini`` and no URL in here.
 """
@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from alembic import context
 
-from orchestrator.store.tables import Base
+from database.tables import Base
 
 connection = context.config.attributes.get("connection")
 if connection is None or context.is_offline_mode():
     raise RuntimeError(
-        "the transcript store's migrations run through orchestrator.store.upgrade_database(url), "
+        "the database's migrations run through database.upgrade_database(url), "
         "which passes a live connection; the alembic command line is not supported"
     )
 
