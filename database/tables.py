@@ -10,7 +10,7 @@ through a naming convention.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -22,6 +22,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     text,
 )
@@ -67,6 +68,12 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     """Metadata shared by the store's tables and its Alembic environment."""
+
+
+def table_of(row: type[Base]) -> Table:
+    """The Core table behind an ORM class, for Core statements (``__table__`` is typed as a
+    mere ``FromClause``, which ``insert``/``update``/``delete`` do not take)."""
+    return cast(Table, row.__table__)
 
 
 class RunRow(Base):

@@ -135,7 +135,7 @@ class DistillJobStore(Store):
                 )
                 .values(lease_expires_at=_now() + timedelta(seconds=lease_s))
             )
-            return bool(result.rowcount)
+            return bool(result.rowcount)  # type: ignore[attr-defined]  # a CursorResult
 
     async def progress(self, job_id: str, worker_id: str, **values: Any) -> None:
         """Record a step's outcome (``stage``, ``dataset_path``, ``adapter_path``,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Protocol
 
-import httpx
 import openai
 from openai import AsyncOpenAI
 
@@ -65,7 +64,7 @@ class OpenAIJudge:
         self._client = AsyncOpenAI(
             base_url=base_url,
             api_key=api_key or "not-needed",
-            timeout=httpx.Timeout(timeout_s, connect=min(5.0, timeout_s)),
+            timeout=openai.Timeout(timeout_s, connect=min(5.0, timeout_s)),
             max_retries=max_retries,
         )
 

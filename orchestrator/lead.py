@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import httpx
 from agents import Model, ModelSettings, OpenAIChatCompletionsModel
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, Timeout
 
 from specialists.errors import ConfigurationError, UnderstudyError
 
@@ -61,7 +60,7 @@ def build_lead_model(config: LeadConfig) -> Model:
         client = AsyncOpenAI(
             base_url=config.base_url,
             api_key=config.api_key or "not-needed",
-            timeout=httpx.Timeout(config.timeout_s, connect=min(5.0, config.timeout_s)),
+            timeout=Timeout(config.timeout_s, connect=min(5.0, config.timeout_s)),
             max_retries=config.max_retries,
         )
         return OpenAIChatCompletionsModel(model=config.display_name, openai_client=client)

@@ -47,7 +47,7 @@ class GatedModel(Model):
             ticket.used(response.usage.total_tokens)
         return response
 
-    async def stream_response(  # type: ignore[override]  # an async generator, as the SDK's own
+    async def stream_response(  # an async generator, as the SDK's own
         self, system_instructions: str | None, input: Any, *args: Any, **kwargs: Any
     ) -> AsyncIterator[Any]:
         async with self.gate.call(_estimate(system_instructions, input)) as ticket:

@@ -38,7 +38,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from database.engine import Database, Store, wrap_errors
-from database.tables import KEY_NAME_LENGTH, KEY_PREFIX_LENGTH, ApiKeyRow, ApiKeyUsageRow
+from database.tables import KEY_NAME_LENGTH, KEY_PREFIX_LENGTH, ApiKeyRow, ApiKeyUsageRow, table_of
 from specialists.errors import UnderstudyError
 
 KEY_MARKER = "us-"
@@ -51,7 +51,7 @@ MIN_PREFIX_MATCH = len(KEY_MARKER) + 3
 MINUTE = "minute"
 DAY = "day"
 
-_USAGE = ApiKeyUsageRow.__table__
+_USAGE = table_of(ApiKeyUsageRow)
 _WINDOW = (_USAGE.c.key_id, _USAGE.c.kind, _USAGE.c.window_start)
 
 

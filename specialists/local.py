@@ -196,15 +196,15 @@ class LocalBackend(SLMBackend):
                 batch.append(candidate)
         while len(batch) < self._max_batch_size:
             try:
-                candidate = self._queue.get_nowait()
+                queued = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if candidate is None:
+            if queued is None:
                 return True
-            if candidate.run is None and candidate.sampling_key == key:
-                batch.append(candidate)
+            if queued.run is None and queued.sampling_key == key:
+                batch.append(queued)
             else:
-                pending.append(candidate)
+                pending.append(queued)
         return False
 
     def _ensure_loaded(self) -> None:
@@ -232,7 +232,7 @@ class LocalBackend(SLMBackend):
                 f"cannot load model from {self.model_dir}: {str(exc).splitlines()[0]}. Fix: run "
                 f"`understudy models pull {self.base_ref} --force`"
             ) from exc
-        model.to(device).eval()
+        model.to(device).eval()  # type: ignore[arg-type]  # transformers' wrapper hides to()
         eos = model.generation_config.eos_token_id
         self._eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         if tokenizer.eos_token_id is not None:

@@ -216,8 +216,9 @@ def convert_gguf(gguf: Path, out_dir: Path, *, log: Log = lambda _msg: None) -> 
             )
     except (OSError, ValueError, RuntimeError) as exc:
         raise ModelError(f"cannot read GGUF file {gguf}: {_first_line(exc)}") from exc
-    model.hf_quantizer = None
-    model.is_quantized = False
+    # Plain attributes of the loaded model (nn.Module's typing only knows tensors and modules).
+    model.hf_quantizer = None  # type: ignore[assignment]
+    model.is_quantized = False  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     log(f"saving safetensors to {out_dir}")

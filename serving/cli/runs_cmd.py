@@ -67,18 +67,25 @@ def show(
     for message in run.input_messages:
         console.print(f"[cyan]{message['role']}:[/] ", end="")
         console.print(message["content"], markup=False, highlight=False)
-    for index, call in enumerate(run.lead_calls, 1):
+    for index, lead_call in enumerate(run.lead_calls, 1):
         console.print(
-            f"[magenta]lead call {index}[/] {call.model} · "
-            f"{call.input_tokens}+{call.output_tokens} tokens · ${call.cost_usd:.6f} · "
-            f"{call.latency_ms:.0f} ms" + (f" · error: {call.error}" if call.error else "")
+            f"[magenta]lead call {index}[/] {lead_call.model} · "
+            f"{lead_call.input_tokens}+{lead_call.output_tokens} tokens · "
+            f"${lead_call.cost_usd:.6f} · {lead_call.latency_ms:.0f} ms"
+            + (f" · error: {lead_call.error}" if lead_call.error else "")
         )
-    for call in run.tool_calls:
-        confidence = "" if call.confidence is None else f" · confidence {call.confidence:.2f}"
-        console.print(f"[green]tool {call.name}[/]{confidence} · {call.latency_ms:.0f} ms", end="")
-        console.print(f" · error: {call.error}" if call.error else "", markup=False)
+    for tool_call in run.tool_calls:
+        confidence = (
+            "" if tool_call.confidence is None else f" · confidence {tool_call.confidence:.2f}"
+        )
         console.print(
-            f"  in:  {call.input}\n  out: {call.output[:500]}", markup=False, highlight=False
+            f"[green]tool {tool_call.name}[/]{confidence} · {tool_call.latency_ms:.0f} ms", end=""
+        )
+        console.print(f" · error: {tool_call.error}" if tool_call.error else "", markup=False)
+        console.print(
+            f"  in:  {tool_call.input}\n  out: {tool_call.output[:500]}",
+            markup=False,
+            highlight=False,
         )
     console.print("[bold]answer:[/]")
     console.print(run.answer or "(none)", markup=False, highlight=False)

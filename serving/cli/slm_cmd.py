@@ -100,9 +100,9 @@ def serve(
             f"({'cpu' if vllm.cpu_build else 'gpu'}); Ctrl-C stops it",
             highlight=False,
         )
-        code = server.process.wait() if server.process else 0
-        if code:
-            raise typer.Exit(code)
+        exit_code = server.process.wait() if server.process else 0
+        if exit_code:
+            raise typer.Exit(exit_code)
     except KeyboardInterrupt:
         err_console.print("stopping vLLM…")
     finally:

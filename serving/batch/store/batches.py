@@ -31,7 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from database.engine import Database, Store, wrap_errors
-from database.tables import BatchItemRow, BatchJobRow, FileRow
+from database.tables import BatchItemRow, BatchJobRow, FileRow, table_of
 from serving.batch.store.errors import BatchNotFound
 from serving.batch.store.files import FileDigest, newest_first_after
 from serving.batch.store.records import (
@@ -46,8 +46,8 @@ from serving.batch.store.records import (
     progress_from_sums,
 )
 
-_JOBS = BatchJobRow.__table__
-_ITEMS = BatchItemRow.__table__
+_JOBS = table_of(BatchJobRow)
+_ITEMS = table_of(BatchItemRow)
 _OPEN = _JOBS.c.status.in_(("in_progress", "cancelling"))
 """Jobs that finish once their items are done."""
 
@@ -425,7 +425,7 @@ class BatchStore(Store):
             async with self._writing(), self._engine.begin() as connection:
                 if rows:
                     await connection.execute(
-                        self._insert(FileRow.__table__).on_conflict_do_nothing(
+                        self._insert(table_of(FileRow)).on_conflict_do_nothing(
                             index_elements=["id"]
                         ),
                         rows,

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import and_, delete, insert, or_, select
 
 from database.engine import Store, wrap_errors
-from database.tables import FileRow
+from database.tables import FileRow, table_of
 from serving.batch.store.errors import FileNotFound
 
 
@@ -73,7 +73,7 @@ class FileStore(Store):
         self, *, purpose: str | None = None, limit: int = 100, after: str | None = None
     ) -> list[StoredFile]:
         """Files newest first; ``after`` is the id of the last file of the previous page."""
-        files = FileRow.__table__
+        files = table_of(FileRow)
         query = select(files).order_by(files.c.created_at.desc(), files.c.id.desc()).limit(limit)
         if purpose is not None:
             query = query.where(files.c.purpose == purpose)

@@ -18,12 +18,12 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from database.engine import Database, Store, wrap_errors
-from database.tables import WORKER_ID_LENGTH, BatchItemRow, WorkerRow
+from database.tables import WORKER_ID_LENGTH, BatchItemRow, WorkerRow, table_of
 
 STALE_WORKER_LEASES = 10
 """A worker row silent for this many leases is deleted (its process is long gone)."""
 
-_ITEMS = BatchItemRow.__table__
+_ITEMS = table_of(BatchItemRow)
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class WorkerStore(Store):
             "heartbeat_at": now,
         }
         upsert = (
-            self._insert(WorkerRow.__table__)
+            self._insert(table_of(WorkerRow))
             .values(row)
             .on_conflict_do_update(index_elements=["id"], set_={"heartbeat_at": now})
         )
