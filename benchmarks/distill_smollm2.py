@@ -39,21 +39,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from database import Database
+from distill.config import DatasetOptions, TrainConfig, TrainLimits
+from distill.dataset import BuiltDataset, DistillTarget, build_dataset, save_dataset
+from distill.source import read_transcripts
+from distill.training import StepReport, TrainPlan, train_lora
 from orchestrator.transcripts import RunRecord, ToolCallRecord, TranscriptStore
-from serving.distill_source import read_transcripts
 from specialists.catalog import Catalog, Specialist
-from specialists.distill import (
-    BuiltDataset,
-    DatasetOptions,
-    DistillTarget,
-    StepReport,
-    TrainConfig,
-    TrainLimits,
-    TrainPlan,
-    build_dataset,
-    save_dataset,
-    train_lora,
-)
 from specialists.local import LocalBackend
 from specialists.model_store import ModelStore
 from specialists.pull import pull_model

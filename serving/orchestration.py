@@ -7,13 +7,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from database import Database
+from distill.catalog import served_catalog
+from distill.reconcile import CatalogSync, registry_sync
 from orchestrator.cost import Price, PriceBook
 from orchestrator.lead import LeadConfig
 from orchestrator.lead_gate import LeadGate
 from orchestrator.prerouter import PreRouter
 from orchestrator.run import Orchestrator, RunBudget
 from orchestrator.transcripts import TranscriptStore
-from serving.reconcile import served_catalog
 from serving.runtime import Log, build_backend, build_prerouter
 from serving.settings import Settings
 from specialists.backend import SLMBackend
@@ -86,7 +87,7 @@ async def open_orchestrator(
     exit); by default with the catalog the registry serves (promoted specialists included)."""
     slm = build_backend(settings, backend=backend, log=log)
     try:
-        catalog = catalog or await served_catalog(settings, database)
+        catalog = catalog or await served_catalog(database, settings.catalog())
         yield build_orchestrator(
             settings,
             store=TranscriptStore(database),
@@ -96,3 +97,11 @@ async def open_orchestrator(
         )
     finally:
         await slm.aclose()
+
+
+def catalog_sync(settings: Settings, orchestrator: Orchestrator) -> CatalogSync:
+    """What keeps a serving process's ``orchestrator`` on the registry's catalog (promotions and
+    rollbacks), polling as often as the settings say."""
+    return registry_sync(
+        orchestrator, base=settings.catalog(), interval_s=settings.distill.registry_poll_s
+    )

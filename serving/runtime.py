@@ -1,4 +1,5 @@
-"""Turn settings into SLM objects: the model store, the base model, the backend.
+"""Turn settings into SLM objects — the model store, the base model, the backend — and into the
+distillation loop's configuration.
 
 Kept free of the orchestrator (and so of the agents SDK) so that model commands start fast;
 :mod:`serving.orchestration` assembles the rest."""
@@ -8,6 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from distill.config import (
+    DatasetOptions,
+    DistillConfig,
+    DistillPaths,
+    GateConfig,
+    ProposalConfig,
+    QueueConfig,
+    SLMAccess,
+    TrainConfig,
+    TrainLimits,
+)
 from orchestrator.prerouter import MiniLMEmbedder, PreRouter
 from serving.settings import Settings
 from specialists.backend import SLMBackend
@@ -67,3 +79,77 @@ def build_prerouter(settings: Settings, catalog: Catalog | None = None) -> PreRo
     """The pre-router the settings describe (embedding model, threshold, catalog)."""
     embedder = MiniLMEmbedder(settings.router.embedding_model)
     return PreRouter(catalog or settings.catalog(), embedder, threshold=settings.router.threshold)
+
+
+def distill_config(settings: Settings) -> DistillConfig:
+    """The ``UNDERSTUDY_DISTILL_*`` settings (and the SLM and job-queue ones distillation obeys)
+    as the distillation loop's configuration; the CLI and the worker build the same one, so
+    both find each other's datasets and adapters for the same inputs.
+
+    Raises:
+        ConfigurationError: The settings combine into an invalid option (say, validation and
+            test fractions that leave nothing to train on).
+    """
+    distill = settings.distill
+    return DistillConfig(
+        catalog=settings.catalog(),
+        base_model=settings.slm.base_model,
+        paths=DistillPaths(
+            datasets=settings.datasets_dir,
+            adapters=settings.adapters_dir,
+            models=settings.models_dir,
+        ),
+        dataset=DatasetOptions(
+            val_fraction=distill.val_fraction,
+            test_fraction=distill.test_fraction,
+            near_duplicate_threshold=distill.near_duplicate_threshold,
+            same_split_threshold=distill.same_split_threshold,
+            max_example_chars=distill.max_example_chars,
+            phone_region=distill.phone_region,
+        ),
+        max_transcripts=distill.max_transcripts,
+        train=TrainConfig(
+            rank=distill.rank,
+            alpha=distill.alpha,
+            dropout=distill.dropout,
+            target_modules=tuple(distill.target_modules),
+            learning_rate=distill.learning_rate,
+            epochs=distill.epochs,
+            batch_size=distill.batch_size,
+            max_seq_tokens=distill.max_seq_tokens,
+            seed=distill.seed,
+            checkpoint_every=distill.checkpoint_every,
+            keep_checkpoints=distill.keep_checkpoints,
+            device=distill.device,
+            threads=distill.threads,
+        ),
+        limits=TrainLimits(max_rank=settings.slm.max_lora_rank, min_examples=distill.min_examples),
+        gate=GateConfig(
+            target_precision=distill.target_precision,
+            min_accepted=distill.min_accepted,
+            precision_tolerance=distill.precision_tolerance,
+            match_threshold=distill.match_threshold,
+        ),
+        slm_cost_per_token=settings.slm.cost_per_million / 1e6,
+        proposals=ProposalConfig(
+            cluster_threshold=distill.cluster_threshold,
+            coverage_threshold=distill.coverage_threshold,
+            min_runs=distill.min_cluster_runs,
+            max_runs=distill.propose_max_runs,
+            auto_distill_runs=distill.auto_distill_runs,
+        ),
+        queue=QueueConfig(
+            lease_s=settings.batch.lease_s,
+            max_attempts=settings.batch.max_attempts,
+            poll_s=settings.batch.poll_s,
+        ),
+        auto_promote=distill.auto_promote,
+    )
+
+
+def slm_access(settings: Settings) -> SLMAccess:
+    """How a distillation job reaches the base model and a backend: as these settings say."""
+    return SLMAccess(
+        base_model_dir=lambda log: resolve_base_model(settings, log=log),
+        open_backend=lambda log: build_backend(settings, log=log),
+    )

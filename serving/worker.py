@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from database import Database
 from serving.batch.store import WorkerInfo
 from serving.batch.worker import BatchWorker, batch_worker, lead_limiter
-from serving.orchestration import open_orchestrator
-from serving.reconcile import registry_sync
-from serving.runtime import Log
+from serving.orchestration import catalog_sync, open_orchestrator
+from serving.runtime import Log, distill_config, slm_access
 from serving.settings import Settings
 from specialists.errors import ConfigurationError
 
@@ -61,7 +60,7 @@ async def open_batch_worker(
             open_orchestrator(settings, database, catalog=catalog, lead_gate=limiter, log=log)
         )
         if follow_registry:
-            await stack.enter_async_context(registry_sync(settings, orchestrator).running())
+            await stack.enter_async_context(catalog_sync(settings, orchestrator).running())
         yield batch_worker(
             settings.batch,
             orchestrator,
@@ -92,13 +91,21 @@ async def run_distillations(context: WorkerContext, stop: asyncio.Event) -> None
     dataset tools), which a batch-only worker on a light install does not have.
     """
     try:
-        from serving.distill_job import run_distillation
+        from distill.pipeline import run_distillation_jobs
     except ImportError as exc:
         raise ConfigurationError(
             f"distillation jobs need the local extra ({exc}); "
             'install it with pip install "understudy[local]"'
         ) from exc
-    await run_distillation(context, stop)
+    settings = context.settings
+    await run_distillation_jobs(
+        context.database,
+        distill_config(settings),
+        slm_access(settings),
+        worker_id=context.info.id,
+        stop=stop,
+        log=context.log,
+    )
 
 
 JOB_KINDS: dict[str, JobLoop] = {"batch": run_batches, "distill": run_distillations}

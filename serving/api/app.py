@@ -21,8 +21,7 @@ from serving.api.observability import router as observability_router
 from serving.batch.store import BatchStore, FileStore
 from serving.batch.worker import background_worker
 from serving.keys import KeyStore
-from serving.orchestration import build_orchestrator
-from serving.reconcile import registry_sync
+from serving.orchestration import build_orchestrator, catalog_sync
 from serving.runtime import build_backend
 from serving.settings import Settings, get_settings
 from serving.stores import open_database
@@ -75,7 +74,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.batches = BatchStore(database)
         app.state.files = FileStore(database)
         app.state.readiness = _readiness_checks(settings, store, backend)
-        await stack.enter_async_context(registry_sync(settings, app.state.orchestrator).running())
+        await stack.enter_async_context(catalog_sync(settings, app.state.orchestrator).running())
         if settings.batch.api_worker:
             await stack.enter_async_context(
                 background_worker(settings.batch, app.state.orchestrator)

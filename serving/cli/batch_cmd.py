@@ -255,9 +255,9 @@ async def _submit(
     Raises:
         InvalidBatchInput: A line is invalid and ``skip_invalid`` is off; nothing ran.
     """
+    from distill.catalog import served_catalog
     from serving.api.chat import served_models
     from serving.batch.validation import InvalidBatchInput, load_requests
-    from serving.reconcile import served_catalog
 
     job_mode = mode or Mode(settings.batch.mode)
     _require_lead_for(settings, job_mode)
@@ -269,7 +269,7 @@ async def _submit(
                 store,
                 job,
                 stream,
-                served=served_models(await served_catalog(settings, store.database)),
+                served=served_models(await served_catalog(store.database, settings.catalog())),
                 limits=settings.batch,
                 api_limits=settings.api,
                 skip_invalid=skip_invalid,

@@ -1,9 +1,10 @@
 """``understudy distill``: the lead's transcripts → a dataset → a LoRA adapter for a specialist.
 
-The CLI only assembles: settings become a target, a transcript reader and options;
-:mod:`specialists.distill` does the work. Datasets land in ``$UNDERSTUDY_HOME/datasets/<name>/``
-and adapters in ``$UNDERSTUDY_HOME/adapters/<name>/``, each under a name derived from its content,
-so running a command again finds its earlier result (or resumes it) instead of duplicating it.
+The CLI only assembles: settings become the distillation configuration, a target and a
+transcript reader; :mod:`distill` does the work. Datasets land in
+``$UNDERSTUDY_HOME/datasets/<name>/`` and adapters in ``$UNDERSTUDY_HOME/adapters/<name>/``, each
+under a name derived from its content, so running a command again finds its earlier result (or
+resumes it) instead of duplicating it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Collection
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -30,11 +32,15 @@ from rich.table import Table
 
 from serving.cli import distill_registry_cmd
 from serving.cli.output import console, err_console, log_to_stderr, print_json
+from serving.runtime import distill_config
 from serving.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from distill.config import DistillConfig
+    from distill.dataset import DatasetCard, DistillTarget
+    from distill.training import StepReport, TrainPlan
+    from distill.transcripts import Transcript
     from specialists.catalog import Specialist
-    from specialists.distill import DatasetCard, DistillTarget, StepReport, TrainPlan, Transcript
 
 app = typer.Typer(
     help="Distil the lead's verified answers into specialists: propose tasks worth one, build "
@@ -104,17 +110,18 @@ def build(
     if (specialist is None) == (proposal is None):
         raise typer.BadParameter("give either --specialist NAME or --proposal ID")
     settings = get_settings()
+    config = distill_config(settings)
     if specialist is not None:
-        target = _specialist_target(_specialist(settings, specialist))
-        transcripts = _read(settings, max_runs, specialist=target.name)
+        target = _specialist_target(_specialist(settings, config, specialist))
+        transcripts = _read(settings, config, max_runs, specialist=target.name)
     else:
         target = asyncio.run(_proposal_target(settings, proposal))
-        transcripts = _read(settings, max_runs, run_ids=target.run_ids)
-    _save_and_report(settings, target, transcripts, out, as_json=as_json)
+        transcripts = _read(settings, config, max_runs, run_ids=target.run_ids)
+    _save_and_report(config, target, transcripts, out, as_json=as_json)
 
 
 def _specialist_target(specialist: Specialist) -> DistillTarget:
-    from specialists.distill import DistillTarget
+    from distill.dataset import DistillTarget
 
     return DistillTarget(specialist.name, specialist.system_prompt, specialist.validator)
 
@@ -122,11 +129,11 @@ def _specialist_target(specialist: Specialist) -> DistillTarget:
 async def _proposal_target(settings: Settings, proposal_id: int) -> DistillTarget:
     """The specialist a proposal describes, on its runs. Building accepts the proposal (as
     `distill start` does): the specialist is registered, so `train` and `evaluate` know it."""
+    from distill.dataset import DistillTarget
+    from distill.proposals import accept
     from distill.registry import RegistryStore
     from orchestrator.transcripts import TranscriptStore
-    from serving.proposals import accept
     from serving.stores import open_database
-    from specialists.distill import DistillTarget
 
     store = TranscriptStore(await open_database(settings))
     try:
@@ -145,16 +152,17 @@ async def _proposal_target(settings: Settings, proposal_id: int) -> DistillTarge
 
 def _read(
     settings: Settings,
+    config: DistillConfig,
     max_runs: int | None,
     *,
     specialist: str | None = None,
     run_ids: Collection[str] | None = None,
 ) -> list[Transcript]:
     """Transcripts from the store (a specialist's runs, or chosen ones), with a live count."""
+    from distill.catalog import known_catalog
     from distill.registry import RegistryStore
+    from distill.source import read_transcripts
     from orchestrator.transcripts import TranscriptStore
-    from serving.distill_source import read_transcripts
-    from serving.reconcile import known_catalog
     from serving.stores import open_database
 
     async def read() -> list[Transcript]:
@@ -175,8 +183,8 @@ def _read(
                 snapshot = await RegistryStore(store.database).snapshot()
                 return await read_transcripts(
                     store,
-                    known_catalog(settings.catalog(), snapshot),
-                    max_runs=max_runs or settings.distill.max_transcripts,
+                    known_catalog(config.catalog, snapshot),
+                    max_runs=max_runs or config.max_transcripts,
                     on_progress=report,
                     specialist=specialist,
                     run_ids=run_ids,
@@ -188,18 +196,17 @@ def _read(
 
 
 def _save_and_report(
-    settings: Settings,
+    config: DistillConfig,
     target: DistillTarget,
     transcripts: list[Transcript],
     out: Path | None,
     *,
     as_json: bool,
 ) -> None:
-    from serving.distill_config import dataset_dir, dataset_options
-    from specialists.distill import build_dataset, save_dataset
+    from distill.dataset import build_dataset, dataset_dir, save_dataset
 
-    built = build_dataset(transcripts, target, dataset_options(settings))
-    directory = save_dataset(built, out or dataset_dir(settings, built.card))
+    built = build_dataset(transcripts, target, config.dataset)
+    directory = save_dataset(built, out or dataset_dir(config.paths.datasets, built.card))
     if as_json:
         print_json({"path": str(directory), **json.loads(built.card.to_json())})
         return
@@ -275,24 +282,29 @@ def train(
     A checkpoint is written every UNDERSTUDY_DISTILL_CHECKPOINT_EVERY steps; after an
     interruption, the same command resumes from the latest one and ends with the same adapter.
     """
-    from serving.distill_config import adapter_dir, train_config, train_limits
-    from specialists.distill import check_rank, latest_dataset, train_lora
+    from distill.dataset import latest_dataset
+    from distill.training import adapter_dir, check_rank, train_lora
 
     settings = get_settings()
-    chosen = _specialist(settings, specialist)
-    config = train_config(
-        settings,
-        rank=rank,
-        alpha=alpha,
-        epochs=epochs,
-        learning_rate=learning_rate,
-        batch_size=batch_size,
-        device=device.value if device else None,
+    config = distill_config(settings)
+    chosen = _specialist(settings, config, specialist)
+    options = {
+        "rank": rank,
+        "alpha": alpha,
+        "epochs": epochs,
+        "learning_rate": learning_rate,
+        "batch_size": batch_size,
+        "device": device.value if device else None,
+    }
+    hyperparameters = replace(
+        config.train, **{name: value for name, value in options.items() if value is not None}
     )
-    check_rank(config.rank, settings.slm.max_lora_rank)  # before anything slow
-    dataset_dir = dataset or latest_dataset(settings.datasets_dir, chosen.name)
+    check_rank(hyperparameters.rank, config.limits.max_rank)  # before anything slow
+    dataset_dir = dataset or latest_dataset(config.paths.datasets, chosen.name)
     base_ref, base_dir = _base_model(settings, chosen)
-    out_dir = out or adapter_dir(settings, chosen.name, dataset_dir, base_dir, config, from_adapter)
+    out_dir = out or adapter_dir(
+        config.paths.adapters, chosen.name, dataset_dir, base_dir, hyperparameters, from_adapter
+    )
     observer = _ProgressObserver()
     try:
         with observer:
@@ -300,8 +312,8 @@ def train(
                 dataset_dir,
                 base_dir,
                 out_dir,
-                config,
-                train_limits(settings),
+                hyperparameters,
+                config.limits,
                 base_ref=base_ref,
                 init_adapter=from_adapter,
                 observer=observer,
@@ -398,13 +410,15 @@ class _ProgressObserver:
 # ------------------------------------------------------------------------------------ shared
 
 
-def _specialist(settings: Settings, name: str) -> Specialist:
+def _specialist(settings: Settings, config: DistillConfig, name: str) -> Specialist:
     """The catalog entry (with settings' overrides) or a registry specialist (proposed and
     accepted, served or still being trained); unknown names list the known ones."""
-    from serving.reconcile import known_specialist
+    from distill.catalog import known_specialist
     from serving.stores import run_with_database
 
-    return run_with_database(settings, lambda database: known_specialist(settings, database, name))
+    return run_with_database(
+        settings, lambda database: known_specialist(database, config.catalog, name)
+    )
 
 
 # The registry's side of distillation (proposals, the evaluation gate, jobs) lives in its own

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -21,6 +21,7 @@ from distill.jobs import DistillJob, DistillJobStore
 from distill.registry import Proposal, RegistryStore, SpecialistVersion
 from orchestrator.transcripts import TranscriptStore
 from serving.cli.output import console, err_console, log_to_stderr, print_json
+from serving.runtime import distill_config
 from serving.settings import Settings, get_settings
 from serving.stores import open_database
 from specialists.errors import DatasetError, ModelError
@@ -78,11 +79,16 @@ def propose(
     UNDERSTUDY_DISTILL_AUTO_DISTILL_RUNS set, proposals that large start a distillation job.
     Next: `understudy distill start --proposal ID` (or `distill build --proposal ID`).
     """
+    from distill.pipeline import start_for_large_proposals
+    from distill.proposals import propose as propose_specialists
     from orchestrator.prerouter import MiniLMEmbedder
-    from serving.proposals import propose as propose_specialists
 
     settings = get_settings()
-    distill = settings.distill
+    config = distill_config(settings)
+    chosen = {"cluster_threshold": threshold, "min_runs": min_runs, "max_runs": max_runs}
+    proposal_config = replace(
+        config.proposals, **{name: value for name, value in chosen.items() if value is not None}
+    )
 
     async def run(
         store: TranscriptStore, registry: RegistryStore
@@ -91,17 +97,20 @@ def propose(
             proposals = await propose_specialists(
                 registry,
                 store,
-                settings.catalog(),
+                config.catalog,
                 embedder=MiniLMEmbedder(settings.router.embedding_model),
-                cluster_threshold=threshold or distill.cluster_threshold,
-                coverage_threshold=distill.coverage_threshold,
-                min_runs=min_runs or distill.min_cluster_runs,
-                max_runs=max_runs or distill.propose_max_runs,
+                config=proposal_config,
                 on_progress=lambda scanned, kept: status.update(
                     f"scanned {scanned} runs, {kept} answered by the lead alone; clustering…"
                 ),
             )
-        return proposals, await _auto_start(settings, registry, proposals)
+        started = await start_for_large_proposals(
+            registry,
+            DistillJobStore(registry.database),
+            proposals,
+            min_runs=proposal_config.auto_distill_runs,
+        )
+        return proposals, started
 
     proposals, started = asyncio.run(_with_stores(settings, run))
     if as_json:
@@ -129,23 +138,6 @@ def propose(
     for job in started:
         console.print(f"started distillation job {job.id} for {job.specialist}", style="dim")
     console.print("next: understudy distill start --proposal ID", style="dim")
-
-
-async def _auto_start(
-    settings: Settings, registry: RegistryStore, proposals: list[Proposal]
-) -> list[DistillJob]:
-    """Start jobs for the proposals that crossed UNDERSTUDY_DISTILL_AUTO_DISTILL_RUNS."""
-    from serving.distill_job import start_for_proposal
-
-    minimum = settings.distill.auto_distill_runs
-    if minimum is None:
-        return []
-    jobs = DistillJobStore(registry.database)
-    return [
-        await start_for_proposal(registry, jobs, proposal.id, trigger="auto")
-        for proposal in proposals
-        if proposal.run_count >= minimum
-    ]
 
 
 # ---------------------------------------------------------------------------------- evaluate
@@ -180,16 +172,20 @@ def evaluate(
     and that the candidate does no worse than the current version. The adapter is registered
     as a candidate version with its figures; `understudy specialists promote` serves it.
     """
-    from serving.distill_eval import HeldOut, evaluate_registered, register_adapter
+    from distill.catalog import known_catalog
+    from distill.gate import HeldOut, evaluate_registered, register_adapter
+    from distill.promotion import served_base
     from serving.runtime import build_backend
 
     settings = get_settings()
-    adapter_dir = adapter or latest_adapter(settings.adapters_dir, specialist)
+    config = distill_config(settings)
+    adapter_dir = adapter or latest_adapter(config.paths.adapters, specialist)
     held_out = HeldOut.read(dataset or _trained_on(adapter_dir))
 
     async def run(store: TranscriptStore, registry: RegistryStore) -> SpecialistVersion:
+        known = known_catalog(config.catalog, await registry.snapshot())
         version, current = await register_adapter(
-            settings, registry, specialist, adapter_dir, held_out
+            registry, known, served_base(config), specialist, adapter_dir, held_out
         )
         backend = build_backend(settings, log=log_to_stderr)
         try:
@@ -202,13 +198,14 @@ def evaluate(
             ) as progress:
                 task = progress.add_task("answers", total=held_out.size + len(held_out.test))
                 return await evaluate_registered(
-                    settings,
                     store,
                     registry,
                     backend,
                     version,
                     current,
                     held_out,
+                    gate=config.gate,
+                    slm_cost_per_token=config.slm_cost_per_token,
                     on_answer=lambda: progress.advance(task),
                 )
         finally:
@@ -317,17 +314,18 @@ def start(
     with UNDERSTUDY_DISTILL_AUTO_PROMOTE=true and a passed gate; otherwise run
     `understudy specialists promote` yourself.
     """
-    from serving.distill_job import start_for_proposal, start_for_specialist
+    from distill.pipeline import start_for_proposal, start_for_specialist
 
     if (proposal is None) == (specialist is None):
         raise typer.BadParameter("give --proposal or --specialist (one of them)")
     settings = get_settings()
+    config = distill_config(settings)
 
     async def run(store: TranscriptStore, registry: RegistryStore) -> DistillJob:
         jobs = DistillJobStore(store.database)
         if proposal is not None:
             return await start_for_proposal(registry, jobs, proposal)
-        return await start_for_specialist(settings, registry, jobs, specialist or "")
+        return await start_for_specialist(registry, jobs, specialist or "", base=config.catalog)
 
     job = asyncio.run(_with_stores(settings, run))
     console.print(

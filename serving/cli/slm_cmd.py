@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
+from distill.catalog import served_catalog
 from serving.cli.output import console, err_console, log_to_stderr
-from serving.reconcile import served_catalog
 from serving.runtime import resolve_base_model
 from serving.settings import get_settings
 from serving.slm_server import (
@@ -74,7 +74,7 @@ def serve(
     model_dir = resolve_base_model(settings, log=log_to_stderr)
     vllm = find_vllm(settings)
     catalog = run_with_database(  # promoted adapters included
-        settings, lambda database: served_catalog(settings, database)
+        settings, lambda database: served_catalog(database, settings.catalog())
     )
     command = build_command(vllm, model_dir, settings, catalog)
     if dry_run:

@@ -9,11 +9,11 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.table import Table
 
+from distill.catalog import known_catalog
+from distill.promotion import Promoter, choose_version, served_base
 from distill.registry import RegistrySnapshot, RegistryStore, SpecialistVersion
 from serving.cli.output import console, log_to_stderr, print_json
-from serving.promotion import Promoter, choose_version, served_base
-from serving.reconcile import known_catalog
-from serving.runtime import build_backend
+from serving.runtime import build_backend, distill_config
 from serving.settings import Settings, get_settings
 from serving.stores import run_with_database
 from specialists.catalog import DEFAULT_SPECIALISTS, Specialist
@@ -147,12 +147,13 @@ async def _promoter(
     settings: Settings, registry: RegistryStore, action: Callable[[Promoter], Awaitable[T]]
 ) -> T:
     """Run ``action`` with a :class:`Promoter` (and the vLLM client, with the vLLM backend)."""
+    config = distill_config(settings)
     vllm = build_backend(settings) if settings.slm.backend == "vllm" else None
     assert vllm is None or isinstance(vllm, VLLMBackend)
     promoter = Promoter(
         registry,
-        base_catalog=settings.catalog(),
-        served=served_base(settings),
+        base_catalog=config.catalog,
+        served=served_base(config),
         vllm=vllm,
         log=log_to_stderr,
     )

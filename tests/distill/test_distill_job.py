@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from distill.jobs import DistillJobStore
+from distill.pipeline import DistillationRun, start_for_proposal, start_for_specialist
 from distill.registry import ProposalDraft, RegistryStore
 from orchestrator.transcripts import TranscriptStore
-from serving.distill_job import DistillationRun, start_for_proposal, start_for_specialist
+from serving.runtime import distill_config, slm_access
 from serving.settings import get_settings
 from specialists.errors import UnknownSpecialistError
 from tests.distill.helpers import HOURS_ANSWER, lead_run, museum_hours_questions
@@ -76,7 +77,9 @@ async def claim(store: TranscriptStore, worker: str) -> DistillationRun:
     """The next job, claimed by ``worker`` as ``understudy worker`` would."""
     job = await DistillJobStore(store.database).claim(worker, lease_s=LEASE_S, max_attempts=3)
     assert job is not None
-    return DistillationRun(get_settings(), store, job, worker_id=worker)
+    settings = get_settings()
+    config, slm = distill_config(settings), slm_access(settings)
+    return DistillationRun(store.database, config, slm, job, worker_id=worker)
 
 
 async def test_a_stopped_worker_hands_the_job_back_and_the_next_one_resumes_it(
@@ -129,6 +132,6 @@ async def test_too_small_a_dataset_fails_the_job_and_registers_nothing(
 async def test_jobs_are_only_queued_for_specialists_that_exist(store: TranscriptStore) -> None:
     registry, jobs = RegistryStore(store.database), DistillJobStore(store.database)
     with pytest.raises(UnknownSpecialistError, match="nobody"):
-        await start_for_specialist(get_settings(), registry, jobs, "nobody")
-    queued = await start_for_specialist(get_settings(), registry, jobs, "math")
+        await start_for_specialist(registry, jobs, "nobody", base=get_settings().catalog())
+    queued = await start_for_specialist(registry, jobs, "math", base=get_settings().catalog())
     assert (queued.specialist, queued.proposal_id, queued.status) == ("math", None, "queued")

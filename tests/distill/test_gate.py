@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from serving.distill_eval import (
+from distill.config import GateConfig
+from distill.gate import (
     AgreementScorer,
-    GateSettings,
     HeldOut,
     Outcome,
     acceptance,
@@ -63,7 +63,7 @@ def judged(test: list[Outcome], current: list[Outcome], **settings: float) -> tu
         test=test,
         current_test=current,
         current_threshold=0.5,
-        settings=GateSettings(**{"min_accepted": 5, **settings}),
+        gate=GateConfig(**{"min_accepted": 5, **settings}),
         scorer=AgreementScorer("nonempty", 0.5),
         lead_cost_usd=0.002,
         slm_cost_per_token=1e-8,
@@ -82,7 +82,7 @@ def test_the_gate_passes_a_precise_candidate_that_beats_the_current_version() ->
         test=test,
         current_test=current,
         current_threshold=0.5,
-        settings=GateSettings(min_accepted=5),
+        gate=GateConfig(min_accepted=5),
         scorer=AgreementScorer("nonempty", 0.5),
         lead_cost_usd=0.002,
         slm_cost_per_token=1e-8,

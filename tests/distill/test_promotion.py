@@ -15,15 +15,15 @@ from typing import Any
 import pytest
 from starlette.responses import JSONResponse, Response
 
-from distill.registry import PromotionRefused, RegistryStore, SpecialistDefinition
-from serving.promotion import (
+from distill.promotion import (
     Promoter,
     ServedBase,
     adapter_sha256,
     register_candidate,
     verify_version,
 )
-from serving.reconcile import apply_adapters
+from distill.reconcile import apply_adapters
+from distill.registry import PromotionRefused, RegistryStore, SpecialistDefinition
 from specialists.catalog import Catalog
 from specialists.errors import ConfigurationError, ModelError, UnknownSpecialistError
 from specialists.vllm_client import VLLMBackend

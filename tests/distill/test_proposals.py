@@ -10,16 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from distill.config import DEFAULT_CLUSTER_THRESHOLD, DEFAULT_COVERAGE_THRESHOLD, ProposalConfig
+from distill.proposals import accept, cluster, lead_answered, propose
 from distill.registry import Proposal, RegistryStore
 from orchestrator.prerouter import MiniLMEmbedder
-from orchestrator.proposals import (
-    DEFAULT_CLUSTER_THRESHOLD,
-    DEFAULT_COVERAGE_THRESHOLD,
-    cluster,
-    lead_answered,
-)
 from orchestrator.transcripts import TranscriptStore
-from serving.proposals import accept, propose
 from specialists.catalog import Catalog
 from tests.distill.helpers import (
     EPOCH,
@@ -95,10 +90,12 @@ async def propose_with_defaults(
         store,
         Catalog.default(),
         embedder=embedder,
-        cluster_threshold=DEFAULT_CLUSTER_THRESHOLD,
-        coverage_threshold=DEFAULT_COVERAGE_THRESHOLD,
-        min_runs=MIN_RUNS,
-        max_runs=1000,
+        config=ProposalConfig(
+            cluster_threshold=DEFAULT_CLUSTER_THRESHOLD,
+            coverage_threshold=DEFAULT_COVERAGE_THRESHOLD,
+            min_runs=MIN_RUNS,
+            max_runs=1000,
+        ),
         now=now,
     )
 

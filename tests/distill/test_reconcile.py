@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from distill.catalog import effective_catalog, known_catalog, known_specialist, served_catalog
+from distill.promotion import adapter_sha256
+from distill.reconcile import CatalogSync
 from distill.registry import (
     RegistrySnapshot,
     RegistryStore,
@@ -18,14 +21,6 @@ from distill.registry import (
 )
 from orchestrator.lead import LeadConfig
 from orchestrator.run import Orchestrator
-from serving.promotion import adapter_sha256
-from serving.reconcile import (
-    CatalogSync,
-    effective_catalog,
-    known_catalog,
-    known_specialist,
-    served_catalog,
-)
 from serving.settings import get_settings
 from specialists.catalog import Catalog
 from specialists.errors import ModelError, UnknownSpecialistError
@@ -202,10 +197,10 @@ def active_version(name: str, adapter: Path, *, threshold: float | None) -> Spec
 async def test_a_specialist_being_trained_is_known_before_it_is_served(
     registry: RegistryStore,
 ) -> None:
-    settings, database = get_settings(), registry.database
+    base, database = get_settings().catalog(), registry.database
     with pytest.raises(UnknownSpecialistError, match="museum"):
-        await known_specialist(settings, database, "museum")
+        await known_specialist(database, base, "museum")
     await registry.define_specialist(MUSEUM)
-    museum = await known_specialist(settings, database, "museum")
+    museum = await known_specialist(database, base, "museum")
     assert (museum.system_prompt, museum.adapter) == (MUSEUM.system_prompt, None)
-    assert "museum" not in (await served_catalog(settings, database)).names
+    assert "museum" not in (await served_catalog(database, base)).names

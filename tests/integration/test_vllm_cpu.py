@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from distill.promotion import Promoter, ServedBase, register_candidate
 from distill.registry import RegistryStore, SpecialistDefinition
-from serving.promotion import Promoter, ServedBase, register_candidate
 from serving.settings import Settings
 from serving.slm_server import find_vllm
 from specialists import Catalog, ConfigurationError

@@ -3,52 +3,47 @@
 Every run the lead answered without a specialist is traffic a specialist could take. The user
 queries of those runs are embedded (the pre-router's MiniLM), grouped by average-linkage
 agglomerative clustering on cosine similarity — a group's members are, on average, at least
-:data:`DEFAULT_CLUSTER_THRESHOLD` similar to each other — and each group of at least
-``min_runs`` runs that no existing specialist covers becomes a :class:`ProposalDraft`: a name
-from its most salient words, a tool description, its most central queries as examples, and the
-monthly lead cost it would save at the rate observed.
+``cluster_threshold`` (:data:`~distill.config.DEFAULT_CLUSTER_THRESHOLD`) similar to each other —
+and each group of at least ``min_runs`` runs that no existing specialist covers becomes a
+:class:`ProposalDraft`: a name from its most salient words, a tool description, its most central
+queries as examples, and the monthly lead cost it would save at the rate observed.
 
 "No specialist covers it" means the group does not look like any specialist's traffic: its
 queries' mean best pre-router score (cosine to a specialist's prototype) is below
-:data:`DEFAULT_COVERAGE_THRESHOLD`. That is stricter than the router's own threshold, which
-decides single prompts and is deliberately generous. Average linkage rather than single linkage,
-because a chain of near neighbours must not merge two tasks. Both thresholds are calibrated on
-real prompts by ``python -m evals.calibrate_clusters``.
+``coverage_threshold`` (:data:`~distill.config.DEFAULT_COVERAGE_THRESHOLD`). That is stricter
+than the router's own threshold, which decides single prompts and is deliberately generous.
+Average linkage rather than single linkage, because a chain of near neighbours must not merge two
+tasks. Both thresholds are calibrated on real prompts by ``python -m distill.calibrate_clusters``.
 
-Only numpy (and scipy's hierarchical clustering, installed with the embedder) is used here; the
-embedder is passed in.
+A round (:func:`propose`) feeds the clustering the newest lead-answered runs from the transcript
+store and a pre-router over every specialist that exists or is being trained (so a task already
+taken is not proposed again), and stores its proposals in the registry; an accepted proposal
+becomes a registered specialist definition (:func:`accept`). Only numpy (and scipy's hierarchical
+clustering, installed with the embedder) is used for the clustering; the embedder is passed in.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
 
-from distill.registry import ProposalDraft
+from distill.catalog import known_catalog
+from distill.config import DEFAULT_CLUSTER_THRESHOLD, DEFAULT_COVERAGE_THRESHOLD, ProposalConfig
+from distill.registry import Proposal, ProposalDraft, RegistryStore, SpecialistDefinition
 from orchestrator.prerouter import Embedder, PreRouter, clip_prompt
-from orchestrator.transcripts import RunRecord
+from orchestrator.transcripts import RunRecord, TranscriptStore
+from specialists.catalog import Catalog
 from specialists.validators import python_function
 
-DEFAULT_CLUSTER_THRESHOLD: float = 0.275
-"""Mean pairwise cosine at which queries count as one task. Calibrated with
-``python -m evals.calibrate_clusters`` on 150 GSM8K, 150 MBPP and 150 email-subject prompts mixed
-with 287 prompts of no common task (MT-Bench, Vicuna-Bench, Self-Instruct): the best
-neighbour-smoothed recall times purity without a group of unrelated prompts. At 0.275 (seeds 0 / 1)
-recall is 0.96 / 0.93 (GSM8K), 0.68 / 0.79 (MBPP), 0.76 / 0.74 (email), purity 1.000 / 0.997, no
-spurious group; at 0.225 and below, topical groups of unrelated requests (film and TV, blog
-posts) reach 20 prompts and would be proposed."""
-
-DEFAULT_COVERAGE_THRESHOLD: float = 0.215
-"""Mean best pre-router score at which a group of queries counts as an existing specialist's
-task. Calibrated with ``python -m evals.calibrate_clusters`` (150 prompts a task, seeds 0 and
-1): covered tasks score 0.253 (MATH-500) to 0.435 (email tasks), uncovered ones 0.077 (MMLU
-college biology) to 0.180 (Self-Instruct app tasks); the middle of the gap is 0.217 / 0.215."""
-
+PAGE_SIZE = 500
+SCAN_FACTOR = 10
+"""Runs scanned per lead-answered run wanted: most traffic may go to specialists already."""
 MONTH_DAYS = 30.0
 MIN_WINDOW_DAYS = 1.0
 """Savings are extrapolated from at least a day of traffic, so a burst of minutes is not
@@ -289,3 +284,93 @@ def _last_user_message(messages: Sequence[dict]) -> str:
         if message.get("role") == "user":
             return str(message.get("content") or "").strip()
     return ""
+
+
+# ----------------------------------------------------------------- rounds: the store → the registry
+
+
+async def recent_lead_queries(
+    store: TranscriptStore,
+    max_queries: int,
+    *,
+    on_progress: Callable[[int, int], None] = lambda _scanned, _kept: None,
+) -> list[LeadQuery]:
+    """The newest ``max_queries`` runs the lead answered itself (at most ``SCAN_FACTOR`` times
+    as many runs are scanned), oldest first."""
+    queries: dict[str, LeadQuery] = {}
+    scanned = 0
+    while len(queries) < max_queries and scanned < max_queries * SCAN_FACTOR:
+        page = await store.list_runs(limit=PAGE_SIZE, offset=scanned)
+        if not page:
+            break
+        scanned += len(page)
+        for query in lead_answered(page):
+            queries.setdefault(query.run_id, query)  # a run recorded meanwhile shifts pages
+        on_progress(scanned, len(queries))
+    newest = sorted(queries.values(), key=lambda q: (q.created_at, q.run_id))[-max_queries:]
+    return newest
+
+
+async def propose(
+    registry: RegistryStore,
+    store: TranscriptStore,
+    base: Catalog,
+    *,
+    embedder: Embedder,
+    config: ProposalConfig,
+    now: datetime | None = None,
+    on_progress: Callable[[int, int], None] = lambda _scanned, _kept: None,
+) -> list[Proposal]:
+    """Recompute the open proposals from the newest lead-answered runs and store them.
+
+    Args:
+        base: The catalog without the registry (built-ins and settings overrides).
+        config: The thresholds, the smallest task and how many runs are read.
+    """
+    queries = await recent_lead_queries(store, config.max_runs, on_progress=on_progress)
+    snapshot = await registry.snapshot()
+    known = known_catalog(base, snapshot)
+    taken = set(known.names) | {
+        p.name for p in await registry.list_proposals() if p.status != "open"
+    }
+    proposer = Proposer(
+        embedder,
+        PreRouter(known, embedder),
+        threshold=config.cluster_threshold,
+        coverage_threshold=config.coverage_threshold,
+        min_runs=config.min_runs,
+        taken_names=taken,
+    )
+    drafts = await asyncio.to_thread(proposer.propose, queries, now=now)
+    return await registry.replace_open_proposals(drafts)
+
+
+def definition_for(proposal: Proposal) -> SpecialistDefinition:
+    """The specialist a proposal describes: its name, description and examples, a short system
+    prompt (a small model recomputes it for every request) and the validator the lead's
+    answers suggested."""
+    topic = proposal.name.replace("_", " ")
+    form = (
+        "Reply with one ```python code block."
+        if proposal.validator == "python_function"
+        else "Reply with the answer only."
+    )
+    return SpecialistDefinition(
+        name=proposal.name,
+        description=proposal.description,
+        system_prompt=f"You handle {topic} requests. {form}",
+        validator=proposal.validator,
+        examples=proposal.examples,
+        max_tokens=proposal.max_tokens,
+        proposal_id=proposal.id,
+    )
+
+
+async def accept(registry: RegistryStore, proposal_id: int) -> SpecialistDefinition:
+    """Register the specialist ``proposal_id`` describes (the proposal becomes ``accepted``);
+    if it was registered already, its definition."""
+    proposal = await registry.get_proposal(proposal_id)
+    existing = await registry.get_definition(proposal.name)
+    if existing is not None and existing.proposal_id == proposal.id:
+        return existing
+    return await registry.define_specialist(definition_for(proposal))

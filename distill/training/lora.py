@@ -29,20 +29,21 @@ import shutil
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-from specialists.adapters import check_adapter_fits, read_adapter_config
-from specialists.distill.checkpoints import (
+from distill.config import TrainConfig, TrainLimits
+from distill.dataset.build import LoadedDataset, load_dataset
+from distill.training.checkpoints import (
     latest_checkpoint,
     load_state,
     prune_checkpoints,
     save_checkpoint,
 )
-from specialists.distill.dataset import LoadedDataset, load_dataset
-from specialists.distill.sft_data import TokenizedExample, pad_batch, tokenize_chat
+from distill.training.sft_data import TokenizedExample, pad_batch, tokenize_chat
+from specialists.adapters import check_adapter_fits, read_adapter_config
 from specialists.errors import ConfigurationError, DatasetError, ModelError, TrainingError
 from specialists.model_loading import MODEL_LOADING
 from specialists.model_store import validate_model_dir
@@ -50,64 +51,6 @@ from specialists.model_store import validate_model_dir
 TRAINING_FILE = "training.json"
 RUN_FILE = "run.json"
 CHECKPOINTS = "checkpoints"
-
-
-@dataclass(frozen=True, slots=True)
-class TrainConfig:
-    """Hyperparameters of one training run."""
-
-    rank: int = 16
-    """LoRA rank; at most the SLM server's ``--max-lora-rank``."""
-    alpha: int = 32
-    dropout: float = 0.05
-    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
-    """Attention projections: cheap to train, free at inference once merged."""
-    learning_rate: float = 2e-4
-    epochs: int = 2
-    batch_size: int = 8
-    max_seq_tokens: int = 1024
-    """Longer examples are left out (counted), not truncated: a cut answer teaches cutting."""
-    warmup_fraction: float = 0.05
-    seed: int = 0
-    checkpoint_every: int = 50
-    """Steps between checkpoints."""
-    keep_checkpoints: int = 2
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: int | None = None
-    """CPU threads for torch; ``None`` keeps torch's default (one per core). On a machine shared
-    with other work, fewer threads waste less CPU waiting for each other."""
-
-    def __post_init__(self) -> None:
-        positive = ("rank", "alpha", "epochs", "batch_size", "max_seq_tokens", "checkpoint_every")
-        for name in (*positive, "keep_checkpoints"):
-            if getattr(self, name) < 1:
-                raise ConfigurationError(f"{name} must be ≥ 1, got {getattr(self, name)}")
-        if not 0 < self.learning_rate < 1:
-            raise ConfigurationError(f"learning_rate must be in (0, 1), got {self.learning_rate}")
-        if not 0 <= self.dropout < 1 or not 0 <= self.warmup_fraction < 1:
-            raise ConfigurationError("dropout and warmup_fraction must be in [0, 1)")
-        if self.threads is not None and self.threads < 1:
-            raise ConfigurationError(f"threads must be ≥ 1, got {self.threads}")
-        if not self.target_modules:
-            raise ConfigurationError("target_modules must name at least one module")
-
-    def identity(self) -> dict[str, Any]:
-        """The fields that change the resulting adapter (not where or how often it is saved)."""
-        data = asdict(self)
-        for name in ("checkpoint_every", "keep_checkpoints", "device", "threads"):
-            data.pop(name)
-        data["target_modules"] = list(self.target_modules)
-        return data
-
-
-@dataclass(frozen=True, slots=True)
-class TrainLimits:
-    """What the deployment accepts; checked before anything is loaded."""
-
-    max_rank: int
-    """The SLM server's ``--max-lora-rank`` (``UNDERSTUDY_SLM_MAX_LORA_RANK``)."""
-    min_examples: int
-    """Fewest training examples worth training on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +129,20 @@ def training_id(identity: dict[str, Any]) -> str:
     name that makes repeating a command resume it."""
     encoded = json.dumps(identity, sort_keys=True).encode("utf-8")
     return hashlib.sha256(encoded).hexdigest()[:12]
+
+
+def adapter_dir(
+    root: Path,
+    name: str,
+    dataset: Path,
+    base_dir: Path,
+    config: TrainConfig,
+    init_adapter: Path | None = None,
+) -> Path:
+    """``<root>/<name>/<training id>``: one directory per dataset, base and hyperparameters, so
+    running the same training again resumes (or finds) it."""
+    identity = training_identity(load_dataset(dataset).sha256, base_dir, config, init_adapter)
+    return root / name / training_id(identity)
 
 
 def train_lora(

@@ -1,13 +1,15 @@
 """Distillation as a job: build → train → evaluate (→ promote), run by ``understudy worker``.
 
 A job is queued by hand (``distill start``) or by ``distill propose`` when a proposal reaches
-``UNDERSTUDY_DISTILL_AUTO_DISTILL_RUNS``; the ``distill`` job kind of the worker claims it and
-runs the same steps as the commands ``distill build``, ``distill train`` and ``distill
-evaluate``, recording each step's result on the job. The worker renews the job's lease while it
-runs; stopping the worker (or cancelling the job) interrupts training at the next step, leaving
-its checkpoint, and a later claim resumes where it stopped: the dataset and the adapter are
-found again by content. Promotion follows only when the gate passed and
-``UNDERSTUDY_DISTILL_AUTO_PROMOTE`` is on; otherwise a person runs ``specialists promote``.
+``UNDERSTUDY_DISTILL_AUTO_DISTILL_RUNS``; the worker's ``distill`` job kind claims it and runs the
+same steps as the commands ``distill build``, ``distill train`` and ``distill evaluate``,
+recording each step's result on the job. The catalog the job works against — the base catalog
+with the registry's specialists — is read once when the job starts and handed to every step.
+
+The worker renews the job's lease while it runs; stopping the worker (or cancelling the job)
+interrupts training at the next step, leaving its checkpoint, and a later claim resumes where it
+stopped: the dataset and the adapter are found again by content. Promotion follows only when the
+gate passed and ``auto_promote`` is on; otherwise a person runs ``specialists promote``.
 """
 
 from __future__ import annotations
@@ -16,32 +18,25 @@ import asyncio
 import contextlib
 import logging
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from database import Database
+from distill.catalog import known_catalog
+from distill.config import DistillConfig, Log, SLMAccess
+from distill.gate import HeldOut, evaluate_registered, register_adapter
 from distill.jobs import DistillJob, DistillJobStore
-from distill.registry import RegistryStore, SpecialistVersion
+from distill.promotion import Promoter, ServedBase, served_base
+from distill.proposals import accept
+from distill.registry import Proposal, RegistryStore, SpecialistVersion
+from distill.source import read_transcripts
 from orchestrator.transcripts import TranscriptStore
-from serving.distill_config import (
-    adapter_dir,
-    dataset_dir,
-    dataset_options,
-    train_config,
-    train_limits,
-)
-from serving.distill_eval import HeldOut, evaluate_registered, register_adapter
-from serving.distill_source import read_transcripts
-from serving.promotion import Promoter, served_base
-from serving.proposals import accept
-from serving.reconcile import known_catalog
-from serving.runtime import Log, build_backend, resolve_base_model
-from serving.settings import Settings
 from specialists.catalog import Catalog, Specialist
 from specialists.errors import UnderstudyError
 
 if TYPE_CHECKING:
-    from serving.worker import WorkerContext
-    from specialists.distill import StepReport, TrainPlan
+    from distill.training import StepReport, TrainPlan
 
 logger = logging.getLogger(__name__)
 
@@ -54,35 +49,60 @@ async def start_for_proposal(
     return await jobs.enqueue(definition.name, proposal_id=proposal_id, trigger=trigger)
 
 
+async def start_for_large_proposals(
+    registry: RegistryStore,
+    jobs: DistillJobStore,
+    proposals: Sequence[Proposal],
+    *,
+    min_runs: int | None,
+) -> list[DistillJob]:
+    """Queue a job for every proposal of at least ``min_runs`` runs; none when it is ``None``
+    (jobs start only by hand)."""
+    if min_runs is None:
+        return []
+    return [
+        await start_for_proposal(registry, jobs, proposal.id, trigger="auto")
+        for proposal in proposals
+        if proposal.run_count >= min_runs
+    ]
+
+
 async def start_for_specialist(
-    settings: Settings, registry: RegistryStore, jobs: DistillJobStore, name: str
+    registry: RegistryStore, jobs: DistillJobStore, name: str, *, base: Catalog
 ) -> DistillJob:
     """Queue a job training a new version of an existing specialist from its transcripts.
+
+    Args:
+        base: The catalog without the registry (built-ins and settings overrides).
 
     Raises:
         UnknownSpecialistError: No such specialist.
     """
-    known_catalog(settings.catalog(), await registry.snapshot()).get(name)
+    known_catalog(base, await registry.snapshot()).get(name)
     return await jobs.enqueue(name)
 
 
-async def run_distillation(context: WorkerContext, stop: asyncio.Event) -> None:
-    """The worker's ``distill`` job kind: claim jobs one at a time until ``stop`` is set."""
-    settings = context.settings
-    store = TranscriptStore(context.database)
-    jobs = DistillJobStore(context.database)
+async def run_distillation_jobs(
+    database: Database,
+    config: DistillConfig,
+    slm: SLMAccess,
+    *,
+    worker_id: str,
+    stop: asyncio.Event,
+    log: Log = lambda _m: None,
+) -> None:
+    """Claim jobs one at a time and run them until ``stop`` is set."""
+    jobs = DistillJobStore(database)
     while not stop.is_set():
         job = await jobs.claim(
-            context.info.id,
-            lease_s=settings.batch.lease_s,
-            max_attempts=settings.batch.max_attempts,
+            worker_id, lease_s=config.queue.lease_s, max_attempts=config.queue.max_attempts
         )
         if job is None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), settings.batch.poll_s)
+                await asyncio.wait_for(stop.wait(), config.queue.poll_s)
             continue
-        context.log(f"distillation job {job.id}: {job.specialist} (attempt {job.attempts})")
-        run = DistillationRun(settings, store, job, worker_id=context.info.id, log=context.log)
+        log(f"distillation job {job.id}: {job.specialist} (attempt {job.attempts})")
+        run = DistillationRun(database, config, slm, job, worker_id=worker_id, log=log)
         await run.run(stop)
 
 
@@ -94,25 +114,28 @@ class DistillationRun:
     """One claimed job, from where it stands to its end.
 
     Args:
-        settings: The worker's settings.
-        store: The transcript store (the registry and job queue share its engine).
+        database: The process's database (transcripts, registry and job queue).
+        config: The distillation configuration.
+        slm: The base model's directory and the backend candidates are evaluated on.
         job: The claimed job.
         worker_id: The worker holding its lease.
     """
 
     def __init__(
         self,
-        settings: Settings,
-        store: TranscriptStore,
+        database: Database,
+        config: DistillConfig,
+        slm: SLMAccess,
         job: DistillJob,
         *,
         worker_id: str,
         log: Log = lambda _m: None,
     ) -> None:
-        self.settings = settings
-        self.store = store
-        self.registry = RegistryStore(store.database)
-        self.jobs = DistillJobStore(store.database)
+        self.config = config
+        self.slm = slm
+        self.store = TranscriptStore(database)
+        self.registry = RegistryStore(database)
+        self.jobs = DistillJobStore(database)
         self.job = job
         self.worker_id = worker_id
         self.log = log
@@ -143,25 +166,26 @@ class DistillationRun:
         return await self.jobs.finish(self.job.id, self.worker_id)
 
     async def _steps(self) -> None:
-        known = known_catalog(self.settings.catalog(), await self.registry.snapshot())
+        known = known_catalog(self.config.catalog, await self.registry.snapshot())
         specialist = known.get(self.job.specialist)
         dataset = await self._build(known, specialist)
         adapter = await self._train(specialist, dataset)
-        version = await self._evaluate(adapter, dataset)
-        if version.gate_passed and self.settings.distill.auto_promote:
+        base = served_base(self.config)
+        version = await self._evaluate(known, base, adapter, dataset)
+        if version.gate_passed and self.config.auto_promote:
             await self._stage("promote")
             promoter = Promoter(
-                self.registry,
-                base_catalog=self.settings.catalog(),
-                served=served_base(self.settings),
-                log=self.log,
+                self.registry, base_catalog=self.config.catalog, served=base, log=self.log
             )
             await promoter.promote(version)
+
+    # Building and training need the local extra, imported when the step runs: queueing a job
+    # (`distill start`) works on a light install.
 
     async def _build(self, known: Catalog, specialist: Specialist) -> Path:
         if self.job.dataset_path and Path(self.job.dataset_path).is_dir():
             return Path(self.job.dataset_path)  # built by an earlier attempt
-        from specialists.distill import DistillTarget, build_dataset, save_dataset
+        from distill.dataset import DistillTarget, build_dataset, dataset_dir, save_dataset
 
         await self._stage("build")
         run_ids = None
@@ -172,7 +196,7 @@ class DistillationRun:
             known,
             specialist=None if run_ids is not None else specialist.name,
             run_ids=run_ids,
-            max_runs=self.settings.distill.max_transcripts,
+            max_runs=self.config.max_transcripts,
         )
         target = DistillTarget(
             specialist.name,
@@ -180,51 +204,54 @@ class DistillationRun:
             specialist.validator,
             frozenset(run_ids) if run_ids is not None else None,
         )
-        built = await asyncio.to_thread(
-            build_dataset, transcripts, target, dataset_options(self.settings)
-        )
-        directory = save_dataset(built, dataset_dir(self.settings, built.card))
+        built = await asyncio.to_thread(build_dataset, transcripts, target, self.config.dataset)
+        directory = save_dataset(built, dataset_dir(self.config.paths.datasets, built.card))
         await self.jobs.progress(self.job.id, self.worker_id, dataset_path=str(directory))
         self.log(f"dataset {directory}: {built.card.examples} examples")
         return directory
 
     async def _train(self, specialist: Specialist, dataset: Path) -> Path:
-        from specialists.distill import train_lora
+        from distill.training import adapter_dir, train_lora
 
         await self._stage("train")
-        config = train_config(self.settings)
-        base_dir = resolve_base_model(self.settings, log=self.log)
-        out_dir = adapter_dir(self.settings, specialist.name, dataset, base_dir, config)
+        config = self.config
+        base_dir = self.slm.base_model_dir(self.log)
+        out_dir = adapter_dir(
+            config.paths.adapters, specialist.name, dataset, base_dir, config.train
+        )
         await self.jobs.progress(self.job.id, self.worker_id, adapter_path=str(out_dir))
         result = await asyncio.to_thread(
             train_lora,
             dataset,
             base_dir,
             out_dir,
-            config,
-            train_limits(self.settings),
-            base_ref=self.settings.slm.base_model,
+            config.train,
+            config.limits,
+            base_ref=config.base_model,
             observer=_HaltingObserver(self._halt),
         )
         self.log(f"adapter {result.adapter_dir}: {result.metadata['steps']} steps")
         return result.adapter_dir
 
-    async def _evaluate(self, adapter: Path, dataset: Path) -> SpecialistVersion:
+    async def _evaluate(
+        self, known: Catalog, base: ServedBase, adapter: Path, dataset: Path
+    ) -> SpecialistVersion:
         await self._stage("evaluate")
         held_out = HeldOut.read(dataset)
         version, current = await register_adapter(
-            self.settings, self.registry, self.job.specialist, adapter, held_out
+            self.registry, known, base, self.job.specialist, adapter, held_out
         )
-        backend = build_backend(self.settings, log=self.log)
+        backend = self.slm.open_backend(self.log)
         try:
             version = await evaluate_registered(
-                self.settings,
                 self.store,
                 self.registry,
                 backend,
                 version,
                 current,
                 held_out,
+                gate=self.config.gate,
+                slm_cost_per_token=self.config.slm_cost_per_token,
                 on_answer=self._check_halt,
             )
         finally:
@@ -245,7 +272,7 @@ class DistillationRun:
     async def _keep_lease(self, stop: asyncio.Event) -> None:
         """Renew the lease every third of it; a lost lease (cancelled) or a stopping worker
         halts the job at its next step."""
-        lease_s = self.settings.batch.lease_s
+        lease_s = self.config.queue.lease_s
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), lease_s / 3)

@@ -6,13 +6,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from specialists.distill import (
-    DistillTarget,
-    ToolUse,
-    Transcript,
-    build_dataset,
-    save_dataset,
-)
+from distill.dataset import DistillTarget, build_dataset, save_dataset
+from distill.transcripts import ToolUse, Transcript
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 MATH = DistillTarget("math", "Reply with the number.", validator="numeric_answer")

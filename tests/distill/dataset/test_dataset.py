@@ -9,15 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from specialists.distill import (
-    DatasetOptions,
-    build_dataset,
-    latest_dataset,
-    load_dataset,
-    save_dataset,
-)
+from distill.config import DatasetOptions
+from distill.dataset import build_dataset, latest_dataset, load_dataset, save_dataset
 from specialists.errors import ConfigurationError, DatasetError
-from tests.specialists.distill.helpers import MATH, escalated, saved_dataset, sums
+from tests.distill.dataset.helpers import MATH, escalated, saved_dataset, sums
 
 LONG_QUESTION = (
     "A bakery sells muffins in boxes of six and cookies in boxes of twelve; on Monday it sold "

@@ -6,7 +6,7 @@ served (by name, and by the shapes of its matrices against the base's layers), t
 gate, and — when a vLLM server is configured — that the server itself accepts the adapter (it is
 loaded under a staging name and unloaded again). Only then is the version made active, and the
 adapter loaded under the specialist's own name. Serving processes pick the change up from the
-registry (:mod:`serving.reconcile`).
+registry (:mod:`distill.reconcile`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from distill.catalog import load_catalog
+from distill.config import DistillConfig, Log
+from distill.reconcile import apply_adapters
 from distill.registry import (
     PromotionRefused,
     RegistryError,
@@ -25,12 +28,10 @@ from distill.registry import (
     SpecialistVersion,
     promotion_refusal,
 )
-from serving.reconcile import apply_adapters, load_catalog
-from serving.runtime import Log, model_store
-from serving.settings import Settings
 from specialists.adapters import check_adapter_fits, read_adapter_config
 from specialists.catalog import Catalog
 from specialists.errors import ConfigurationError, ModelError, SpecialistError
+from specialists.model_store import ModelStore
 from specialists.vllm_client import VLLMBackend
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
@@ -69,13 +70,13 @@ class ServedBase:
     """vLLM's ``--max-lora-rank`` (``UNDERSTUDY_SLM_MAX_LORA_RANK``)."""
 
 
-def served_base(settings: Settings) -> ServedBase:
-    """The base the settings serve; its directory when it is in the model store."""
+def served_base(config: DistillConfig) -> ServedBase:
+    """The base the configuration serves; its directory when it is in the model store."""
     try:
-        model_dir: Path | None = model_store(settings).resolve(settings.slm.base_model)
+        model_dir: Path | None = ModelStore(config.paths.models).resolve(config.base_model)
     except ModelError:
         model_dir = None  # served from elsewhere (a vLLM with a Hub id): checked by name only
-    return ServedBase(settings.slm.base_model, model_dir, settings.slm.max_lora_rank)
+    return ServedBase(config.base_model, model_dir, config.limits.max_rank)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +235,7 @@ class Promoter:
         verify_version(version, self.served)
         if self.vllm is not None:
             await self._try_on_vllm(version)
-        _, before = await load_catalog(self.registry, self.base_catalog)
+        before = await self._served_before()
         promoted = await self.registry.promote(version.id)
         self.log(f"{promoted.label} is active; serving processes switch within a poll")
         await self._follow(before)
@@ -246,7 +247,7 @@ class Promoter:
         Raises:
             RegistryError: ``name`` has no active version.
         """
-        _, before = await load_catalog(self.registry, self.base_catalog)
+        before = await self._served_before()
         retired, restored = await self.registry.rollback(name)
         self.log(
             f"{retired.label} retired; "
@@ -268,10 +269,17 @@ class Promoter:
         with contextlib.suppress(SpecialistError):
             await self.vllm.unload_adapter(staging)
 
-    async def _follow(self, before: Catalog) -> None:
+    async def _served_before(self) -> Catalog | None:
+        """The catalog served before a change, when a vLLM server is to follow the change."""
+        if self.vllm is None:
+            return None
+        _, before = await load_catalog(self.registry, self.base_catalog)
+        return before
+
+    async def _follow(self, before: Catalog | None) -> None:
         """Bring the vLLM server to the registry's new catalog. The registry has changed
         already: a failure here is reported, and every serving process retries it."""
-        if self.vllm is None:
+        if self.vllm is None or before is None:
             return
         _, after = await load_catalog(self.registry, self.base_catalog)
         try:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from specialists.distill.transcripts import Transcript
+from distill.transcripts import Transcript
 from specialists.validators import get_validator
 
 SPECIALIST_ALONE_ROUTES = ("slm:", "cascade:accepted:")

@@ -32,27 +32,18 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from distill.config import GateConfig
+from distill.promotion import ServedBase, register_candidate
 from distill.registry import RegistryStore, SpecialistVersion
 from orchestrator.transcripts import RunNotFound, TranscriptStore
-from serving.promotion import register_candidate, served_base
-from serving.reconcile import known_catalog
-from serving.settings import Settings
 from specialists.backend import ChatMessage, SLMBackend
-from specialists.catalog import Specialist
+from specialists.catalog import Catalog, Specialist
 from specialists.errors import DatasetError, SpecialistError
 from specialists.validators import get_validator
 from specialists.vllm_client import VLLMBackend
 
 MAX_CONCURRENCY = 16
 """Answers in flight at once (the local backend batches them)."""
-
-
-@dataclass(frozen=True, slots=True)
-class GateSettings:
-    target_precision: float = 0.95
-    min_accepted: int = 10
-    precision_tolerance: float = 0.05
-    match_threshold: float = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,27 +216,27 @@ def judge(
     test: Sequence[Outcome],
     current_test: Sequence[Outcome],
     current_threshold: float,
-    settings: GateSettings,
+    gate: GateConfig,
     scorer: AgreementScorer,
     lead_cost_usd: float | None,
     slm_cost_per_token: float,
 ) -> Verdict:
     """Calibrate on ``val``, check on ``test`` (see the module docstring), with the figures."""
-    target = settings.target_precision
-    threshold = calibrate(val, target, settings.min_accepted)
+    target = gate.target_precision
+    threshold = calibrate(val, target, gate.min_accepted)
     on_test = acceptance(test, threshold)
     reasons = []
     if threshold is None:
         reasons.append(
             f"no confidence threshold reaches {target:.0%} agreement with the lead over at "
-            f"least {settings.min_accepted} validation answers"
+            f"least {gate.min_accepted} validation answers"
         )
     elif on_test.precision is None:
         reasons.append(f"no test answer reaches the calibrated threshold {threshold:.3f}")
-    elif on_test.precision < target - settings.precision_tolerance:
+    elif on_test.precision < target - gate.precision_tolerance:
         reasons.append(
             f"test precision {on_test.precision:.1%} is below {target:.0%} "
-            f"(tolerance {settings.precision_tolerance:.0%})"
+            f"(tolerance {gate.precision_tolerance:.0%})"
         )
     candidate_accuracy, current_accuracy = _accuracy(test), _accuracy(current_test)
     if candidate_accuracy < current_accuracy:
@@ -345,7 +336,7 @@ async def evaluate_version(
     *,
     current: Specialist,
     backend: SLMBackend,
-    settings: GateSettings,
+    gate: GateConfig,
     lead_cost_by_run: Mapping[str, float],
     slm_cost_per_token: float,
     on_answer: Callable[[], None] = lambda: None,
@@ -359,7 +350,7 @@ async def evaluate_version(
         lead_cost_by_run: What the lead's answer cost, by run id (for the cost comparison).
     """
     candidate = candidate_specialist(current, version.label, Path(version.adapter_path))
-    scorer = AgreementScorer(current.validator, settings.match_threshold)
+    scorer = AgreementScorer(current.validator, gate.match_threshold)
     assert candidate.adapter is not None
     await backend.load_adapter(candidate.name, candidate.adapter)
     try:
@@ -375,7 +366,7 @@ async def evaluate_version(
         test=test,
         current_test=current_test,
         current_threshold=current.confidence_threshold,
-        settings=settings,
+        gate=gate,
         scorer=scorer,
         lead_cost_usd=lead_costs(lead_cost_by_run, held_out.test),
         slm_cost_per_token=slm_cost_per_token,
@@ -386,36 +377,33 @@ async def evaluate_version(
     )
 
 
-def gate_settings(settings: Settings) -> GateSettings:
-    distill = settings.distill
-    return GateSettings(
-        target_precision=distill.target_precision,
-        min_accepted=distill.min_accepted,
-        precision_tolerance=distill.precision_tolerance,
-        match_threshold=distill.match_threshold,
-    )
-
-
 async def register_adapter(
-    settings: Settings, registry: RegistryStore, name: str, adapter: Path, held_out: HeldOut
+    registry: RegistryStore,
+    known: Catalog,
+    base: ServedBase,
+    name: str,
+    adapter: Path,
+    held_out: HeldOut,
 ) -> tuple[SpecialistVersion, Specialist]:
     """``adapter`` as a candidate version of ``name`` (registered now, or found registered),
     and the specialist as served now, which it is compared with.
+
+    Args:
+        known: Every specialist a version may belong to (:func:`distill.catalog.known_catalog`).
+        base: The base the SLM servers run.
 
     Raises:
         UnknownSpecialistError: ``name`` is neither in the catalog nor in the registry.
         ModelError, ConfigurationError: The adapter cannot be served on this base (wrong base,
             rank above the server's maximum); nothing is registered then.
     """
-    known = known_catalog(settings.catalog(), await registry.snapshot())
     version = await register_candidate(
-        registry, known, name, adapter, served_base(settings), dataset=held_out.directory
+        registry, known, name, adapter, base, dataset=held_out.directory
     )
     return version, known.get(name)
 
 
 async def evaluate_registered(
-    settings: Settings,
     store: TranscriptStore,
     registry: RegistryStore,
     backend: SLMBackend,
@@ -423,10 +411,12 @@ async def evaluate_registered(
     current: Specialist,
     held_out: HeldOut,
     *,
+    gate: GateConfig,
+    slm_cost_per_token: float,
     on_answer: Callable[[], None] = lambda: None,
 ) -> SpecialistVersion:
-    """:func:`evaluate_version` with the settings' gate and prices, and the lead's costs of the
-    test requests read from their transcripts."""
+    """:func:`evaluate_version` with the lead's costs of the test requests read from their
+    transcripts."""
     costs = {}
     for item in held_out.test:
         if item.run_id is not None:
@@ -438,8 +428,8 @@ async def evaluate_registered(
         held_out,
         current=current,
         backend=backend,
-        settings=gate_settings(settings),
+        gate=gate,
         lead_cost_by_run=costs,
-        slm_cost_per_token=settings.slm.cost_per_million / 1e6,
+        slm_cost_per_token=slm_cost_per_token,
         on_answer=on_answer,
     )

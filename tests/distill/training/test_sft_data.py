@@ -9,8 +9,8 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from specialists.distill.sft_data import IGNORE, pad_batch, tokenize_chat
-from specialists.distill.train import answer_loss
+from distill.training.lora import answer_loss
+from distill.training.sft_data import IGNORE, pad_batch, tokenize_chat
 
 CHAT = [
     {"role": "system", "content": "Reply with the number."},

@@ -1,8 +1,8 @@
 """What distillation reads: one answered run, as plain data.
 
-The transcript store belongs to the orchestrator, which the specialists must not know; the
-serving layer converts its records (and their feedback) into these, so this package can be fed
-from any source — the store, an export, a test.
+The dataset builder reads these rather than the transcript store's records, so it can be fed
+from any source — the store (:mod:`distill.source` converts its runs and their feedback), an
+export, a test.
 """
 
 from __future__ import annotations

@@ -1,12 +1,10 @@
-"""What is served follows the registry: the effective catalog, and keeping processes in step.
+"""What is served follows the registry: adapters into backends, and processes kept in step.
 
-The effective catalog is the built-in specialists with the settings' overrides, then the
-registry's active versions on top: a built-in specialist with an active version gets its adapter
-and calibrated threshold; a registry-only specialist is added whole. Every process that serves
-(the API, a worker) holds a :class:`CatalogSync`, which polls the registry's generation counter
-(one indexed read) and, when it moved, loads the new adapters into its SLM backend, builds a
-pre-router over the new catalog and swaps both into the orchestrator — so a promotion or a
-rollback reaches every process within one poll interval, without a restart.
+Every process that serves (the API, a worker) holds a :class:`CatalogSync`, which polls the
+registry's generation counter (one indexed read) and, when it moved, loads the new adapters into
+its SLM backend, builds a pre-router over the new effective catalog (:mod:`distill.catalog`) and
+swaps both into the orchestrator — so a promotion or a rollback reaches every process within one
+poll interval, without a restart.
 """
 
 from __future__ import annotations
@@ -15,16 +13,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from database.engine import Database
-from distill.registry import RegistrySnapshot, RegistryStore, SpecialistDefinition
+from distill.catalog import load_catalog
+from distill.registry import RegistryStore
 from orchestrator.prerouter import PreRouter
-from serving.settings import Settings
 from specialists.backend import SLMBackend
-from specialists.catalog import Catalog, GenerationParams, Specialist
+from specialists.catalog import Catalog
 from specialists.errors import ConfigurationError, SpecialistError, UnderstudyError
 from specialists.vllm_client import VLLMBackend
 
@@ -35,52 +30,6 @@ logger = logging.getLogger(__name__)
 
 ALREADY_LOADED = "has already been loaded"
 """vLLM's refusal of a name it serves already (another process pushed the same change)."""
-
-
-def effective_catalog(base: Catalog, snapshot: RegistrySnapshot) -> Catalog:
-    """``base`` with the registry's active versions applied (see the module docstring)."""
-    specialists = {specialist.name: specialist for specialist in base}
-    for version in snapshot.active:
-        current = specialists.get(version.specialist)
-        if current is None:
-            definition = snapshot.definitions.get(version.specialist)
-            if definition is None:  # a version of a specialist that was since removed
-                logger.warning("active version %s has no definition; skipped", version.label)
-                continue
-            current = specialist_from_definition(definition)
-        specialists[version.specialist] = replace(
-            current,
-            adapter=Path(version.adapter_path),
-            base_model=version.base_model,
-            confidence_threshold=(
-                current.confidence_threshold if version.threshold is None else version.threshold
-            ),
-        )
-    return Catalog(specialists.values())
-
-
-def known_catalog(base: Catalog, snapshot: RegistrySnapshot) -> Catalog:
-    """Every specialist a version may belong to: the effective catalog, plus the registry-only
-    specialists that have no active version yet (being trained), with their bare base."""
-    catalog = effective_catalog(base, snapshot)
-    pending = [
-        specialist_from_definition(definition)
-        for name, definition in snapshot.definitions.items()
-        if name not in catalog.names
-    ]
-    return Catalog([*catalog, *pending])
-
-
-def specialist_from_definition(definition: SpecialistDefinition) -> Specialist:
-    """A registry-only specialist as the catalog holds it (without an adapter yet)."""
-    return Specialist(
-        name=definition.name,
-        description=definition.description,
-        system_prompt=definition.system_prompt,
-        generation=GenerationParams(max_tokens=definition.max_tokens),
-        validator=definition.validator,
-        examples=definition.examples,
-    )
 
 
 async def apply_adapters(backend: SLMBackend, before: Catalog | None, after: Catalog) -> None:
@@ -126,28 +75,6 @@ async def _push_changes(vllm: VLLMBackend, before: Catalog, after: Catalog) -> N
         if adapter is not None and current.get(name) is None:
             with contextlib.suppress(SpecialistError):  # not loaded there: nothing to undo
                 await vllm.unload_adapter(name)
-
-
-async def load_catalog(registry: RegistryStore, base: Catalog) -> tuple[int, Catalog]:
-    """The registry's generation and the effective catalog at that generation."""
-    snapshot = await registry.snapshot()
-    return snapshot.generation, effective_catalog(base, snapshot)
-
-
-async def served_catalog(settings: Settings, database: Database) -> Catalog:
-    """The catalog served now: the settings' catalog with the registry's active versions."""
-    _, catalog = await load_catalog(RegistryStore(database), settings.catalog())
-    return catalog
-
-
-async def known_specialist(settings: Settings, database: Database, name: str) -> Specialist:
-    """``name`` from the catalog or the registry, served or still being trained.
-
-    Raises:
-        UnknownSpecialistError: Neither knows it (the message lists the names that exist).
-    """
-    snapshot = await RegistryStore(database).snapshot()
-    return known_catalog(settings.catalog(), snapshot).get(name)
 
 
 PreRouterFactory = Callable[[Catalog], PreRouter | None]
@@ -246,14 +173,19 @@ def prerouter_like(current: PreRouter | None) -> PreRouterFactory:
     return build
 
 
-def registry_sync(settings: Settings, orchestrator: Orchestrator) -> CatalogSync:
-    """The :class:`CatalogSync` a serving process runs, on its transcript store's database."""
+def registry_sync(orchestrator: Orchestrator, *, base: Catalog, interval_s: float) -> CatalogSync:
+    """The :class:`CatalogSync` a serving process runs, on its transcript store's database.
+
+    Args:
+        base: The catalog without the registry (built-ins and settings overrides).
+        interval_s: Seconds between polls.
+    """
     if orchestrator.store is None:
         raise ConfigurationError("following the registry needs the orchestrator's database")
     return CatalogSync(
         RegistryStore(orchestrator.store.database),
         orchestrator,
-        base=settings.catalog(),
+        base=base,
         prerouter_factory=prerouter_like(orchestrator.prerouter),
-        interval_s=settings.distill.registry_poll_s,
+        interval_s=interval_s,
     )

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest_asyncio
 
+from distill.source import read_transcripts
 from orchestrator.transcripts import RunRecord, ToolCallRecord, TranscriptStore
-from serving.distill_source import read_transcripts
 from specialists.catalog import Catalog
 from tests.helpers.stores import open_store
 

@@ -11,20 +11,15 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
+from distill.config import TrainConfig, TrainLimits
+from distill.dataset import load_dataset
+from distill.training import StepReport, TrainPlan, train_lora
 from specialists.adapters import check_adapter_fits, read_adapter_config
 from specialists.catalog import Specialist
-from specialists.distill import (
-    StepReport,
-    TrainConfig,
-    TrainLimits,
-    TrainPlan,
-    load_dataset,
-    train_lora,
-)
 from specialists.errors import ConfigurationError, DatasetError, ModelError, TrainingError
 from specialists.local import LocalBackend
+from tests.distill.dataset.helpers import saved_dataset, sums
 from tests.helpers.models import build_random_lora, build_tiny_llama
-from tests.specialists.distill.helpers import saved_dataset, sums
 
 CONFIG = TrainConfig(epochs=2, batch_size=4, learning_rate=1e-2, checkpoint_every=3)
 LIMITS = TrainLimits(max_rank=16, min_examples=8)

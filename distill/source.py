@@ -1,18 +1,18 @@
 """Feed distillation from the transcript store: runs and their feedback → ``Transcript``.
 
-``specialists.distill`` must not know the orchestrator, so the conversion from the store's
-records lives here, at the edge that knows both. Only runs a dataset can use are read whole:
-summaries are scanned page by page, and a run's tool calls and feedback are fetched only when it
-consulted the specialist (or is one of the chosen runs).
+The dataset builder reads plain :class:`~distill.transcripts.Transcript` records, not the
+store's; the conversion lives here. Only runs a dataset can use are read whole: summaries are
+scanned page by page, and a run's tool calls and feedback are fetched only when it consulted the
+specialist (or is one of the chosen runs).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 
+from distill.transcripts import ToolUse, Transcript
 from orchestrator.transcripts import FeedbackRecord, RunNotFound, RunRecord, TranscriptStore
 from specialists.catalog import Catalog
-from specialists.distill import ToolUse, Transcript
 
 PAGE_SIZE = 500
 

@@ -28,11 +28,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from specialists.distill.dedup import LeaderClusters, fingerprint
-from specialists.distill.examples import DistillTarget, Example, Rejection, extract_example
-from specialists.distill.pii import PiiScrubber
-from specialists.distill.transcripts import Transcript
-from specialists.errors import ConfigurationError, DatasetError
+from distill.config import DatasetOptions
+from distill.dataset.dedup import LeaderClusters, fingerprint
+from distill.dataset.examples import DistillTarget, Example, Rejection, extract_example
+from distill.dataset.pii import PiiScrubber
+from distill.transcripts import Transcript
+from specialists.errors import DatasetError
 
 DATASET_FORMAT = "understudy-chat-sft/1"
 SPLITS = ("train", "val", "test")
@@ -41,34 +42,6 @@ MAX_LINE_CHARS = 200_000
 """Longest JSONL line read back; longer ones are refused rather than loaded."""
 MAX_MESSAGES = 64
 """Most messages in one example read back."""
-
-
-@dataclass(frozen=True, slots=True)
-class DatasetOptions:
-    """How transcripts are filtered and split."""
-
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    near_duplicate_threshold: float = 0.9
-    """Similarity of request + answer at which a later example is dropped as a near-duplicate."""
-    same_split_threshold: float = 0.7
-    """Similarity of requests at which examples are kept on the same side of the split."""
-    max_example_chars: int = 8000
-    """Longer examples (system + user + assistant) are left out."""
-    phone_region: str = "US"
-    """Country whose numbering plan reads phone numbers written without ``+``."""
-
-    def __post_init__(self) -> None:
-        for name in ("val_fraction", "test_fraction"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ConfigurationError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        if self.val_fraction + self.test_fraction >= 1.0:
-            raise ConfigurationError("val_fraction + test_fraction must leave room for training")
-        for name in ("near_duplicate_threshold", "same_split_threshold"):
-            if not 0.0 < getattr(self, name) <= 1.0:
-                raise ConfigurationError(f"{name} must be in (0, 1], got {getattr(self, name)}")
-        if self.max_example_chars < 1:
-            raise ConfigurationError(f"max_example_chars must be ≥ 1, got {self.max_example_chars}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +199,12 @@ def _split_of(key_hex: str, options: DatasetOptions) -> str:
     if position < options.test_fraction + options.val_fraction:
         return "val"
     return "train"
+
+
+def dataset_dir(root: Path, card: DatasetCard) -> Path:
+    """``<root>/<name>/<hash>``: the same transcripts give the same directory, which is what
+    makes a repeated or resumed job find its earlier dataset."""
+    return root / card.name / card.sha256[:12]
 
 
 def save_dataset(built: BuiltDataset, directory: Path) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from specialists.distill.dedup import LeaderClusters, fingerprint, normalise
+from distill.dataset.dedup import LeaderClusters, fingerprint, normalise
 
 EMAIL = (
     "Hi Sam, please find attached invoice 4411 for the March consulting work. "

@@ -6,7 +6,7 @@ import secrets
 
 import pytest
 
-from specialists.distill.pii import PiiScrubber
+from distill.dataset.pii import PiiScrubber
 
 SCRUB = PiiScrubber(phone_region="US")
 

@@ -2,12 +2,12 @@
 
 Run it from the repository root::
 
-    python -m evals.calibrate_clusters --data-dir ../shared/data --n 150 --min-runs 20
+    python -m distill.calibrate_clusters --data-dir ../shared/data --n 150 --min-runs 20
 
 **Clustering.** A proposal is a group of queries the lead keeps answering that is *one task*:
 big enough to train on, and pure enough that one specialist can learn it. Prompts of three
 narrow tasks are mixed with prompts of no common task and clustered with the real MiniLM
-embedder exactly as :class:`~orchestrator.proposals.Proposer` does, over a sweep of thresholds:
+embedder exactly as :class:`~distill.proposals.Proposer` does, over a sweep of thresholds:
 
 * tasks: GSM8K test questions (``gsm8k``), MBPP task texts (``mbpp``) and AESLC emails wrapped in
   "Write a subject line for this email" (``email``);
@@ -43,10 +43,11 @@ from pathlib import Path
 
 import numpy as np
 
+from distill.config import DEFAULT_CLUSTER_THRESHOLD, DEFAULT_COVERAGE_THRESHOLD
+from distill.proposals import cluster
 from evals.data import DataSource, script_data_dir
 from evals.suites.routing import code_sources, email_sources, math_sources, none_sources
 from orchestrator.prerouter import Embedder, MiniLMEmbedder, PreRouter, clip_prompt
-from orchestrator.proposals import DEFAULT_CLUSTER_THRESHOLD, DEFAULT_COVERAGE_THRESHOLD, cluster
 from specialists.catalog import Catalog
 
 TASKS = ("gsm8k", "mbpp", "email")

@@ -6,10 +6,11 @@ from dataclasses import replace
 
 import pytest
 
-from specialists.distill import DistillTarget, Example, Rejection, Source, ToolUse
-from specialists.distill.examples import extract_example
+from distill.dataset import DistillTarget, Example, Rejection, Source
+from distill.dataset.examples import extract_example
+from distill.transcripts import ToolUse
 from specialists.errors import ConfigurationError
-from tests.specialists.distill.helpers import MATH, escalated
+from tests.distill.dataset.helpers import MATH, escalated
 
 LIMIT = 8000
 
