@@ -296,7 +296,9 @@ def _mean(values: Sequence[float]) -> float:
 
 def lead_costs(costs: Mapping[str, float], items: Sequence[HeldOutItem]) -> float | None:
     """Mean lead cost per request of the items whose runs are known, ``None`` if none is."""
-    known = [costs[item.run_id] for item in items if item.run_id in costs]
+    known = [
+        costs[item.run_id] for item in items if item.run_id is not None and item.run_id in costs
+    ]
     return _mean(known) if known else None
 
 

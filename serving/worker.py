@@ -9,9 +9,10 @@ returns once the event is set, leaving whatever it holds to other workers.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from database import Database
 from serving.batch.store import WorkerInfo
@@ -35,7 +36,7 @@ class WorkerContext:
     log: Log = lambda _message: None
 
 
-JobLoop = Callable[[WorkerContext, asyncio.Event], Awaitable[None]]
+JobLoop = Callable[[WorkerContext, asyncio.Event], Coroutine[Any, Any, None]]
 
 
 @asynccontextmanager

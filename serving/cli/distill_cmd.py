@@ -16,7 +16,7 @@ from collections.abc import Collection
 from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import (
@@ -115,6 +115,7 @@ def build(
         target = _specialist_target(_specialist(settings, config, specialist))
         transcripts = _read(settings, config, max_runs, specialist=target.name)
     else:
+        assert proposal is not None  # exactly one of the two was given
         target = asyncio.run(_proposal_target(settings, proposal))
         transcripts = _read(settings, config, max_runs, run_ids=target.run_ids)
     _save_and_report(config, target, transcripts, out, as_json=as_json)
@@ -288,7 +289,7 @@ def train(
     settings = get_settings()
     config = distill_config(settings)
     chosen = _specialist(settings, config, specialist)
-    options = {
+    options: dict[str, Any] = {
         "rank": rank,
         "alpha": alpha,
         "epochs": epochs,

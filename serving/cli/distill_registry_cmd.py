@@ -85,7 +85,11 @@ def propose(
 
     settings = get_settings()
     config = distill_config(settings)
-    chosen = {"cluster_threshold": threshold, "min_runs": min_runs, "max_runs": max_runs}
+    chosen: dict[str, Any] = {
+        "cluster_threshold": threshold,
+        "min_runs": min_runs,
+        "max_runs": max_runs,
+    }
     proposal_config = replace(
         config.proposals, **{name: value for name, value in chosen.items() if value is not None}
     )
