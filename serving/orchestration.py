@@ -7,11 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from database import Database
+from orchestrator.budget import RunBudget
 from orchestrator.cost import Price, PriceBook
 from orchestrator.lead import LeadConfig
 from orchestrator.lead_gate import LeadGate
 from orchestrator.prerouter import PreRouter
-from orchestrator.run import Orchestrator, RunBudget
+from orchestrator.run import Orchestrator
 from orchestrator.transcripts import TranscriptStore
 from serving.reconcile import served_catalog
 from serving.runtime import Log, build_backend, build_prerouter
@@ -68,6 +69,7 @@ def build_orchestrator(
             max_lead_turns=settings.run.max_lead_turns,
             max_lead_tokens=settings.run.max_lead_tokens,
         ),
+        limits=settings.api.request_limits,
         lead_gate=lead_gate,
     )
 

@@ -255,8 +255,8 @@ async def _submit(
     Raises:
         InvalidBatchInput: A line is invalid and ``skip_invalid`` is off; nothing ran.
     """
-    from serving.api.chat import served_models
     from serving.batch.validation import InvalidBatchInput, load_requests
+    from serving.protocol import served_models
     from serving.reconcile import served_catalog
 
     job_mode = mode or Mode(settings.batch.mode)
@@ -271,7 +271,7 @@ async def _submit(
                 stream,
                 served=served_models(await served_catalog(settings, store.database)),
                 limits=settings.batch,
-                api_limits=settings.api,
+                request_limits=settings.api.request_limits,
                 skip_invalid=skip_invalid,
             )
 
