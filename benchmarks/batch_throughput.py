@@ -81,10 +81,11 @@ asyncio.run(main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]))
 MACHINERY_ONLY = """
 import asyncio, json, sys, time
 from database import Database
+from orchestrator.outcome import RunResult
 from serving.batch.store import BatchStore, ItemResult, WorkerInfo, WorkerStore
-from serving.api.chat import served_models
 from serving.batch.validation import load_requests
 from serving.batch.worker import BatchWorker
+from serving.protocol import served_models
 from serving.settings import Settings
 
 class Sleeper:  # stands in for the orchestrator: waits as long as the upstream, then answers
@@ -93,7 +94,11 @@ class Sleeper:  # stands in for the orchestrator: waits as long as the upstream,
 
     async def run(self, item):
         await asyncio.sleep(self.latency_s)
-        return ItemResult(True, json.dumps({"custom_id": item.custom_id, "ok": True}))
+        answered = RunResult(
+            f"sleep-{item.line}", "llm", "ok", "lead", [], False, False, None, 0, 0, 0, 0,
+            0.0, 0.0, self.latency_s * 1000,
+        )
+        return ItemResult(json.dumps({"custom_id": item.custom_id, "ok": True}), answered)
 
 async def main(source: str, concurrency: int, latency_s: float) -> None:
     settings = Settings()
@@ -103,7 +108,7 @@ async def main(source: str, concurrency: int, latency_s: float) -> None:
         with open(source, "rb") as stream:
             report = await load_requests(
                 store, job, stream, served=served_models(settings.catalog()),
-                limits=settings.batch, api_limits=settings.api,
+                limits=settings.batch, request_limits=settings.api.request_limits,
             )
         worker = BatchWorker(
             store, WorkerStore(store_database), Sleeper(latency_s),

@@ -43,11 +43,13 @@ from distill.config import DatasetOptions, TrainConfig, TrainLimits
 from distill.dataset import BuiltDataset, DistillTarget, build_dataset, save_dataset
 from distill.source import read_transcripts
 from distill.training import StepReport, TrainPlan, train_lora
-from orchestrator.transcripts import RunRecord, ToolCallRecord, TranscriptStore
+from orchestrator.outcome import Failure, FailureKind
+from orchestrator.transcripts import RunRecord, TranscriptStore
 from specialists.catalog import Catalog, Specialist
 from specialists.local import LocalBackend
 from specialists.model_store import ModelStore
 from specialists.pull import pull_model
+from tools.context import ToolCall
 
 console = Console(stderr=True)
 
@@ -179,25 +181,27 @@ def make_runs(count: int, seed: int) -> tuple[list[RunRecord], dict[str, str], d
         run_id = f"bench-{index:05d}"
         truth[run_id] = item.due
         answer: str | None = item.due
-        error: str | None = None
+        failure: Failure | None = None
         degraded = False
         tool = f"{SPECIALIST}_specialist"
         route, tools = (
             f"cascade:escalated:{SPECIALIST}",
-            [ToolCallRecord(tool, {"request": question}, "", 900.0, 0.4)],
+            [ToolCall(tool, {"request": question}, "", 900.0, 0.4)],
         )
         roll = rng.random()
         if roll < 0.20:  # the lead delegated a rephrased task, then answered
             route = "router"
-            tools = [ToolCallRecord(tool, {"request": DELEGATED.format(email=item.email)}, "", 9.0)]
+            tools = [ToolCall(tool, {"request": DELEGATED.format(email=item.email)}, "", 9.0)]
         elif roll < 0.25:  # the specialist answered alone; users confirmed half of those
             route = f"cascade:accepted:{SPECIALIST}"
             if rng.random() < 0.5:
                 feedback[run_id] = 1.0
         elif roll < 0.28:
-            answer, error = None, "lead failed: APITimeoutError"
+            answer = None
+            failure = Failure(FailureKind.lead_timeout, "lead failed: APITimeoutError")
         elif roll < 0.30:
-            answer, error, degraded = "The due date is soon.", "degraded: lead failed", True
+            answer, degraded = "The due date is soon.", True
+            failure = Failure(FailureKind.lead_unavailable, "degraded: lead failed")
         elif roll < 0.33:  # the lead picked the wrong date and the user said so
             answer = item.distractor or (date.fromisoformat(item.due) + timedelta(1)).isoformat()
             feedback[run_id] = -1.0
@@ -205,7 +209,7 @@ def make_runs(count: int, seed: int) -> tuple[list[RunRecord], dict[str, str], d
             answer = "I could not find a due date in this email."
         runs.append(
             RunRecord(
-                id=run_id,
+                run_id=run_id,
                 mode="router" if route == "router" else "cascade",
                 input_messages=[{"role": "user", "content": question}],
                 answer=answer,
@@ -221,7 +225,7 @@ def make_runs(count: int, seed: int) -> tuple[list[RunRecord], dict[str, str], d
                 cost_usd=0.0001,
                 lead_only_cost_usd=0.00012,
                 latency_ms=1500.0,
-                error=error,
+                failure=failure,
                 created_at=started + timedelta(minutes=index),
                 tool_calls=tools,
             )
@@ -234,8 +238,8 @@ async def seed_store(url: str, runs: list[RunRecord], feedback: dict[str, float]
     try:
         for run in runs:
             await store.save_run(run)
-            if run.id in feedback:
-                await store.add_feedback(run.id, feedback[run.id])
+            if run.run_id in feedback:
+                await store.add_feedback(run.run_id, feedback[run.run_id])
     finally:
         await store.database.close()
 

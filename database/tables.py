@@ -35,6 +35,8 @@ RUN_ID_LENGTH = 64
 """Longest run id; uuid4 hex ids use 32."""
 MODE_LENGTH = 32
 """Longest mode name (``llm``, ``slm``, ``router``, ``cascade``)."""
+FAILURE_KIND_LENGTH = 32
+"""Longest failure kind name (``specialist_unavailable``, …)."""
 
 JSONColumn = JSON().with_variant(JSONB(), "postgresql")
 """JSON everywhere, JSONB on PostgreSQL so transcripts can be queried and indexed there."""
@@ -100,6 +102,11 @@ class RunRow(Base):
     lead_only_cost_usd: Mapped[float] = mapped_column(Float)
     latency_ms: Mapped[float] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
+    failure_kind: Mapped[str | None] = mapped_column(String(FAILURE_KIND_LENGTH))
+    """The kind of ``error`` (``orchestrator.outcome.FailureKind``); NULL with an error for
+    runs recorded before migration 0005."""
+    route_scores: Mapped[dict[str, Any] | None] = mapped_column(JSONColumn)
+    """The pre-router's scores; NULL for runs recorded before migration 0005."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     # lazy="raise": children are loaded on purpose (selectinload) or not at all; an accidental
@@ -150,6 +157,10 @@ class ToolCallRow(Base):
     latency_ms: Mapped[float] = mapped_column(Float)
     confidence: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
+    specialist: Mapped[str | None] = mapped_column(Text)
+    """The specialist called, for specialist calls (NULL for calls recorded before 0005)."""
+    slm_prompt_tokens: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    slm_completion_tokens: Mapped[int] = mapped_column(Integer, server_default=text("0"))
 
 
 class FeedbackRow(Base):

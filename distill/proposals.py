@@ -94,7 +94,7 @@ def lead_answered(runs: Iterable[RunRecord]) -> list[LeadQuery]:
             continue
         query = _last_user_message(run.input_messages)
         if query:
-            queries.append(LeadQuery(run.id, query, run.answer, run.cost_usd, run.created_at))
+            queries.append(LeadQuery(run.run_id, query, run.answer, run.cost_usd, run.created_at))
     return sorted(queries, key=lambda q: (q.created_at, q.run_id))
 
 

@@ -26,7 +26,7 @@ def to_transcript(
         tool_specialists: Tool name → specialist name (see :func:`tool_specialists`).
     """
     return Transcript(
-        run_id=run.id,
+        run_id=run.run_id,
         created_at=run.created_at,
         input_messages=tuple(run.input_messages),
         answer=run.answer,
@@ -97,9 +97,9 @@ async def read_transcripts(
             break
         scanned += len(page)
         for summary in page:
-            if specialist in summary.specialists and summary.id not in seen:
-                seen.add(summary.id)
-                transcripts.append(await _read_one(store, summary.id, names))
+            if specialist in summary.specialists and summary.run_id not in seen:
+                seen.add(summary.run_id)
+                transcripts.append(await _read_one(store, summary.run_id, names))
         on_progress(scanned, len(transcripts))
     return transcripts
 

@@ -7,6 +7,9 @@ only while everything that determines it is unchanged: the configuration hash co
 its prompts, every specialist (base, adapter contents, prompt, generation parameters, validator,
 threshold), the pre-router, the run budget, the prices and the judge — per mode, only what that
 mode depends on (the lead-alone baseline survives a new adapter).
+
+A line that does not read as an item of this release (a torn write, or an older release's
+format) is skipped and counted, and its item is run again: a miss, never a crash.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import IO, Any
 
 from pydantic import ValidationError
 
-from evals.records import ItemResult
+from evals.records import ItemResult, item_from_json, item_to_json
 from orchestrator import prompts
 from orchestrator.modes import Mode
 from orchestrator.run import Orchestrator
@@ -150,7 +153,8 @@ class ResultCache:
             ) from None
         self._items: dict[CacheKey, ItemResult] = {}
         self.unreadable_lines = 0
-        """Lines that did not parse (a crash mid-write leaves at most one); they are ignored."""
+        """Lines that did not parse (a crash mid-write leaves at most one; an older release's
+        lines are of another shape); they are ignored, so their items run again."""
         self._load()
 
     def _load(self) -> None:
@@ -160,7 +164,7 @@ class ResultCache:
             if not line.strip():
                 continue
             try:
-                item = ItemResult.model_validate_json(line)
+                item = item_from_json(line)
             except ValidationError:
                 self.unreadable_lines += 1
                 continue
@@ -181,7 +185,7 @@ class ResultCache:
         """Keep ``item`` (on disk at once); failed and degraded runs are not kept."""
         if not item.cacheable:
             return
-        self._file.write(item.model_dump_json() + "\n")
+        self._file.write(item_to_json(item) + "\n")
         self._file.flush()
         self._items[item.key] = item
 

@@ -31,7 +31,9 @@ from evals.suites import Suite
 from orchestrator.cost import Price
 from orchestrator.lead import LeadConfig, require_lead
 from orchestrator.modes import Mode
-from orchestrator.run import InvalidRequest, Orchestrator, RunResult
+from orchestrator.outcome import Failure, FailureKind, RunResult
+from orchestrator.request import InvalidRequest
+from orchestrator.run import Orchestrator
 from orchestrator.transcripts import RunRecord, TranscriptStore
 from specialists.errors import ConfigurationError
 
@@ -241,25 +243,12 @@ class _ItemRunner:
         draft = (
             await self._draft(sample, result, transcript, score) if mode is Mode.cascade else None
         )
-        return ItemResult(
+        return ItemResult.derive(
+            result,
             suite=self.suite.name,
             sample_id=sample.id,
-            mode=mode.value,
             config_hash=self.config_hashes[mode],
-            run_id=result.run_id,
-            answer=result.answer,
-            route=result.route,
-            specialists=list(result.specialists),
-            escalated=result.escalated,
-            degraded=result.degraded,
-            confidence=result.confidence,
-            error=result.error,
-            lead_tokens=result.lead_tokens,
-            slm_tokens=result.slm_tokens,
-            cost_usd=result.cost_usd,
             slm_cost_usd=self._slm_cost(result),
-            lead_only_cost_usd=result.lead_only_cost_usd,
-            latency_ms=result.latency_ms,
             tool_calls=len(transcript.tool_calls),
             score=score.value,
             score_details=score.details,
@@ -301,21 +290,31 @@ class _ItemRunner:
         return self.orchestrator.prices.slm_cost(result.slm_tokens)
 
     def _refused(self, sample: Sample, mode: Mode, reason: str) -> ItemResult:
-        return ItemResult(
-            suite=self.suite.name,
-            sample_id=sample.id,
-            mode=mode.value,
-            config_hash=self.config_hashes[mode],
+        """A sample the orchestrator would not run: no answer, nothing spent, scored 0."""
+        nothing_ran = RunResult(
             run_id="",
+            mode=mode.value,
             answer=None,
             route="",
-            error=f"refused: {reason}",
-            lead_tokens=0,
-            slm_tokens=0,
+            specialists=[],
+            escalated=False,
+            degraded=False,
+            confidence=None,
+            lead_input_tokens=0,
+            lead_output_tokens=0,
+            slm_prompt_tokens=0,
+            slm_completion_tokens=0,
             cost_usd=0.0,
-            slm_cost_usd=0.0,
             lead_only_cost_usd=0.0,
             latency_ms=0.0,
+            failure=Failure(FailureKind.invalid_request, f"refused: {reason}"),
+        )
+        return ItemResult.derive(
+            nothing_ran,
+            suite=self.suite.name,
+            sample_id=sample.id,
+            config_hash=self.config_hashes[mode],
+            slm_cost_usd=0.0,
             tool_calls=0,
             score=0.0,
         )

@@ -1,16 +1,20 @@
-"""What one evaluated item leaves behind: the run's figures, its score, and the cascade's draft.
+"""What one evaluated item leaves behind: the run's result, its score, and the cascade's draft.
 
 One :class:`ItemResult` per (sample, mode). It is the unit the cache stores, the line the per-mode
-result files hold, and all the metrics and the report are computed from — so it keeps every
-figure they need and nothing that would make a line large (no transcripts; those stay in the
-evaluation's own transcript store, under ``run_id``).
+result files hold, and all the metrics and the report are computed from. It *is* the run's
+:class:`~orchestrator.outcome.RunResult` (every figure of the run, its failure included) plus the
+evaluation's own fields — and nothing that would make a line large (no transcripts; those stay
+in the evaluation's own transcript store, under ``run_id``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic.dataclasses import dataclass
+
+from orchestrator.outcome import RunResult
 
 
 class Draft(BaseModel):
@@ -35,36 +39,24 @@ class Draft(BaseModel):
     escalated, an upper bound (it also counts specialist calls the lead made afterwards)."""
 
 
-class ItemResult(BaseModel):
-    """One sample answered in one mode, and how well."""
+@dataclass(frozen=True, kw_only=True, config=ConfigDict(extra="forbid"))
+class ItemResult(RunResult):
+    """One sample answered in one mode (the run's result), and how well.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Validated on construction and when read back (:func:`item_from_json`): a line of another
+    shape (an older release's, a torn write) is refused, never half-read.
+    """
 
     suite: str
     sample_id: str
-    mode: str
     config_hash: str
     """Hash of all that determines the answer (:func:`evals.cache.config_fingerprint`)."""
-    run_id: str
-    """The run's transcript in the evaluation's store."""
-    answer: str | None
-    route: str
-    specialists: list[str] = Field(default_factory=list)
-    escalated: bool = False
-    degraded: bool = False
-    confidence: float | None = None
-    error: str | None = None
-    lead_tokens: int = Field(ge=0)
-    slm_tokens: int = Field(ge=0)
-    cost_usd: float = Field(ge=0)
-    slm_cost_usd: float = Field(ge=0)
+    slm_cost_usd: Annotated[float, Field(ge=0)]
     """The part of ``cost_usd`` spent on specialist tokens."""
-    lead_only_cost_usd: float = Field(ge=0)
-    latency_ms: float = Field(ge=0)
-    tool_calls: int = Field(ge=0)
+    tool_calls: Annotated[int, Field(ge=0)]
     """Tool calls in the run's transcript, the specialist calls the orchestrator made itself
     (``slm`` mode, the cascade's draft) included."""
-    score: float = Field(ge=0, le=1)
+    score: Annotated[float, Field(ge=0, le=1)]
     score_details: dict[str, Any] = Field(default_factory=dict)
     draft: Draft | None = None
     """Cascade runs in which a specialist answered first; ``None`` elsewhere."""
@@ -83,4 +75,21 @@ class ItemResult(BaseModel):
     def cacheable(self) -> bool:
         """Clean runs only: a failed or degraded run (a dead lead, a timeout) is retried on the
         next run instead of being kept as the item's answer."""
-        return self.answer is not None and self.error is None and not self.degraded
+        return self.answer is not None and self.failure is None and not self.degraded
+
+
+_ITEM = TypeAdapter(ItemResult)
+
+
+def item_to_json(item: ItemResult) -> str:
+    """``item`` as one JSON line (without the newline)."""
+    return _ITEM.dump_json(item).decode()
+
+
+def item_from_json(line: str | bytes) -> ItemResult:
+    """An item written by :func:`item_to_json`.
+
+    Raises:
+        pydantic.ValidationError: ``line`` is not one.
+    """
+    return _ITEM.validate_json(line)

@@ -34,7 +34,7 @@ from evals.metrics import (
     cascade_curve,
     mode_metrics,
 )
-from evals.records import ItemResult
+from evals.records import ItemResult, item_to_json
 
 if TYPE_CHECKING:
     from evals.harness import EvalOutcome
@@ -108,7 +108,7 @@ def _write_samples(outcome: EvalOutcome, path: Path) -> Path:
 def _write_items(items: list[ItemResult], path: Path) -> Path:
     with path.open("w", encoding="utf-8") as handle:
         for item in items:
-            handle.write(item.model_dump_json() + "\n")
+            handle.write(item_to_json(item) + "\n")
     return path
 
 

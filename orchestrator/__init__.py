@@ -1,8 +1,9 @@
 """The lead's side: modes, the lead model, pre-routing, cost and transcripts.
 
 ``Orchestrator(...).run(request, mode)`` is the entry point every surface (CLI, chat API, batch,
-evals) calls. Names are imported lazily: ``orchestrator.transcripts`` or ``orchestrator.modes``
-must not pay for loading the agents SDK.
+evals) calls; it returns a :class:`RunResult`, whose ``failure`` (a :class:`FailureKind` and a
+message) says why a run has no answer. Names are imported lazily: ``orchestrator.transcripts``
+or ``orchestrator.modes`` must not pay for loading the agents SDK.
 """
 
 from __future__ import annotations
@@ -11,31 +12,42 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from orchestrator.budget import RunBudget
     from orchestrator.cost import Price, PriceBook
-    from orchestrator.lead import LeadConfig, LeadUnavailable
+    from orchestrator.lead import LeadConfig, LeadFailed
     from orchestrator.modes import Mode
-    from orchestrator.run import InvalidRequest, Orchestrator, RunBudget, RunResult
+    from orchestrator.outcome import Failure, FailureKind, RunResult
+    from orchestrator.request import InvalidRequest, OverLimit, RequestLimits
+    from orchestrator.run import Orchestrator
 
 _EXPORTS = {
-    "InvalidRequest": "orchestrator.run",
+    "Failure": "orchestrator.outcome",
+    "FailureKind": "orchestrator.outcome",
+    "InvalidRequest": "orchestrator.request",
     "LeadConfig": "orchestrator.lead",
-    "LeadUnavailable": "orchestrator.lead",
+    "LeadFailed": "orchestrator.lead",
     "Mode": "orchestrator.modes",
     "Orchestrator": "orchestrator.run",
+    "OverLimit": "orchestrator.request",
     "Price": "orchestrator.cost",
     "PriceBook": "orchestrator.cost",
-    "RunBudget": "orchestrator.run",
-    "RunResult": "orchestrator.run",
+    "RequestLimits": "orchestrator.request",
+    "RunBudget": "orchestrator.budget",
+    "RunResult": "orchestrator.outcome",
 }
 
 __all__ = [
+    "Failure",
+    "FailureKind",
     "InvalidRequest",
     "LeadConfig",
-    "LeadUnavailable",
+    "LeadFailed",
     "Mode",
     "Orchestrator",
+    "OverLimit",
     "Price",
     "PriceBook",
+    "RequestLimits",
     "RunBudget",
     "RunResult",
 ]

@@ -1,16 +1,22 @@
 """The lead model: any LiteLLM model, or any OpenAI-compatible server by base URL.
 
 Keys are handed to the client and nowhere else: :class:`LeadConfig` hides them from ``repr``,
-and nothing here logs them.
+and nothing here logs them. When the lead fails, :func:`lead_failed` says how, as a
+:class:`~orchestrator.outcome.FailureKind`, from the exception's type and status code.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import httpx
+import openai
 from agents import Model, ModelSettings, OpenAIChatCompletionsModel
+from agents.exceptions import MaxTurnsExceeded, ModelBehaviorError
 from openai import AsyncOpenAI, Timeout
 
+from orchestrator.budget import TokenBudgetExceeded
+from orchestrator.outcome import Failure, FailureKind
 from specialists.errors import ConfigurationError, UnderstudyError
 
 
@@ -36,8 +42,59 @@ class LeadConfig:
         return self.model or "default"
 
 
-class LeadUnavailable(UnderstudyError):
-    """The lead did not answer (down, rate-limited, timed out) after its retries."""
+class LeadFailed(UnderstudyError):
+    """The lead gave no answer (down, rate-limited, timed out, refused, over budget) after its
+    client's retries.
+
+    Args:
+        failure: How it failed, and the message for people.
+    """
+
+    def __init__(self, failure: Failure) -> None:
+        self.failure = failure
+        super().__init__(failure.message)
+
+
+LEAD_FAILURES = (
+    openai.APIError,
+    httpx.HTTPError,
+    MaxTurnsExceeded,
+    ModelBehaviorError,
+    TimeoutError,
+    TokenBudgetExceeded,
+)
+"""What a lead call (the agent loop around it included) raises when the lead fails: these become
+:class:`LeadFailed`; anything else is a bug and propagates."""
+
+
+def lead_failed(exc: BaseException, lead_name: str) -> LeadFailed:
+    """``exc``, one of :data:`LEAD_FAILURES`, as the lead's typed failure."""
+    return LeadFailed(Failure(_failure_kind(exc), f"lead {lead_name} failed: {_describe(exc)}"))
+
+
+def _failure_kind(exc: BaseException) -> FailureKind:
+    if isinstance(exc, MaxTurnsExceeded | TokenBudgetExceeded):
+        return FailureKind.budget_exhausted
+    if isinstance(exc, ModelBehaviorError):
+        return FailureKind.lead_invalid_output
+    if isinstance(exc, TimeoutError | openai.APITimeoutError | httpx.TimeoutException):
+        return FailureKind.lead_timeout
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        if status == 429:
+            return FailureKind.lead_rate_limited
+        if status == 408:
+            return FailureKind.lead_timeout
+        if 400 <= status < 500 and status != 409:  # 409: a conflict the provider says to retry
+            return FailureKind.lead_refused
+    return FailureKind.lead_unavailable
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "the run's time budget ran out"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
 
 
 def require_lead(config: LeadConfig | None, mode: str) -> LeadConfig:

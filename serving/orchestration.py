@@ -9,11 +9,12 @@ from contextlib import asynccontextmanager
 from database import Database
 from distill.catalog import served_catalog
 from distill.reconcile import CatalogSync, registry_sync
+from orchestrator.budget import RunBudget
 from orchestrator.cost import Price, PriceBook
 from orchestrator.lead import LeadConfig
 from orchestrator.lead_gate import LeadGate
 from orchestrator.prerouter import PreRouter
-from orchestrator.run import Orchestrator, RunBudget
+from orchestrator.run import Orchestrator
 from orchestrator.transcripts import TranscriptStore
 from serving.runtime import Log, build_backend, build_prerouter
 from serving.settings import Settings
@@ -69,6 +70,7 @@ def build_orchestrator(
             max_lead_turns=settings.run.max_lead_turns,
             max_lead_tokens=settings.run.max_lead_tokens,
         ),
+        limits=settings.api.request_limits,
         lead_gate=lead_gate,
     )
 

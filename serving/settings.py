@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from database import mask_url
 from distill.config import DEFAULT_CLUSTER_THRESHOLD, DEFAULT_COVERAGE_THRESHOLD
+from orchestrator.request import RequestLimits
 from specialists.catalog import Catalog
 
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
@@ -162,17 +163,29 @@ class ApiSettings(BaseModel):
     sets it (with ``PROMETHEUS_MULTIPROC_DIR``) for its workers."""
     """uvicorn worker processes; keys and limits hold across them (they share the database)."""
     max_messages: int = Field(100, ge=1)
-    """Most messages in one chat request."""
+    """Most messages in one request (chat API, batch line, ``ask``, evaluations alike)."""
     max_request_chars: int = Field(200_000, ge=1)
-    """Most characters of message content in one chat request."""
+    """Most characters of message content in one request, all messages together."""
     max_tokens_limit: int = Field(4096, ge=1)
     """Largest ``max_tokens`` a request may ask for."""
     body_limit_bytes: int = Field(1_000_000, ge=1024)
-    """Largest request body; larger ones get 413 before they are parsed."""
+    """Largest HTTP request body; larger ones get 413 before they are parsed. A transport limit
+    on bytes, in front of the request limits above (which count content): keep it above what
+    ``max_request_chars`` of text takes as JSON."""
     default_requests_per_minute: int | None = Field(60, ge=1)
     """Limit given to new keys unless ``keys create --rpm`` says otherwise; None: no limit."""
     default_tokens_per_day: int | None = Field(1_000_000, ge=1)
     """Limit given to new keys unless ``keys create --tokens-per-day`` says otherwise."""
+
+    @property
+    def request_limits(self) -> RequestLimits:
+        """The one set of request limits: the orchestrator enforces them on every run, and the
+        chat API and batch validation refuse what is over them before anything runs."""
+        return RequestLimits(
+            max_messages=self.max_messages,
+            max_request_chars=self.max_request_chars,
+            max_tokens=self.max_tokens_limit,
+        )
 
 
 class EvalSettings(BaseModel):

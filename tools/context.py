@@ -3,24 +3,32 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from specialists.backend import SLMBackend
-from specialists.catalog import Catalog
 from tools.sandbox import SandboxLimits
+
+if TYPE_CHECKING:  # annotations only: the transcript store imports ToolCall without a backend
+    from specialists.backend import SLMBackend
+    from specialists.catalog import Catalog
 
 
 @dataclass(slots=True)
 class ToolCall:
-    """One tool invocation as the transcript keeps it."""
+    """One tool call made during a run (a specialist, the calculator or ``run_python``), as the
+    tool reported it and the transcript keeps it."""
 
     name: str
+    """The tool name the lead used."""
     input: dict[str, Any]
+    """The arguments, as the lead sent them."""
     output: str
+    """What the tool returned to the lead (text, as the lead saw it)."""
     latency_ms: float
     confidence: float | None = None
+    """The specialist's confidence, for specialist calls only."""
     error: str | None = None
     specialist: str | None = None
+    """The specialist called, for specialist calls only."""
     slm_prompt_tokens: int = 0
     slm_completion_tokens: int = 0
 

@@ -4,12 +4,7 @@ Public names are re-exported here; the modules behind them are not the API.
 """
 
 from orchestrator.transcripts.errors import RunAlreadyRecorded, RunNotFound
-from orchestrator.transcripts.records import (
-    FeedbackRecord,
-    LeadCallRecord,
-    RunRecord,
-    ToolCallRecord,
-)
+from orchestrator.transcripts.records import FeedbackRecord, LeadCallRecord, RunRecord
 from orchestrator.transcripts.store import TranscriptStore
 
 __all__ = [
@@ -18,6 +13,5 @@ __all__ = [
     "RunAlreadyRecorded",
     "RunNotFound",
     "RunRecord",
-    "ToolCallRecord",
     "TranscriptStore",
 ]

@@ -3,6 +3,9 @@
 These are the objects the orchestrator builds while it answers and the ones every reader (CLI,
 HTTP API, distillation) gets back. They are deliberately separate from the ORM rows in
 :mod:`database.tables`, so nothing outside the store ever holds a live session object.
+
+A run's record *is* its :class:`~orchestrator.outcome.RunResult` plus what it was asked and
+every call it made; a tool call is the :class:`~tools.context.ToolCall` the tool reported.
 """
 
 from __future__ import annotations
@@ -10,6 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from orchestrator.outcome import RunResult
+from tools.context import ToolCall
 
 
 def _now() -> datetime:
@@ -34,56 +40,23 @@ class LeadCallRecord:
     """Why the call failed, if it did; the run may still have an answer from a fallback."""
 
 
-@dataclass
-class ToolCallRecord:
-    """One tool call made during a run: a specialist, the calculator or ``run_python``."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunRecord(RunResult):
+    """One answered request as the store keeps it: the run's result, what came in, and every
+    lead call and tool call it made.
 
-    name: str
-    """The tool name the lead used."""
-    input: dict[str, Any]
-    """The arguments, as the lead sent them."""
-    output: str
-    """What the tool returned to the lead (text, as the lead saw it)."""
-    latency_ms: float
-    confidence: float | None = None
-    """The specialist's confidence, for specialist calls only."""
-    error: str | None = None
+    Its ``run_id`` is caller-chosen and unique (``uuid4().hex`` by default), so batch jobs can
+    make saving idempotent.
+    """
 
-
-@dataclass
-class RunRecord:
-    """One answered request: what came in, what went out, what it cost and how it was routed."""
-
-    id: str
-    """Caller-chosen unique id (``uuid4().hex``), so batch jobs can make saving idempotent."""
-    mode: str
-    """``llm``, ``slm``, ``router`` or ``cascade``."""
     input_messages: list[dict[str, Any]]
-    answer: str | None
-    route: str
-    """Where the answer came from: ``lead``, ``slm:math``, ``cascade:accepted:math``, …"""
-    specialists: list[str]
-    """Specialists consulted, in call order."""
-    escalated: bool
-    """The cascade handed the question to the lead after a specialist's answer was rejected."""
-    degraded: bool
-    """Part of the pipeline failed and the answer came from a fallback."""
-    confidence: float | None
-    lead_input_tokens: int
-    lead_output_tokens: int
-    slm_prompt_tokens: int
-    slm_completion_tokens: int
-    cost_usd: float
-    lead_only_cost_usd: float
-    """What the same tokens would have cost on the lead alone: the baseline for savings."""
-    latency_ms: float
-    error: str | None = None
     created_at: datetime = field(default_factory=_now)
     """Timezone-aware; the store returns it in UTC."""
     lead_calls: list[LeadCallRecord] = field(default_factory=list)
     """In call order; empty in :meth:`TranscriptStore.list_runs` results."""
-    tool_calls: list[ToolCallRecord] = field(default_factory=list)
-    """In call order; empty in :meth:`TranscriptStore.list_runs` results."""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    """In call order, the specialist calls the orchestrator made itself (``slm`` mode, the
+    cascade's draft) included; empty in :meth:`TranscriptStore.list_runs` results."""
 
 
 @dataclass

@@ -26,13 +26,10 @@ from database.tables import (
     RunRow,
     ToolCallRow,
 )
+from orchestrator.outcome import Failure, FailureKind
 from orchestrator.transcripts.errors import RunAlreadyRecorded, RunNotFound
-from orchestrator.transcripts.records import (
-    FeedbackRecord,
-    LeadCallRecord,
-    RunRecord,
-    ToolCallRecord,
-)
+from orchestrator.transcripts.records import FeedbackRecord, LeadCallRecord, RunRecord
+from tools.context import ToolCall
 
 MAX_COMMENT_CHARS = 4000
 """Longest feedback comment; feedback is a judgement, not a document."""
@@ -70,8 +67,8 @@ class TranscriptStore(Store):
                     if tool_values:
                         await connection.execute(insert(ToolCallRow), tool_values)
             except IntegrityError:
-                if await self._run_exists(run.id):
-                    raise RunAlreadyRecorded(run.id) from None
+                if await self._run_exists(run.run_id):
+                    raise RunAlreadyRecorded(run.run_id) from None
                 raise
 
     async def get_run(self, run_id: str) -> RunRecord:
@@ -196,14 +193,14 @@ Rows = list[dict[str, Any]]
 def _run_rows(run: RunRecord) -> tuple[dict[str, Any], Rows, Rows]:
     """The rows for a run and its calls, after checking it can be stored the same way on every
     backend."""
-    if not run.id or len(run.id) > RUN_ID_LENGTH:
-        raise ValueError(f"run id must be 1 to {RUN_ID_LENGTH} characters, got {run.id!r}")
+    if not run.run_id or len(run.run_id) > RUN_ID_LENGTH:
+        raise ValueError(f"run id must be 1 to {RUN_ID_LENGTH} characters, got {run.run_id!r}")
     if not run.mode or len(run.mode) > MODE_LENGTH:
         raise ValueError(f"mode must be 1 to {MODE_LENGTH} characters, got {run.mode!r}")
     if run.created_at.tzinfo is None:
         raise ValueError("created_at must be timezone-aware (datetime.now(UTC))")
     run_values = {
-        "id": run.id,
+        "id": run.run_id,
         "mode": run.mode,
         "input_messages": _clean_json(run.input_messages, "input_messages"),
         "answer": _clean_optional(run.answer),
@@ -220,11 +217,13 @@ def _run_rows(run: RunRecord) -> tuple[dict[str, Any], Rows, Rows]:
         "lead_only_cost_usd": run.lead_only_cost_usd,
         "latency_ms": run.latency_ms,
         "error": _clean_optional(run.error),
+        "failure_kind": run.failure.kind.value if run.failure else None,
+        "route_scores": _clean_json(run.route_scores, "route_scores"),
         "created_at": run.created_at,
     }
     lead_values = [
         {
-            "run_id": run.id,
+            "run_id": run.run_id,
             "seq": seq,
             "model": _clean_text(call.model),
             "messages": _clean_json(call.messages, f"lead_calls[{seq}].messages"),
@@ -239,7 +238,7 @@ def _run_rows(run: RunRecord) -> tuple[dict[str, Any], Rows, Rows]:
     ]
     tool_values = [
         {
-            "run_id": run.id,
+            "run_id": run.run_id,
             "seq": seq,
             "name": _clean_text(call.name),
             "input": _clean_json(call.input, f"tool_calls[{seq}].input"),
@@ -247,6 +246,9 @@ def _run_rows(run: RunRecord) -> tuple[dict[str, Any], Rows, Rows]:
             "latency_ms": call.latency_ms,
             "confidence": call.confidence,
             "error": _clean_optional(call.error),
+            "specialist": _clean_optional(call.specialist),
+            "slm_prompt_tokens": call.slm_prompt_tokens,
+            "slm_completion_tokens": call.slm_completion_tokens,
         }
         for seq, call in enumerate(run.tool_calls)
     ]
@@ -255,7 +257,7 @@ def _run_rows(run: RunRecord) -> tuple[dict[str, Any], Rows, Rows]:
 
 def _run_record(row: RunRow, *, with_children: bool) -> RunRecord:
     return RunRecord(
-        id=row.id,
+        run_id=row.id,
         mode=row.mode,
         input_messages=row.input_messages,
         answer=row.answer,
@@ -271,7 +273,8 @@ def _run_record(row: RunRow, *, with_children: bool) -> RunRecord:
         cost_usd=row.cost_usd,
         lead_only_cost_usd=row.lead_only_cost_usd,
         latency_ms=row.latency_ms,
-        error=row.error,
+        failure=_failure(row),
+        route_scores=row.route_scores or {},
         created_at=row.created_at,
         lead_calls=[
             LeadCallRecord(
@@ -289,19 +292,31 @@ def _run_record(row: RunRow, *, with_children: bool) -> RunRecord:
         if with_children
         else [],
         tool_calls=[
-            ToolCallRecord(
+            ToolCall(
                 name=call.name,
                 input=call.input,
                 output=call.output,
                 latency_ms=call.latency_ms,
                 confidence=call.confidence,
                 error=call.error,
+                specialist=call.specialist,
+                slm_prompt_tokens=call.slm_prompt_tokens,
+                slm_completion_tokens=call.slm_completion_tokens,
             )
             for call in row.tool_calls
         ]
         if with_children
         else [],
     )
+
+
+def _failure(row: RunRow) -> Failure | None:
+    """The run's failure; a run recorded before failures had kinds (schema 0004) is
+    ``unclassified``."""
+    if row.error is None:
+        return None
+    kind = FailureKind(row.failure_kind) if row.failure_kind else FailureKind.unclassified
+    return Failure(kind, row.error)
 
 
 def _clean_text(text: str) -> str:

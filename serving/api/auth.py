@@ -15,8 +15,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from database import StoreError
-from serving.api.errors import ApiError
 from serving.keys import ApiKey, KeyStore
+from serving.protocol import ProtocolError
 from serving.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ async def require_api_key(request: Request) -> ApiKey:
     (recording the tokens a request used, see :func:`record_token_usage`).
 
     Raises:
-        ApiError: 401 ``invalid_api_key`` when the key is missing, unknown or revoked;
+        ProtocolError: 401 ``invalid_api_key`` when the key is missing, unknown or revoked;
             429 ``rate_limit_exceeded`` with ``Retry-After`` when a limit is reached;
             503 ``service_unavailable`` when the key database cannot be reached.
     """
@@ -54,7 +54,7 @@ async def require_api_key(request: Request) -> ApiKey:
         return ANONYMOUS_KEY
     plaintext = _bearer_token(request.headers.get("authorization"))
     if plaintext is None:
-        raise ApiError(
+        raise ProtocolError(
             401,
             "invalid_api_key",
             "You didn't provide an API key. Send it in an 'Authorization: Bearer <key>' header; "
@@ -65,7 +65,7 @@ async def require_api_key(request: Request) -> ApiKey:
     try:
         key = await keys.authenticate(plaintext)
         if key is None:
-            raise ApiError(
+            raise ProtocolError(
                 401,
                 "invalid_api_key",
                 "Incorrect API key provided, or the key was revoked. "
@@ -75,14 +75,14 @@ async def require_api_key(request: Request) -> ApiKey:
         admission = await keys.admit_request(key)
     except StoreError as exc:
         logger.error("API key check failed: %s", exc)
-        raise ApiError(
+        raise ProtocolError(
             503,
             "service_unavailable",
             "The API key database is unavailable; try again shortly.",
             headers={"Retry-After": "5"},
         ) from exc
     if not admission.allowed:
-        raise ApiError(
+        raise ProtocolError(
             429,
             "rate_limit_exceeded",
             admission.reason,

@@ -15,9 +15,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.run import Orchestrator
 from serving.api.auth import ApiKeyDep
-from serving.api.chat import served_models
-from serving.api.errors import ApiError
 from serving.api.files import page
 from serving.batch.files import UPLOAD_PURPOSE, upload_path
 from serving.batch.output import finalize
@@ -30,6 +29,7 @@ from serving.batch.store import (
     FileStore,
 )
 from serving.batch.validation import load_requests
+from serving.protocol import ProtocolError, served_models
 from serving.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["batches"])
@@ -55,14 +55,15 @@ class BatchRequest(BaseModel):
 @router.post("/batches")
 async def create_batch(body: BatchRequest, request: Request, _key: ApiKeyDep) -> dict[str, Any]:
     settings: Settings = request.app.state.settings
+    orchestrator: Orchestrator = request.app.state.orchestrator
     store = _store(request)
     files: FileStore = request.app.state.files
     try:
         stored = await files.get_file(body.input_file_id)
     except FileNotFound as exc:
-        raise ApiError(404, "file_not_found", str(exc), param="input_file_id") from exc
+        raise ProtocolError(404, "file_not_found", str(exc), param="input_file_id") from exc
     if stored.purpose != UPLOAD_PURPOSE or stored.path is None:
-        raise ApiError(
+        raise ProtocolError(
             400,
             "invalid_input_file",
             f"{stored.id} has purpose {stored.purpose!r}; upload input with purpose 'batch'",
@@ -70,7 +71,7 @@ async def create_batch(body: BatchRequest, request: Request, _key: ApiKeyDep) ->
         )
     path = upload_path(settings.files_dir, stored)
     if not path.is_file():
-        raise ApiError(410, "file_gone", f"the bytes of {stored.id} are no longer on disk")
+        raise ProtocolError(410, "file_gone", f"the bytes of {stored.id} are no longer on disk")
     job = await store.create_job(
         mode=settings.batch.mode,
         input_name=stored.filename,
@@ -83,9 +84,9 @@ async def create_batch(body: BatchRequest, request: Request, _key: ApiKeyDep) ->
             store,
             job,
             stream,
-            served=served_models(request.app.state.orchestrator.catalog),
+            served=served_models(orchestrator.catalog),
             limits=settings.batch,
-            api_limits=settings.api,
+            request_limits=orchestrator.limits,
         )
     return await batch_object(store, report.job)
 
@@ -116,7 +117,7 @@ async def list_batches(
     try:
         jobs = await store.list_jobs(limit=limit + 1, after=after)
     except BatchNotFound as exc:
-        raise ApiError(400, "invalid_cursor", str(exc), param="after") from exc
+        raise ProtocolError(400, "invalid_cursor", str(exc), param="after") from exc
     shown = jobs[:limit]
     progress = await store.progress_many([job.id for job in shown])
     data = [batch_dict(job, progress[job.id]) for job in shown]
@@ -180,7 +181,7 @@ def _errors(job: BatchJob) -> dict[str, Any] | None:
             {
                 "code": error["code"],
                 "message": error["message"],
-                "param": None,
+                "param": error.get("param"),  # absent in reports made before it was kept
                 "line": error["line"],
             }
             for error in job.errors
@@ -196,7 +197,7 @@ async def _job(store: BatchStore, batch_id: str) -> BatchJob:
     try:
         return await store.get_job(batch_id)
     except BatchNotFound as exc:
-        raise ApiError(404, "batch_not_found", str(exc), param="batch_id") from exc
+        raise ProtocolError(404, "batch_not_found", str(exc), param="batch_id") from exc
 
 
 def _store(request: Request) -> BatchStore:

@@ -15,7 +15,6 @@ from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
 
 from serving.api.auth import ApiKeyDep
-from serving.api.errors import ApiError
 from serving.batch.files import (
     UPLOAD_PURPOSE,
     FileTooLarge,
@@ -26,6 +25,7 @@ from serving.batch.files import (
 )
 from serving.batch.output import ERROR_STATUSES, OUTPUT_STATUSES, file_lines
 from serving.batch.store import BatchStore, FileNotFound, FileStore, StoredFile
+from serving.protocol import ProtocolError
 from serving.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["files"])
@@ -41,7 +41,7 @@ async def create_file(
     purpose: Annotated[str, Form(description="Only 'batch' is supported.")],
 ) -> dict[str, Any]:
     if purpose != UPLOAD_PURPOSE:
-        raise ApiError(
+        raise ProtocolError(
             400,
             "unsupported_purpose",
             f"purpose {purpose!r} is not supported; Understudy stores files for 'batch' only",
@@ -57,7 +57,7 @@ async def create_file(
             max_bytes=settings.batch.max_file_bytes,
         )
     except FileTooLarge as exc:
-        raise ApiError(413, "file_too_large", str(exc), param="file") from exc
+        raise ProtocolError(413, "file_too_large", str(exc), param="file") from exc
     return file_object(stored)
 
 
@@ -72,7 +72,7 @@ async def list_files(
     try:
         files = await _files(request).list_files(purpose=purpose, limit=limit + 1, after=after)
     except FileNotFound as exc:
-        raise ApiError(400, "invalid_cursor", str(exc), param="after") from exc
+        raise ProtocolError(400, "invalid_cursor", str(exc), param="after") from exc
     return page([file_object(stored) for stored in files[:limit]], has_more=len(files) > limit)
 
 
@@ -88,13 +88,13 @@ async def file_content(file_id: FileIdPath, request: Request, _key: ApiKeyDep) -
     if stored.path is not None:
         path = upload_path(request.app.state.settings.files_dir, stored)
         if not path.is_file():
-            raise ApiError(410, "file_gone", f"the bytes of {file_id} are no longer on disk")
+            raise ProtocolError(410, "file_gone", f"the bytes of {file_id} are no longer on disk")
         content = read_blocks(path)
     else:
         batches: BatchStore = request.app.state.batches
         job = await batches.job_of_output_file(file_id)
         if job is None:
-            raise ApiError(410, "file_gone", f"the batch that made {file_id} is gone")
+            raise ProtocolError(410, "file_gone", f"the batch that made {file_id} is gone")
         statuses = OUTPUT_STATUSES if job.output_file_id == file_id else ERROR_STATUSES
         content = file_lines(batches, job.id, statuses)
     return StreamingResponse(content, media_type="application/octet-stream")
@@ -105,7 +105,7 @@ async def delete_file(file_id: FileIdPath, request: Request, _key: ApiKeyDep) ->
     try:
         stored = await _files(request).delete_file(file_id)
     except FileNotFound as exc:
-        raise ApiError(404, "file_not_found", str(exc)) from exc
+        raise ProtocolError(404, "file_not_found", str(exc)) from exc
     remove_upload(request.app.state.settings.files_dir, stored)
     return {"id": stored.id, "object": "file", "deleted": True}
 
@@ -140,7 +140,7 @@ async def _file(request: Request, file_id: str) -> StoredFile:
     try:
         return await _files(request).get_file(file_id)
     except FileNotFound as exc:
-        raise ApiError(404, "file_not_found", str(exc), param="file_id") from exc
+        raise ProtocolError(404, "file_not_found", str(exc), param="file_id") from exc
 
 
 def _files(request: Request) -> FileStore:

@@ -7,9 +7,10 @@ An output line is what OpenAI's Batch API writes, plus Understudy's routing meta
      "error": null,
      "understudy": {"route": "cascade:accepted:math", "cost_usd": …, "lead_tokens": 0, …}}
 
-The body is exactly what ``POST /v1/chat/completions`` would have answered. Error lines carry
-``error: {"code", "message"}``, and a ``response`` when a run produced one (its HTTP status and
-an OpenAI error body). Lines are stored as text when an item finishes and files are rendered
+The body is exactly what ``POST /v1/chat/completions`` would have answered (the shapes are the
+OpenAI protocol's, :mod:`serving.protocol`). Error lines carry ``error: {"code", "message"}``,
+and a ``response`` when the request came to run: the HTTP status and the OpenAI error body the
+chat API would have answered. Lines are stored as text when an item finishes and files are rendered
 from them in input order, so a file reads the same every time it is rendered.
 """
 
@@ -23,11 +24,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from orchestrator.run import RunResult
-from serving.api.chat import completion_body
-from serving.api.errors import error_body
-from serving.api.schemas import understudy_block
+from orchestrator.outcome import RunResult
 from serving.batch.store import BatchJob, BatchStore, ClaimedItem, FileDigest
+from serving.protocol import ProtocolError, completion_body, understudy_block
 
 OUTPUT_STATUSES = ("succeeded",)
 """Items whose lines make the output file."""
@@ -66,20 +65,19 @@ def success_line(item: ClaimedItem, result: RunResult, *, model: str, created: i
     )
 
 
-def failure_line(
-    item: ClaimedItem, *, status_code: int, code: str, message: str, result: RunResult | None
-) -> str:
-    """The error line of a request that ran (or was refused when it came to run)."""
+def failure_line(item: ClaimedItem, error: ProtocolError, result: RunResult | None) -> str:
+    """The error line of a request that ran without an answer (``result``), or was refused
+    when it came to run."""
     return _line(
         {
             "id": request_id(item.job_id, item.line),
             "custom_id": item.custom_id,
             "response": {
-                "status_code": status_code,
+                "status_code": error.status_code,
                 "request_id": result.run_id if result else None,
-                "body": error_body(status_code, code, message),
+                "body": error.body(),
             },
-            "error": {"code": code, "message": message},
+            "error": {"code": error.code, "message": error.message},
             **({"understudy": routing_block(result)} if result else {}),
         }
     )

@@ -3,23 +3,25 @@
 Every attempt of an item has a run id derived from the item and the attempt number, so the
 transcript store — which never records an id twice — knows which attempts already happened.
 When an item comes back after a crash (claimed again), each attempt is first looked up there: a
-recorded attempt is *replayed* (its output line rebuilt from the transcript) instead of run
-again, so a crash between recording a run and committing the item costs nothing and leaves no
-second transcript. A lead call in flight at the moment of a ``kill -9`` cannot be known to have
+recorded attempt is *replayed* (the recorded run is the attempt's result) instead of run again,
+so a crash between recording a run and committing the item costs nothing and leaves no second
+transcript. A worker whose lease ran out may record an attempt while another runs it too: the
+orchestrator then raises :class:`~orchestrator.transcripts.RunAlreadyRecorded` and the recorded
+run is replayed. A lead call in flight at the moment of a ``kill -9`` cannot be known to have
 happened; that attempt runs again, and is the only thing that does.
 
-A run that ends without an answer because the lead failed (429, 5xx, timeouts — after the lead
-client's own retries) is attempted again with exponential backoff and jitter, up to
-``max_attempts``; then the item goes to the error file with the reason.
+A run that ends without an answer is attempted again, with exponential backoff and jitter, when
+its failure's kind is :attr:`~orchestrator.outcome.FailureKind.retryable` (the lead was down,
+rate-limited or slow — after the lead client's own retries), up to ``max_attempts``; otherwise,
+or then, the item goes to the error file with the reason.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
-from pydantic import ValidationError
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -30,29 +32,19 @@ from tenacity import (
 
 from database import StoreError
 from orchestrator.modes import Mode
-from orchestrator.run import InvalidRequest, Orchestrator, RunResult
-from orchestrator.transcripts import RunAlreadyRecorded, RunNotFound, RunRecord, TranscriptStore
-from serving.api.chat import served_models
+from orchestrator.outcome import RunResult
+from orchestrator.run import Orchestrator
+from orchestrator.transcripts import RunAlreadyRecorded, RunNotFound, TranscriptStore
 from serving.batch.output import failure_line, success_line
 from serving.batch.store import ClaimedItem, ItemResult
-from serving.batch.validation import parse_body, resolve_model
-from specialists.errors import ConfigurationError, UnderstudyError
-
-PERMANENT_LEAD_ERRORS = (
-    "BadRequestError",
-    "AuthenticationError",
-    "PermissionDeniedError",
-    "NotFoundError",
-    "UnprocessableEntityError",
-    "MaxTurnsExceeded",
-    "TokenBudgetExceeded",
-)
-"""Lead failures that another attempt would repeat (the run's error names the exception)."""
+from serving.batch.validation import check_body
+from serving.protocol import ChatCall, ProtocolError, refusal, served_models, unanswered
+from specialists.errors import UnderstudyError
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Attempts of one item whose run got no answer from the lead."""
+    """Attempts of one item whose run failed in a way worth repeating."""
 
     max_attempts: int = 3
     initial_s: float = 2.0
@@ -65,7 +57,13 @@ class _Attempt:
     created: int
     """When the run was made (Unix seconds), for the ``chat.completion``'s ``created``."""
     replayed: bool
-    """Rebuilt from a transcript recorded before, not run now."""
+    """The run recorded before (by an earlier claim, or another worker), not run now."""
+
+    @property
+    def worth_repeating(self) -> bool:
+        """No answer, and a failure another attempt can get past."""
+        failure = self.result.failure
+        return self.result.answer is None and failure is not None and failure.kind.retryable
 
 
 class ItemRunner:
@@ -89,47 +87,27 @@ class ItemRunner:
                 caller tries again later.
         """
         try:
-            request = parse_body(item.body)
-            mode, specialist = resolve_model(
-                request.model, item.mode, served_models(self.orchestrator.catalog)
-            )
-            call = _Call(
-                messages=request.chat_messages(),
-                mode=mode,
-                specialist=specialist,
-                max_tokens=request.max_completion_tokens or request.max_tokens,
+            call = check_body(  # checked when stored; the catalog may have changed since
+                item.body,
+                served=served_models(self.orchestrator.catalog),
+                limits=self.orchestrator.limits,
+                job_mode=Mode(item.mode),
             )
             attempt = await self._attempts(item, call)
-        except (InvalidRequest, ValidationError) as exc:
-            return refused(item, 400, "invalid_request", str(exc))
-        except ConfigurationError as exc:
-            return refused(item, 503, "model_not_configured", str(exc))
+        except ProtocolError as exc:
+            return refused(item, exc)
         except StoreError:
             raise
         except UnderstudyError as exc:
-            return refused(item, 500, "internal_error", str(exc))
+            return refused(item, refusal(exc))
         result = attempt.result
-        if result.answer is not None:
-            output = success_line(item, result, model=request.model, created=attempt.created)
-        else:
-            output = failure_line(
-                item,
-                status_code=503,
-                code="upstream_unavailable",
-                message=result.error or "no answer was produced",
-                result=result,
-            )
+        if result.answer is None:
+            return ItemResult(failure_line(item, unanswered(result), result), result)
         return ItemResult(
-            succeeded=result.answer is not None,
-            output=output,
-            run_id=result.run_id,
-            lead_tokens=result.lead_tokens,
-            slm_tokens=result.slm_tokens,
-            cost_usd=result.cost_usd,
-            lead_only_cost_usd=result.lead_only_cost_usd,
+            success_line(item, result, model=call.model, created=attempt.created), result
         )
 
-    async def _attempts(self, item: ClaimedItem, call: _Call) -> _Attempt:
+    async def _attempts(self, item: ClaimedItem, call: ChatCall) -> _Attempt:
         """Attempt until an answer, a failure not worth repeating, or ``max_attempts``."""
         backoff = wait_exponential_jitter(
             multiplier=self.retry.initial_s, max=self.retry.max_s, jitter=self.retry.initial_s
@@ -142,7 +120,7 @@ class ItemRunner:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.retry.max_attempts),
             wait=wait,
-            retry=retry_if_result(_worth_repeating),
+            retry=retry_if_result(lambda attempt: attempt.worth_repeating),
             retry_error_callback=lambda state: state.outcome.result(),  # type: ignore[union-attr]
         )
         attempt: _Attempt | None = None
@@ -154,7 +132,7 @@ class ItemRunner:
         assert attempt is not None
         return attempt
 
-    async def _attempt(self, item: ClaimedItem, call: _Call, number: int) -> _Attempt:
+    async def _attempt(self, item: ClaimedItem, call: ChatCall, number: int) -> _Attempt:
         run_id = run_id_for(item, number)
         if item.claims > 1:  # an earlier claim may have recorded this attempt
             replayed = await self._replay(run_id)
@@ -176,22 +154,12 @@ class ItemRunner:
         return _Attempt(result, int(time.time()), replayed=False)
 
     async def _replay(self, run_id: str) -> _Attempt | None:
+        """The attempt as it was recorded (a record is the run's result), if it was."""
         try:
             record = await self.transcripts.get_run(run_id)
         except RunNotFound:
             return None
-        created = int(record.created_at.timestamp())
-        return _Attempt(result_from_record(record), created, replayed=True)
-
-
-@dataclass(frozen=True)
-class _Call:
-    """What the orchestrator is asked, the same for every attempt."""
-
-    messages: list[dict[str, str]]
-    mode: Mode
-    specialist: str | None
-    max_tokens: int | None
+        return _Attempt(record, int(record.created_at.timestamp()), replayed=True)
 
 
 def run_id_for(item: ClaimedItem, attempt: int) -> str:
@@ -199,20 +167,6 @@ def run_id_for(item: ClaimedItem, attempt: int) -> str:
     return uuid.uuid5(uuid.NAMESPACE_URL, f"{item.job_id}/{item.line}/{attempt}").hex
 
 
-def result_from_record(record: RunRecord) -> RunResult:
-    """A recorded run as the result it was."""
-    shared = {f.name for f in fields(RunResult)} & {f.name for f in fields(RunRecord)}
-    return RunResult(run_id=record.id, **{name: getattr(record, name) for name in shared})
-
-
-def _worth_repeating(attempt: _Attempt) -> bool:
-    error = attempt.result.error or ""
-    return attempt.result.answer is None and not any(
-        name in error for name in PERMANENT_LEAD_ERRORS
-    )
-
-
-def refused(item: ClaimedItem, status_code: int, code: str, message: str) -> ItemResult:
+def refused(item: ClaimedItem, error: ProtocolError) -> ItemResult:
     """The result of an item that could not run: its error line, nothing spent."""
-    output = failure_line(item, status_code=status_code, code=code, message=message, result=None)
-    return ItemResult(succeeded=False, output=output)
+    return ItemResult(failure_line(item, error, None))

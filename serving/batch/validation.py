@@ -1,10 +1,12 @@
 """Check a batch input file and store its requests, before anything runs.
 
 The file is read one line at a time (a line longer than the limit is skipped over, never held in
-memory), every line is checked — JSON, ``custom_id``, ``method``, ``url``, the body against the
-chat API's own request schema and limits — and valid requests are stored in chunks while the job
-is ``validating``, where no worker looks. Duplicate ``custom_id``\\ s are found by the database's
-unique index as chunks go in, so memory stays flat however long the file is.
+memory) and every line is checked — JSON, ``custom_id``, ``method``, ``url``, and the body by
+the chat API's own check (:func:`serving.protocol.admit_chat_request`: schema, model name,
+limits), so a body is refused here with the code and message the API would answer it with.
+Valid requests are stored in chunks while the job is ``validating``, where no worker looks.
+Duplicate ``custom_id``\\ s are found by the database's unique index as chunks go in, so memory
+stays flat however long the file is.
 
 If any line is bad, the job fails with a report naming every bad line and its items are deleted:
 nothing ran. With ``skip_invalid``, bad lines go to the error file instead and the rest runs.
@@ -13,20 +15,23 @@ nothing ran. With ``skip_invalid``, bad lines go to the error file instead and t
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO
 
-from pydantic import ValidationError
-
 from database.tables import CUSTOM_ID_LENGTH
 from orchestrator.modes import Mode
-from serving.api.chat import check_limits
-from serving.api.errors import ApiError, describe_validation_errors
-from serving.api.schemas import ChatCompletionRequest
+from orchestrator.request import RequestLimits
 from serving.batch.output import invalid_line
 from serving.batch.store import CHAT_ENDPOINT, BatchJob, BatchStore, NewItem
-from serving.settings import ApiSettings, BatchSettings
+from serving.protocol import (
+    ChatCall,
+    ProtocolError,
+    ServedModels,
+    admit_chat_request,
+    parse_chat_request,
+)
+from serving.settings import BatchSettings
 from specialists.errors import UnderstudyError
 
 CHUNK_ITEMS = 500
@@ -35,9 +40,6 @@ MAX_REPORTED_PROBLEMS = 10_000
 """Bad lines named one by one in a report; more are counted (a report stays readable, and
 bounded in memory, even for a file that is all garbage)."""
 _READ_BLOCK = 1 << 16
-
-ServedModels = Mapping[str, tuple[Mode, str | None]]
-"""Model names that choose a mode (and specialist): ``understudy-cascade``, ``understudy-math``…"""
 
 
 @dataclass(frozen=True)
@@ -48,9 +50,11 @@ class Problem:
     code: str
     message: str
     custom_id: str | None = None
+    param: str | None = None
+    """The body's field at fault, if one is (OpenAI's batch errors name it)."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"line": self.line, "code": self.code, "message": self.message}
+        return {"line": self.line, "code": self.code, "message": self.message, "param": self.param}
 
 
 @dataclass
@@ -104,7 +108,7 @@ async def load_requests(
     *,
     served: ServedModels,
     limits: BatchSettings,
-    api_limits: ApiSettings,
+    request_limits: RequestLimits,
     skip_invalid: bool = False,
 ) -> LoadReport:
     """Check every line of ``stream`` and store the requests of ``job`` (a validating job).
@@ -146,11 +150,12 @@ async def load_requests(
             stored_invalid += len(rejected)
         chunk.clear()
 
+    job_mode = Mode(job.mode)
     for line, raw in read_lines(stream, max_bytes=limits.max_line_bytes):
         checked = (
             Problem(line, "line_too_long", f"the line is longer than {limits.max_line_bytes} bytes")
             if raw is None
-            else check_line(raw, line, served=served, api_limits=api_limits)
+            else check_line(raw, line, served=served, limits=request_limits, job_mode=job_mode)
         )
         if isinstance(checked, Problem):
             report.add(checked)
@@ -193,7 +198,7 @@ def read_lines(stream: BinaryIO, *, max_bytes: int) -> Iterator[tuple[int, bytes
 
 
 def check_line(
-    raw: bytes, line: int, *, served: ServedModels, api_limits: ApiSettings
+    raw: bytes, line: int, *, served: ServedModels, limits: RequestLimits, job_mode: Mode
 ) -> NewItem | Problem:
     """One input line as a request to store, or the reason it cannot run."""
     try:
@@ -211,60 +216,42 @@ def check_line(
         return Problem(
             line, "invalid_custom_id", f"'custom_id' is longer than {CUSTOM_ID_LENGTH} characters"
         )
-    problem = _check_request(data, served=served, api_limits=api_limits)
-    if problem is not None:
-        code, message = problem
-        return Problem(line, code, message, custom_id)
-    return NewItem(line=line, custom_id=custom_id, body=data["body"])
-
-
-def parse_body(body: Any) -> ChatCompletionRequest:
-    """A stored body as the chat request it was validated as.
-
-    Raises:
-        pydantic.ValidationError: It is not one (a body stored by hand, not by this module).
-    """
-    return ChatCompletionRequest.model_validate(body)
-
-
-def resolve_model(model: str, job_mode: str, served: ServedModels) -> tuple[Mode, str | None]:
-    """The mode (and specialist) a request runs in: its own when ``model`` is an Understudy
-    model name, else the job's (an OpenAI file's ``gpt-4o-mini`` runs in the job's mode)."""
-    return served.get(model, (Mode(job_mode), None))
-
-
-def _check_request(
-    data: dict[str, Any], *, served: ServedModels, api_limits: ApiSettings
-) -> tuple[str, str] | None:
-    """``(code, message)`` for what is wrong with a line's method, url or body; None if nothing."""
     if data.get("method") != "POST":
-        return "unsupported_method", f"'method' must be \"POST\", got {data.get('method')!r}"
+        message = f"'method' must be \"POST\", got {data.get('method')!r}"
+        return Problem(line, "unsupported_method", message, custom_id)
     if data.get("url") != CHAT_ENDPOINT:
-        return (
-            "unsupported_url",
+        message = (
             f"'url' must be {CHAT_ENDPOINT!r} (the only endpoint batches run), "
-            f"got {data.get('url')!r}",
+            f"got {data.get('url')!r}"
         )
+        return Problem(line, "unsupported_url", message, custom_id)
     body = data.get("body")
     if not isinstance(body, dict):
-        return "invalid_body", "'body' must be a chat completion request object"
+        message = "'body' must be a chat completion request object"
+        return Problem(line, "invalid_body", message, custom_id, "body")
     try:
-        request = parse_body(body)
-    except ValidationError as exc:
-        message, _param = describe_validation_errors(exc.errors())
-        return "invalid_body", message
+        check_body(body, served=served, limits=limits, job_mode=job_mode)
+    except ProtocolError as exc:
+        return Problem(line, exc.code or "invalid_body", exc.message, custom_id, exc.param)
+    return NewItem(line=line, custom_id=custom_id, body=body)
+
+
+def check_body(
+    body: dict[str, Any], *, served: ServedModels, limits: RequestLimits, job_mode: Mode
+) -> ChatCall:
+    """A line's body as the call it will make: what the chat API would accept, and not a
+    stream. Model names that are not Understudy's run in ``job_mode``.
+
+    Raises:
+        ProtocolError: What the chat API would answer the same body with; or 400
+            ``invalid_body`` for a stream.
+    """
+    request = parse_chat_request(body)
     if request.stream:
-        return "invalid_body", "'stream' is not supported in batch requests"
-    if request.model.startswith("understudy-") and request.model not in served:
-        return (
-            "model_not_found",
-            f"model {request.model!r} does not exist; Understudy models: {', '.join(served)}",
+        raise ProtocolError(
+            400, "invalid_body", "'stream' is not supported in batch requests", param="stream"
         )
-    try:
-        check_limits(request, api_limits)
-    except ApiError as exc:
-        return exc.code or "invalid_body", exc.message
-    return None
+    return admit_chat_request(request, served, limits, fallback=job_mode)
 
 
 def _invalid_item(job_id: str, problem: Problem) -> NewItem:

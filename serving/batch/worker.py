@@ -30,6 +30,7 @@ from serving.batch.limiter import LeadLimiter, LeadLimits
 from serving.batch.output import finalize
 from serving.batch.runner import ItemRunner, RetryPolicy, refused
 from serving.batch.store import BatchStore, ClaimedItem, ItemResult, WorkerInfo, WorkerStore
+from serving.protocol import ProtocolError
 from serving.settings import BatchSettings
 
 logger = logging.getLogger(__name__)
@@ -174,7 +175,7 @@ class BatchWorker:
             except Exception:  # a bug must fail one item, not the worker
                 logger.exception("batch %s line %d failed unexpectedly", item.job_id, item.line)
                 message = "the worker failed on this request; the error is in its log"
-                result = refused(item, 500, "internal_error", message)
+                result = refused(item, ProtocolError(500, "internal_error", message))
             self._in_hand -= 1
             self._committer.submit(item, result)
 

@@ -13,7 +13,7 @@ from serving.cli.output import console, err_console, log_to_stderr, print_json
 from serving.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from orchestrator.run import RunResult
+    from orchestrator.outcome import RunResult
 
 
 class BackendChoice(StrEnum):

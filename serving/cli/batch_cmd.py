@@ -256,8 +256,8 @@ async def _submit(
         InvalidBatchInput: A line is invalid and ``skip_invalid`` is off; nothing ran.
     """
     from distill.catalog import served_catalog
-    from serving.api.chat import served_models
     from serving.batch.validation import InvalidBatchInput, load_requests
+    from serving.protocol import served_models
 
     job_mode = mode or Mode(settings.batch.mode)
     _require_lead_for(settings, job_mode)
@@ -271,7 +271,7 @@ async def _submit(
                 stream,
                 served=served_models(await served_catalog(store.database, settings.catalog())),
                 limits=settings.batch,
-                api_limits=settings.api,
+                request_limits=settings.api.request_limits,
                 skip_invalid=skip_invalid,
             )
 

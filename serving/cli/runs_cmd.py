@@ -32,13 +32,13 @@ def list_runs(
     runs = _with_store(lambda store: store.list_runs(limit=limit, mode=mode))
     if as_json:
         for run in runs:
-            print_json(_summary(run), compact=True)
+            print_json(_as_json(run, with_calls=False), compact=True)
         return
     table = Table("run", "when", "mode", "route", "lead tok", "slm tok", "cost $", "ms", "status")
     for run in runs:
         status = "degraded" if run.degraded else ("error" if run.error else "ok")
         table.add_row(
-            run.id,
+            run.run_id,
             run.created_at.strftime("%Y-%m-%d %H:%M:%S"),
             run.mode,
             run.route,
@@ -59,10 +59,10 @@ def show(
     """Show one run's full transcript: input, lead calls, tool calls, answer, totals."""
     run = _with_store(lambda store: store.get_run(run_id))
     if as_json:
-        print_json(dataclasses.asdict(run))
+        print_json(_as_json(run, with_calls=True))
         return
     console.print(
-        f"[bold]run {run.id}[/] · {run.mode} · {run.route} · {run.created_at:%Y-%m-%d %H:%M:%S}"
+        f"[bold]run {run.run_id}[/] · {run.mode} · {run.route} · {run.created_at:%Y-%m-%d %H:%M:%S}"
     )
     for message in run.input_messages:
         console.print(f"[cyan]{message['role']}:[/] ", end="")
@@ -97,8 +97,11 @@ def show(
     )
 
 
-def _summary(run: RunRecord) -> dict[str, Any]:
-    data = dataclasses.asdict(run)
-    data.pop("lead_calls")
-    data.pop("tool_calls")
+def _as_json(run: RunRecord, *, with_calls: bool) -> dict[str, Any]:
+    """The run as this command's JSON has always shown it: ``id``, and ``error`` (the failure's
+    message) next to the typed ``failure``."""
+    data = {"id": run.run_id, **dataclasses.asdict(run), "error": run.error}
+    del data["run_id"]
+    if not with_calls:
+        del data["lead_calls"], data["tool_calls"]
     return data

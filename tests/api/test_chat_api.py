@@ -16,9 +16,12 @@ import openai
 import pytest
 import uvicorn
 
+from orchestrator.modes import Mode
 from orchestrator.testing import ScriptedLead, reply, tool_calls
 from serving.api.app import create_app
+from serving.batch.validation import Problem, check_body, check_line
 from serving.keys import KeyStore
+from serving.protocol import ProtocolError, served_models
 from serving.settings import Settings
 from tests.helpers.http_server import free_port
 from tests.helpers.stores import open_store
@@ -289,6 +292,75 @@ def test_bad_requests_get_openai_shaped_errors(
     assert error["message"] and set(error) >= {"message", "type", "param", "code"}
     if code:
         assert error["code"] == code
+    assert api.lead.requests == []
+
+
+USER_HI = {"role": "user", "content": "hi"}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"model": "understudy-llm", "messages": [USER_HI] * 101}, 400, "too_many_messages"),
+        (
+            {"model": "understudy-llm", "messages": [{"role": "user", "content": "x" * 200_001}]},
+            413,
+            "request_too_large",
+        ),
+        (
+            {"model": "understudy-llm", "messages": [USER_HI], "max_completion_tokens": 4097},
+            400,
+            "max_tokens_too_large",
+        ),
+        ({"model": "understudy-nonexistent", "messages": [USER_HI]}, 404, "model_not_found"),
+        (
+            {
+                "model": "understudy-llm",
+                "messages": [USER_HI, {"role": "assistant", "content": "x"}],
+            },
+            400,
+            "invalid_body",
+        ),
+        (
+            {"model": "understudy-llm", "messages": [{"role": "user", "content": 5}]},
+            400,
+            "invalid_body",
+        ),
+        ({"model": "understudy-llm", "messages": []}, 400, "invalid_body"),
+        ({"model": "understudy-llm", "messages": [USER_HI], "n": 2}, 400, "invalid_body"),
+        (
+            {"model": "understudy-llm", "messages": [{"role": "user", "content": "   "}]},
+            400,
+            "invalid_request",
+        ),
+    ],
+)
+def test_batch_validation_refuses_what_the_api_refuses_in_the_same_words(
+    api: Api, body: dict, status: int, code: str
+) -> None:
+    response = httpx.post(
+        f"{api.url}/v1/chat/completions", headers={"Authorization": f"Bearer {api.key}"}, json=body
+    )
+    assert response.status_code == status, response.text
+    refused = response.json()["error"]
+    assert refused["code"] == code
+
+    served = served_models(api.settings.catalog())
+    limits = api.settings.api.request_limits
+    with pytest.raises(ProtocolError) as caught:
+        check_body(body, served=served, limits=limits, job_mode=Mode.cascade)
+    assert (caught.value.status_code, caught.value.code) == (status, code)
+    assert caught.value.message == refused["message"]
+    line = {"custom_id": "q", "method": "POST", "url": "/v1/chat/completions", "body": body}
+    problem = check_line(
+        json.dumps(line).encode(), 7, served=served, limits=limits, job_mode=Mode.cascade
+    )
+    assert isinstance(problem, Problem)
+    assert (problem.code, problem.message, problem.param) == (
+        code,
+        refused["message"],
+        refused["param"],
+    )
     assert api.lead.requests == []
 
 

@@ -24,9 +24,10 @@ from typer.testing import CliRunner
 from database import Database
 from database.engine import create_engine
 from serving.api.auth import ApiKeyDep, record_token_usage
-from serving.api.errors import describe_validation_errors, install_error_handlers
+from serving.api.errors import install_error_handlers
 from serving.cli import keys_cmd
 from serving.keys import ApiKey, KeyNotFound, KeyStore
+from serving.protocol import describe_validation_errors
 from serving.settings import ApiSettings, Settings, get_settings
 from tests.helpers.http_server import free_port
 

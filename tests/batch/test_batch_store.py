@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 
+from orchestrator.outcome import Failure, FailureKind, RunResult
 from serving.batch.store import (
     BatchNotFound,
     BatchStore,
@@ -33,8 +35,39 @@ async def _complete(store: BatchStore, item: ClaimedItem, result: ItemResult) ->
     return committed
 
 
-def _ok(item: ClaimedItem, **figures: float) -> ItemResult:
-    return ItemResult(True, json.dumps({"line": item.line}), run_id=f"run{item.line}", **figures)
+def _run(
+    run_id: str,
+    answer: str | None,
+    *,
+    lead_tokens: int = 0,
+    slm_tokens: int = 0,
+    cost_usd: float = 0.0,
+    lead_only_cost_usd: float = 0.0,
+) -> RunResult:
+    """A run with these figures (tokens all on the input side)."""
+    failure = None if answer is not None else Failure(FailureKind.lead_unavailable, "down")
+    return RunResult(
+        run_id=run_id,
+        mode="cascade",
+        answer=answer,
+        route="lead",
+        specialists=[],
+        escalated=False,
+        degraded=False,
+        confidence=None,
+        lead_input_tokens=lead_tokens,
+        lead_output_tokens=0,
+        slm_prompt_tokens=slm_tokens,
+        slm_completion_tokens=0,
+        cost_usd=cost_usd,
+        lead_only_cost_usd=lead_only_cost_usd,
+        latency_ms=1.0,
+        failure=failure,
+    )
+
+
+def _ok(item: ClaimedItem, **figures: Any) -> ItemResult:
+    return ItemResult(json.dumps({"line": item.line}), _run(f"run{item.line}", "ok", **figures))
 
 
 async def test_duplicate_custom_ids_are_refused_and_reported_by_line(store: BatchStore) -> None:
@@ -134,7 +167,9 @@ async def test_progress_sums_tokens_cost_and_answers_without_the_lead(store: Bat
     await _complete(
         store, items[1], _ok(items[1], lead_tokens=100, cost_usd=0.01, lead_only_cost_usd=0.02)
     )
-    await _complete(store, items[2], ItemResult(False, "{}", lead_tokens=5, cost_usd=0.002))
+    await _complete(
+        store, items[2], ItemResult("{}", _run("r", None, lead_tokens=5, cost_usd=0.002))
+    )
     progress = await store.progress(job_id)
     assert (progress.succeeded, progress.failed, progress.running) == (2, 1, 1)
     assert (progress.lead_tokens, progress.slm_tokens) == (105, 10)
@@ -150,7 +185,7 @@ async def test_jobs_finish_when_nothing_is_left_and_outputs_come_in_input_order(
     for item in reversed(items[1:]):
         await _complete(store, item, _ok(item))
     assert await store.finish_jobs() == []
-    await _complete(store, items[0], ItemResult(False, '{"failed": 1}'))
+    await _complete(store, items[0], ItemResult('{"failed": 1}'))
     assert await store.finish_jobs() == [job_id]
     assert (await store.get_job(job_id)).status == "completed"
     outputs = [o async for o in store.outputs(job_id, statuses=("succeeded",), chunk=2)]

@@ -120,9 +120,9 @@ async def test_a_job_killed_midway_resumes_with_every_answer_exactly_once(
         finally:
             await transcripts.database.close()
         # One transcript per answer; any other may only be an attempt the lead failed.
-        answered = sorted(run.id for run in runs if run.answer is not None)
+        answered = sorted(run.run_id for run in runs if run.answer is not None)
         assert answered == sorted(run_ids)
-        failed_attempts = [(run.id, run.error) for run in runs if run.answer is None]
+        failed_attempts = [(run.run_id, run.error) for run in runs if run.answer is None]
         assert len(runs) == 500 + len(failed_attempts), failed_attempts
         assert "500 succeeded" in resumed.stdout and "0 failed" in resumed.stdout
         assert (await store.get_job(job.id)).status == "completed"

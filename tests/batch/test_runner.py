@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 
 from database import Database
+from orchestrator.budget import RunBudget
 from orchestrator.lead import LeadConfig
+from orchestrator.outcome import FailureKind
 from orchestrator.run import Orchestrator
-from orchestrator.testing import ScriptedLead, failure, reply
+from orchestrator.testing import ScriptedLead, Step, failure, reply
 from orchestrator.transcripts import TranscriptStore
 from serving.batch.output import ERROR_STATUSES, OUTPUT_STATUSES, file_lines
 from serving.batch.runner import ItemRunner, RetryPolicy, run_id_for
@@ -172,6 +174,63 @@ async def test_a_request_the_lead_refuses_is_not_attempted_again(database_url: s
             (line,) = await s.lines(job_id, ERROR_STATUSES)
             assert "BadRequestError" in line["error"]["message"]
         assert len(lead.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("step", "budget", "kind", "attempts"),
+    [
+        (failure(429), RunBudget(), FailureKind.lead_rate_limited, 2),
+        (failure(500), RunBudget(), FailureKind.lead_unavailable, 2),
+        (reply("late", delay_s=3), RunBudget(max_seconds=0.5), FailureKind.lead_timeout, 2),
+        (failure(401), RunBudget(), FailureKind.lead_refused, 1),
+        (failure(400), RunBudget(), FailureKind.lead_refused, 1),
+        (
+            reply("long", prompt_tokens=500),
+            RunBudget(max_lead_tokens=100),
+            FailureKind.budget_exhausted,
+            1,
+        ),
+    ],
+)
+async def test_retry_is_decided_by_the_failures_kind(
+    database_url: str, step: Step, budget: RunBudget, kind: FailureKind, attempts: int
+) -> None:
+    """Transient lead failures are attempted again; ones another attempt would repeat go to the
+    error file at once. Either way the line says why, with the chat API's status and code."""
+    with ScriptedLead([step], repeat_last=True, model="gpt-4o-mini") as lead:
+        async with stack(database_url, lead, budget=budget) as s:
+            job_id = await s.job(["q"])
+            await s.worker(job_id, retry=RetryPolicy(2, 0.0, 0.0)).run()
+            (line,) = await s.lines(job_id, ERROR_STATUSES)
+            runs = await s.transcripts.list_runs()
+        assert len(lead.requests) == attempts
+    assert [run.failure.kind for run in runs] == [kind] * attempts  # each attempt recorded
+    assert line["error"]["code"] == "upstream_unavailable"
+    assert line["response"]["status_code"] == 503
+    assert line["error"]["message"] == runs[0].error
+    assert line["response"]["request_id"] in {run.run_id for run in runs}
+
+
+async def test_a_run_another_worker_recorded_meanwhile_is_replayed_not_answered_twice(
+    database_url: str,
+) -> None:
+    """The item's first claim (no crash to suspect), yet its attempt is recorded when the run
+    ends — by a worker whose lease ran out: the recorded run is the item's answer."""
+    with ScriptedLead([reply("recorded"), reply("late")], model="gpt-4o-mini") as lead:
+        async with stack(database_url, lead) as s:
+            await s.job(["q"])
+            (item,) = await s.batches.claim("w", limit=1, lease_s=30)
+            assert item.claims == 1
+            await s.orchestrator.run("q", "llm", run_id=run_id_for(item, 1))  # the other worker
+
+            result = await ItemRunner(s.orchestrator, s.transcripts, NO_WAIT).run(item)
+
+            assert result.succeeded and result.run is not None
+            assert result.run.run_id == run_id_for(item, 1) and result.run.answer == "recorded"
+            body = json.loads(result.output)["response"]["body"]
+            assert body["choices"][0]["message"]["content"] == "recorded"
+            assert await s.run_count() == 1  # the late answer was not recorded a second time
+        assert len(lead.requests) == 2
 
 
 class CountingGate:

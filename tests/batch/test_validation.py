@@ -6,11 +6,12 @@ import io
 import json
 from pathlib import Path
 
-from serving.api.chat import served_models
+from orchestrator.request import RequestLimits
 from serving.batch.output import ERROR_STATUSES, file_lines
 from serving.batch.store import BatchStore
 from serving.batch.validation import LoadReport, load_requests, read_lines
-from serving.settings import ApiSettings, BatchSettings
+from serving.protocol import served_models
+from serving.settings import BatchSettings
 from specialists.catalog import Catalog
 from tests.batch.conftest import request_line, write_lines
 
@@ -49,7 +50,7 @@ async def _load(store: BatchStore, path: Path, *, skip_invalid: bool) -> LoadRep
             stream,
             served=SERVED,
             limits=BatchSettings(max_line_bytes=2048),
-            api_limits=ApiSettings(),
+            request_limits=RequestLimits(),
             skip_invalid=skip_invalid,
         )
 

@@ -21,7 +21,7 @@ from specialists.errors import ConfigurationError, UnderstudyError
 from tests.helpers.stores import open_store
 from tests.orchestrator.test_transcripts import make_run
 
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 """The newest migration; bump it with each new one."""
 
 
@@ -48,7 +48,6 @@ async def test_public_names_are_pinned() -> None:
         "RunAlreadyRecorded",
         "RunNotFound",
         "RunRecord",
-        "ToolCallRecord",
         "TranscriptStore",
     ]
     assert sorted(serving.batch.store.__all__) == [
@@ -98,15 +97,15 @@ async def test_reopening_keeps_data_and_migrating_again_changes_nothing(database
     store = await open_store(TranscriptStore, database_url)
     try:
         await store.save_run(run)
-        await store.add_feedback(run.id, 0.5, "fine")
+        await store.add_feedback(run.run_id, 0.5, "fine")
     finally:
         await store.database.close()
 
     await upgrade_database(database_url)
     async with await Database.open(database_url) as database:
         reopened = TranscriptStore(database)
-        assert await reopened.get_run(run.id) == run
-        assert [f.comment for f in await reopened.feedback_for(run.id)] == ["fine"]
+        assert await reopened.get_run(run.run_id) == run
+        assert [f.comment for f in await reopened.feedback_for(run.run_id)] == ["fine"]
     assert await _alembic_versions(database_url) == [HEAD_REVISION]
 
 

@@ -42,7 +42,7 @@ async def test_a_database_of_the_previous_schema_upgrades_with_nothing_lost(
     async with await Database.open(database_url) as database:
         transcripts = TranscriptStore(database)
         runs = await transcripts.list_runs(limit=10)
-        assert sorted(run.id for run in runs) == ["run0", "run1", "run2"]
+        assert sorted(run.run_id for run in runs) == ["run0", "run1", "run2"]
         run0 = await transcripts.get_run("run0")
         assert (run0.mode, run0.route, run0.answer, run0.specialists) == (
             "router",
@@ -54,6 +54,9 @@ async def test_a_database_of_the_previous_schema_upgrades_with_nothing_lost(
         assert [(call.name, call.confidence) for call in run0.tool_calls] == [
             ("math_specialist", 0.9)
         ]
+        # what schema 0005 added reads as "not known then", not as an error
+        assert (run0.failure, run0.route_scores) == (None, {})
+        assert [(c.specialist, c.slm_prompt_tokens) for c in run0.tool_calls] == [(None, 0)]
         assert [(f.score, f.comment) for f in await transcripts.feedback_for("run0")] == [
             (1.0, "right")
         ]
@@ -88,7 +91,7 @@ async def test_a_database_of_the_previous_schema_upgrades_with_nothing_lost(
         assert (distill_job.specialist, distill_job.status) == ("math", "queued")
 
         # …and the upgraded database takes new writes in every table family.
-        await transcripts.save_run(make_run(id="after-upgrade"))
+        await transcripts.save_run(make_run(run_id="after-upgrade"))
         await transcripts.add_feedback("after-upgrade", 0.5)
         await KeyStore(database).create("bob")
         assert await WorkerStore(database).heartbeat(WorkerInfo.this_process(), lease_s=60) >= 1

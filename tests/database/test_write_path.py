@@ -30,10 +30,10 @@ QUEUED_S = 0.3
 async def test_every_store_writes_through_the_one_queue(tmp_path: Path) -> None:
     async with await Database.open(f"sqlite+aiosqlite:///{tmp_path / 'u.db'}") as db:
         transcripts, keys = TranscriptStore(db), KeyStore(db)
-        await transcripts.save_run(make_run(id="judged"))
+        await transcripts.save_run(make_run(run_id="judged"))
         key, _ = await keys.create("limited", requests_per_minute=10, tokens_per_day=1000)
         writes = {
-            "run": transcripts.save_run(make_run(id="another")),
+            "run": transcripts.save_run(make_run(run_id="another")),
             "feedback": transcripts.add_feedback("judged", 1.0),
             "key": keys.create("new"),
             "admission": keys.admit_request(key),
@@ -81,7 +81,7 @@ async def test_the_api_process_opens_one_engine_for_every_store(
         stores = [state.store, state.keys, state.batches, state.files, state.orchestrator.store]
         assert all(store.database is shared for store in stores)
         key, _ = await state.keys.create("app")
-        await state.store.save_run(make_run(id="api-run"))
+        await state.store.save_run(make_run(run_id="api-run"))
         await state.store.add_feedback("api-run", -1.0, "wrong")
         assert await state.keys.admit_request(key)
         await asyncio.sleep(0)  # the batch worker and the registry sync have started

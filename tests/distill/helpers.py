@@ -5,9 +5,11 @@ from __future__ import annotations
 import itertools
 import random
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from orchestrator.transcripts import LeadCallRecord, RunRecord, ToolCallRecord
+from orchestrator.transcripts import LeadCallRecord, RunRecord
+from tools.context import ToolCall
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 OPENERS = ("Hi,", "Hello,", "Good morning,", "Hey there,", "Quick question:", "Excuse me,")
@@ -41,7 +43,7 @@ def museum_hours_questions(count: int, *, seed: int = 0) -> list[str]:
 def lead_run(query: str, answer: str, *, minute: int, cost: float = 0.002) -> RunRecord:
     """A run the lead answered itself (router mode, no specialist consulted)."""
     return RunRecord(
-        id=uuid.uuid4().hex,
+        run_id=uuid.uuid4().hex,
         mode="router",
         input_messages=[{"role": "user", "content": query}],
         answer=answer,
@@ -74,9 +76,8 @@ def lead_run(query: str, answer: str, *, minute: int, cost: float = 0.002) -> Ru
 
 def delegated_run(query: str, answer: str, specialist: str, *, minute: int) -> RunRecord:
     """A run where the lead delegated to ``specialist`` (so not the lead's own work)."""
-    run = lead_run(query, answer, minute=minute)
-    run.specialists = [specialist]
-    run.tool_calls = [
-        ToolCallRecord(f"{specialist}_specialist", {"request": query}, answer, 30.0, 0.9)
-    ]
-    return run
+    return replace(
+        lead_run(query, answer, minute=minute),
+        specialists=[specialist],
+        tool_calls=[ToolCall(f"{specialist}_specialist", {"request": query}, answer, 30.0, 0.9)],
+    )

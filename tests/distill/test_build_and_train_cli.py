@@ -11,10 +11,11 @@ import pytest
 
 from database import Database
 from distill.registry import ProposalDraft, RegistryStore
-from orchestrator.transcripts import RunRecord, ToolCallRecord, TranscriptStore
+from orchestrator.transcripts import RunRecord, TranscriptStore
 from tests.distill.test_reconcile import MUSEUM
 from tests.helpers.cli import understudy
 from tests.helpers.stores import open_store
+from tools.context import ToolCall
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -30,7 +31,7 @@ async def seed(url: str, count: int, specialist: str = "math", asked: str = "") 
                 question = "Ask ops@example.com: " + question
             await store.save_run(
                 RunRecord(
-                    id=f"{specialist}-run-{i}",
+                    run_id=f"{specialist}-run-{i}",
                     mode="cascade",
                     input_messages=[{"role": "user", "content": question}],
                     answer=str(i * 37 % 101 + i * 53 % 97),
@@ -48,7 +49,7 @@ async def seed(url: str, count: int, specialist: str = "math", asked: str = "") 
                     latency_ms=50.0,
                     created_at=EPOCH + timedelta(minutes=i),
                     tool_calls=[
-                        ToolCallRecord(
+                        ToolCall(
                             f"{specialist}_specialist",
                             {"request": asked + question},
                             "12",

@@ -55,7 +55,7 @@ async def museum_proposal(store: TranscriptStore, runs: int) -> int:
     for minute, question in enumerate(museum_hours_questions(runs)):
         run = lead_run(question, HOURS_ANSWER, minute=minute)
         await store.save_run(run)
-        run_ids.append(run.id)
+        run_ids.append(run.run_id)
     (proposal,) = await RegistryStore(store.database).replace_open_proposals(
         [
             ProposalDraft(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from distill.config import DEFAULT_CLUSTER_THRESHOLD, DEFAULT_COVERAGE_THRESHOLD, ProposalConfig
 from distill.proposals import accept, cluster, lead_answered, propose
 from distill.registry import Proposal, RegistryStore
+from orchestrator.outcome import Failure, FailureKind
 from orchestrator.prerouter import MiniLMEmbedder
 from orchestrator.transcripts import TranscriptStore
 from specialists.catalog import Catalog
@@ -143,14 +145,12 @@ async def test_too_few_runs_propose_nothing(
 def test_only_the_leads_own_successful_work_counts() -> None:
     own = lead_run("What are your support hours?", HOURS_ANSWER, minute=2)
     delegated = delegated_run("What is 2+2?", "4", "math", minute=1)
-    failed = lead_run("Hi", "x", minute=3)
-    failed.error = "lead failed"
-    degraded = lead_run("Hi", "x", minute=4)
-    degraded.degraded = True
-    no_lead = lead_run("Hi", "x", minute=5)
-    no_lead.lead_input_tokens = no_lead.lead_output_tokens = 0
+    failure = Failure(FailureKind.lead_unavailable, "lead failed")
+    failed = replace(lead_run("Hi", "x", minute=3), failure=failure)
+    degraded = replace(lead_run("Hi", "x", minute=4), degraded=True)
+    no_lead = replace(lead_run("Hi", "x", minute=5), lead_input_tokens=0, lead_output_tokens=0)
     queries = lead_answered([degraded, failed, own, delegated, no_lead])
-    assert [q.run_id for q in queries] == [own.id]
+    assert [q.run_id for q in queries] == [own.run_id]
     assert queries[0].query == "What are your support hours?"
 
 

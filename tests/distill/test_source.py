@@ -8,16 +8,18 @@ from datetime import UTC, datetime, timedelta
 import pytest_asyncio
 
 from distill.source import read_transcripts
-from orchestrator.transcripts import RunRecord, ToolCallRecord, TranscriptStore
+from orchestrator.outcome import Failure, FailureKind
+from orchestrator.transcripts import RunRecord, TranscriptStore
 from specialists.catalog import Catalog
 from tests.helpers.stores import open_store
+from tools.context import ToolCall
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def run_record(index: int, route: str, specialists: list[str], **fields) -> RunRecord:
     values = {
-        "id": f"run-{index}",
+        "run_id": f"run-{index}",
         "mode": "cascade",
         "input_messages": [{"role": "user", "content": f"question {index}"}],
         "answer": f"answer {index}",
@@ -39,6 +41,9 @@ def run_record(index: int, route: str, specialists: list[str], **fields) -> RunR
     return RunRecord(**values)
 
 
+LEAD_FAILED = Failure(FailureKind.lead_unavailable, "lead failed")
+
+
 @pytest_asyncio.fixture
 async def store(database_url: str) -> AsyncIterator[TranscriptStore]:
     store = await open_store(TranscriptStore, database_url)
@@ -56,14 +61,14 @@ async def test_runs_that_consulted_the_specialist_come_with_tool_calls_and_feedb
         "router",
         ["math"],
         tool_calls=[
-            ToolCallRecord("calculator", {"expression": "17*24"}, "408", 5.0),
-            ToolCallRecord("math_specialist", {"request": "17*24?"}, '{"answer": "408"}', 9.0, 0.8),
+            ToolCall("calculator", {"expression": "17*24"}, "408", 5.0),
+            ToolCall("math_specialist", {"request": "17*24?"}, '{"answer": "408"}', 9.0, 0.8),
         ],
     )
     await store.save_run(delegated)
     await store.save_run(run_record(2, "lead", [], mode="llm"))
     await store.save_run(run_record(3, "cascade:escalated:email", ["email"]))
-    await store.save_run(run_record(4, "cascade:escalated:math", ["math"], error="lead failed"))
+    await store.save_run(run_record(4, "cascade:escalated:math", ["math"], failure=LEAD_FAILED))
     await store.add_feedback("run-1", 1.0)
     await store.add_feedback("run-1", -0.5, "off by one")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from evals.cache import CACHE_FILE, ResultCache
 from evals.data import DataSource
 from evals.errors import JudgeError
 from evals.harness import ALL_MODES, EvalPlan, evaluate, select_samples
-from evals.records import ItemResult
+from evals.records import ItemResult, item_from_json, item_to_json
 from evals.report import summarise, write_report
 from evals.samples import Sample
 from evals.suites import get_suite
@@ -155,7 +156,7 @@ async def test_every_mode_answers_the_same_samples_and_a_rerun_costs_nothing(
     }
     assert [json.loads(line)["id"] for line in (tmp_path / "samples.jsonl").open()] == ids
     saved = (tmp_path / "results" / "cascade.jsonl").read_text().splitlines()
-    assert [ItemResult.model_validate_json(line) for line in saved] == cascade
+    assert [item_from_json(line) for line in saved] == cascade
     data = json.loads((tmp_path / "summary.json").read_text())
     assert data["sample_ids"] == ids and data["metrics"]["llm"]["accuracy"] == 1.0
     assert data["metrics"]["slm"]["without_lead_share"] == 1.0
@@ -238,8 +239,14 @@ def cached_item(sample_id: str) -> ItemResult:
         run_id="r",
         answer="4",
         route="lead",
-        lead_tokens=10,
-        slm_tokens=0,
+        specialists=[],
+        escalated=False,
+        degraded=False,
+        confidence=None,
+        lead_input_tokens=8,
+        lead_output_tokens=2,
+        slm_prompt_tokens=0,
+        slm_completion_tokens=0,
         cost_usd=0.01,
         slm_cost_usd=0.0,
         lead_only_cost_usd=0.01,
@@ -254,15 +261,54 @@ def test_the_cache_survives_a_line_torn_by_a_crash(tmp_path: Path) -> None:
     with ResultCache(path) as cache:
         cache.put(cached_item("a"))
         cache.put(cached_item("b"))
-        cache.put(cached_item("never").model_copy(update={"answer": None}))  # failed: not kept
+        cache.put(replace(cached_item("never"), answer=None))  # failed: not kept
     with path.open("a") as handle:
-        handle.write(cached_item("c").model_dump_json()[:40])  # killed mid-write
+        handle.write(item_to_json(cached_item("c"))[:40])  # killed mid-write
     with ResultCache(path) as cache:
         assert len(cache) == 2 and cache.unreadable_lines == 1
         cache.put(cached_item("d"))
     with ResultCache(path) as cache:
         assert len(cache) == 3 and cache.get(("gsm8k", "d", "llm", "h")) == cached_item("d")
         assert cache.get(("gsm8k", "d", "llm", "other-config")) is None
+
+
+OLD_RELEASE_LINE = json.dumps(
+    {
+        "suite": "gsm8k",
+        "sample_id": "old",
+        "mode": "llm",
+        "config_hash": "h",
+        "run_id": "r",
+        "answer": "4",
+        "route": "lead",
+        "specialists": [],
+        "escalated": False,
+        "degraded": False,
+        "confidence": None,
+        "error": None,
+        "lead_tokens": 10,
+        "slm_tokens": 0,
+        "cost_usd": 0.01,
+        "slm_cost_usd": 0.0,
+        "lead_only_cost_usd": 0.01,
+        "latency_ms": 5.0,
+        "tool_calls": 0,
+        "score": 1.0,
+        "score_details": {},
+        "draft": None,
+    }
+)
+"""A cache line as the release before run outcomes had failure kinds wrote it."""
+
+
+def test_an_older_releases_cache_lines_are_misses_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / CACHE_FILE
+    path.write_text(OLD_RELEASE_LINE + "\n")
+    with ResultCache(path) as cache:
+        assert len(cache) == 0 and cache.unreadable_lines == 1  # the item runs again
+        cache.put(cached_item("old"))
+    with ResultCache(path) as cache:
+        assert cache.get(("gsm8k", "old", "llm", "h")) == cached_item("old")
 
 
 def test_one_writer_per_output_directory(tmp_path: Path) -> None:

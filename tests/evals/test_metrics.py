@@ -14,9 +14,19 @@ from evals.metrics import (
     percentile,
 )
 from evals.records import Draft, ItemResult
+from orchestrator.outcome import Failure, FailureKind
 
 
-def item(sample_id: str, mode: str = "cascade", **fields: Any) -> ItemResult:
+def item(
+    sample_id: str,
+    mode: str = "cascade",
+    *,
+    lead_tokens: int = 100,
+    slm_tokens: int = 0,
+    error: str | None = None,
+    **fields: Any,
+) -> ItemResult:
+    """An item with these figures (tokens all on the input side; ``error``: a dead lead)."""
     values: dict[str, Any] = {
         "suite": "gsm8k",
         "sample_id": sample_id,
@@ -25,12 +35,19 @@ def item(sample_id: str, mode: str = "cascade", **fields: Any) -> ItemResult:
         "run_id": f"run-{sample_id}-{mode}",
         "answer": "42",
         "route": mode,
-        "lead_tokens": 100,
-        "slm_tokens": 0,
+        "specialists": [],
+        "escalated": False,
+        "degraded": False,
+        "confidence": None,
+        "lead_input_tokens": lead_tokens,
+        "lead_output_tokens": 0,
+        "slm_prompt_tokens": slm_tokens,
+        "slm_completion_tokens": 0,
         "cost_usd": 0.1,
         "slm_cost_usd": 0.0,
         "lead_only_cost_usd": 0.1,
         "latency_ms": 100.0,
+        "failure": Failure(FailureKind.lead_unavailable, error) if error else None,
         "tool_calls": 0,
         "score": 1.0,
     }

@@ -9,11 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.budget import RunBudget
 from orchestrator.cost import PriceBook
 from orchestrator.lead import LeadConfig
-from orchestrator.run import InvalidRequest, Orchestrator, RunBudget
+from orchestrator.outcome import FailureKind
+from orchestrator.request import InvalidRequest, OverLimit, RequestLimits
+from orchestrator.run import Orchestrator
 from orchestrator.testing import ScriptedLead, failure, reply, tool_calls
-from orchestrator.transcripts import TranscriptStore
+from orchestrator.transcripts import RunAlreadyRecorded, TranscriptStore
 from specialists import Catalog, ConfigurationError
 from specialists.local import LocalBackend
 from specialists.vllm_client import VLLMBackend
@@ -150,7 +153,9 @@ async def test_lead_down_cascade_degrades_to_the_specialist(
     assert len(lead.requests) == 3  # one try and two retries
     assert result.degraded and result.answer and result.escalated
     assert "degraded" in result.error and "InternalServerError" in result.error
-    assert (await store.get_run(result.run_id)).degraded
+    assert result.failure.kind is FailureKind.lead_unavailable  # the cause travels with it
+    recorded = await store.get_run(result.run_id)
+    assert recorded.degraded and recorded.failure == result.failure
 
 
 async def test_llm_mode_uses_no_tools_and_slm_mode_no_lead(smollm2: LocalBackend) -> None:
@@ -182,6 +187,7 @@ async def test_turn_budget_stops_a_looping_lead_and_degrades(smollm2: LocalBacke
         result = await orchestrator.run("What is 1 + 1?", "router")
     assert len(lead.requests) == 3
     assert result.degraded and "MaxTurnsExceeded" in result.error
+    assert result.failure.kind is FailureKind.budget_exhausted
 
 
 async def test_time_budget_bounds_a_slow_lead(smollm2: LocalBackend) -> None:
@@ -194,6 +200,7 @@ async def test_time_budget_bounds_a_slow_lead(smollm2: LocalBackend) -> None:
         elapsed = asyncio.get_running_loop().time() - started
     assert elapsed < 2.5
     assert result.answer is None and "time budget" in result.error
+    assert result.failure.kind is FailureKind.lead_timeout
 
 
 @pytest.mark.parametrize(
@@ -202,7 +209,8 @@ async def test_time_budget_bounds_a_slow_lead(smollm2: LocalBackend) -> None:
         ([], "no messages"),
         ([{"role": "assistant", "content": "hi"}], "last message must be a non-empty user"),
         ([{"role": "tool", "content": "x"}], "role 'tool'"),
-        ("x" * 100_001, "longer than 100000"),
+        ("x" * 200_001, "200001 characters; the limit is 200000"),
+        ([{"role": "user", "content": "hi"}] * 101, "101 messages; the limit is 100"),
     ],
 )
 async def test_bad_requests_are_refused(
@@ -213,6 +221,36 @@ async def test_bad_requests_are_refused(
         await orchestrator.run(request_, "slm", specialist="math")
     with pytest.raises(InvalidRequest, match="unknown mode 'fast'"):
         await orchestrator.run("hi", "fast")
+
+
+async def test_every_caller_is_held_to_the_limits_it_was_given(smollm2: LocalBackend) -> None:
+    limits = RequestLimits(max_messages=2, max_request_chars=10, max_tokens=5)
+    orchestrator = Orchestrator(catalog=catalog(), backend=smollm2, limits=limits)
+    with pytest.raises(OverLimit, match="3 messages; the limit is 2"):
+        await orchestrator.run([{"role": "user", "content": "a"}] * 3, "slm", specialist="math")
+    with pytest.raises(OverLimit, match="11 characters; the limit is 10"):
+        await orchestrator.run("x" * 11, "slm", specialist="math")
+    with pytest.raises(OverLimit, match="max_tokens 6 is above the limit of 5"):
+        await orchestrator.run("hi", "slm", specialist="math", max_tokens=6)
+    assert (await orchestrator.run("1+1?", "slm", specialist="math", max_tokens=5)).answer
+
+
+async def test_a_run_id_already_recorded_is_refused_not_overwritten(
+    smollm2: LocalBackend, store: TranscriptStore
+) -> None:
+    """Exactly-once callers (the batch runner) choose run ids and rely on this; it must never be
+    logged away like a database failure."""
+    with ScriptedLead([reply("first"), reply("second")]) as lead:
+        orchestrator = Orchestrator(
+            catalog=catalog(), backend=smollm2, lead=lead_for(lead), store=store
+        )
+        first = await orchestrator.run("hello", "llm", run_id="chosen")
+        with pytest.raises(RunAlreadyRecorded) as caught:
+            await orchestrator.run("hello again", "llm", run_id="chosen")
+    assert caught.value.run_id == "chosen"
+    recorded = await store.get_run("chosen")
+    assert recorded.answer == first.answer == "first"
+    assert len(await store.list_runs()) == 1
 
 
 def test_prices_come_from_litellms_bundled_map() -> None:

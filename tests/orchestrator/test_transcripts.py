@@ -14,14 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from database.engine import create_engine
 from database.tables import ToolCallRow
+from orchestrator.outcome import Failure, FailureKind
 from orchestrator.transcripts import (
     LeadCallRecord,
     RunAlreadyRecorded,
     RunNotFound,
     RunRecord,
-    ToolCallRecord,
     TranscriptStore,
 )
+from tools.context import ToolCall
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -29,7 +30,7 @@ T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 def make_run(**overrides: Any) -> RunRecord:
     """A cascade run that escalated: three lead calls, three tool calls, nested JSON."""
     run = RunRecord(
-        id=uuid.uuid4().hex,
+        run_id=uuid.uuid4().hex,
         mode="cascade",
         input_messages=[
             {"role": "system", "content": "Be brief."},
@@ -48,6 +49,7 @@ def make_run(**overrides: Any) -> RunRecord:
         cost_usd=0.000123456789,
         lead_only_cost_usd=0.1 + 0.2,
         latency_ms=812.5,
+        route_scores={"math": 0.61, "email": 0.125, "code": -0.0625},
         created_at=T0,
         lead_calls=[
             LeadCallRecord(
@@ -70,17 +72,20 @@ def make_run(**overrides: Any) -> RunRecord:
             for i in (3, 1, 2)  # not sorted by any field: only the seq column can keep this order
         ],
         tool_calls=[
-            ToolCallRecord(
+            ToolCall(
                 name="run_python", input={"code": "print(17*23)"}, output="391\n", latency_ms=40.0
             ),
-            ToolCallRecord(
+            ToolCall(
                 name="math",
                 input={"question": "17 × 23", "options": {"steps": [1, 2]}},
                 output="391",
                 latency_ms=120.5,
                 confidence=0.4375,
+                specialist="math",
+                slm_prompt_tokens=78,
+                slm_completion_tokens=9,
             ),
-            ToolCallRecord(
+            ToolCall(
                 name="calculator",
                 input={"expression": "17*23"},
                 output="",
@@ -99,7 +104,7 @@ async def test_round_trip_keeps_every_field_children_order_and_json(
     run = make_run(created_at=T0.astimezone(paris))
 
     await transcript_store.save_run(run)
-    loaded = await transcript_store.get_run(run.id)
+    loaded = await transcript_store.get_run(run.run_id)
 
     assert loaded == run  # every field, children in call order, JSON and floats exact
     assert [c.model for c in loaded.lead_calls] == ["lead-3", "lead-1", "lead-2"]
@@ -119,20 +124,45 @@ async def test_children_are_read_in_seq_order_not_insertion_order(
             for seq in (2, 0, 1):  # ids (insertion order) disagree with seq
                 session.add(
                     ToolCallRow(
-                        run_id=run.id, seq=seq, name=f"t{seq}", input={}, output="", latency_ms=0.0
+                        run_id=run.run_id,
+                        seq=seq,
+                        name=f"t{seq}",
+                        input={},
+                        output="",
+                        latency_ms=0.0,
                     )
                 )
     finally:
         await engine.dispose()
 
-    loaded = await transcript_store.get_run(run.id)
+    loaded = await transcript_store.get_run(run.run_id)
     assert [call.name for call in loaded.tool_calls] == ["t0", "t1", "t2"]
 
 
 async def test_run_without_children_round_trips(transcript_store: TranscriptStore) -> None:
-    run = make_run(lead_calls=[], tool_calls=[], answer=None, confidence=None, error="lead down")
+    failure = Failure(FailureKind.lead_rate_limited, "lead down")
+    run = make_run(lead_calls=[], tool_calls=[], answer=None, confidence=None, failure=failure)
     await transcript_store.save_run(run)
-    assert await transcript_store.get_run(run.id) == run
+    loaded = await transcript_store.get_run(run.run_id)
+    assert loaded == run and loaded.failure == failure and loaded.error == "lead down"
+
+
+async def test_a_failure_recorded_before_kinds_existed_reads_as_unclassified(
+    transcript_store: TranscriptStore, database_url: str
+) -> None:
+    """Runs written by schema 0004 have an error and no kind: retried, as they were then."""
+    run = make_run(answer=None, failure=Failure(FailureKind.lead_refused, "lead failed: 400"))
+    await transcript_store.save_run(run)
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("UPDATE runs SET failure_kind = NULL"))
+    finally:
+        await engine.dispose()
+
+    loaded = await transcript_store.get_run(run.run_id)
+    assert loaded.failure == Failure(FailureKind.unclassified, "lead failed: 400")
+    assert loaded.failure.kind.retryable
 
 
 async def test_list_runs_newest_first_with_limit_offset_and_mode(
@@ -142,21 +172,21 @@ async def test_list_runs_newest_first_with_limit_offset_and_mode(
     ids = ["c", "e", "a", "d", "b"]
     modes = ["llm", "slm", "router", "slm", "cascade"]
     runs = [
-        make_run(id=run_id, mode=mode, created_at=T0 + timedelta(minutes=minute))
+        make_run(run_id=run_id, mode=mode, created_at=T0 + timedelta(minutes=minute))
         for minute, (run_id, mode) in enumerate(zip(ids, modes, strict=True))
     ]
     for i in (2, 4, 0, 3, 1):
         await transcript_store.save_run(runs[i])
 
     listed = await transcript_store.list_runs()
-    assert [r.id for r in listed] == ["b", "d", "a", "e", "c"]
+    assert [r.run_id for r in listed] == ["b", "d", "a", "e", "c"]
     assert all(r.lead_calls == [] and r.tool_calls == [] for r in listed)
     assert listed[0] == replace(runs[4], lead_calls=[], tool_calls=[])
 
     page = await transcript_store.list_runs(limit=2, offset=1)
-    assert [r.id for r in page] == ["d", "a"]
-    assert [r.id for r in await transcript_store.list_runs(mode="slm")] == ["d", "e"]
-    assert [r.id for r in await transcript_store.list_runs(mode="slm", limit=1)] == ["d"]
+    assert [r.run_id for r in page] == ["d", "a"]
+    assert [r.run_id for r in await transcript_store.list_runs(mode="slm")] == ["d", "e"]
+    assert [r.run_id for r in await transcript_store.list_runs(mode="slm", limit=1)] == ["d"]
     assert await transcript_store.list_runs(mode="nonexistent") == []
     with pytest.raises(ValueError, match="offset"):
         await transcript_store.list_runs(offset=-1)
@@ -166,22 +196,22 @@ async def test_duplicate_id_raises_and_changes_nothing(transcript_store: Transcr
     original = make_run()
     await transcript_store.save_run(original)
     impostor = make_run(
-        id=original.id,
+        run_id=original.run_id,
         answer="something else",
         lead_calls=[*original.lead_calls, original.lead_calls[0]],
         tool_calls=[],
     )
 
-    with pytest.raises(RunAlreadyRecorded, match=original.id) as caught:
+    with pytest.raises(RunAlreadyRecorded, match=original.run_id) as caught:
         await transcript_store.save_run(impostor)
 
-    assert caught.value.run_id == original.id
-    assert await transcript_store.get_run(original.id) == original
+    assert caught.value.run_id == original.run_id
+    assert await transcript_store.get_run(original.run_id) == original
     assert len(await transcript_store.list_runs()) == 1
 
 
 async def test_unknown_run_raises_run_not_found(transcript_store: TranscriptStore) -> None:
-    await transcript_store.save_run(make_run(id="known"))
+    await transcript_store.save_run(make_run(run_id="known"))
 
     with pytest.raises(RunNotFound, match="'missing'") as caught:
         await transcript_store.get_run("missing")
@@ -198,11 +228,11 @@ async def test_feedback_is_kept_in_order_with_utc_times(transcript_store: Transc
     await transcript_store.save_run(run)
     before = datetime.now(UTC)
 
-    first = await transcript_store.add_feedback(run.id, -1.0, "wrong unit")
-    second = await transcript_store.add_feedback(run.id, 1, "x" * 4000)
-    third = await transcript_store.add_feedback(run.id, 0.25)
+    first = await transcript_store.add_feedback(run.run_id, -1.0, "wrong unit")
+    second = await transcript_store.add_feedback(run.run_id, 1, "x" * 4000)
+    third = await transcript_store.add_feedback(run.run_id, 0.25)
 
-    stored = await transcript_store.feedback_for(run.id)
+    stored = await transcript_store.feedback_for(run.run_id)
     assert stored == [first, second, third]
     assert [f.score for f in stored] == [-1.0, 1.0, 0.25]
     assert stored[1].comment == "x" * 4000 and stored[2].comment is None
@@ -229,8 +259,8 @@ async def test_invalid_feedback_is_rejected_and_not_stored(
     await transcript_store.save_run(run)
 
     with pytest.raises(ValueError):
-        await transcript_store.add_feedback(run.id, score, comment)
-    assert await transcript_store.feedback_for(run.id) == []
+        await transcript_store.add_feedback(run.run_id, score, comment)
+    assert await transcript_store.feedback_for(run.run_id) == []
 
 
 async def test_unstorable_text_is_cleaned_the_same_on_every_backend(
@@ -240,14 +270,14 @@ async def test_unstorable_text_is_cleaned_the_same_on_every_backend(
         answer="a\x00b",
         input_messages=[{"role": "user", "content": "bad \ud800 half", "score": math.nan}],
         tool_calls=[
-            ToolCallRecord(
+            ToolCall(
                 name="run_python", input={"k\x00": [math.inf]}, output="\x00\x01", latency_ms=1.0
             )
         ],
     )
 
     await transcript_store.save_run(run)
-    loaded = await transcript_store.get_run(run.id)
+    loaded = await transcript_store.get_run(run.run_id)
 
     assert loaded.answer == "a\ufffdb"
     assert loaded.input_messages == [{"role": "user", "content": "bad ? half", "score": None}]
@@ -258,13 +288,13 @@ async def test_unstorable_text_is_cleaned_the_same_on_every_backend(
 async def test_invalid_runs_are_rejected_before_anything_is_written(
     transcript_store: TranscriptStore,
 ) -> None:
-    not_json = make_run(tool_calls=[ToolCallRecord("calc", {"x": object()}, "", 1.0)])
+    not_json = make_run(tool_calls=[ToolCall("calc", {"x": object()}, "", 1.0)])
     with pytest.raises(TypeError, match=r"tool_calls\[0\]\.input\.x"):
         await transcript_store.save_run(not_json)
     with pytest.raises(ValueError, match="timezone-aware"):
         await transcript_store.save_run(make_run(created_at=datetime(2025, 1, 1)))
     with pytest.raises(ValueError, match="run id"):
-        await transcript_store.save_run(make_run(id="x" * 65))
+        await transcript_store.save_run(make_run(run_id="x" * 65))
     with pytest.raises(ValueError, match="mode"):
         await transcript_store.save_run(make_run(mode=""))
 
@@ -276,12 +306,12 @@ async def test_deleting_a_run_cascades_to_its_children(
 ) -> None:
     run = make_run()
     await transcript_store.save_run(run)
-    await transcript_store.add_feedback(run.id, 0.5)
+    await transcript_store.add_feedback(run.run_id, 0.5)
 
     engine = create_engine(database_url)  # the store's own setup: foreign keys on for SQLite
     try:
         async with engine.begin() as connection:
-            await connection.execute(text("DELETE FROM runs WHERE id = :id"), {"id": run.id})
+            await connection.execute(text("DELETE FROM runs WHERE id = :id"), {"id": run.run_id})
             counts = [
                 (await connection.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()
                 for table in ("lead_calls", "tool_calls", "feedback")

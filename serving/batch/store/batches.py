@@ -504,17 +504,18 @@ _COMPLETE = (
 
 
 def _completion(item: ClaimedItem, result: ItemResult, now: datetime) -> dict[str, Any]:
+    run = result.run
     return {
         "item_job_id": item.job_id,
         "item_line": item.line,
         "item_claims": item.claims,
         "new_status": "succeeded" if result.succeeded else "failed",
         "new_output": result.output,
-        "new_run_id": result.run_id,
-        "new_lead_tokens": result.lead_tokens,
-        "new_slm_tokens": result.slm_tokens,
-        "new_cost_usd": result.cost_usd,
-        "new_lead_only_cost_usd": result.lead_only_cost_usd,
+        "new_run_id": run.run_id if run else None,
+        "new_lead_tokens": run.lead_tokens if run else 0,
+        "new_slm_tokens": run.slm_tokens if run else 0,
+        "new_cost_usd": run.cost_usd if run else 0.0,
+        "new_lead_only_cost_usd": run.lead_only_cost_usd if run else 0.0,
         "new_finished_at": now,
     }
 

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from database.tables import ITEM_STATUSES
+from orchestrator.outcome import RunResult
 
 CHAT_ENDPOINT = "/v1/chat/completions"
 """The one endpoint batch requests may address."""
@@ -107,14 +108,16 @@ class ClaimedItem:
 class ItemResult:
     """The outcome of one item, committed with :meth:`BatchStore.complete`."""
 
-    succeeded: bool
     output: str
     """The output file line (or error file line, when it failed), without the newline."""
-    run_id: str | None = None
-    lead_tokens: int = 0
-    slm_tokens: int = 0
-    cost_usd: float = 0.0
-    lead_only_cost_usd: float = 0.0
+    run: RunResult | None = None
+    """The run that answered the item, or failed to; ``None`` when it was refused before it
+    could run (nothing spent)."""
+
+    @property
+    def succeeded(self) -> bool:
+        """The run answered; the line is an output line."""
+        return self.run is not None and self.run.answer is not None
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,18 @@
-"""Request and response bodies of the chat API, in OpenAI's shapes plus an ``understudy`` block.
+"""The chat request body, in OpenAI's shape, validated with pydantic at the edge.
 
-Requests are validated here (pydantic at the edge); unknown OpenAI fields are accepted and
-ignored so existing clients work unchanged, but anything we would have to misinterpret is
-refused with a 400 naming the field.
+Unknown OpenAI fields are accepted and ignored so existing clients work unchanged, but anything
+we would have to misinterpret is refused with a 400 naming the field. The chat API and batch
+lines validate bodies with this one model (:func:`parse_chat_request` for batch lines).
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from serving.protocol.errors import invalid_body
+from specialists.backend import ChatMessage
 
 
 class TextPart(BaseModel):
@@ -50,7 +53,7 @@ class StreamOptions(BaseModel):
 
 
 class ChatCompletionRequest(BaseModel):
-    """``POST /v1/chat/completions``."""
+    """``POST /v1/chat/completions``, and the ``body`` of a batch line."""
 
     model_config = ConfigDict(extra="ignore")
     model: str = Field(min_length=1, max_length=200)
@@ -69,7 +72,12 @@ class ChatCompletionRequest(BaseModel):
             raise ValueError("the last message must come from the user")
         return messages
 
-    def chat_messages(self) -> list[dict[str, str]]:
+    @property
+    def answer_tokens(self) -> int | None:
+        """The cap on the answer: ``max_completion_tokens``, else the older ``max_tokens``."""
+        return self.max_completion_tokens or self.max_tokens
+
+    def chat_messages(self) -> list[ChatMessage]:
         """Messages as the orchestrator takes them (``developer`` is OpenAI's new ``system``)."""
         return [
             {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
@@ -77,36 +85,13 @@ class ChatCompletionRequest(BaseModel):
         ]
 
 
-class FeedbackRequest(BaseModel):
-    """``POST /v1/feedback``: a score for a run (from the ``understudy.run_id`` of a reply)."""
+def parse_chat_request(body: Any) -> ChatCompletionRequest:
+    """``body`` (parsed JSON) as a chat request.
 
-    model_config = ConfigDict(extra="forbid")
-    run_id: str = Field(min_length=1, max_length=64)
-    score: float = Field(ge=-1.0, le=1.0, description="-1 (bad) to 1 (good).")
-    comment: str | None = Field(None, max_length=4000)
-
-
-def understudy_block(result: Any) -> dict[str, Any]:
-    """The routing metadata every reply carries next to OpenAI's fields."""
-    return {
-        "run_id": result.run_id,
-        "mode": result.mode,
-        "route": result.route,
-        "specialists": result.specialists,
-        "escalated": result.escalated,
-        "degraded": result.degraded,
-        "confidence": result.confidence,
-        "cost_usd": result.cost_usd,
-        "saved_usd": result.saved_usd,
-        "latency_ms": round(result.latency_ms, 1),
-    }
-
-
-def usage_block(result: Any) -> dict[str, int]:
-    prompt = result.lead_input_tokens + result.slm_prompt_tokens
-    completion = result.lead_output_tokens + result.slm_completion_tokens
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-    }
+    Raises:
+        ProtocolError: 400 ``invalid_body``, naming each bad field as the chat API does.
+    """
+    try:
+        return ChatCompletionRequest.model_validate(body)
+    except ValidationError as exc:
+        raise invalid_body(exc.errors()) from exc

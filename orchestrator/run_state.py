@@ -1,0 +1,113 @@
+"""What a run accumulates while it works (:class:`RunState`), and what it becomes at the end:
+its :class:`~orchestrator.outcome.RunResult` and the transcript's
+:class:`~orchestrator.transcripts.RunRecord`, priced by the run's :class:`PriceBook`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+
+from agents import Agent
+
+from orchestrator.cost import PriceBook
+from orchestrator.modes import Mode
+from orchestrator.outcome import Failure, RunResult
+from orchestrator.prerouter import PreRouter, RouteDecision
+from orchestrator.transcripts import LeadCallRecord, RunRecord
+from specialists.backend import ChatMessage, Generation
+from specialists.catalog import Catalog
+from tools.context import ToolDeps
+
+OnDelta = Callable[[str], Awaitable[None]]
+"""Receives answer text as it is produced (streaming)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lineup:
+    """The specialists a run works with: the catalog, the pre-router built from it, and the lead's
+    agents (one tool per specialist). Replaced whole by ``Orchestrator.replace_catalog``; each run
+    keeps the lineup it started with, so a swap never changes specialists mid-run."""
+
+    catalog: Catalog
+    prerouter: PreRouter | None
+    agents: tuple[Agent[ToolDeps], Agent[ToolDeps]] | None
+    """The lead with tools (router) and without (llm); stateless, so built once per lineup."""
+
+
+@dataclass
+class RunState:
+    """Everything a run accumulates before it becomes a result and a transcript."""
+
+    run_id: str
+    mode: Mode
+    messages: list[ChatMessage]
+    deadline: float
+    lineup: Lineup
+    answer: str | None = None
+    route: str = ""
+    escalated: bool = False
+    degraded: bool = False
+    confidence: float | None = None
+    failure: Failure | None = None
+    decision: RouteDecision | None = None
+    draft: Generation | None = None
+    lead_calls: list[LeadCallRecord] = field(default_factory=list)
+    on_delta: OnDelta | None = None
+    max_tokens: int | None = None
+    """The caller's cap on answer tokens, if any."""
+    streamed: bool = False
+    """Whether answer text already went out through ``on_delta``."""
+
+    def remaining_s(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+
+def run_result(
+    state: RunState, deps: ToolDeps, prices: PriceBook, lead_model: str | None, latency_ms: float
+) -> RunResult:
+    """The run's outcome: its answer, route, tokens and what they cost (on ``lead_model``)."""
+    lead_in = sum(c.input_tokens for c in state.lead_calls)
+    lead_out = sum(c.output_tokens for c in state.lead_calls)
+    slm_in = sum(c.slm_prompt_tokens for c in deps.calls)
+    slm_out = sum(c.slm_completion_tokens for c in deps.calls)
+    cost = prices.lead_cost(lead_model, lead_in, lead_out) + prices.slm_cost(slm_in + slm_out)
+    return RunResult(
+        run_id=state.run_id,
+        mode=state.mode.value,
+        answer=state.answer,
+        route=state.route,
+        specialists=deps.specialists_used,
+        escalated=state.escalated,
+        degraded=state.degraded,
+        confidence=state.confidence,
+        lead_input_tokens=lead_in,
+        lead_output_tokens=lead_out,
+        slm_prompt_tokens=slm_in,
+        slm_completion_tokens=slm_out,
+        cost_usd=cost,
+        lead_only_cost_usd=prices.lead_cost(lead_model, lead_in + slm_in, lead_out + slm_out),
+        latency_ms=latency_ms,
+        failure=state.failure,
+        route_scores=dict(state.decision.scores) if state.decision else {},
+    )
+
+
+def run_record(
+    state: RunState, deps: ToolDeps, result: RunResult, prices: PriceBook, lead_model: str | None
+) -> RunRecord:
+    """The transcript of the run: its result with the input, every lead call (each priced) and
+    every tool call."""
+    return RunRecord.derive(
+        result,
+        input_messages=[dict(m) for m in state.messages],
+        lead_calls=[
+            replace(
+                call,
+                model=call.model or (lead_model or ""),
+                cost_usd=prices.lead_cost(lead_model, call.input_tokens, call.output_tokens),
+            )
+            for call in state.lead_calls
+        ],
+        tool_calls=list(deps.calls),
+    )

@@ -1,0 +1,58 @@
+"""The OpenAI protocol, in one place: request and response shapes, model names, the request
+check (limits included) and error shapes, for the chat API and the batch runner alike.
+
+Nothing here knows HTTP servers: ``serving.api`` turns these into FastAPI routes and responses,
+``serving.batch`` into output and error lines.
+"""
+
+from serving.protocol.admission import ChatCall, admit_chat_request
+from serving.protocol.errors import (
+    ProtocolError,
+    describe_validation_errors,
+    error_body,
+    invalid_body,
+    refusal,
+    unanswered,
+)
+from serving.protocol.models import MODE_MODELS, ServedModels, resolve_model, served_models
+from serving.protocol.requests import (
+    ChatCompletionRequest,
+    ChatMessageIn,
+    StreamOptions,
+    TextPart,
+    parse_chat_request,
+)
+from serving.protocol.responses import (
+    completion_body,
+    completion_chunk,
+    error_chunk,
+    understudy_block,
+    usage_block,
+    usage_chunk,
+)
+
+__all__ = [
+    "MODE_MODELS",
+    "ChatCall",
+    "ChatCompletionRequest",
+    "ChatMessageIn",
+    "ProtocolError",
+    "ServedModels",
+    "StreamOptions",
+    "TextPart",
+    "admit_chat_request",
+    "completion_body",
+    "completion_chunk",
+    "describe_validation_errors",
+    "error_body",
+    "error_chunk",
+    "invalid_body",
+    "parse_chat_request",
+    "refusal",
+    "resolve_model",
+    "served_models",
+    "unanswered",
+    "understudy_block",
+    "usage_block",
+    "usage_chunk",
+]

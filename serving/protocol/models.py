@@ -1,0 +1,54 @@
+"""Model names: which mode (and specialist) each ``model`` of a chat request means.
+
+``understudy-router``, ``-cascade``, ``-llm``, ``-slm`` (the pre-router picks the specialist),
+and ``understudy-<specialist>`` for one specialist directly. Batch lines may also name any other
+model (an OpenAI file's ``gpt-4o-mini``): those run in the job's mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from orchestrator.modes import Mode
+from serving.protocol.errors import ProtocolError
+from specialists.catalog import Catalog
+
+MODEL_PREFIX = "understudy-"
+MODE_MODELS = {f"{MODEL_PREFIX}{mode.value}": mode for mode in Mode}
+
+ServedModels = Mapping[str, tuple[Mode, str | None]]
+"""Model name → the mode and specialist it means."""
+
+
+def served_models(catalog: Catalog) -> dict[str, tuple[Mode, str | None]]:
+    """Every model name Understudy answers to, with the mode and specialist it means."""
+    models: dict[str, tuple[Mode, str | None]] = {
+        name: (mode, None) for name, mode in MODE_MODELS.items()
+    }
+    for name in catalog.names:
+        models.setdefault(f"{MODEL_PREFIX}{name}", (Mode.slm, name))
+    return models
+
+
+def resolve_model(
+    model: str, served: ServedModels, *, fallback: Mode | None = None
+) -> tuple[Mode, str | None]:
+    """The mode and specialist ``model`` means.
+
+    Args:
+        fallback: The mode of a name that is not Understudy's (``gpt-4o-mini``); ``None``
+            refuses such names (the chat API). An ``understudy-`` name must always be served.
+
+    Raises:
+        ProtocolError: 404 ``model_not_found``, listing the served names.
+    """
+    if model in served:
+        return served[model]
+    if fallback is not None and not model.startswith(MODEL_PREFIX):
+        return fallback, None
+    raise ProtocolError(
+        404,
+        "model_not_found",
+        f"model {model!r} does not exist; available: {', '.join(served)}",
+        param="model",
+    )

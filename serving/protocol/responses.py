@@ -1,0 +1,92 @@
+"""Response bodies in OpenAI's shapes, each with Understudy's ``understudy`` block: a
+``chat.completion`` (the chat API's answer, and the body of a batch output line) and the
+``chat.completion.chunk``\\ s of a stream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.outcome import RunResult
+from serving.protocol.errors import ProtocolError
+
+
+def completion_body(result: RunResult, model: str, *, created: int) -> dict[str, Any]:
+    """A run's answer as OpenAI's ``chat.completion`` object."""
+    return {
+        "id": f"chatcmpl-{result.run_id}",
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": result.answer},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": usage_block(result),
+        "understudy": understudy_block(result),
+    }
+
+
+def completion_chunk(
+    chunk_id: str,
+    created: int,
+    model: str,
+    delta: dict[str, Any],
+    finish_reason: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One ``chat.completion.chunk`` carrying ``delta`` (``extra``: the last chunk's
+    ``understudy`` block)."""
+    return {
+        "id": chunk_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+        **extra,
+    }
+
+
+def usage_chunk(chunk_id: str, created: int, model: str, result: RunResult) -> dict[str, Any]:
+    """The chunk after the last one when ``stream_options.include_usage`` asks for usage."""
+    return {
+        "id": chunk_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [],
+        "usage": usage_block(result),
+    }
+
+
+def error_chunk(error: ProtocolError) -> dict[str, Any]:
+    """An error reported in-band once a stream has started (its headers are sent)."""
+    return {"error": {**error.body()["error"], "status": error.status_code}}
+
+
+def understudy_block(result: RunResult) -> dict[str, Any]:
+    """The routing metadata every reply carries next to OpenAI's fields."""
+    return {
+        "run_id": result.run_id,
+        "mode": result.mode,
+        "route": result.route,
+        "specialists": result.specialists,
+        "escalated": result.escalated,
+        "degraded": result.degraded,
+        "confidence": result.confidence,
+        "cost_usd": result.cost_usd,
+        "saved_usd": result.saved_usd,
+        "latency_ms": round(result.latency_ms, 1),
+    }
+
+
+def usage_block(result: RunResult) -> dict[str, int]:
+    prompt = result.lead_input_tokens + result.slm_prompt_tokens
+    completion = result.lead_output_tokens + result.slm_completion_tokens
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
