@@ -15,6 +15,7 @@ from orchestrator.run import Orchestrator, RunBudget
 from orchestrator.transcripts import TranscriptStore
 from serving.reconcile import served_catalog
 from serving.runtime import Log, build_backend, build_prerouter
+from serving.sandbox import sandbox_limits
 from serving.settings import Settings
 from specialists.backend import SLMBackend
 from specialists.catalog import Catalog
@@ -68,6 +69,7 @@ def build_orchestrator(
             max_lead_turns=settings.run.max_lead_turns,
             max_lead_tokens=settings.run.max_lead_tokens,
         ),
+        sandbox=sandbox_limits(settings),
         lead_gate=lead_gate,
     )
 
