@@ -12,21 +12,23 @@
    with the exit status the parent chose for it, so the parent knows which limit stopped the
    snippet without reading its output.
 
-Usage: ``python -I -B -c "$(cat guard.py)" CONFIG_JSON`` (as source, so that the snippet's
-``sys.path[0]`` is its own scratch directory rather than this package).
+Usage (as source, so that the snippet's ``sys.path[0]`` is its own scratch directory rather
+than this package; plain arguments rather than JSON, whose imports would cost every snippet)::
+
+    python -I -B -c "$(cat guard.py)" ROOT SCRIPT MEMORY_EXIT FILE_EXIT RLIMIT=SOFT:HARD...
 """
 
 import errno
-import json
 import os
 import resource
-import runpy
 import sys
-import traceback
-from types import MappingProxyType
+from types import MappingProxyType, ModuleType
 
-_CONFIG = json.loads(sys.argv[1])
-for _name, (_soft, _hard) in _CONFIG["rlimits"].items():
+_ROOT, _SCRIPT = os.path.realpath(sys.argv[1]), sys.argv[2]
+_EXIT = {"memory": int(sys.argv[3]), "file size": int(sys.argv[4])}
+for _limit in sys.argv[5:]:
+    _name, _values = _limit.split("=")
+    _soft, _hard = map(int, _values.split(":"))
     resource.setrlimit(getattr(resource, _name), (_soft, _hard))
 
 
@@ -106,10 +108,24 @@ def _audit_hook(root: str) -> object:
     return hook
 
 
+def _run_as_main(path: str) -> None:
+    """Run the script as ``python path`` would: in a fresh ``__main__`` module (as ``runpy``
+    does, without the imports ``runpy`` costs)."""
+    with open(path, encoding="utf-8") as source:
+        code = compile(source.read(), path, "exec")
+    main = ModuleType("__main__")
+    main.__file__ = path
+    main.__builtins__ = __builtins__
+    sys.modules["__main__"] = main
+    exec(code, main.__dict__)
+
+
 def _exit_for(limit: str) -> None:
     """End the process with the exit status that names ``limit``, after the traceback if it can
     still be written (stderr may be the file that is full)."""
     try:
+        import traceback
+
         traceback.print_exc()
         sys.stderr.flush()
     except (OSError, MemoryError):
@@ -117,14 +133,12 @@ def _exit_for(limit: str) -> None:
     os._exit(_EXIT[limit])
 
 
-_ROOT = os.path.realpath(_CONFIG["root"])
-_EXIT = _CONFIG["exit_codes"]
 sys.addaudithook(_audit_hook(_ROOT))
 os.chdir(_ROOT)
 sys.path.insert(0, _ROOT)  # as `python main.py` would: the script's directory comes first
-sys.argv[:] = [_CONFIG["script"]]
+sys.argv[:] = [_SCRIPT]
 try:
-    runpy.run_path(_CONFIG["script"], run_name="__main__")
+    _run_as_main(_SCRIPT)
 except MemoryError:
     _exit_for("memory")
 except OSError as exc:

@@ -7,8 +7,8 @@ and, where an operator allowed it, without the OS boundary (:func:`run_unsandbox
 from __future__ import annotations
 
 import contextlib
-import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -62,21 +62,26 @@ def guard_argv(python: str, *, root: str, limits: SandboxLimits, single_task: bo
     cpu = limits.cpu_s
     memory = limits.memory_mb * 1024 * 1024
     rlimits = {
-        "RLIMIT_CPU": [cpu, cpu + 1],
-        "RLIMIT_AS": [memory, memory],
-        "RLIMIT_FSIZE": [limits.file_bytes, limits.file_bytes],
-        "RLIMIT_NOFILE": [limits.open_files, limits.open_files],
-        "RLIMIT_CORE": [0, 0],
+        "RLIMIT_CPU": (cpu, cpu + 1),
+        "RLIMIT_AS": (memory, memory),
+        "RLIMIT_FSIZE": (limits.file_bytes, limits.file_bytes),
+        "RLIMIT_NOFILE": (limits.open_files, limits.open_files),
+        "RLIMIT_CORE": (0, 0),
     }
     if single_task:
-        rlimits["RLIMIT_NPROC"] = [1, 1]
-    config = {
-        "root": root,
-        "script": f"{root}/{SCRIPT_NAME}",
-        "rlimits": rlimits,
-        "exit_codes": EXIT_CODES,
-    }
-    return [python, "-I", "-B", "-c", GUARD_SOURCE, json.dumps(config)]
+        rlimits["RLIMIT_NPROC"] = (1, 1)
+    return [
+        python,
+        "-I",
+        "-B",
+        "-c",
+        GUARD_SOURCE,
+        root,
+        f"{root}/{SCRIPT_NAME}",
+        str(EXIT_CODES["memory"]),
+        str(EXIT_CODES["file size"]),
+        *(f"{name}={soft}:{hard}" for name, (soft, hard) in rlimits.items()),
+    ]
 
 
 def run_captured(
@@ -110,16 +115,13 @@ def run_captured(
             start_new_session=True,
             pass_fds=tuple(pass_fds),
         )
-        timed_out = False
         try:
-            process.wait(timeout=limits.timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
+            timed_out = not _exits_within(process, limits.timeout_s)
         finally:
-            if process.returncode is None:
+            if process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            process.wait()
     duration = time.perf_counter() - started
     stdout, cut_out, full_out = _read_capped(out_path, limits)
     stderr, cut_err, full_err = _read_capped(err_path, limits)
@@ -148,6 +150,17 @@ def run_unsandboxed(source: str, limits: SandboxLimits) -> Completed:
         command = guard_argv(sys.executable, root=str(scratch), limits=limits, single_task=False)
         env = {**ENVIRONMENT, "HOME": str(scratch)}
         return run_captured(command, folder=folder, limits=limits, cwd=scratch, env=env)
+
+
+def _exits_within(process: subprocess.Popen[bytes], seconds: float) -> bool:
+    """Whether ``process`` ends within ``seconds``, known the moment it does (a pidfd), where
+    ``Popen.wait(timeout)`` polls with growing sleeps — tens of milliseconds late per snippet."""
+    pidfd = os.pidfd_open(process.pid)
+    try:
+        ready, _, _ = select.select([pidfd], [], [], seconds)
+    finally:
+        os.close(pidfd)
+    return bool(ready)
 
 
 def _read_capped(path: Path, limits: SandboxLimits) -> tuple[str, bool, bool]:
