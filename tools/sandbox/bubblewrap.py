@@ -89,6 +89,7 @@ def version(bwrap: str) -> tuple[int, ...]:
 
     Raises:
         OSError: it cannot be run.
+        subprocess.TimeoutExpired: it does not answer.
         ValueError: it does not print a version.
     """
     output = subprocess.run(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import shutil
+import subprocess
 from dataclasses import dataclass
 
 from tools.sandbox import bubblewrap, seccomp
@@ -55,7 +56,7 @@ def check_boundary(bwrap: str | None) -> SandboxVerdict:
         return SandboxVerdict(False, "bubblewrap (bwrap) is not installed", INSTALL_FIX)
     try:
         found = bubblewrap.version(bwrap)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
         return SandboxVerdict(False, f"{bwrap} does not run: {exc}", INSTALL_FIX)
     shown = ".".join(map(str, found))
     if found < bubblewrap.MIN_VERSION:
