@@ -6,6 +6,7 @@ The escapes each fence exists for are attacked in ``test_sandbox_hostile.py``.
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,16 @@ def test_writing_outside_scratch_fails_with_a_readable_error() -> None:
     result = run_python(f"open({str(target)!r}, 'w').write('x')", limits=FAST)
     assert not result.ok and "outside the sandbox directory" in result.stderr
     assert not target.exists()
+
+
+def test_removing_files_outside_fails_with_a_readable_error() -> None:
+    # Not under /tmp: inside the sandbox that is the scratch directory, where removing is fine.
+    with tempfile.TemporaryDirectory(dir="/var/tmp") as folder:
+        victim = Path(folder) / "keep.txt"
+        victim.write_text("data")
+        result = run_python(f"import os\nos.remove({str(victim)!r})", limits=FAST)
+        assert not result.ok and "outside the sandbox directory" in result.stderr
+        assert victim.read_text() == "data"
 
 
 def test_a_memory_bomb_is_stopped() -> None:

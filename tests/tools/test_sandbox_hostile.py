@@ -239,6 +239,11 @@ def test_no_write_reaches_the_host(run, tmp_path: Path, planted: list[Path]) -> 
         "mkdir": target / "made",
         "stdlib": stdlib / f"planted-{token}.py",
     }
+    victim = tmp_path / "keep.txt"
+    victim.write_text("data")
+    victim.chmod(0o644)
+    kept = tmp_path / "kept"
+    kept.mkdir()
     folders = ["/", str(target), str(stdlib), "/usr/lib", "/dev", "/dev/shm"]
     planted += [names["stdlib"], *(Path(f) / f"relative-{token}.txt" for f in folders)]
     attack = f"""
@@ -251,6 +256,10 @@ def test_no_write_reaches_the_host(run, tmp_path: Path, planted: list[Path]) -> 
     attempt('rename', lambda: os.rename('/tmp/local.txt', names['rename']))
     attempt('mkdir', lambda: os.mkdir(names['mkdir']))
     attempt('stdlib', lambda: open(names['stdlib'], 'w').write('import os'))
+    attempt('remove', lambda: os.remove({str(victim)!r}))
+    attempt('truncate', lambda: os.truncate({str(victim)!r}, 0))
+    attempt('chmod', lambda: os.chmod({str(victim)!r}, 0))
+    attempt('rmtree', lambda: __import__('shutil').rmtree({str(kept)!r}))
     for folder in {folders!r}:
         def relative(folder=folder):
             os.chdir(folder)
@@ -260,6 +269,8 @@ def test_no_write_reaches_the_host(run, tmp_path: Path, planted: list[Path]) -> 
     result = run(_attempts(attack))
     assert list(target.iterdir()) == [], result.stdout
     assert [path for path in planted if path.exists()] == []
+    assert victim.read_text() == "data" and victim.stat().st_mode & 0o777 == 0o644
+    assert kept.is_dir()
     wrote = [line for line in result.stdout.splitlines() if " returned " in line]
     assert wrote == [], result.stdout  # no write succeeded even inside the sandbox's own tree
 
