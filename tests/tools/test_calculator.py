@@ -7,12 +7,12 @@ import re
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers.processes import spinning_calculator_workers
 from tools.calculator import CalculatorError, calculate
 from tools.calculator_pool import CalculatorPool
 
@@ -118,32 +118,12 @@ def test_results_past_pythons_digit_limit_are_computed_in_the_worker(
     assert evaluate(pool, "floor(log(7**5500, 10)) + 1") == "4649"
 
 
-def _spinning_workers(busy_s: float = 0.5) -> list[int]:
-    """Calculator workers (forkserver children) that burn CPU right now."""
-
-    def cpu_ticks() -> dict[int, int]:
-        ticks = {}
-        for entry in Path("/proc").iterdir():
-            try:
-                if b"multiprocessing.forkserver" in (entry / "cmdline").read_bytes():
-                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                    ticks[int(entry.name)] = int(fields[11]) + int(fields[12])  # utime + stime
-            except (OSError, ValueError):
-                continue
-        return ticks
-
-    before = cpu_ticks()
-    time.sleep(busy_s)
-    after = cpu_ticks()
-    return [pid for pid, ticks in after.items() if ticks - before.get(pid, ticks) > 20]
-
-
 def test_a_calculation_past_its_time_is_killed_with_its_worker(pool: CalculatorPool) -> None:
     started = time.monotonic()
     with pytest.raises(CalculatorError, match="did not finish within 1 s; split it"):
         evaluate(pool, "expand((a+b+c+d+e+f)**30)", timeout_s=1)
     assert time.monotonic() - started < 2
-    assert _spinning_workers() == []  # the worker was killed, not left computing
+    assert spinning_calculator_workers() == []  # the worker was killed, not left computing
     assert evaluate(pool, "2 + 2") == "4"  # and replaced
 
 

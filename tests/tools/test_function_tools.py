@@ -16,7 +16,7 @@ from agents import FunctionTool, RunContextWrapper
 
 from specialists.backend import ChatMessage, Generation, SLMBackend
 from specialists.catalog import Catalog, Specialist
-from tests.tools.test_calculator import _spinning_workers
+from tests.helpers.processes import spinning_calculator_workers
 from tools.context import ToolDeps
 from tools.function_tools import build_tools
 
@@ -87,7 +87,7 @@ async def test_a_calculation_stops_when_the_runs_budget_runs_out() -> None:
     assert time.monotonic() - started < 2
     assert output.startswith("ERROR: the run's time budget ran out before calculator finished.")
     assert deps.calls[0].error == "the run's time budget ran out"
-    assert _spinning_workers() == []  # cancelled with its worker, not left computing
+    assert spinning_calculator_workers() == []  # cancelled with its worker, not left computing
 
 
 async def test_a_snippet_stops_when_the_runs_budget_runs_out() -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.helpers.processes import processes_with
 from tools.sandbox import SandboxLimits, SandboxResult, launch, run_python
 
 LIMITS = SandboxLimits(timeout_s=10, cpu_s=5, memory_mb=256)
@@ -139,18 +140,6 @@ def test_a_fork_bomb_is_contained(run) -> None:
 # --- Nothing outlives the run -------------------------------------------------------------------
 
 
-def _processes_with(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue  # gone meanwhile
-    return found
-
-
 def test_no_child_survives_the_timeout_setsid_or_not(run) -> None:
     marker = f"survivor-{uuid.uuid4().hex}"
     daemon = f"""
@@ -172,9 +161,9 @@ def test_no_child_survives_the_timeout_setsid_or_not(run) -> None:
     result = run(_attempts(daemon), SandboxLimits(timeout_s=2, cpu_s=30))
     assert result.limit == "timeout"
     deadline = time.monotonic() + 3
-    while _processes_with(marker) and time.monotonic() < deadline:
+    while processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.1)  # the namespace's init may still be on its way out
-    survivors = _processes_with(marker)
+    survivors = processes_with(marker)
     for pid in survivors:  # a failing test leaves nothing behind either
         os.kill(pid, signal.SIGKILL)
     assert survivors == []
