@@ -8,6 +8,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     UNDERSTUDY_HOME=/understudy
 
+# bubblewrap: the OS sandbox run_python's snippets run in. It needs user namespaces, which
+# Docker's default seccomp and AppArmor profiles refuse: compose.yaml's security_opt allows them
+# (README, "The code sandbox"). `understudy doctor` in the container says whether it works.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends bubblewrap \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 COPY . /app
 # The base install: with UNDERSTUDY_SLM_BACKEND=vllm the specialists run in the vllm service, so

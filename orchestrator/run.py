@@ -134,7 +134,7 @@ class Orchestrator:
         with_tools = Agent[ToolDeps](
             name="understudy-lead",
             instructions=LEAD_INSTRUCTIONS,
-            tools=build_tools(catalog),
+            tools=build_tools(catalog, self.sandbox),
             model=model,
             model_settings=settings,
         )
@@ -190,7 +190,12 @@ class Orchestrator:
             on_delta=on_delta,
             max_tokens=max_tokens,
         )
-        deps = ToolDeps(backend=self.backend, catalog=lineup.catalog, sandbox=self.sandbox)
+        deps = ToolDeps(
+            backend=self.backend,
+            catalog=lineup.catalog,
+            sandbox=self.sandbox,
+            deadline=state.deadline,
+        )
         try:
             if mode is Mode.llm:
                 state.route = "lead"

@@ -17,6 +17,7 @@ from orchestrator.prerouter import PreRouter
 from orchestrator.run import Orchestrator
 from orchestrator.transcripts import TranscriptStore
 from serving.runtime import Log, build_backend, build_prerouter
+from serving.sandbox import sandbox_limits
 from serving.settings import Settings
 from specialists.backend import SLMBackend
 from specialists.catalog import Catalog
@@ -71,6 +72,7 @@ def build_orchestrator(
             max_lead_tokens=settings.run.max_lead_tokens,
         ),
         limits=settings.api.request_limits,
+        sandbox=sandbox_limits(settings),
         lead_gate=lead_gate,
     )
 

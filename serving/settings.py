@@ -123,6 +123,27 @@ class RouterSettings(BaseModel):
     """Cosine score under which the pre-router says "none"; default: the calibrated value."""
 
 
+class SandboxSettings(BaseModel):
+    """``run_python``'s sandbox (bubblewrap): the limits of one snippet, and the unsafe way out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timeout_s: float = Field(10.0, gt=0, le=600)
+    """Wall-clock limit of one snippet (and never past its run's budget)."""
+    cpu_s: int = Field(10, ge=1, le=600)
+    memory_mb: int = Field(512, ge=64)
+    file_bytes: int = Field(16 * 1024 * 1024, ge=64 * 1024)
+    """Largest file a snippet may write, its output included; also its scratch space."""
+    output_bytes: int = Field(64 * 1024, ge=1024)
+    """stdout and stderr kept of one snippet, each."""
+    open_files: int = Field(64, ge=16, le=4096)
+    allow_unsandboxed: bool = False
+    """UNSAFE. Where bubblewrap cannot run (not installed, user namespaces refused), still offer
+    ``run_python`` and run snippets as plain child processes — which can then read whatever this
+    service can read, its environment's secrets included. Off: ``run_python`` is not offered
+    and ``/readyz`` and ``understudy doctor`` say why."""
+
+
 class DatabaseSettings(BaseModel):
     """The transcript store."""
 
@@ -331,6 +352,7 @@ class Settings(BaseSettings):
     slm: SLMSettings = Field(default_factory=SLMSettings)
     router: RouterSettings = Field(default_factory=RouterSettings)
     run: RunSettings = Field(default_factory=RunSettings)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)

@@ -2,14 +2,19 @@
 
 Expressions are parsed with :mod:`ast` and translated node by node into sympy objects from a
 whitelist — nothing is ever ``eval``-ed, and sympy's own ``parse_expr`` (which evaluates
-strings) is not used. Sizes are bounded so a request cannot make the process compute forever
-(``10**10**10``) or allocate without limit.
+strings) is not used. Sizes are checked up front where they can be (``10**10**10``, a huge
+factorial or binomial, deep nesting), and every other failure — sympy's own exceptions, recursion,
+memory, results too long to print — becomes a :class:`CalculatorError` whose message tells the
+lead what to ask instead. What cannot be checked up front (``expand((a+b+c+d+e+f)**30)``) is
+bounded by running :func:`calculate` in a killable worker (:mod:`tools.calculator_pool`).
 """
 
 from __future__ import annotations
 
 import ast
+import math
 import operator
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,10 +22,15 @@ from typing import Any
 import sympy
 
 MAX_EXPRESSION_CHARS = 2000
+MAX_DEPTH = 100
+"""Most nested operations (``-(-(-…))``, ``((…))``) in one expression."""
 MAX_EXPONENT = 100_000
 MAX_FACTORIAL = 3_000
-MAX_RESULT_BITS = 33_220
-"""About 10,000 decimal digits."""
+MAX_RESULT_DIGITS = 10_000
+"""The calculator's workers raise Python's int-to-str limit (4,300 digits) to this; elsewhere
+that limit applies."""
+MAX_RESULT_CHARS = 20_000
+"""Longest printed result (a large polynomial, a long solution list)."""
 
 
 class CalculatorError(ValueError):
@@ -61,7 +71,7 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "ceiling": sympy.ceiling,
     "gcd": sympy.gcd,
     "lcm": sympy.lcm,
-    "binomial": sympy.binomial,
+    "binomial": None,
     "factorial": None,
     "Rational": sympy.Rational,
     "min": sympy.Min,
@@ -103,22 +113,78 @@ def calculate(expression: str) -> CalculatorResult:
         raise CalculatorError("empty expression")
     if len(text) > MAX_EXPRESSION_CHARS:
         raise CalculatorError(f"expression longer than {MAX_EXPRESSION_CHARS} characters")
+    tree = _parse(text)
+    try:
+        value = _Translator().visit(tree.body)
+        if isinstance(value, sympy.Basic) and value.has(sympy.zoo, sympy.nan):
+            raise CalculatorError("undefined result (division by zero?)")
+        return _result(text, value)
+    except CalculatorError:
+        raise
+    except RecursionError:
+        raise CalculatorError("the expression is too deeply nested to compute") from None
+    except MemoryError:
+        raise CalculatorError("the calculation ran out of memory; split it into steps") from None
+    except Exception as exc:  # sympy raises a zoo of types; each means "cannot compute this"
+        raise CalculatorError(f"cannot compute: {type(exc).__name__}: {exc}"[:500]) from None
+
+
+def _parse(text: str) -> ast.Expression:
     try:
         tree = ast.parse(text.replace("^", "**"), mode="eval")
     except SyntaxError as exc:
         raise CalculatorError(f"not a valid expression: {exc.msg}") from None
+    except (RecursionError, MemoryError):  # the parser's own stack, on deep nesting
+        raise CalculatorError(
+            f"the expression is nested more than {MAX_DEPTH} levels deep"
+        ) from None
+    if _depth(tree.body) > MAX_DEPTH:
+        raise CalculatorError(f"the expression is nested more than {MAX_DEPTH} levels deep")
+    return tree
+
+
+def _depth(node: ast.AST) -> int:
+    """How deeply ``node`` nests, counted without recursion."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        current, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(current))
+    return deepest
+
+
+def _result(text: str, value: Any) -> CalculatorResult:
+    if isinstance(value, sympy.Integer) and abs(int(value)).bit_length() > _max_bits():
+        raise _too_many_digits()
     try:
-        value = _Translator().visit(tree.body)
-    except (TypeError, ValueError, ZeroDivisionError, NotImplementedError) as exc:
-        if isinstance(exc, CalculatorError):
-            raise
-        raise CalculatorError(f"cannot compute: {exc}") from None
-    if isinstance(value, sympy.Basic) and value.has(sympy.zoo, sympy.nan):
-        raise CalculatorError("undefined result (division by zero?)")
+        exact = str(value)
+    except ValueError:  # Python's int-to-str digit limit, inside a larger result
+        raise _too_many_digits() from None
+    if len(exact) > MAX_RESULT_CHARS:
+        raise CalculatorError(
+            f"the result is {len(exact):,} characters long (more than {MAX_RESULT_CHARS:,}); "
+            "ask for a simpler form, or for one part of it at a time"
+        )
     decimal = None
     if isinstance(value, sympy.Expr) and value.is_number and not value.is_Integer:
         decimal = str(sympy.N(value, 30))
-    return CalculatorResult(expression=text, exact=str(value), decimal=decimal)
+    return CalculatorResult(expression=text, exact=exact, decimal=decimal)
+
+
+def _max_digits() -> int:
+    """The most digits a result may have here: ours, or Python's int-to-str limit if lower."""
+    return min(MAX_RESULT_DIGITS, sys.get_int_max_str_digits() or MAX_RESULT_DIGITS)
+
+
+def _max_bits() -> int:
+    return int(_max_digits() / math.log10(2))
+
+
+def _too_many_digits() -> CalculatorError:
+    return CalculatorError(
+        f"the result would have more than {_max_digits():,} digits; ask for it modulo some m "
+        "(mod(expression, m)) or for its number of digits (floor(log(expression, 10)) + 1)"
+    )
 
 
 def _both_int(a: Any, b: Any) -> bool:
@@ -132,8 +198,8 @@ def _power(base: Any, exponent: Any) -> Any:
             raise CalculatorError(f"exponent {exponent} is larger than {MAX_EXPONENT}")
         if isinstance(base, sympy.Rational):
             bits = max(int(base.p).bit_length(), int(base.q).bit_length()) * abs(exponent)
-            if bits > MAX_RESULT_BITS:
-                raise CalculatorError("the result would have more than about 10,000 digits")
+            if bits > _max_bits():
+                raise _too_many_digits()
     return base**exponent
 
 
@@ -141,6 +207,23 @@ def _factorial(n: Any) -> Any:
     if isinstance(n, sympy.Integer) and n > MAX_FACTORIAL:
         raise CalculatorError(f"factorial argument larger than {MAX_FACTORIAL}")
     return sympy.factorial(n)
+
+
+def _binomial(n: Any, k: Any) -> Any:
+    """``binomial(n, k)``, refused when the exact result would be astronomically large."""
+    if isinstance(n, sympy.Integer) and isinstance(k, sympy.Integer) and 0 <= k <= n:
+        n_, k_ = int(n), int(k)
+        if n_ > MAX_FACTORIAL:  # log2 of the result, from the log-gamma function
+            bits = (
+                math.lgamma(n_ + 1) - math.lgamma(k_ + 1) - math.lgamma(n_ - k_ + 1)
+            ) / math.log(2)
+            if bits > _max_bits():
+                raise _too_many_digits()
+    return sympy.binomial(n, k)
+
+
+_GUARDED: dict[str, Callable[..., Any]] = {"factorial": _factorial, "binomial": _binomial}
+"""Functions whose size is checked before sympy computes them."""
 
 
 class _Translator(ast.NodeVisitor):
@@ -187,7 +270,7 @@ class _Translator(ast.NodeVisitor):
         if node.keywords:
             raise CalculatorError("keyword arguments are not allowed")
         args = [self.visit(arg) for arg in node.args]
-        function = _FUNCTIONS[node.func.id] or _factorial
+        function = _FUNCTIONS[node.func.id] or _GUARDED[node.func.id]
         return function(*args)
 
     def visit_Compare(self, node: ast.Compare) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,13 @@ class ToolDeps:
     catalog: Catalog
     sandbox: SandboxLimits = field(default_factory=SandboxLimits)
     calls: list[ToolCall] = field(default_factory=list)
+    deadline: float | None = None
+    """``time.monotonic()`` by which the run must end; no tool call outlives it. ``None``: only
+    each tool's own limits apply."""
+
+    def remaining_s(self) -> float | None:
+        """Seconds left of the run's budget (never negative); ``None`` without a deadline."""
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
 
     @property
     def specialists_used(self) -> list[str]:

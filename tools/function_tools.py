@@ -1,15 +1,18 @@
 """The lead's tools as openai-agents ``FunctionTool`` objects.
 
-Tools never crash a run: every failure becomes text the lead can read and act on ("the math
-specialist is unavailable — answer yourself"), and every call is logged on the run context
-(:class:`tools.context.ToolDeps`) with its latency, confidence and error for the transcript.
-Specialist tools are built from the catalog, so a newly promoted specialist is a tool at once.
+Tools never crash a run: every failure — expected ("the math specialist is unavailable — answer
+yourself") or not (any exception at all) — becomes text the lead can read and act on, and no
+call outlives the run's time budget (:meth:`tools.context.ToolDeps.remaining_s`). Every call is
+logged on the run context (:class:`tools.context.ToolDeps`) with its latency, confidence and
+error for the transcript. Specialist tools are built from the catalog, so a newly promoted
+specialist is a tool at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,9 +22,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from specialists.catalog import Catalog, Specialist
 from specialists.errors import SpecialistError
-from tools.calculator import CalculatorError, calculate
+from tools.calculator import MAX_EXPRESSION_CHARS, CalculatorError
+from tools.calculator_pool import shared_pool
 from tools.context import ToolCall, ToolDeps
-from tools.sandbox import MAX_CODE_CHARS, run_python
+from tools.sandbox import MAX_CODE_CHARS, SandboxLimits, run_python, sandbox_verdict
+
+logger = logging.getLogger(__name__)
 
 MAX_REQUEST_CHARS = 8000
 
@@ -42,7 +48,7 @@ class CalculatorArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
     expression: str = Field(
         min_length=1,
-        max_length=2000,
+        max_length=MAX_EXPRESSION_CHARS,
         description="A math expression, e.g. '17*24 + 3/4', 'sqrt(2)**2', "
         "'solve(x**2 - 5*x + 6, x)'.",
     )
@@ -62,9 +68,16 @@ def specialist_tool_name(specialist: Specialist) -> str:
     return f"{specialist.name}_specialist"
 
 
-def build_tools(catalog: Catalog) -> list[FunctionTool]:
-    """One tool per specialist, plus the exact tools."""
-    return [*(specialist_tool(s) for s in catalog), calculator_tool(), run_python_tool()]
+def build_tools(catalog: Catalog, sandbox: SandboxLimits | None = None) -> list[FunctionTool]:
+    """One tool per specialist, plus the exact tools.
+
+    ``run_python`` only where snippets can run: behind the OS boundary, or without it when
+    ``sandbox.allow_unsandboxed`` says so. Elsewhere the lead is never offered it.
+    """
+    tools = [*(specialist_tool(s) for s in catalog), calculator_tool()]
+    if sandbox_verdict().available or (sandbox is not None and sandbox.allow_unsandboxed):
+        tools.append(run_python_tool())
+    return tools
 
 
 def specialist_tool(specialist: Specialist) -> FunctionTool:
@@ -103,7 +116,7 @@ def specialist_tool(specialist: Specialist) -> FunctionTool:
 def calculator_tool() -> FunctionTool:
     async def invoke(_deps: ToolDeps, args: CalculatorArgs, call: ToolCall) -> str:
         try:
-            result = await asyncio.to_thread(calculate, args.expression)
+            result = await shared_pool().evaluate(args.expression)
         except CalculatorError as exc:
             call.error = str(exc)
             return f"ERROR: {exc}"
@@ -122,16 +135,20 @@ def calculator_tool() -> FunctionTool:
 
 def run_python_tool() -> FunctionTool:
     async def invoke(deps: ToolDeps, args: RunPythonArgs, call: ToolCall) -> str:
-        result = await asyncio.to_thread(run_python, args.code, args.tests, limits=deps.sandbox)
+        remaining = deps.remaining_s()
+        # A thread cannot be cancelled: the sandbox's own wall clock must end with the run.
+        limits = deps.sandbox if remaining is None else deps.sandbox.within(remaining)
+        result = await asyncio.to_thread(run_python, args.code, args.tests, limits=limits)
         if not result.ok:
             call.error = result.limit or f"exit code {result.exit_code}"
         return result.summary()
 
     return _tool(
         "run_python",
-        "Runs Python code followed by test statements in a sandbox (no network, no files "
-        "outside a scratch directory, time and memory limits) and reports pass/fail with "
-        "output. Use it to verify code before you give it to the user.",
+        "Runs Python code followed by test statements in a sandbox (standard library only, "
+        "one process and one thread, no network, no files outside a scratch directory, time "
+        "and memory limits) and reports pass/fail with output. Use it to verify code before "
+        "you give it to the user.",
         RunPythonArgs,
         invoke,
     )
@@ -157,7 +174,7 @@ def _tool(name: str, description: str, schema: type[BaseModel], invoke: Invoke) 
             call.error = "invalid arguments"
             output = f"ERROR: invalid arguments for {name}: {exc.errors(include_url=False)}"
         else:
-            output = await invoke(deps, args, call)
+            output = await _within_budget(name, invoke, deps, args, call)
         call.output = output
         call.latency_ms = (time.perf_counter() - started) * 1000
         deps.calls.append(call)
@@ -173,3 +190,23 @@ def _tool(name: str, description: str, schema: type[BaseModel], invoke: Invoke) 
         on_invoke_tool=on_invoke,
         strict_json_schema=False,
     )
+
+
+async def _within_budget(
+    name: str, invoke: Invoke, deps: ToolDeps, args: BaseModel, call: ToolCall
+) -> str:
+    """``invoke``, stopped when the run's budget runs out, with any failure as tool output."""
+    budget = asyncio.timeout(deps.remaining_s())
+    try:
+        async with budget:
+            return await invoke(deps, args, call)
+    except Exception as exc:  # a tool must never take the run down; the lead reads what failed
+        if isinstance(exc, TimeoutError) and budget.expired():
+            call.error = "the run's time budget ran out"
+            return (
+                f"ERROR: the run's time budget ran out before {name} finished. "
+                "Answer with what you have."
+            )
+        logger.exception("tool %s failed", name)
+        call.error = f"{type(exc).__name__}: {exc}"
+        return f"ERROR: {name} failed ({type(exc).__name__}: {exc}). Do without it."

@@ -8,6 +8,8 @@ to the prompt (as the official harness does), a whole function is placed after t
 the prompt's imports and helper functions stay defined).
 
 These functions block (one sandboxed process per call); async callers use ``asyncio.to_thread``.
+Where the sandbox cannot run, they raise :class:`~tools.sandbox.SandboxUnavailable`, which says
+why and how to fix it: model-written code is never run without the OS boundary.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ routers only read them. ``understudy serve`` runs this factory under uvicorn (on
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -23,6 +24,7 @@ from serving.batch.worker import background_worker
 from serving.keys import KeyStore
 from serving.orchestration import build_orchestrator, catalog_sync
 from serving.runtime import build_backend
+from serving.sandbox import require_sandbox
 from serving.settings import Settings, get_settings
 from serving.stores import open_database
 from specialists.backend import SLMBackend
@@ -96,4 +98,7 @@ def _readiness_checks(
         if not (settings.lead.model or settings.lead.base_url):
             raise RuntimeError("no lead configured (set UNDERSTUDY_LEAD_MODEL)")
 
-    return {"database": database, "slm": slm, "lead": lead}
+    async def sandbox() -> None:
+        await asyncio.to_thread(require_sandbox, settings)
+
+    return {"database": database, "slm": slm, "lead": lead, "sandbox": sandbox}

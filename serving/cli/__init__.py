@@ -12,6 +12,7 @@ from serving.cli import (
     batch_cmd,
     config_cmd,
     distill_cmd,
+    doctor_cmd,
     eval_cmd,
     keys_cmd,
     models_cmd,
@@ -49,6 +50,7 @@ app.command("ask")(ask_cmd.ask)
 app.command("route")(route_cmd.route)
 app.command("serve")(serve_cmd.serve)
 app.command("worker")(worker_cmd.worker)
+app.command("doctor")(doctor_cmd.doctor)
 
 
 def main() -> None:

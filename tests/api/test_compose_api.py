@@ -59,3 +59,15 @@ def test_api_and_vllm_see_adapters_at_the_same_path(compose: dict[str, Any]) -> 
     assert "adapters:/understudy/adapters" in services["api"]["volumes"]
     assert "adapters:/understudy/adapters" in services["vllm"]["volumes"]
     assert "UNDERSTUDY_HOME=/understudy" in (REPO_ROOT / "Dockerfile").read_text()
+
+
+def test_api_can_run_the_code_sandbox(compose: dict[str, Any]) -> None:
+    """bubblewrap in the image, and the user namespaces it needs allowed in the container."""
+    assert (
+        "apt-get install -y --no-install-recommends bubblewrap"
+        in (REPO_ROOT / "Dockerfile").read_text()
+    )
+    assert set(compose["services"]["api"]["security_opt"]) == {
+        "seccomp=unconfined",
+        "apparmor=unconfined",
+    }

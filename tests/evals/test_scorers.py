@@ -3,6 +3,9 @@ tests, ROUGE-L, and FastChat's judge prompts and rating parsing."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -177,6 +180,29 @@ def test_a_wrong_answer_fails_with_the_assertion_shown() -> None:
 def test_a_hanging_answer_is_stopped_by_the_sandbox() -> None:
     score = run_tests("while True:\n    pass", "", limits=SandboxLimits(timeout_s=2, cpu_s=1))
     assert score.value == 0.0 and score.details["error"] in {"cpu", "timeout"}
+
+
+def test_without_the_sandbox_code_scoring_says_why_it_cannot_run() -> None:
+    script = (
+        "from evals.scorers.code import run_tests\n"
+        "from tools.sandbox import SandboxUnavailable\n"
+        "try:\n"
+        "    run_tests('x = 1', 'assert x == 1')\n"
+        "except SandboxUnavailable as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "PATH": "/nonexistent"},  # no bubblewrap to be found
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert result.stdout.startswith(
+        "the code sandbox is unavailable: bubblewrap (bwrap) is not installed. "
+        "Fix: install bubblewrap"
+    )
 
 
 def test_mbpp_answer_runs_after_setup_with_the_asserts() -> None:

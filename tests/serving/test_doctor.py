@@ -1,0 +1,115 @@
+"""``understudy doctor`` and ``/readyz`` say whether the code sandbox works, why not, and how to
+fix it; the sandbox settings reach the orchestrator's limits."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from serving.orchestration import build_orchestrator
+from serving.sandbox import require_sandbox, sandbox_limits
+from serving.settings import Settings
+from specialists.vllm_client import VLLMBackend
+from tests.helpers.cli import UNDERSTUDY, understudy
+from tests.helpers.http_server import free_port
+from tools.sandbox import SandboxLimits
+
+NO_BWRAP = {"PATH": "/nonexistent"}
+"""A process that finds no bubblewrap (the interpreter is started by its absolute path)."""
+
+
+def checks(stdout: str) -> dict[str, dict[str, str]]:
+    return {line["check"]: line for line in map(json.loads, stdout.splitlines())}
+
+
+def test_doctor_passes_where_everything_is_there(home_with_smollm2: Path) -> None:
+    result = understudy("doctor", env={"UNDERSTUDY_LEAD_MODEL": "openai/gpt-4o-mini"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split()[:2] for line in lines] == [
+        ["✓", "sandbox"],
+        ["✓", "database"],
+        ["✓", "lead"],
+        ["✓", "slm"],
+    ]
+    assert "bubblewrap" in lines[0] and "smollm2-135m" in lines[3]
+
+
+def test_doctor_without_bubblewrap_fails_and_says_how_to_fix_it(home_with_smollm2: Path) -> None:
+    env = {**NO_BWRAP, "UNDERSTUDY_LEAD_MODEL": "openai/gpt-4o-mini"}
+    result = understudy("doctor", "--json", env=env)
+    assert result.returncode == 1
+    found = checks(result.stdout)
+    assert {name: line["status"] for name, line in found.items()} == {
+        "sandbox": "failed",
+        "database": "ok",
+        "lead": "ok",
+        "slm": "ok",
+    }
+    sandbox = found["sandbox"]
+    assert sandbox["detail"].startswith("bubblewrap (bwrap) is not installed; the lead is not")
+    assert "apt-get install bubblewrap" in sandbox["fix"]
+    assert "UNDERSTUDY_SANDBOX_ALLOW_UNSANDBOXED=true" in sandbox["fix"]
+
+
+def test_running_unsandboxed_is_a_loud_warning_not_a_pass(home_with_smollm2: Path) -> None:
+    env = {**NO_BWRAP, "UNDERSTUDY_SANDBOX_ALLOW_UNSANDBOXED": "true"}
+    sandbox = checks(understudy("doctor", "--json", env=env).stdout)["sandbox"]
+    assert sandbox["status"] == "warning"
+    assert sandbox["detail"].startswith("run_python runs snippets WITHOUT the sandbox")
+
+
+def test_failing_checks_name_their_fix(isolated_env: Path) -> None:
+    env = {"UNDERSTUDY_SLM_BACKEND": "vllm", "UNDERSTUDY_SLM_BASE_URL": "http://127.0.0.1:9/v1"}
+    found = checks(understudy("doctor", "--json", env=env).stdout)
+    assert found["slm"]["status"] == "failed" and "understudy slm serve" in found["slm"]["fix"]
+    assert found["lead"]["status"] == "failed" and "UNDERSTUDY_LEAD_MODEL" in found["lead"]["fix"]
+
+
+def test_readyz_reports_a_missing_sandbox(home_with_smollm2: Path) -> None:
+    port = free_port()
+    env = {**os.environ, **NO_BWRAP, "UNDERSTUDY_API_AUTH": "false"}
+    server = subprocess.Popen(
+        [*UNDERSTUDY, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert time.monotonic() < deadline, "the API did not start"
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=30)
+                break
+            except httpx.TransportError:
+                time.sleep(0.5)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert response.status_code == 503
+    assert response.json()["checks"]["sandbox"].startswith(
+        "error: SandboxUnavailable: the code sandbox is unavailable: bubblewrap (bwrap) is not"
+    )
+
+
+def test_require_sandbox_passes_here_and_settings_map_to_limits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert require_sandbox(Settings()).available
+    monkeypatch.setenv("UNDERSTUDY_SANDBOX_TIMEOUT_S", "3.5")
+    monkeypatch.setenv("UNDERSTUDY_SANDBOX_MEMORY_MB", "256")
+    monkeypatch.setenv("UNDERSTUDY_SANDBOX_ALLOW_UNSANDBOXED", "true")
+    settings = Settings()
+    assert sandbox_limits(settings) == SandboxLimits(
+        timeout_s=3.5, memory_mb=256, allow_unsandboxed=True
+    )
+    backend = VLLMBackend("http://127.0.0.1:9/v1", base_model_name="smollm2-135m")  # not called
+    orchestrator = build_orchestrator(settings, store=None, backend=backend)
+    assert orchestrator.sandbox == sandbox_limits(settings)
