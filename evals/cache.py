@@ -125,7 +125,7 @@ def _adapter_fingerprint(adapter: Path | None) -> dict[str, str] | None:
     for file in files:
         digest.update(str(file.relative_to(adapter)).encode())
         with file.open("rb") as handle:
-            for block in iter(lambda h=handle: h.read(1 << 20), b""):
+            while block := handle.read(1 << 20):
                 digest.update(block)
     return {"path": str(adapter), "files": digest.hexdigest()[:16] if files else "missing"}
 

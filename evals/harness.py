@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from evals.cache import CACHE_FILE, ResultCache, config_fingerprint, mode_hashes
 from evals.data import DataSource
@@ -35,6 +35,7 @@ from orchestrator.outcome import Failure, FailureKind, RunResult
 from orchestrator.request import InvalidRequest
 from orchestrator.run import Orchestrator
 from orchestrator.transcripts import RunRecord, TranscriptStore
+from specialists.backend import ChatMessage
 from specialists.errors import ConfigurationError
 
 ALL_MODES: tuple[Mode, ...] = (Mode.llm, Mode.router, Mode.cascade, Mode.slm)
@@ -235,7 +236,9 @@ class _ItemRunner:
 
     async def run_one(self, sample: Sample, mode: Mode) -> ItemResult:
         try:
-            result = await self.orchestrator.run(list(sample.messages), mode)
+            result = await self.orchestrator.run(
+                cast(list[ChatMessage], list(sample.messages)), mode
+            )
         except InvalidRequest as exc:  # the orchestrator refuses this sample: a failed item
             return self._refused(sample, mode, str(exc))
         transcript = await self.store.get_run(result.run_id)

@@ -61,8 +61,8 @@ class TranscriptProcessor(TracingProcessor):
         run.lead_calls.append(
             LeadCallRecord(
                 model=str(data.model or ""),
-                messages=list(data.input or []),
-                output=list(data.output or []),
+                messages=[dict(item) for item in data.input or []],
+                output=[dict(item) for item in data.output or []],
                 input_tokens=int(usage.get("input_tokens") or usage.get("prompt_tokens") or 0),
                 output_tokens=int(
                     usage.get("output_tokens") or usage.get("completion_tokens") or 0

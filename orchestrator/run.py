@@ -26,9 +26,9 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from agents import Agent, ModelSettings, RunConfig, Runner
+from agents import Agent, ModelSettings, RunConfig, Runner, TResponseInputItem
 from openai.types.responses import ResponseTextDeltaEvent
 
 from database import StoreError
@@ -220,7 +220,11 @@ class Orchestrator:
 
     async def _slm(self, state: RunState, deps: ToolDeps, forced: Specialist | None) -> None:
         catalog = state.lineup.catalog
-        specialist = forced or catalog.get((await self._route(state, required=True)).best)
+        if forced is None:
+            decision = await self._route(state, required=True)
+            assert decision is not None  # required: a missing pre-router raised
+            forced = catalog.get(decision.best)
+        specialist = forced
         state.route = f"slm:{specialist.name}"
         generation = await self._specialist(state, deps, specialist)
         if generation is None:
@@ -255,7 +259,7 @@ class Orchestrator:
             note = ESCALATION_NOTE.format(
                 specialist=specialist.name, reason=reason, draft=generation.text
             )
-            messages = [*state.messages, {"role": "system", "content": note}]
+            messages: list[ChatMessage] = [*state.messages, {"role": "system", "content": note}]
         else:
             messages = state.messages
         state.route = f"cascade:escalated:{specialist.name}"
@@ -321,19 +325,20 @@ class Orchestrator:
             specialist=specialist.name,
         )
         failure: Failure | None = None
+        generation: Generation | None = None
         try:
-            generation = await self.backend.generate(
+            produced = await self.backend.generate(
                 specialist, state.messages, max_tokens=state.max_tokens
             )
         except SpecialistError as exc:
             call.error = str(exc)
-            generation = None
             unavailable = isinstance(exc, SpecialistUnavailable)
             kind = (
                 FailureKind.specialist_unavailable if unavailable else FailureKind.specialist_failed
             )
             failure = Failure(kind, call.error)
         else:
+            generation = produced
             call.output = generation.text
             call.confidence = generation.confidence.mean_prob
             call.slm_prompt_tokens = generation.usage.prompt_tokens
@@ -368,21 +373,23 @@ class Orchestrator:
         with self._processor.capture(trace_id) as capture:
             try:
                 async with asyncio.timeout(state.remaining_s()):
+                    items = cast(list[TResponseInputItem], list(messages))
                     if state.on_delta is None:
-                        result = await Runner.run(agent, list(messages), **arguments)
+                        final_output = (await Runner.run(agent, items, **arguments)).final_output
                     else:
-                        result = Runner.run_streamed(agent, list(messages), **arguments)
-                        async for event in result.stream_events():
+                        streaming = Runner.run_streamed(agent, items, **arguments)
+                        async for event in streaming.stream_events():
                             if event.type == "raw_response_event" and isinstance(
                                 event.data, ResponseTextDeltaEvent
                             ):
                                 state.streamed = True
                                 await state.on_delta(event.data.delta)
+                        final_output = streaming.final_output
             except LEAD_FAILURES as exc:
                 raise lead_failed(exc, self.lead.display_name) from exc
             finally:
                 state.lead_calls.extend(capture.lead_calls)
-        return str(result.final_output)
+        return str(final_output)
 
     # ------------------------------------------------------------------- results & records
 

@@ -54,7 +54,7 @@ _CONSTANTS: dict[str, Any] = {
     "I": sympy.I,
     "oo": sympy.oo,
 }
-_FUNCTIONS: dict[str, Callable[..., Any]] = {
+_FUNCTIONS: dict[str, Callable[..., Any] | None] = {
     "sqrt": sympy.sqrt,
     "root": sympy.root,
     "abs": sympy.Abs,
@@ -86,7 +86,7 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "integrate": sympy.integrate,
     "isprime": sympy.isprime,
 }
-_BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
+_BINARY: dict[type[ast.operator], Callable[[Any, Any], Any] | None] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
     ast.Mult: operator.mul,
@@ -270,7 +270,7 @@ class _Translator(ast.NodeVisitor):
         if node.keywords:
             raise CalculatorError("keyword arguments are not allowed")
         args = [self.visit(arg) for arg in node.args]
-        function = _FUNCTIONS[node.func.id] or _GUARDED[node.func.id]
+        function = _FUNCTIONS[node.func.id] or _GUARDED[node.func.id]  # None: a guarded one
         return function(*args)
 
     def visit_Compare(self, node: ast.Compare) -> Any:
@@ -281,4 +281,5 @@ class _Translator(ast.NodeVisitor):
     def visit_Tuple(self, node: ast.Tuple) -> Any:
         return tuple(self.visit(element) for element in node.elts)
 
-    visit_List = visit_Tuple
+    def visit_List(self, node: ast.List) -> Any:
+        return tuple(self.visit(element) for element in node.elts)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from agents import FunctionTool, RunContextWrapper
+from agents import FunctionTool, RunContextWrapper, Tool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from specialists.catalog import Catalog, Specialist
@@ -68,13 +68,13 @@ def specialist_tool_name(specialist: Specialist) -> str:
     return f"{specialist.name}_specialist"
 
 
-def build_tools(catalog: Catalog, sandbox: SandboxLimits | None = None) -> list[FunctionTool]:
+def build_tools(catalog: Catalog, sandbox: SandboxLimits | None = None) -> list[Tool]:
     """One tool per specialist, plus the exact tools.
 
     ``run_python`` only where snippets can run: behind the OS boundary, or without it when
     ``sandbox.allow_unsandboxed`` says so. Elsewhere the lead is never offered it.
     """
-    tools = [*(specialist_tool(s) for s in catalog), calculator_tool()]
+    tools: list[Tool] = [*(specialist_tool(s) for s in catalog), calculator_tool()]
     if sandbox_verdict().available or (sandbox is not None and sandbox.allow_unsandboxed):
         tools.append(run_python_tool())
     return tools

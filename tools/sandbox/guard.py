@@ -82,7 +82,7 @@ def _audit_hook(root: str) -> object:
     def inside(path: object) -> bool:
         if isinstance(path, int) or path in (":memory:", ""):  # open descriptor, no file
             return True
-        resolved = realpath(fspath(path))  # relative paths: from the current directory
+        resolved = realpath(fspath(path))  # type: ignore[call-overload]  # relative: from the cwd
         if isinstance(resolved, bytes):
             resolved = os.fsdecode(resolved)
         return resolved == root or resolved.startswith(root + sep)
@@ -101,9 +101,8 @@ def _audit_hook(root: str) -> object:
         elif event in path_events:
             for arg in args[:2]:
                 if isinstance(arg, str | bytes | os.PathLike) and not inside(arg):
-                    raise PermissionError(
-                        f"changing files outside the sandbox directory is disabled ({arg})"
-                    )
+                    message = "changing files outside the sandbox directory is disabled"
+                    raise PermissionError(f"{message} ({arg!s})")
 
     return hook
 
@@ -115,7 +114,7 @@ def _run_as_main(path: str) -> None:
         code = compile(source.read(), path, "exec")
     main = ModuleType("__main__")
     main.__file__ = path
-    main.__builtins__ = __builtins__
+    main.__builtins__ = __builtins__  # type: ignore[attr-defined]
     sys.modules["__main__"] = main
     exec(code, main.__dict__)
 
@@ -133,7 +132,7 @@ def _exit_for(limit: str) -> None:
     os._exit(_EXIT[limit])
 
 
-sys.addaudithook(_audit_hook(_ROOT))
+sys.addaudithook(_audit_hook(_ROOT))  # type: ignore[arg-type]  # typed loosely: no imports here
 os.chdir(_ROOT)
 sys.path.insert(0, _ROOT)  # as `python main.py` would: the script's directory comes first
 sys.argv[:] = [_SCRIPT]

@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 
 MAX_CODE_CHARS = 200_000
 _LIMIT_BY_EXIT = {code: limit for limit, code in EXIT_CODES.items()}
-_LIMIT_BY_SIGNAL = {signal.SIGXCPU: "cpu", signal.SIGKILL: "cpu"}
+_LIMIT_BY_SIGNAL: dict[int, str] = {signal.SIGXCPU.value: "cpu", signal.SIGKILL.value: "cpu"}
 """The kernel sends SIGXCPU at the soft CPU limit, SIGKILL at the hard one a second later."""
 
 
@@ -74,4 +74,4 @@ def _which_limit(completed: Completed) -> str | None:
         return "output"
     if completed.signal is not None:
         return _LIMIT_BY_SIGNAL.get(completed.signal)
-    return _LIMIT_BY_EXIT.get(completed.exit_code)
+    return None if completed.exit_code is None else _LIMIT_BY_EXIT.get(completed.exit_code)
