@@ -9,8 +9,9 @@ specialist (or is one of the chosen runs).
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import replace
 
-from distill.transcripts import ToolUse, Transcript
+from distill.transcripts import Transcript
 from orchestrator.transcripts import FeedbackRecord, RunNotFound, RunRecord, TranscriptStore
 from specialists.catalog import Catalog
 
@@ -36,14 +37,8 @@ def to_transcript(
         degraded=run.degraded,
         error=run.error,
         tool_calls=tuple(
-            ToolUse(
-                name=call.name,
-                input=call.input,
-                output=call.output,
-                specialist=tool_specialists.get(call.name),
-                confidence=call.confidence,
-                error=call.error,
-            )
+            # Runs recorded before tool calls kept their specialist: named through the catalog.
+            replace(call, specialist=call.specialist or tool_specialists.get(call.name))
             for call in run.tool_calls
         ),
         feedback=tuple(record.score for record in feedback),

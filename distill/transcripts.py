@@ -1,8 +1,9 @@
-"""What distillation reads: one answered run, as plain data.
+"""What distillation reads: one answered run and what users said of it, as plain data.
 
 The dataset builder reads these rather than the transcript store's records, so it can be fed
 from any source — the store (:mod:`distill.source` converts its runs and their feedback), an
-export, a test.
+export, a test — and needs none of a run's token counts and costs. Its tool calls are the one
+tool-call type, :class:`tools.context.ToolCall`, as the transcript store keeps them.
 """
 
 from __future__ import annotations
@@ -10,23 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-
-@dataclass(frozen=True, slots=True)
-class ToolUse:
-    """One tool call made during a run."""
-
-    name: str
-    """The tool name the lead used (``math_specialist``, ``calculator``, …)."""
-    input: Mapping[str, Any]
-    """The arguments as the lead sent them; a specialist's task is under ``request``."""
-    output: str
-    """What the tool returned."""
-    specialist: str | None = None
-    """The specialist behind the tool, for specialist tools; ``None`` for the exact tools."""
-    confidence: float | None = None
-    error: str | None = None
+from tools.context import ToolCall
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +35,8 @@ class Transcript:
     degraded: bool = False
     """The lead failed and the answer came from a fallback."""
     error: str | None = None
-    tool_calls: tuple[ToolUse, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
+    """The run's tool calls, each naming its specialist where it called one."""
     feedback: tuple[float, ...] = ()
     """Users' scores of the run, each from -1.0 (wrong) to 1.0 (exactly right)."""
 

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from distill.dataset import DistillTarget, build_dataset, save_dataset
-from distill.transcripts import ToolUse, Transcript
+from distill.transcripts import Transcript
+from tools.context import ToolCall
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 MATH = DistillTarget("math", "Reply with the number.", validator="numeric_answer")
@@ -24,7 +25,9 @@ def escalated(index: int, question: str, answer: str, **fields: Any) -> Transcri
         "specialists": ("math",),
         "escalated": True,
         "tool_calls": (
-            ToolUse("math_specialist", {"request": question}, "a wrong draft", specialist="math"),
+            ToolCall(
+                "math_specialist", {"request": question}, "a wrong draft", 0.0, specialist="math"
+            ),
         ),
     }
     values.update(fields)

@@ -8,9 +8,9 @@ import pytest
 
 from distill.dataset import DistillTarget, Example, Rejection, Source
 from distill.dataset.examples import extract_example
-from distill.transcripts import ToolUse
 from specialists.errors import ConfigurationError
 from tests.distill.dataset.helpers import MATH, escalated
+from tools.context import ToolCall
 
 LIMIT = 8000
 
@@ -38,9 +38,13 @@ def test_a_delegation_teaches_the_last_task_sent_with_the_leads_final_answer() -
         route="router",
         escalated=False,
         tool_calls=(
-            ToolUse("math_specialist", {"request": "17 boxes of 24"}, "{}", specialist="math"),
-            ToolUse("calculator", {"expression": "17*24"}, "408"),
-            ToolUse("math_specialist", {"request": "What is 17 * 24?"}, "{}", specialist="math"),
+            ToolCall(
+                "math_specialist", {"request": "17 boxes of 24"}, "{}", 0.0, specialist="math"
+            ),
+            ToolCall("calculator", {"expression": "17*24"}, "408", 0.0),
+            ToolCall(
+                "math_specialist", {"request": "What is 17 * 24?"}, "{}", 0.0, specialist="math"
+            ),
         ),
     )
     example = extract(run)
