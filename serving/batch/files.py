@@ -33,8 +33,9 @@ async def save_upload(
     *,
     filename: str,
     max_bytes: int,
+    owner_key_id: str | None,
 ) -> StoredFile:
-    """Copy ``source`` into ``files_dir`` and record it.
+    """Copy ``source`` into ``files_dir`` and record it as ``owner_key_id``'s.
 
     Raises:
         FileTooLarge: ``source`` holds more than ``max_bytes``.
@@ -47,7 +48,12 @@ async def save_upload(
         size, sha256 = await asyncio.to_thread(_copy, source, partial, max_bytes)
         os.replace(partial, files_dir / name)
         return await store.add_file(
-            purpose=UPLOAD_PURPOSE, filename=filename, size=size, sha256=sha256, path=name
+            purpose=UPLOAD_PURPOSE,
+            filename=filename,
+            size=size,
+            sha256=sha256,
+            path=name,
+            owner_key_id=owner_key_id,
         )
     except BaseException:
         partial.unlink(missing_ok=True)
