@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import pytest
 from database import Database
 from orchestrator.testing import ScriptedLead, reply
 from serving.api.app import create_app
+from serving.api.auth import ANONYMOUS_KEY, owner_of, visible_to
 from serving.keys import KeyStore
 from serving.settings import Settings
 from tests.batch.conftest import write_requests
@@ -170,3 +171,12 @@ def test_an_admin_key_reaches_every_keys_objects_and_owns_what_it_makes(
     admin.batches.cancel(made.id)
     assert admin.files.delete(alice_file).deleted
     _same_404_as_missing(alice.files.retrieve, alice_file)  # gone for her too
+
+
+def test_with_authentication_off_everything_is_everyones() -> None:
+    """``UNDERSTUDY_API_AUTH=false``: the anonymous caller owns nothing and sees everything."""
+    assert (owner_of(ANONYMOUS_KEY), visible_to(ANONYMOUS_KEY)) == (None, None)
+    key = replace(ANONYMOUS_KEY, id="k1", name="someone", admin=False)
+    admin = replace(key, admin=True)
+    assert (owner_of(key), visible_to(key)) == ("k1", "k1")
+    assert (owner_of(admin), visible_to(admin)) == ("k1", None)  # owns what it makes, sees all
