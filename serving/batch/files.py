@@ -1,7 +1,8 @@
 """Uploaded files on disk under the data directory, referenced from the database by path and hash.
 
 An upload is copied in blocks to a temporary name, hashed as it goes, renamed into place, and only
-then recorded — so a recorded file is always whole. Names on disk are random, not the user's.
+then recorded — so a recorded file is always whole. Names on disk are random, not the user's;
+the directory is made owner-only (0700) and each file too (0600): they hold users' prompts.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ async def save_upload(
         FileTooLarge: ``source`` holds more than ``max_bytes``.
         StoreError: The database failed (the copy is removed).
     """
-    files_dir.mkdir(parents=True, exist_ok=True)
+    files_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     name = f"{uuid.uuid4().hex}.jsonl"
     partial = files_dir / f".{name}.partial"
     try:
@@ -65,7 +66,7 @@ def _copy(source: BinaryIO, target: Path, max_bytes: int) -> tuple[int, str]:
     """Copy in blocks (in a thread: uploads can be large); returns size and SHA-256."""
     sha = hashlib.sha256()
     size = 0
-    with target.open("wb") as file:
+    with os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
         for block in iter(lambda: source.read(BLOCK_BYTES), b""):
             size += len(block)
             if size > max_bytes:
