@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -33,6 +34,8 @@ from specialists.errors import ConfigurationError
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 """The Alembic script directory, shipped as package data."""
 SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+OWNER_ONLY_FILE = 0o600
+"""Mode of a new SQLite file: it holds transcripts and key hashes."""
 URL_SETTING = "UNDERSTUDY_DATABASE_URL"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 """How long a SQLite writer waits for another process's write lock before failing."""
@@ -98,6 +101,10 @@ def create_engine(url: str) -> AsyncEngine:
     if database and database != ":memory:" and not database.startswith("file:"):
         with wrap_errors("open", url):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+            # Owner-only from its first byte (SQLite gives its -wal and -shm files the same
+            # mode); an existing file is left as its operator made it.
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OWNER_ONLY_FILE))
     engine = create_async_engine(parsed)
     event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
     event.listen(engine.sync_engine, "begin", _sqlite_on_begin)

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -208,6 +209,8 @@ class ApiKeyRow(Base):
     """None: no limit."""
     tokens_per_day: Mapped[int | None] = mapped_column(BigInteger)
     """None: no limit. Days are UTC days."""
+    admin: Mapped[bool] = mapped_column(server_default=false())
+    """Sees every key's files and batches (migration 0006); other keys see only their own."""
 
 
 class ApiKeyUsageRow(Base):
@@ -250,7 +253,10 @@ def _one_of(column: str, values: tuple[str, ...]) -> str:
 
 class FileRow(Base):
     __tablename__ = "files"
-    __table_args__ = (Index("ix_files_created_at", "created_at"),)
+    __table_args__ = (
+        Index("ix_files_created_at", "created_at"),
+        Index("ix_files_owner_key_id_created_at", "owner_key_id", "created_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(FILE_ID_LENGTH), primary_key=True)
     purpose: Mapped[str] = mapped_column(String(32))
@@ -260,6 +266,10 @@ class FileRow(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     path: Mapped[str | None] = mapped_column(Text)
     """Relative to the files directory; None for output files, which are rendered from items."""
+    owner_key_id: Mapped[str | None] = mapped_column(String(KEY_ID_LENGTH))
+    """The API key that uploaded it (a batch's output: the batch's owner); None when made with
+    authentication off, or before migration 0006. Not a foreign key: keys are revoked, never
+    deleted."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -269,6 +279,7 @@ class BatchJobRow(Base):
         CheckConstraint(_one_of("status", BATCH_STATUSES), name="ck_batch_jobs_status"),
         Index("ix_batch_jobs_status_created_at", "status", "created_at"),
         Index("ix_batch_jobs_created_at", "created_at"),
+        Index("ix_batch_jobs_owner_key_id_created_at", "owner_key_id", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(BATCH_ID_LENGTH), primary_key=True)
@@ -295,6 +306,8 @@ class BatchJobRow(Base):
     errors: Mapped[list[Any] | None] = mapped_column(JSONColumn)
     """The validation report of a job that failed validation: ``{line, code, message}`` each."""
     total: Mapped[int] = mapped_column(Integer)
+    owner_key_id: Mapped[str | None] = mapped_column(String(KEY_ID_LENGTH))
+    """The API key that created it, as for ``FileRow.owner_key_id``."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

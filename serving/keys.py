@@ -96,6 +96,8 @@ class ApiKey:
     """None: no limit."""
     tokens_per_day: int | None
     """None: no limit."""
+    admin: bool = False
+    """Sees every key's files and batches; other keys see only their own."""
 
     @property
     def revoked(self) -> bool:
@@ -134,6 +136,7 @@ class KeyStore(Store):
         *,
         requests_per_minute: int | None = None,
         tokens_per_day: int | None = None,
+        admin: bool = False,
     ) -> tuple[ApiKey, str]:
         """Make a key; returns it with its plaintext, which is not stored and cannot be recovered.
 
@@ -155,6 +158,7 @@ class KeyStore(Store):
             revoked_at=None,
             requests_per_minute=requests_per_minute,
             tokens_per_day=tokens_per_day,
+            admin=admin,
         )
         values = {**dataclasses.asdict(key), "key_hash": _hash(plaintext)}
         with wrap_errors("create_key", self._url):
@@ -175,6 +179,17 @@ class KeyStore(Store):
             async with self._engine.connect() as connection:
                 rows = (await connection.execute(query)).all()
         return [_api_key(row) for row in rows]
+
+    async def find(self, key_id_or_prefix: str) -> ApiKey:
+        """The key with this id, or the one key whose prefix starts with this text.
+
+        Raises:
+            KeyNotFound: Nothing matches, or a prefix matches several keys.
+            StoreError: The database failed.
+        """
+        with wrap_errors("find_key", self._url):
+            async with self._engine.connect() as connection:
+                return _api_key(await _find(connection, key_id_or_prefix.strip()))
 
     async def revoke(self, key_id_or_prefix: str) -> ApiKey:
         """Revoke the key with this id, or the one key whose prefix starts with this text.
@@ -390,6 +405,7 @@ def _api_key(row: Any) -> ApiKey:
         revoked_at=row.revoked_at,
         requests_per_minute=row.requests_per_minute,
         tokens_per_day=row.tokens_per_day,
+        admin=row.admin,
     )
 
 

@@ -33,7 +33,7 @@ def save_checkpoint(root: Path, step: int, peft_model: Any, state: dict[str, Any
 
     final = root / f"step-{step:07d}"
     staging = root / f".step-{step:07d}.partial-{uuid.uuid4().hex[:8]}"
-    staging.mkdir(parents=True)
+    staging.mkdir(mode=0o700, parents=True)
     try:
         peft_model.save_pretrained(staging)
         torch.save({**state, "step": step}, staging / STATE_FILE)

@@ -177,7 +177,7 @@ def train_lora(
     _check_size(len(dataset.train), limits.min_examples, dataset_dir, what="examples")
     validate_model_dir(base_dir, ref=base_ref)
     identity = training_identity(dataset.sha256, base_dir, config, init_adapter)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # owner-only: trained on transcripts
     with _exclusive(out_dir):
         finished = _read_json(out_dir / TRAINING_FILE)
         if finished is not None:

@@ -29,8 +29,10 @@ ANONYMOUS_KEY = ApiKey(
     revoked_at=None,
     requests_per_minute=None,
     tokens_per_day=None,
+    admin=True,
 )
-"""The caller when authentication is off (``UNDERSTUDY_API_AUTH=false``): no limits, not stored."""
+"""The caller when authentication is off (``UNDERSTUDY_API_AUTH=false``): no limits, not stored,
+sees everything."""
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 """RFC 6750: a 401 names the scheme the client should use."""
@@ -95,6 +97,18 @@ async def require_api_key(request: Request) -> ApiKey:
 
 ApiKeyDep = Annotated[ApiKey, Depends(require_api_key)]
 """Declare ``key: ApiKeyDep`` on a route to require a valid key within its limits."""
+
+
+def owner_of(key: ApiKey) -> str | None:
+    """Who owns the files and batches ``key`` makes: the key, or nobody when authentication is
+    off (the anonymous caller is not a stored key)."""
+    return None if key is ANONYMOUS_KEY else key.id
+
+
+def visible_to(key: ApiKey) -> str | None:
+    """The owner whose files and batches ``key`` sees (the stores' ``owned_by``): its own, or
+    everyone's (None) for an admin key and with authentication off."""
+    return None if key.admin else key.id
 
 
 async def record_token_usage(request: Request, tokens: int) -> None:

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.run import Orchestrator
-from serving.api.auth import ApiKeyDep
+from serving.api.auth import ApiKeyDep, owner_of, visible_to
 from serving.api.files import page
 from serving.batch.files import UPLOAD_PURPOSE, upload_path
 from serving.batch.output import finalize
@@ -29,6 +29,7 @@ from serving.batch.store import (
     FileStore,
 )
 from serving.batch.validation import load_requests
+from serving.keys import ApiKey
 from serving.protocol import ProtocolError, served_models
 from serving.settings import Settings
 
@@ -53,13 +54,13 @@ class BatchRequest(BaseModel):
 
 
 @router.post("/batches")
-async def create_batch(body: BatchRequest, request: Request, _key: ApiKeyDep) -> dict[str, Any]:
+async def create_batch(body: BatchRequest, request: Request, key: ApiKeyDep) -> dict[str, Any]:
     settings: Settings = request.app.state.settings
     orchestrator: Orchestrator = request.app.state.orchestrator
     store = _store(request)
     files: FileStore = request.app.state.files
     try:
-        stored = await files.get_file(body.input_file_id)
+        stored = await files.get_file(body.input_file_id, owned_by=visible_to(key))
     except FileNotFound as exc:
         raise ProtocolError(404, "file_not_found", str(exc), param="input_file_id") from exc
     if stored.purpose != UPLOAD_PURPOSE or stored.path is None:
@@ -78,6 +79,7 @@ async def create_batch(body: BatchRequest, request: Request, _key: ApiKeyDep) ->
         input_file_id=stored.id,
         completion_window=body.completion_window,
         metadata=body.metadata,
+        owner_key_id=owner_of(key),
     )
     with path.open("rb") as stream:
         report = await load_requests(
@@ -92,30 +94,28 @@ async def create_batch(body: BatchRequest, request: Request, _key: ApiKeyDep) ->
 
 
 @router.get("/batches/{batch_id}")
-async def retrieve_batch(
-    batch_id: BatchIdPath, request: Request, _key: ApiKeyDep
-) -> dict[str, Any]:
+async def retrieve_batch(batch_id: BatchIdPath, request: Request, key: ApiKeyDep) -> dict[str, Any]:
     store = _store(request)
-    return await batch_object(store, await finalize(store, await _job(store, batch_id)))
+    return await batch_object(store, await finalize(store, await _job(store, batch_id, key)))
 
 
 @router.post("/batches/{batch_id}/cancel")
-async def cancel_batch(batch_id: BatchIdPath, request: Request, _key: ApiKeyDep) -> dict[str, Any]:
+async def cancel_batch(batch_id: BatchIdPath, request: Request, key: ApiKeyDep) -> dict[str, Any]:
     store = _store(request)
-    await _job(store, batch_id)
+    await _job(store, batch_id, key)  # another key's batch is a 404 before anything changes
     return await batch_object(store, await finalize(store, await store.cancel(batch_id)))
 
 
 @router.get("/batches")
 async def list_batches(
     request: Request,
-    _key: ApiKeyDep,
+    key: ApiKeyDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     after: str | None = None,
 ) -> dict[str, Any]:
     store = _store(request)
     try:
-        jobs = await store.list_jobs(limit=limit + 1, after=after)
+        jobs = await store.list_jobs(limit=limit + 1, after=after, owned_by=visible_to(key))
     except BatchNotFound as exc:
         raise ProtocolError(400, "invalid_cursor", str(exc), param="after") from exc
     shown = jobs[:limit]
@@ -193,9 +193,10 @@ def _when(moment: Any) -> int | None:
     return None if moment is None else int(moment.timestamp())
 
 
-async def _job(store: BatchStore, batch_id: str) -> BatchJob:
+async def _job(store: BatchStore, batch_id: str, key: ApiKey) -> BatchJob:
+    """The job, if ``key`` may see it; another key's is as missing as no job at all."""
     try:
-        return await store.get_job(batch_id)
+        return await store.get_job(batch_id, owned_by=visible_to(key))
     except BatchNotFound as exc:
         raise ProtocolError(404, "batch_not_found", str(exc), param="batch_id") from exc
 

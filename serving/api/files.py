@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
 
-from serving.api.auth import ApiKeyDep
+from serving.api.auth import ApiKeyDep, owner_of, visible_to
 from serving.batch.files import (
     UPLOAD_PURPOSE,
     FileTooLarge,
@@ -25,6 +25,7 @@ from serving.batch.files import (
 )
 from serving.batch.output import ERROR_STATUSES, OUTPUT_STATUSES, file_lines
 from serving.batch.store import BatchStore, FileNotFound, FileStore, StoredFile
+from serving.keys import ApiKey
 from serving.protocol import ProtocolError
 from serving.settings import Settings
 
@@ -36,7 +37,7 @@ FileIdPath = Annotated[str, Path(min_length=1, max_length=64, description="A fil
 @router.post("/files")
 async def create_file(
     request: Request,
-    _key: ApiKeyDep,
+    key: ApiKeyDep,
     file: Annotated[UploadFile, File(description="JSONL in OpenAI's Batch format.")],
     purpose: Annotated[str, Form(description="Only 'batch' is supported.")],
 ) -> dict[str, Any]:
@@ -55,6 +56,7 @@ async def create_file(
             file.file,
             filename=file.filename or "upload.jsonl",
             max_bytes=settings.batch.max_file_bytes,
+            owner_key_id=owner_of(key),
         )
     except FileTooLarge as exc:
         raise ProtocolError(413, "file_too_large", str(exc), param="file") from exc
@@ -64,26 +66,28 @@ async def create_file(
 @router.get("/files")
 async def list_files(
     request: Request,
-    _key: ApiKeyDep,
+    key: ApiKeyDep,
     purpose: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000,
     after: str | None = None,
 ) -> dict[str, Any]:
     try:
-        files = await _files(request).list_files(purpose=purpose, limit=limit + 1, after=after)
+        files = await _files(request).list_files(
+            purpose=purpose, limit=limit + 1, after=after, owned_by=visible_to(key)
+        )
     except FileNotFound as exc:
         raise ProtocolError(400, "invalid_cursor", str(exc), param="after") from exc
     return page([file_object(stored) for stored in files[:limit]], has_more=len(files) > limit)
 
 
 @router.get("/files/{file_id}")
-async def retrieve_file(file_id: FileIdPath, request: Request, _key: ApiKeyDep) -> dict[str, Any]:
-    return file_object(await _file(request, file_id))
+async def retrieve_file(file_id: FileIdPath, request: Request, key: ApiKeyDep) -> dict[str, Any]:
+    return file_object(await _file(request, file_id, key))
 
 
 @router.get("/files/{file_id}/content")
-async def file_content(file_id: FileIdPath, request: Request, _key: ApiKeyDep) -> StreamingResponse:
-    stored = await _file(request, file_id)
+async def file_content(file_id: FileIdPath, request: Request, key: ApiKeyDep) -> StreamingResponse:
+    stored = await _file(request, file_id, key)
     content: Iterator[bytes] | AsyncIterator[str]
     if stored.path is not None:
         path = upload_path(request.app.state.settings.files_dir, stored)
@@ -101,11 +105,11 @@ async def file_content(file_id: FileIdPath, request: Request, _key: ApiKeyDep) -
 
 
 @router.delete("/files/{file_id}")
-async def delete_file(file_id: FileIdPath, request: Request, _key: ApiKeyDep) -> dict[str, Any]:
+async def delete_file(file_id: FileIdPath, request: Request, key: ApiKeyDep) -> dict[str, Any]:
     try:
-        stored = await _files(request).delete_file(file_id)
+        stored = await _files(request).delete_file(file_id, owned_by=visible_to(key))
     except FileNotFound as exc:
-        raise ProtocolError(404, "file_not_found", str(exc)) from exc
+        raise ProtocolError(404, "file_not_found", str(exc), param="file_id") from exc
     remove_upload(request.app.state.settings.files_dir, stored)
     return {"id": stored.id, "object": "file", "deleted": True}
 
@@ -136,9 +140,10 @@ def page(data: list[dict[str, Any]], *, has_more: bool) -> dict[str, Any]:
     }
 
 
-async def _file(request: Request, file_id: str) -> StoredFile:
+async def _file(request: Request, file_id: str, key: ApiKey) -> StoredFile:
+    """The file, if ``key`` may see it; another key's is as missing as no file at all."""
     try:
-        return await _files(request).get_file(file_id)
+        return await _files(request).get_file(file_id, owned_by=visible_to(key))
     except FileNotFound as exc:
         raise ProtocolError(404, "file_not_found", str(exc), param="file_id") from exc
 

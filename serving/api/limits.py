@@ -11,6 +11,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 class BodySizeLimit:
     """Pure ASGI middleware: 413 when ``Content-Length`` or the streamed body exceeds the limit.
 
+    A body without ``Content-Length`` (chunked) is counted as the app reads it; the app is told
+    the client left once it passes the limit, and its answer is replaced by the 413.
+
     ``larger`` gives paths their own, larger limit (file uploads: ``{"/v1/files": 200_000_000}``).
     """
 
@@ -46,7 +49,11 @@ class BodySizeLimit:
         started = False
 
         async def guarded_send(message: Message) -> None:
+            # Once the body is cut short, whatever the app answers (a 400 for the half body it
+            # got, from FastAPI's parser) is dropped: the client is told why, with the 413.
             nonlocal started
+            if too_large and not started:
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 

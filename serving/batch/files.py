@@ -1,7 +1,8 @@
 """Uploaded files on disk under the data directory, referenced from the database by path and hash.
 
 An upload is copied in blocks to a temporary name, hashed as it goes, renamed into place, and only
-then recorded — so a recorded file is always whole. Names on disk are random, not the user's.
+then recorded — so a recorded file is always whole. Names on disk are random, not the user's;
+the directory is made owner-only (0700) and each file too (0600): they hold users' prompts.
 """
 
 from __future__ import annotations
@@ -33,21 +34,27 @@ async def save_upload(
     *,
     filename: str,
     max_bytes: int,
+    owner_key_id: str | None,
 ) -> StoredFile:
-    """Copy ``source`` into ``files_dir`` and record it.
+    """Copy ``source`` into ``files_dir`` and record it as ``owner_key_id``'s.
 
     Raises:
         FileTooLarge: ``source`` holds more than ``max_bytes``.
         StoreError: The database failed (the copy is removed).
     """
-    files_dir.mkdir(parents=True, exist_ok=True)
+    files_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     name = f"{uuid.uuid4().hex}.jsonl"
     partial = files_dir / f".{name}.partial"
     try:
         size, sha256 = await asyncio.to_thread(_copy, source, partial, max_bytes)
         os.replace(partial, files_dir / name)
         return await store.add_file(
-            purpose=UPLOAD_PURPOSE, filename=filename, size=size, sha256=sha256, path=name
+            purpose=UPLOAD_PURPOSE,
+            filename=filename,
+            size=size,
+            sha256=sha256,
+            path=name,
+            owner_key_id=owner_key_id,
         )
     except BaseException:
         partial.unlink(missing_ok=True)
@@ -59,7 +66,7 @@ def _copy(source: BinaryIO, target: Path, max_bytes: int) -> tuple[int, str]:
     """Copy in blocks (in a thread: uploads can be large); returns size and SHA-256."""
     sha = hashlib.sha256()
     size = 0
-    with target.open("wb") as file:
+    with os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
         for block in iter(lambda: source.read(BLOCK_BYTES), b""):
             size += len(block)
             if size > max_bytes:

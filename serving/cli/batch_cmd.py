@@ -32,6 +32,7 @@ from rich.text import Text
 from orchestrator.modes import Mode
 from serving.batch.store import BatchJob, BatchProgress, BatchStore
 from serving.cli.output import console, err_console, log_to_stderr, print_json
+from serving.keys import KeyStore
 from serving.settings import Settings, get_settings
 from specialists.errors import UnderstudyError
 
@@ -192,15 +193,27 @@ def status(
 @app.command("list")
 def list_jobs(
     limit: Annotated[int, typer.Option(min=1, max=1000, help="How many, newest first.")] = 20,
+    owner: Annotated[
+        str | None,
+        typer.Option(
+            metavar="KEY_ID_OR_PREFIX",
+            help="Only the jobs made through the API with this key (default: every job).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List jobs, newest first."""
-    jobs = _run_async(_with_store(get_settings(), lambda store: store.list_jobs(limit=limit)))
+    """List jobs, newest first: every key's (this is the operator's view) unless --owner."""
+
+    async def listed(store: BatchStore) -> list[BatchJob]:
+        owned_by = None if owner is None else (await KeyStore(store.database).find(owner)).id
+        return await store.list_jobs(limit=limit, owned_by=owned_by)
+
+    jobs = _run_async(_with_store(get_settings(), listed))
     if as_json:
         for job in jobs:
             print_json(_job_dict(job), compact=True)
         return
-    table = Table("job", "created", "status", "mode", "requests", "input")
+    table = Table("job", "created", "status", "mode", "requests", "input", "owner key")
     for job in jobs:
         table.add_row(
             job.id,
@@ -209,6 +222,7 @@ def list_jobs(
             job.mode,
             str(job.total),
             job.input_name,
+            job.owner_key_id or "",
         )
     console.print(table)
 

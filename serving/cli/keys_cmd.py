@@ -45,6 +45,12 @@ def create(
             help="Tokens per UTC day, 0 for none (default: the api.default_* setting).",
         ),
     ] = None,
+    admin: Annotated[
+        bool,
+        typer.Option(
+            "--admin", help="The key sees every key's files and batches, not only its own."
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Create a key and print it. It is shown this once: only its hash is stored."""
@@ -54,7 +60,10 @@ def create(
     try:
         key, plaintext = _with_keys(
             lambda store: store.create(
-                name, requests_per_minute=rpm or None, tokens_per_day=tokens_per_day or None
+                name,
+                requests_per_minute=rpm or None,
+                tokens_per_day=tokens_per_day or None,
+                admin=admin,
             )
         )
     except ValueError as exc:
@@ -66,7 +75,8 @@ def create(
         return
     console.print(plaintext, markup=False, highlight=False)
     err_console.print(
-        f"[yellow]{warning}[/]\n[dim]id {key.id} · {key.name} · {_limits(key)}[/]",
+        f"[yellow]{warning}[/]\n[dim]id {key.id} · {key.name}{' · admin' if key.admin else ''}"
+        f" · {_limits(key)}[/]",
         highlight=False,
     )
 
@@ -82,7 +92,7 @@ def list_keys(
         for key in keys:
             print_json(_public(key), compact=True)
         return
-    table = Table("id", "name", "prefix", "created", "limits", "status")
+    table = Table("id", "name", "prefix", "created", "limits", "admin", "status")
     for key in keys:
         table.add_row(
             key.id,
@@ -90,6 +100,7 @@ def list_keys(
             f"{key.prefix}…",
             _when(key.created_at),
             _limits(key),
+            "yes" if key.admin else "",
             f"revoked {_when(key.revoked_at)}" if key.revoked_at else "active",
         )
     console.print(table)

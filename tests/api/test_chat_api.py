@@ -373,6 +373,39 @@ def test_invalid_json_is_400_not_500(api: Api) -> None:
     assert response.status_code == 400 and "error" in response.json()
 
 
+@pytest.mark.parametrize("stream", ["yes", "true", 1, 0, None])
+def test_stream_must_be_a_json_boolean(api: Api, stream: object) -> None:
+    body = {"model": "understudy-llm", "messages": [USER_HI], "stream": stream}
+    response = httpx.post(
+        f"{api.url}/v1/chat/completions", headers={"Authorization": f"Bearer {api.key}"}, json=body
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "stream"
+    assert api.lead.requests == []
+
+
+def test_a_chunked_body_over_the_limit_is_413(api: Api) -> None:
+    """No Content-Length to refuse early: the body is counted as it streams in."""
+    block = b"x" * 65_536
+
+    def body() -> Iterator[bytes]:
+        yield b'{"model": "understudy-llm", "messages": [{"role": "user", "content": "'
+        for _ in range(20):  # 1.3 MB, over the 1 MB default
+            yield block
+        yield b'"}]}'
+
+    response = httpx.post(
+        f"{api.url}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {api.key}", "Content-Type": "application/json"},
+        content=body(),
+    )
+    assert "content-length" not in response.request.headers
+    assert response.request.headers["transfer-encoding"] == "chunked"
+    assert response.status_code == 413, response.text
+    assert response.json()["error"]["code"] == "request_too_large"
+    assert api.lead.requests == []
+
+
 def test_serve_with_workers_aggregates_metrics(
     home_with_smollm2: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -357,6 +357,13 @@ async def test_keys_commands(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [line["name"] for line in lines] == ["laptop", "ci"]
     assert all(set(line) == set(ApiKey.__dataclass_fields__) for line in lines)
 
+    admin = json.loads((await _invoke("create", "operator", "--admin", "--json")).stdout)
+    assert admin["admin"] is True and data["admin"] is False
+    table = (await _invoke("list")).stdout.splitlines()
+    [operator_row] = [row for row in table if "operator" in row]
+    [laptop_row] = [row for row in table if "laptop" in row]
+    assert " yes " in operator_row and " yes " not in laptop_row
+
     revoked = await _invoke("revoke", plaintext[:12])
     assert revoked.exit_code == 0 and "revoked" in revoked.stdout
     async with await Database.open(get_settings().database_url) as store_database:

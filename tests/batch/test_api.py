@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,7 +12,6 @@ from pathlib import Path
 
 import openai
 import pytest
-import uvicorn
 
 from database import Database
 from orchestrator.testing import ScriptedLead, reply
@@ -21,7 +19,7 @@ from serving.api.app import create_app
 from serving.keys import KeyStore
 from serving.settings import Settings
 from tests.batch.conftest import request_line, write_lines, write_requests
-from tests.helpers.http_server import free_port
+from tests.helpers.http_server import serve_app
 
 
 @dataclass
@@ -55,21 +53,8 @@ def server(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Serve
             return (await keys.create("batch-tests", requests_per_minute=10_000))[1]
 
     key = asyncio.run(make_key())
-    port = free_port()
-    app = create_app(settings)
-    uvicorn_server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error")
-    )
-    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not uvicorn_server.started:
-        assert time.monotonic() < deadline, "API did not start"
-        time.sleep(0.05)
-    client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0)
-    yield Server(client, lead)
-    uvicorn_server.should_exit = True
-    thread.join(timeout=30)
+    with serve_app(create_app(settings)) as url:
+        yield Server(openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0), lead)
     lead.stop()
 
 

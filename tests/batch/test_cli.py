@@ -4,6 +4,7 @@ SIGKILL mid-job, resumed in another process; several workers sharing PostgreSQL.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from orchestrator.transcripts import TranscriptStore
 from serving.batch.store import BatchJob, BatchStore
 from serving.batch.validation import InvalidBatchInput
 from serving.cli.batch_cmd import _submit
+from serving.keys import KeyStore
 from serving.settings import get_settings
 from tests.batch.conftest import read_jsonl, request_line, write_lines, write_requests
 from tests.distill.test_reconcile import MUSEUM, promoted
@@ -237,3 +239,30 @@ async def test_submit_checks_models_against_the_catalog_the_run_serves(
         await promoted(registry, "museum", tiny_lora_dir)
     job = await _submit(get_settings(), requests, Mode.slm, skip_invalid=False)
     assert (job.status, job.total) == ("in_progress", 1)
+
+
+async def test_the_operator_lists_every_keys_jobs_or_one_owners(batch_env: str) -> None:
+    store = await open_store(BatchStore, batch_env)
+    try:
+        keys = KeyStore(store.database)
+        alice = (await keys.create("alice"))[0]
+        bob = (await keys.create("bob"))[0]
+        jobs: dict[str | None, str] = {}
+        for owner in (alice.id, bob.id, None):
+            job = await store.create_job(mode="llm", input_name="in.jsonl", owner_key_id=owner)
+            jobs[owner] = job.id
+    finally:
+        await store.database.close()
+
+    def listed(*args: str) -> list[tuple[str, str | None]]:
+        result = understudy("batch", "list", "--json", *args)
+        assert result.returncode == 0, result.stderr
+        return [
+            (job["id"], job["owner_key_id"]) for job in map(json.loads, result.stdout.splitlines())
+        ]
+
+    assert set(listed()) == {(job, owner) for owner, job in jobs.items()}  # the operator's view
+    assert listed("--owner", alice.prefix) == [(jobs[alice.id], alice.id)]
+    assert listed("--owner", bob.id) == [(jobs[bob.id], bob.id)]
+    unknown = understudy("batch", "list", "--owner", "us-nobody")
+    assert unknown.returncode == 1 and "no key" in unknown.stderr

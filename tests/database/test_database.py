@@ -4,6 +4,7 @@ engine, its migrations, and the errors it raises."""
 from __future__ import annotations
 
 import asyncio
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from specialists.errors import ConfigurationError, UnderstudyError
 from tests.helpers.stores import open_store
 from tests.orchestrator.test_transcripts import make_run
 
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 """The newest migration; bump it with each new one."""
 
 
@@ -161,6 +162,19 @@ async def test_sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout(tmp_pa
         await engine.dispose()
     assert pragmas == ["wal", 1, 10_000]
     assert path.is_file()
+
+
+async def test_a_new_sqlite_file_and_its_journal_are_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "home" / "understudy.db"
+    async with await Database.open(f"sqlite+aiosqlite:///{path}") as database:
+        await TranscriptStore(database).save_run(make_run())
+        journal = [path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")]
+        assert {file: stat.S_IMODE(file.stat().st_mode) for file in journal} == dict.fromkeys(
+            journal, 0o600
+        )
+    path.chmod(0o640)  # an existing file keeps the mode its operator chose
+    async with await Database.open(f"sqlite+aiosqlite:///{path}"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640
 
 
 @pytest.mark.parametrize(

@@ -40,7 +40,12 @@ async def test_every_store_writes_through_the_one_queue(tmp_path: Path) -> None:
             "tokens": keys.record_tokens(key, 5),
             "revocation": keys.revoke(key.id),
             "file": FileStore(db).add_file(
-                purpose="batch", filename="in.jsonl", size=1, sha256="0" * 64, path="in.jsonl"
+                purpose="batch",
+                filename="in.jsonl",
+                size=1,
+                sha256="0" * 64,
+                path="in.jsonl",
+                owner_key_id=None,
             ),
             "batch": BatchStore(db).create_job(mode="llm", input_name="in.jsonl"),
             "heartbeat": WorkerStore(db).heartbeat(WorkerInfo.this_process(), lease_s=30),

@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 Handler = Callable[[str, dict[str, Any]], Awaitable[Response]]
 
@@ -36,18 +37,26 @@ def serve(handler: Handler) -> Iterator[tuple[str, list[tuple[str, dict[str, Any
         return await handler(request.url.path, body)
 
     app = Starlette(routes=[Route("/{path:path}", endpoint, methods=["GET", "POST"])])
+    with serve_app(app, start_timeout_s=10) as url:
+        yield url, seen
+
+
+@contextmanager
+def serve_app(app: ASGIApp, *, start_timeout_s: float = 60) -> Iterator[str]:
+    """Run ``app`` behind uvicorn on a free port of 127.0.0.1; yields its root URL."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
+    deadline = time.monotonic() + start_timeout_s
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
         time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}", seen
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        thread.join(timeout=10)
+        thread.join(timeout=30)
 
 
 def chat_completion(content: str, logprobs: list[float], *, model: str = "m") -> JSONResponse:

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from database.engine import Database, Store, wrap_errors
 from database.tables import BatchItemRow, BatchJobRow, FileRow, table_of
 from serving.batch.store.errors import BatchNotFound
-from serving.batch.store.files import FileDigest, newest_first_after
+from serving.batch.store.files import FileDigest, newest_first_page, owned
 from serving.batch.store.records import (
     CHAT_ENDPOINT,
     BatchJob,
@@ -72,6 +72,7 @@ class BatchStore(Store):
         input_file_id: str | None = None,
         completion_window: str = "24h",
         metadata: dict[str, Any] | None = None,
+        owner_key_id: str | None = None,
     ) -> BatchJob:
         """A new job in ``validating``: no worker touches it until :meth:`start_job`.
 
@@ -91,6 +92,7 @@ class BatchStore(Store):
             "metadata": metadata,
             "errors": None,
             "total": 0,
+            "owner_key_id": owner_key_id,
             "created_at": datetime.now(UTC),
             "started_at": None,
             "cancel_requested_at": None,
@@ -167,26 +169,31 @@ class BatchStore(Store):
                 )
         return await self.get_job(job_id)
 
-    async def get_job(self, job_id: str) -> BatchJob:
-        """Raises: BatchNotFound, StoreError."""
+    async def get_job(self, job_id: str, *, owned_by: str | None = None) -> BatchJob:
+        """The job with this id, if ``owned_by`` (a key id; None: anyone) owns it.
+
+        Raises: BatchNotFound, StoreError.
+        """
+        query = select(_JOBS).where(_JOBS.c.id == job_id, owned(_JOBS, owned_by))
         with wrap_errors("get_batch", self._url):
             async with self._engine.connect() as connection:
-                row = (
-                    await connection.execute(select(_JOBS).where(_JOBS.c.id == job_id))
-                ).one_or_none()
+                row = (await connection.execute(query)).one_or_none()
         if row is None:
             raise BatchNotFound(job_id)
         return job_from_row(row._mapping)
 
-    async def list_jobs(self, *, limit: int = 20, after: str | None = None) -> list[BatchJob]:
-        """Jobs newest first; ``after`` is the id of the last job of the previous page."""
-        query = select(_JOBS).order_by(_JOBS.c.created_at.desc(), _JOBS.c.id.desc()).limit(limit)
+    async def list_jobs(
+        self, *, limit: int = 20, after: str | None = None, owned_by: str | None = None
+    ) -> list[BatchJob]:
+        """Jobs of ``owned_by`` (None: everyone's) newest first; ``after`` is the id of the last
+        job of the previous page (one ``owned_by`` does not own is not found)."""
         with wrap_errors("list_batches", self._url):
             async with self._engine.connect() as connection:
-                if after is not None:
-                    query = query.where(
-                        newest_first_after(_JOBS, await _created_at(connection, after))
-                    )
+                query = await newest_first_page(
+                    connection, _JOBS, limit=limit, after=after, owned_by=owned_by
+                )
+                if query is None:
+                    raise BatchNotFound(after or "")
                 rows = (await connection.execute(query)).all()
         return [job_from_row(row._mapping) for row in rows]
 
@@ -401,8 +408,10 @@ class BatchStore(Store):
         """Record a finished job's output and error files (None: the job has no such lines).
 
         They have no path — their lines are the items' — and ids derived from the job's, so
-        finalising twice (two workers, or a worker and the API) records each file once.
+        finalising twice (two workers, or a worker and the API) records each file once. They
+        belong to the job's owner.
         """
+        owner = (await self.get_job(job_id)).owner_key_id
         now = datetime.now(UTC)
         ids: dict[str, str | None] = {}
         rows = []
@@ -418,6 +427,7 @@ class BatchStore(Store):
                         "bytes": digest.bytes,
                         "sha256": digest.sha256,
                         "path": None,
+                        "owner_key_id": owner,
                         "created_at": now,
                     }
                 )
@@ -538,13 +548,6 @@ def _item_values(job_id: str, item: NewItem) -> dict[str, Any]:
         "lead_only_cost_usd": 0.0,
         "finished_at": None if item.output is None else datetime.now(UTC),
     }
-
-
-async def _created_at(connection: AsyncConnection, job_id: str) -> tuple[datetime, str]:
-    created = await connection.scalar(select(_JOBS.c.created_at).where(_JOBS.c.id == job_id))
-    if created is None:
-        raise BatchNotFound(job_id)
-    return created, job_id
 
 
 async def _cancel_pending(connection: AsyncConnection, job_id: str, now: datetime) -> None:

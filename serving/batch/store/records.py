@@ -39,6 +39,9 @@ class BatchJob:
     errors: list[dict[str, Any]] | None
     """Why validation failed: ``{"line", "code", "message"}`` per bad input line."""
     total: int
+    owner_key_id: str | None
+    """The API key it belongs to, and its output and error files with it; None: made with
+    authentication off, by the CLI, or before ownership."""
     created_at: datetime
     started_at: datetime | None
     cancel_requested_at: datetime | None
@@ -145,6 +148,7 @@ def job_from_row(values: Any) -> BatchJob:
         metadata=values["metadata"],
         errors=values["errors"],
         total=values["total"],
+        owner_key_id=values["owner_key_id"],
         created_at=values["created_at"],
         started_at=values["started_at"],
         cancel_requested_at=values["cancel_requested_at"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from dataclasses import replace
 from pathlib import Path
 
@@ -73,6 +74,7 @@ async def test_training_lowers_the_loss_and_leaves_a_servable_adapter(
     ]
 
     adapter = result.adapter_dir
+    assert stat.S_IMODE(adapter.stat().st_mode) == 0o700  # owner-only: made from transcripts
     assert sorted(p.name for p in adapter.iterdir() if p.name != "README.md") == [
         "adapter_config.json",
         "adapter_model.safetensors",
