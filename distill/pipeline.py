@@ -18,11 +18,12 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from database import Database
+from database import Database, StoreError
 from distill.catalog import known_catalog
 from distill.config import DistillConfig, Log, SLMAccess
 from distill.gate import HeldOut, evaluate_registered, register_adapter
@@ -270,17 +271,26 @@ class DistillationRun:
             raise Stopped
 
     async def _keep_lease(self, stop: asyncio.Event) -> None:
-        """Renew the lease every third of it; a lost lease (cancelled) or a stopping worker
-        halts the job at its next step."""
+        """Renew the lease every third of it; a lost lease (cancelled, or taken over), a stopping
+        worker, or a lease that could not be renewed before it ran out (the database is down:
+        another worker may claim the job by now) halts the job at its next step."""
         lease_s = self.config.queue.lease_s
+        renewed = time.monotonic()
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), lease_s / 3)
-            if stop.is_set() or not await self.jobs.renew(
-                self.job.id, self.worker_id, lease_s=lease_s
-            ):
-                self._halt.set()
-                return
+            if stop.is_set():
+                break
+            try:
+                if not await self.jobs.renew(self.job.id, self.worker_id, lease_s=lease_s):
+                    break
+                renewed = time.monotonic()
+            except StoreError as exc:
+                if time.monotonic() - renewed >= lease_s:
+                    logger.warning("distillation job %s: lease lost (%s)", self.job.id, exc)
+                    break
+                logger.warning("distillation job %s: lease not renewed yet: %s", self.job.id, exc)
+        self._halt.set()
 
 
 class _HaltingObserver:

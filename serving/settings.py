@@ -22,9 +22,12 @@ from database import mask_url
 from distill.config import DEFAULT_CLUSTER_THRESHOLD, DEFAULT_COVERAGE_THRESHOLD
 from orchestrator.request import RequestLimits
 from specialists.catalog import Catalog
+from specialists.errors import ConfigurationError
 
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 """The values vLLM accepts for ``--max-lora-rank``."""
+DRAIN_MARGIN_S = 5.0
+"""Beyond the run budget, what a stopping server gives a run to write its transcript and reply."""
 
 
 class PriceOverride(BaseModel):
@@ -197,6 +200,10 @@ class ApiSettings(BaseModel):
     """Limit given to new keys unless ``keys create --rpm`` says otherwise; None: no limit."""
     default_tokens_per_day: int | None = Field(1_000_000, ge=1)
     """Limit given to new keys unless ``keys create --tokens-per-day`` says otherwise."""
+    shutdown_drain_s: float | None = Field(None, gt=0)
+    """How long ``understudy serve`` lets requests in flight finish when it is stopped; never
+    less than the run budget (``run.max_seconds``), so no run is cut that was within it.
+    Unset: the run budget plus 5 s."""
 
     @property
     def request_limits(self) -> RequestLimits:
@@ -386,6 +393,26 @@ class Settings(BaseSettings):
     @property
     def database_url(self) -> str:
         return self.database.url or f"sqlite+aiosqlite:///{self.home / 'understudy.db'}"
+
+    @property
+    def shutdown_drain_s(self) -> float:
+        """How long a stopping server waits for requests in flight (see ``api.shutdown_drain_s``).
+
+        Raises:
+            ConfigurationError: The configured drain is shorter than the run budget.
+        """
+        budget = self.run.max_seconds
+        configured = self.api.shutdown_drain_s
+        if configured is None:
+            return budget + DRAIN_MARGIN_S
+        if configured < budget:
+            raise ConfigurationError(
+                f"api.shutdown_drain_s ({configured:g} s) is shorter than the run budget "
+                f"run.max_seconds ({budget:g} s): a stop would cut runs within their budget; "
+                "raise UNDERSTUDY_API_SHUTDOWN_DRAIN_S or lower UNDERSTUDY_RUN_MAX_SECONDS",
+                setting="UNDERSTUDY_API_SHUTDOWN_DRAIN_S",
+            )
+        return configured
 
     def catalog(self) -> Catalog:
         """The built-in specialists with this configuration's overrides applied."""

@@ -9,7 +9,9 @@ too) and re-divides the lead's limits among the live workers.
 
 Stopping — ``stop`` set, Ctrl-C, an error — puts the items still held back to pending at once;
 a ``kill -9`` cannot, and then the items wait out their lease before another worker takes them.
-If the database goes away, the worker waits for it (backing off) rather than losing results.
+If the database goes away, the worker waits for it (backing off) rather than losing results —
+and a stop still stops it: the waits end when ``stop`` is set, and what the worker holds waits
+out its lease.
 """
 
 from __future__ import annotations
@@ -126,12 +128,17 @@ class BatchWorker:
             room = min(2 * self.concurrency - self._in_hand, MAX_CLAIM)
             claimed = []
             if self._queue.qsize() <= self._low_water and room > 0:
-                claimed = await _until_stored(partial(self._claim, room))
+                try:
+                    claimed = await _until_stored(partial(self._claim, room), stop)
+                except StoreError:
+                    if stop.is_set():  # stopping while the database is down
+                        return
+                    raise
                 self._held += len(claimed)
                 self._in_hand += len(claimed)
                 for item in claimed:
                     self._queue.put_nowait(item)
-            if not claimed and await self._sweep(force=self._held == 0):
+            if not claimed and await self._sweep(stop, force=self._held == 0):
                 return
             if claimed and self._queue.qsize() <= self._low_water:
                 continue  # there is more to claim and room for it
@@ -147,18 +154,24 @@ class BatchWorker:
             self.info.id, limit=limit, lease_s=self.lease_s, job_id=self.job_id
         )
 
-    async def _sweep(self, *, force: bool) -> bool:
+    async def _sweep(self, stop: asyncio.Event, *, force: bool) -> bool:
         """Finish jobs with nothing left to run (at most once a poll interval unless ``force``);
-        True when the bound job is finished."""
+        True when the bound job is finished, or when the worker stops while the database is
+        down."""
         now = time.monotonic()
         if not force and now - self._last_sweep < self.poll_s:
             return False
         self._last_sweep = now
-        for job_id in await _until_stored(partial(self.store.finish_jobs, self.job_id)):
-            await _until_stored(partial(self._finalize, job_id))
-        if self.job_id is None or self._held:
-            return False
-        return (await _until_stored(partial(self.store.get_job, self.job_id))).finished
+        try:
+            for job_id in await _until_stored(partial(self.store.finish_jobs, self.job_id), stop):
+                await _until_stored(partial(self._finalize, job_id), stop)
+            if self.job_id is None or self._held:
+                return False
+            return (await _until_stored(partial(self.store.get_job, self.job_id), stop)).finished
+        except StoreError:
+            if stop.is_set():
+                return True
+            raise
 
     async def _finalize(self, job_id: str) -> None:
         await finalize(self.store, await self.store.get_job(job_id))
@@ -312,15 +325,32 @@ def _log_failure(task: asyncio.Task[None]) -> None:
         logger.error("the batch worker stopped: %s", task.exception())
 
 
-async def _until_stored(action: Callable[[], Awaitable[T]]) -> T:
-    """``action()``, tried again (backing off) for as long as the database fails."""
+async def _until_stored(action: Callable[[], Awaitable[T]], stop: asyncio.Event | None = None) -> T:
+    """``action()``, tried again (backing off) for as long as the database fails — or until
+    ``stop`` is set, which ends a wait at once.
+
+    Raises:
+        StoreError: The database still failed when ``stop`` was set.
+    """
     try:
         return await action()  # the common case, without building a retry loop
     except StoreError as exc:
         logger.warning("database unavailable, retrying: %s", exc)
+        if stop is not None and stop.is_set():
+            raise
+
+    async def pause(seconds: float) -> None:
+        if stop is None:
+            await asyncio.sleep(seconds)
+            return
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
+
     retrying = AsyncRetrying(
         retry=retry_if_exception_type(StoreError),
         wait=wait_exponential(multiplier=0.5, max=DATABASE_RETRY_MAX_S),
+        stop=lambda _state: stop is not None and stop.is_set(),
+        sleep=pause,
         before_sleep=before_sleep_log(logger, logging.WARNING),
         reraise=True,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from typing import Annotated
@@ -27,7 +28,9 @@ def serve(
     """
     import uvicorn
 
-    settings = get_settings().api
+    everything = get_settings()
+    drain_s = everything.shutdown_drain_s  # refuses a drain shorter than the run budget
+    settings = everything.api
     workers = workers or settings.workers
     with tempfile.TemporaryDirectory(prefix="understudy-metrics-") as metrics_dir:
         if workers > 1:
@@ -43,5 +46,5 @@ def serve(
             workers=workers,
             log_config=None,
             access_log=False,
-            timeout_graceful_shutdown=30,
+            timeout_graceful_shutdown=math.ceil(drain_s),
         )

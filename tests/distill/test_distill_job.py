@@ -18,6 +18,7 @@ from serving.runtime import distill_config, slm_access
 from serving.settings import get_settings
 from specialists.errors import UnknownSpecialistError
 from tests.distill.helpers import HOURS_ANSWER, lead_run, museum_hours_questions
+from tests.helpers.outage import take_down
 from tests.helpers.stores import open_store
 
 LEASE_S = 30.0
@@ -135,3 +136,25 @@ async def test_jobs_are_only_queued_for_specialists_that_exist(store: Transcript
         await start_for_specialist(registry, jobs, "nobody", base=get_settings().catalog())
     queued = await start_for_specialist(registry, jobs, "math", base=get_settings().catalog())
     assert (queued.specialist, queued.proposal_id, queued.status) == ("math", None, "queued")
+
+
+async def test_a_job_whose_lease_cannot_be_renewed_halts_once_the_lease_is_over(
+    store: TranscriptStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database went away: after a lease without a renewal another worker may have claimed
+    the job, so this one stops training (the halt is read between training steps)."""
+    monkeypatch.setenv("UNDERSTUDY_BATCH_LEASE_S", "1")
+    get_settings.cache_clear()
+    registry, jobs = RegistryStore(store.database), DistillJobStore(store.database)
+    await start_for_proposal(registry, jobs, await museum_proposal(store, 8))
+    run = await claim(store, "worker-a")
+    keeper = asyncio.create_task(run._keep_lease(asyncio.Event()))
+    await asyncio.sleep(0.5)
+    assert not run._halt.is_set()  # renewed while the database answers
+    restore = await take_down(get_settings().database_url)
+    try:
+        await store.database.engine.dispose()
+        await asyncio.wait_for(keeper, 5)  # gives up once a whole lease passed without renewal
+        assert run._halt.is_set()
+    finally:
+        await restore()
