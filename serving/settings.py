@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from database import mask_url
 from distill.config import DEFAULT_CLUSTER_THRESHOLD, DEFAULT_COVERAGE_THRESHOLD
 from orchestrator.request import RequestLimits
+from serving.protocol.requests import OnDegraded
 from specialists.catalog import Catalog
 
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
@@ -197,6 +198,10 @@ class ApiSettings(BaseModel):
     """Limit given to new keys unless ``keys create --rpm`` says otherwise; None: no limit."""
     default_tokens_per_day: int | None = Field(1_000_000, ge=1)
     """Limit given to new keys unless ``keys create --tokens-per-day`` says otherwise."""
+    degraded: OnDegraded = OnDegraded.degrade
+    """What a chat request gets when a fallback answered (``UNDERSTUDY_API_DEGRADED``):
+    ``degrade`` (the answer, marked degraded) or ``error`` (503 ``degraded``); a request's
+    ``understudy.on_degraded`` overrides it."""
 
     @property
     def request_limits(self) -> RequestLimits:

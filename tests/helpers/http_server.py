@@ -50,7 +50,9 @@ def serve(handler: Handler) -> Iterator[tuple[str, list[tuple[str, dict[str, Any
         thread.join(timeout=10)
 
 
-def chat_completion(content: str, logprobs: list[float], *, model: str = "m") -> JSONResponse:
+def chat_completion(
+    content: str, logprobs: list[float], *, model: str = "m", finish_reason: str = "stop"
+) -> JSONResponse:
     """An OpenAI chat completion with per-token logprobs, as vLLM returns it."""
     tokens = [{"token": f"t{i}", "logprob": lp} for i, lp in enumerate(logprobs)]
     return JSONResponse(
@@ -63,7 +65,7 @@ def chat_completion(content: str, logprobs: list[float], *, model: str = "m") ->
                     "index": 0,
                     "message": {"role": "assistant", "content": content},
                     "logprobs": {"content": tokens},
-                    "finish_reason": "stop",
+                    "finish_reason": finish_reason,
                 }
             ],
             "usage": {
