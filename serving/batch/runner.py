@@ -112,7 +112,8 @@ class ItemRunner:
         if result.answer is None:
             return ItemResult(failure_line(item, unanswered(result), result), result)
         if result.degraded and call.on_degraded is OnDegraded.error:
-            return ItemResult(failure_line(item, degraded(result), result), result)
+            line = failure_line(item, degraded(result), result)
+            return ItemResult(line, result, answer_refused=True)
         return ItemResult(
             success_line(item, result, model=call.model, created=attempt.created), result
         )
