@@ -125,7 +125,7 @@ async def test_cascade_escalates_with_the_draft(
         orchestrator = Orchestrator(
             catalog=catalog(**overrides), backend=smollm2, lead=lead_for(lead), store=store
         )
-        result = await orchestrator.run("What is 12 + 30?", "cascade", specialist="math")
+        result = await orchestrator.run(SHORT_MATH, "cascade", specialist="math")
     assert result.route == "cascade:escalated:math" and result.escalated
     assert result.answer == "42" and result.lead_tokens > 0
     shown = lead.requests[0]["messages"][-1]
