@@ -14,7 +14,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Self
+from typing import Any, Literal, Self
+
+FinishReason = Literal["stop", "length"]
+"""How an answer ended, in OpenAI's words."""
 
 
 class FailureKind(StrEnum):
@@ -34,6 +37,10 @@ class FailureKind(StrEnum):
     not exist, arguments that are not JSON); sampling again may do better."""
     budget_exhausted = "budget_exhausted"
     """The run spent its lead turns or lead tokens: the same request would spend them again."""
+    run_timeout = "run_timeout"
+    """The run's time budget ran out outside a lead call: while the pre-router chose a
+    specialist, or a specialist the orchestrator asked itself (``slm``, the cascade's draft)
+    was answering."""
     specialist_unavailable = "specialist_unavailable"
     """The specialist's backend could not be reached in time (``slm`` mode has no fallback)."""
     specialist_failed = "specialist_failed"
@@ -56,6 +63,7 @@ _RETRYABLE = frozenset(
         FailureKind.lead_timeout,
         FailureKind.lead_invalid_output,
         FailureKind.specialist_unavailable,
+        FailureKind.run_timeout,
         FailureKind.unclassified,
     }
 )
@@ -98,6 +106,11 @@ class RunResult:
     """Why there is no answer, or why the answer is degraded; ``None`` for a clean run."""
     route_scores: dict[str, float] = field(default_factory=dict)
     """The pre-router's score of each specialist, when it was asked."""
+    finish_reason: FinishReason = "stop"
+    """How the answer ended: ``stop`` (complete) or ``length`` (a specialist's answer cut at
+    ``max_tokens``). The lead's answers report ``stop``: the agents SDK does not hand over its
+    model's finish reason. Not kept in transcripts (no column yet): a replayed run says
+    ``stop``."""
 
     @property
     def error(self) -> str | None:

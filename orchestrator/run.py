@@ -25,11 +25,11 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
 
-from agents import Agent, ModelSettings, RunConfig, Runner, TResponseInputItem
-from openai.types.responses import ResponseTextDeltaEvent
+from agents import Agent, ModelSettings, RunConfig, Runner, StreamEvent, TResponseInputItem
+from openai.types.responses import ResponseCompletedEvent, ResponseTextDeltaEvent
 
 from database import StoreError
 from orchestrator.budget import RunBudget, TokenBudget
@@ -50,16 +50,31 @@ from orchestrator.prerouter import PreRouter, RouteDecision
 from orchestrator.prompts import ESCALATION_NOTE, LEAD_INSTRUCTIONS, PLAIN_INSTRUCTIONS
 from orchestrator.recorder import transcript_processor
 from orchestrator.request import RequestLimits, admit, parse_mode
-from orchestrator.run_state import Lineup, OnDelta, RunState, run_record, run_result
+from orchestrator.run_state import (
+    Lineup,
+    OnDelta,
+    RunState,
+    is_truncated,
+    run_record,
+    run_result,
+)
 from orchestrator.transcripts import RunAlreadyRecorded, TranscriptStore
 from specialists.backend import ChatMessage, Generation, SLMBackend
 from specialists.catalog import Catalog, Specialist
-from specialists.errors import ConfigurationError, SpecialistError, SpecialistUnavailable
+from specialists.errors import ConfigurationError, SpecialistUnavailable, UnderstudyError
 from tools.context import ToolCall, ToolDeps
 from tools.function_tools import build_tools, specialist_tool_name
 from tools.sandbox import SandboxLimits
 
 logger = logging.getLogger(__name__)
+
+
+class _OutOfTime(Exception):
+    """The run's time budget ran out outside a lead call; ends the run with ``failure``."""
+
+    def __init__(self, failure: Failure) -> None:
+        self.failure = failure
+        super().__init__(failure.message)
 
 
 class Orchestrator:
@@ -160,7 +175,9 @@ class Orchestrator:
 
         ``max_tokens`` caps the answer: the specialist's generation, or each lead call.
         With ``on_delta``, the answer's text is also handed over as it is produced: the lead's
-        final-answer tokens as they stream, or a specialist's answer in one piece once accepted.
+        final-answer tokens (only from the turn that answers, never from a turn that calls
+        tools), or a specialist's answer in one piece once accepted. A degraded answer is never
+        handed over: the caller decides, from the result, whether to deliver it.
 
         A run that ends without an answer, or answers from a fallback, says why in its
         ``failure``; the exceptions below are raised before anything runs, except
@@ -207,9 +224,9 @@ class Orchestrator:
                 await self._slm(state, deps, forced)
             else:
                 await self._cascade(state, deps, forced)
-        except LeadFailed as exc:  # llm mode: nothing to fall back to
+        except (LeadFailed, _OutOfTime) as exc:  # nothing to fall back to
             state.failure = exc.failure
-        if on_delta is not None and state.answer and not state.streamed:
+        if on_delta is not None and state.answer and not (state.streamed or state.degraded):
             await on_delta(state.answer)
         latency_ms = (time.perf_counter() - started) * 1000
         result = run_result(state, deps, self.prices, self._lead_model, latency_ms)
@@ -227,10 +244,8 @@ class Orchestrator:
         specialist = forced
         state.route = f"slm:{specialist.name}"
         generation = await self._specialist(state, deps, specialist)
-        if generation is None:
-            return
-        state.answer = generation.text
-        state.confidence = generation.confidence.mean_prob
+        if generation is not None:
+            state.answer_with(generation)
 
     async def _cascade(self, state: RunState, deps: ToolDeps, forced: Specialist | None) -> None:
         if forced is None:
@@ -245,17 +260,19 @@ class Orchestrator:
         if generation is not None:
             verdict = specialist.validate(generation.text)
             confident = generation.confidence.mean_prob >= specialist.confidence_threshold
-            if confident and verdict.ok:
+            if confident and verdict.ok and not is_truncated(generation):
                 state.route = f"cascade:accepted:{specialist.name}"
-                state.answer = generation.text
-                state.confidence = generation.confidence.mean_prob
+                state.answer_with(generation)
                 return
-            reason = (
-                f"format check failed: {verdict.reason}"
-                if not verdict.ok
-                else f"confidence {generation.confidence.mean_prob:.2f} is below "
-                f"{specialist.confidence_threshold:.2f}"
-            )
+            if is_truncated(generation):
+                reason = "the draft was cut off at its token limit (finish_reason 'length')"
+            elif not verdict.ok:
+                reason = f"format check failed: {verdict.reason}"
+            else:
+                reason = (
+                    f"confidence {generation.confidence.mean_prob:.2f} is below "
+                    f"{specialist.confidence_threshold:.2f}"
+                )
             note = ESCALATION_NOTE.format(
                 specialist=specialist.name, reason=reason, draft=generation.text
             )
@@ -282,7 +299,10 @@ class Orchestrator:
         state.degraded = True
         generation = state.draft
         if generation is None:
-            decision = await self._route(state, required=False)
+            try:
+                decision = await self._route(state, required=False)
+            except _OutOfTime:
+                decision = None
             if decision is not None:
                 specialist = state.lineup.catalog.get(decision.best)
                 generation = await self._specialist(state, deps, specialist)
@@ -290,13 +310,18 @@ class Orchestrator:
             message = f"{cause.message}; and no specialist answer is available"
             state.failure = Failure(cause.kind, message)
             return
-        state.answer = generation.text
-        state.confidence = generation.confidence.mean_prob
+        state.answer_with(generation)
         state.failure = Failure(cause.kind, f"degraded: {cause.message}")
 
     # ------------------------------------------------------------------------ components
 
     async def _route(self, state: RunState, *, required: bool) -> RouteDecision | None:
+        """The pre-router's decision (made once per run, within the run's deadline).
+
+        Raises:
+            ConfigurationError: ``required`` and there is no pre-router.
+            _OutOfTime: the run's time budget ran out first.
+        """
         if state.decision is not None:
             return state.decision
         prerouter = state.lineup.prerouter
@@ -308,13 +333,19 @@ class Orchestrator:
                 )
             return None
         prompt = state.messages[-1]["content"]
-        state.decision = await asyncio.to_thread(prerouter.route, prompt)
+        try:
+            async with asyncio.timeout(state.remaining_s()):
+                state.decision = await asyncio.to_thread(prerouter.route, prompt)
+        except TimeoutError as exc:
+            message = "the run's time budget ran out while the pre-router chose a specialist"
+            raise _OutOfTime(Failure(FailureKind.run_timeout, message)) from exc
         return state.decision
 
     async def _specialist(
         self, state: RunState, deps: ToolDeps, specialist: Specialist
     ) -> Generation | None:
-        """Ask a specialist directly, logging it like a tool call; ``None`` if it failed."""
+        """Ask a specialist directly, within the run's deadline, logging it like a tool call;
+        ``None`` if it failed (any failure of its backend, a model that cannot load included)."""
         started = time.perf_counter()
         request = state.messages[-1]["content"]
         call = ToolCall(
@@ -326,16 +357,24 @@ class Orchestrator:
         )
         failure: Failure | None = None
         generation: Generation | None = None
+        budget = asyncio.timeout(state.remaining_s())
         try:
-            produced = await self.backend.generate(
-                specialist, state.messages, max_tokens=state.max_tokens
-            )
-        except SpecialistError as exc:
-            call.error = str(exc)
-            unavailable = isinstance(exc, SpecialistUnavailable)
-            kind = (
-                FailureKind.specialist_unavailable if unavailable else FailureKind.specialist_failed
-            )
+            async with budget:
+                produced = await self.backend.generate(
+                    specialist, state.messages, max_tokens=state.max_tokens
+                )
+        except (UnderstudyError, TimeoutError) as exc:
+            if budget.expired():
+                call.error = f"the run's time budget ran out while {specialist.name} answered"
+                kind = FailureKind.run_timeout
+            else:
+                call.error = str(exc) or type(exc).__name__
+                unavailable = isinstance(exc, SpecialistUnavailable | TimeoutError)
+                kind = (
+                    FailureKind.specialist_unavailable
+                    if unavailable
+                    else FailureKind.specialist_failed
+                )
             failure = Failure(kind, call.error)
         else:
             generation = produced
@@ -378,18 +417,44 @@ class Orchestrator:
                         final_output = (await Runner.run(agent, items, **arguments)).final_output
                     else:
                         streaming = Runner.run_streamed(agent, items, **arguments)
-                        async for event in streaming.stream_events():
-                            if event.type == "raw_response_event" and isinstance(
-                                event.data, ResponseTextDeltaEvent
-                            ):
-                                state.streamed = True
-                                await state.on_delta(event.data.delta)
+                        await self._forward_answer_text(
+                            state, streaming.stream_events(), hold_turns=with_tools
+                        )
                         final_output = streaming.final_output
             except LEAD_FAILURES as exc:
                 raise lead_failed(exc, self.lead.display_name) from exc
             finally:
                 state.lead_calls.extend(capture.lead_calls)
         return str(final_output)
+
+    @staticmethod
+    async def _forward_answer_text(
+        state: RunState, events: AsyncIterator[StreamEvent], *, hold_turns: bool
+    ) -> None:
+        """Hand the answering turn's text to ``state.on_delta``, and no other turn's.
+
+        With ``hold_turns`` (a lead with tools), a turn's text is held until the turn ends: a
+        turn that also calls tools (the lead thinking aloud before delegating) is not the
+        answer, and its text is dropped; the answer arrives when its turn is complete, in the
+        deltas it streamed as. A lead without tools answers in its one turn, as it streams.
+        """
+        assert state.on_delta is not None
+        held: list[str] = []
+        async for event in events:
+            if event.type != "raw_response_event":
+                continue
+            if isinstance(event.data, ResponseTextDeltaEvent) and not hold_turns:
+                state.streamed = True
+                await state.on_delta(event.data.delta)
+            elif isinstance(event.data, ResponseTextDeltaEvent):
+                held.append(event.data.delta)
+            elif isinstance(event.data, ResponseCompletedEvent):
+                turn, held = held, []
+                if any(item.type == "function_call" for item in event.data.response.output):
+                    continue
+                for delta in turn:
+                    state.streamed = True
+                    await state.on_delta(delta)
 
     # ------------------------------------------------------------------- results & records
 

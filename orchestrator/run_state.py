@@ -12,7 +12,7 @@ from agents import Agent
 
 from orchestrator.cost import PriceBook
 from orchestrator.modes import Mode
-from orchestrator.outcome import Failure, RunResult
+from orchestrator.outcome import Failure, FinishReason, RunResult
 from orchestrator.prerouter import PreRouter, RouteDecision
 from orchestrator.transcripts import LeadCallRecord, RunRecord
 from specialists.backend import ChatMessage, Generation
@@ -58,9 +58,22 @@ class RunState:
     """The caller's cap on answer tokens, if any."""
     streamed: bool = False
     """Whether answer text already went out through ``on_delta``."""
+    finish_reason: FinishReason = "stop"
+    """How the answer ended (``length``: a specialist's answer cut at its token limit)."""
+
+    def answer_with(self, generation: Generation) -> None:
+        """Answer with a specialist's ``generation``: its text, confidence and finish reason."""
+        self.answer = generation.text
+        self.confidence = generation.confidence.mean_prob
+        self.finish_reason = "length" if is_truncated(generation) else "stop"
 
     def remaining_s(self) -> float:
         return max(0.0, self.deadline - time.monotonic())
+
+
+def is_truncated(generation: Generation) -> bool:
+    """Whether ``generation`` was cut at its token limit rather than ending by itself."""
+    return generation.finish_reason == "length"
 
 
 def run_result(
@@ -90,6 +103,7 @@ def run_result(
         latency_ms=latency_ms,
         failure=state.failure,
         route_scores=dict(state.decision.scores) if state.decision else {},
+        finish_reason=state.finish_reason,
     )
 
 

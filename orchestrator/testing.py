@@ -36,7 +36,7 @@ class Step:
     """One scripted reply."""
 
     content: str | None = None
-    """Final assistant text (when no tool calls)."""
+    """Assistant text: the final answer, or (with tool calls) what the lead says before them."""
     tool_calls: tuple[tuple[str, dict[str, Any]], ...] = ()
     """(tool name, arguments) pairs the lead asks for."""
     status: int = 200
@@ -178,7 +178,6 @@ class ScriptedLead:
 def _completion(step: Step, body: dict[str, Any], model: str) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": step.content}
     if step.tool_calls:
-        message["content"] = None
         message["tool_calls"] = [
             {
                 "id": f"call_{uuid.uuid4().hex[:12]}",
@@ -224,11 +223,11 @@ async def _sse(completion: dict[str, Any], body: dict[str, Any]) -> AsyncIterato
         return f"data: {json.dumps({**base, 'choices': [choice]})}\n\n"
 
     yield chunk({"role": "assistant", "content": ""})
-    for index, call in enumerate(message.get("tool_calls") or []):
-        yield chunk({"tool_calls": [{"index": index, **call}]})
-    if message.get("content"):
+    if message.get("content"):  # text first, then tool calls, as OpenAI streams them
         for index, word in enumerate(message["content"].split(" ")):
             yield chunk({"content": word if index == 0 else f" {word}"})
+    for index, call in enumerate(message.get("tool_calls") or []):
+        yield chunk({"tool_calls": [{"index": index, **call}]})
     yield chunk({}, completion["choices"][0]["finish_reason"])
     if (body.get("stream_options") or {}).get("include_usage"):
         yield f"data: {json.dumps({**base, 'choices': [], 'usage': completion['usage']})}\n\n"

@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from database import mask_url
 from distill.config import DEFAULT_CLUSTER_THRESHOLD, DEFAULT_COVERAGE_THRESHOLD
 from orchestrator.request import RequestLimits
+from serving.protocol.requests import OnDegraded
 from specialists.catalog import Catalog
 from specialists.errors import ConfigurationError
 
@@ -204,6 +205,10 @@ class ApiSettings(BaseModel):
     """How long ``understudy serve`` lets requests in flight finish when it is stopped; never
     less than the run budget (``run.max_seconds``), so no run is cut that was within it.
     Unset: the run budget plus 5 s."""
+    degraded: OnDegraded = OnDegraded.degrade
+    """What a chat request gets when a fallback answered (``UNDERSTUDY_API_DEGRADED``):
+    ``degrade`` (the answer, marked degraded) or ``error`` (503 ``degraded``); a request's
+    ``understudy.on_degraded`` overrides it."""
 
     @property
     def request_limits(self) -> RequestLimits:

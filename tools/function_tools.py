@@ -21,7 +21,7 @@ from agents import FunctionTool, RunContextWrapper, Tool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from specialists.catalog import Catalog, Specialist
-from specialists.errors import SpecialistError
+from specialists.errors import SpecialistError, UnderstudyError
 from tools.calculator import MAX_EXPRESSION_CHARS, CalculatorError
 from tools.calculator_pool import shared_pool
 from tools.context import ToolCall, ToolDeps
@@ -89,10 +89,11 @@ def specialist_tool(specialist: Specialist) -> FunctionTool:
             generation = await deps.backend.generate(
                 specialist, [{"role": "user", "content": args.request}]
             )
-        except SpecialistError as exc:
+        except UnderstudyError as exc:  # a refused call, or a model that cannot load
             call.error = str(exc)
+            reason = exc.reason if isinstance(exc, SpecialistError) else "its model cannot load"
             return (
-                f"ERROR: the {specialist.name} specialist could not answer ({exc.reason}). "
+                f"ERROR: the {specialist.name} specialist could not answer ({reason}). "
                 "Answer the request yourself."
             )
         call.confidence = generation.confidence.mean_prob

@@ -2,7 +2,15 @@
 
 What a request may be, what model names mean, and the shapes of replies and errors are the
 OpenAI protocol's (:mod:`serving.protocol`), shared with batch lines; this module is the HTTP
-side: routes, streaming as server-sent events, and accounting.
+side: routes, streaming as server-sent events, accounting, and the degradation policy.
+
+A degraded answer (a fallback answered because the lead failed) is marked where every client
+and proxy sees it: the ``x-understudy-degraded: true`` header next to ``understudy.degraded``.
+With the policy ``error`` (``UNDERSTUDY_API_DEGRADED``, or the request's
+``understudy.on_degraded``) the client gets 503 ``degraded`` instead. A stream's headers go out
+before the run ends, so a stream says it in-band: a degraded answer's final chunk carries
+``understudy.degraded``, and a run that degrades after its answer began streaming (or under
+``error``) ends with an error event. Every response carries ``x-understudy-run-id``.
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
@@ -25,10 +34,12 @@ from serving.api.auth import ApiKeyDep, record_token_usage
 from serving.protocol import (
     ChatCall,
     ChatCompletionRequest,
+    OnDegraded,
     ProtocolError,
     admit_chat_request,
     completion_body,
     completion_chunk,
+    degraded,
     error_chunk,
     invalid_body,
     refusal,
@@ -59,6 +70,11 @@ class ChatRoute(APIRoute):
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 
+RUN_ID = "x-understudy-run-id"
+"""Response header: the run's id (its transcript, feedback), on every chat response."""
+DEGRADED = "x-understudy-degraded"
+"""Response header, ``true`` on a degraded answer (or its 503): proxies keep headers."""
+
 
 @router.get("/models")
 async def list_models(request: Request, _key: ApiKeyDep) -> dict[str, Any]:
@@ -79,18 +95,29 @@ async def chat_completions(
     orchestrator: Orchestrator = request.app.state.orchestrator
     call = admit_chat_request(body, served_models(orchestrator.catalog), orchestrator.limits)
     request.state.model = body.model
+    policy = call.on_degraded or request.app.state.settings.api.degraded
+    run_id = uuid.uuid4().hex
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return StreamingResponse(
-            _stream(request, orchestrator, call, include_usage=include_usage),
+            _stream(request, orchestrator, call, run_id, policy, include_usage=include_usage),
             media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", RUN_ID: run_id},
         )
-    result = await _run(orchestrator, call)
+    result = await _run(orchestrator, call, run_id=run_id)
     await _account(request, body.model, result)
+    headers = {RUN_ID: run_id, **({DEGRADED: "true"} if result.degraded else {})}
     if result.answer is None:
-        raise unanswered(result)
-    return JSONResponse(completion_body(result, body.model, created=int(time.time())))
+        raise _with_headers(unanswered(result), headers)
+    if result.degraded and policy is OnDegraded.error:
+        raise _with_headers(degraded(result), headers)
+    body_out = completion_body(result, body.model, created=int(time.time()))
+    return JSONResponse(body_out, headers=headers)
+
+
+def _with_headers(error: ProtocolError, headers: dict[str, str]) -> ProtocolError:
+    error.headers.update(headers)
+    return error
 
 
 router.add_api_route(
@@ -116,10 +143,22 @@ async def _run(orchestrator: Orchestrator, call: ChatCall, **kwargs: Any) -> Run
 
 
 async def _stream(
-    request: Request, orchestrator: Orchestrator, call: ChatCall, *, include_usage: bool
+    request: Request,
+    orchestrator: Orchestrator,
+    call: ChatCall,
+    run_id: str,
+    policy: OnDegraded,
+    *,
+    include_usage: bool,
 ) -> AsyncIterator[str]:
-    """OpenAI's chunk format: a role chunk, content deltas as they come, a final chunk with
-    ``finish_reason`` and the ``understudy`` block, usage if asked, then ``[DONE]``."""
+    """OpenAI's chunk format: a role chunk, the answer's content deltas as they come, a final
+    chunk with ``finish_reason`` and the ``understudy`` block, usage if asked, then
+    ``[DONE]``; or, once the run ends without an answer the client may take, an error event.
+
+    A degraded answer never reaches the deltas (the orchestrator leaves it to us): it is sent
+    here, in one piece, under the ``degrade`` policy and only when nothing of the lead's answer
+    went out before.
+    """
     chunk_id = f"chatcmpl-{time.time_ns():x}"
     created = int(time.time())
     deltas: asyncio.Queue[str] = asyncio.Queue()
@@ -127,13 +166,15 @@ async def _stream(
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         return _event(completion_chunk(chunk_id, created, call.model, delta, finish, **extra))
 
-    run = asyncio.create_task(_run(orchestrator, call, on_delta=deltas.put))
+    run = asyncio.create_task(_run(orchestrator, call, run_id=run_id, on_delta=deltas.put))
+    streamed = False
     try:
         yield chunk({"role": "assistant", "content": ""})
         while not (run.done() and deltas.empty()):
             getter = asyncio.ensure_future(deltas.get())
             await asyncio.wait({getter, run}, return_when=asyncio.FIRST_COMPLETED)
             if getter.done():
+                streamed = True
                 yield chunk({"content": getter.result()})
             else:
                 getter.cancel()
@@ -149,7 +190,12 @@ async def _stream(
         if result.answer is None:
             yield _error_event(unanswered(result))
             return
-        yield chunk({}, "stop", understudy=understudy_block(result))
+        if result.degraded and (streamed or policy is OnDegraded.error):
+            yield _error_event(degraded(result, streamed=streamed))
+            return
+        if result.degraded:
+            yield chunk({"content": result.answer})
+        yield chunk({}, result.finish_reason, understudy=understudy_block(result))
         if include_usage:
             yield _event(usage_chunk(chunk_id, created, call.model, result))
         yield "data: [DONE]\n\n"

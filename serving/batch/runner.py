@@ -38,7 +38,15 @@ from orchestrator.transcripts import RunAlreadyRecorded, RunNotFound, Transcript
 from serving.batch.output import failure_line, success_line
 from serving.batch.store import ClaimedItem, ItemResult
 from serving.batch.validation import check_body
-from serving.protocol import ChatCall, ProtocolError, refusal, served_models, unanswered
+from serving.protocol import (
+    ChatCall,
+    OnDegraded,
+    ProtocolError,
+    degraded,
+    refusal,
+    served_models,
+    unanswered,
+)
 from specialists.errors import UnderstudyError
 
 
@@ -103,6 +111,9 @@ class ItemRunner:
         result = attempt.result
         if result.answer is None:
             return ItemResult(failure_line(item, unanswered(result), result), result)
+        if result.degraded and call.on_degraded is OnDegraded.error:
+            line = failure_line(item, degraded(result), result)
+            return ItemResult(line, result, answer_refused=True)
         return ItemResult(
             success_line(item, result, model=call.model, created=attempt.created), result
         )

@@ -8,6 +8,8 @@ Nothing here knows HTTP servers: ``serving.api`` turns these into FastAPI routes
 from serving.protocol.admission import ChatCall, admit_chat_request
 from serving.protocol.errors import (
     ProtocolError,
+    degraded,
+    describe_failure,
     describe_validation_errors,
     error_body,
     invalid_body,
@@ -18,6 +20,7 @@ from serving.protocol.models import MODE_MODELS, ServedModels, resolve_model, se
 from serving.protocol.requests import (
     ChatCompletionRequest,
     ChatMessageIn,
+    OnDegraded,
     StreamOptions,
     TextPart,
     parse_chat_request,
@@ -36,6 +39,7 @@ __all__ = [
     "ChatCall",
     "ChatCompletionRequest",
     "ChatMessageIn",
+    "OnDegraded",
     "ProtocolError",
     "ServedModels",
     "StreamOptions",
@@ -43,6 +47,8 @@ __all__ = [
     "admit_chat_request",
     "completion_body",
     "completion_chunk",
+    "degraded",
+    "describe_failure",
     "describe_validation_errors",
     "error_body",
     "error_chunk",

@@ -14,7 +14,7 @@ from orchestrator.modes import Mode
 from orchestrator.request import InvalidRequest, RequestLimits, admit
 from serving.protocol.errors import refusal
 from serving.protocol.models import ServedModels, resolve_model
-from serving.protocol.requests import ChatCompletionRequest
+from serving.protocol.requests import ChatCompletionRequest, OnDegraded
 from specialists.backend import ChatMessage
 
 
@@ -28,6 +28,8 @@ class ChatCall:
     specialist: str | None
     messages: list[ChatMessage]
     max_tokens: int | None
+    on_degraded: OnDegraded | None
+    """The request's degradation policy; ``None``: the server's default."""
 
 
 def admit_chat_request(
@@ -52,4 +54,12 @@ def admit_chat_request(
         messages = admit(request.chat_messages(), limits, max_tokens=request.answer_tokens)
     except InvalidRequest as exc:
         raise refusal(exc) from exc
-    return ChatCall(request.model, mode, specialist, messages, request.answer_tokens)
+    options = request.understudy
+    return ChatCall(
+        request.model,
+        mode,
+        specialist,
+        messages,
+        request.answer_tokens,
+        options.on_degraded if options else None,
+    )

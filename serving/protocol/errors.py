@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from orchestrator.outcome import RunResult
+from orchestrator.outcome import FailureKind, RunResult
 from orchestrator.request import InvalidRequest, Limit, OverLimit
 from specialists.errors import ConfigurationError, UnderstudyError
 
@@ -118,10 +118,50 @@ def refusal(exc: UnderstudyError) -> ProtocolError:
     return ProtocolError(500, "internal_error", str(exc))
 
 
+_FAILURES: dict[FailureKind, str] = {
+    FailureKind.lead_unavailable: "the lead model is unavailable",
+    FailureKind.lead_rate_limited: "the lead model is unavailable (rate limited)",
+    FailureKind.lead_timeout: "the lead model did not answer within the run's time budget",
+    FailureKind.lead_refused: "the lead model refused the request",
+    FailureKind.lead_invalid_output: "the lead model answered with something unusable",
+    FailureKind.budget_exhausted: "the run spent its budget of lead turns or tokens",
+    FailureKind.run_timeout: "the run's time budget ran out",
+    FailureKind.specialist_unavailable: "the specialist model is unavailable",
+    FailureKind.specialist_failed: "the specialist model failed to answer",
+    FailureKind.invalid_request: "the request was refused",
+    FailureKind.unclassified: "the run failed",
+}
+"""What each failure kind tells a client, in our words: never the upstream's error text, which
+can hold its internals (URLs, account details, our prompts); the transcript keeps that text."""
+
+
+def describe_failure(result: RunResult) -> str:
+    """What went wrong in ``result``, for the client, from its failure's kind."""
+    kind = result.failure.kind if result.failure else FailureKind.unclassified
+    return _FAILURES[kind]
+
+
 def unanswered(result: RunResult) -> ProtocolError:
-    """The error of a run that produced no answer: 503 ``upstream_unavailable``, with the
-    run's failure as the message (whatever its kind: clients retry on the status)."""
-    return ProtocolError(503, "upstream_unavailable", result.error or "no answer was produced")
+    """The error of a run that produced no answer: 503 ``upstream_unavailable``, saying what
+    failed from the run's failure kind (whatever the kind: clients retry on the status)."""
+    return ProtocolError(
+        503, "upstream_unavailable", f"No answer was produced: {describe_failure(result)}."
+    )
+
+
+def degraded(result: RunResult, *, streamed: bool = False) -> ProtocolError:
+    """The error of a degraded run the client does not take as an answer: 503 ``degraded``.
+
+    Args:
+        streamed: Part of the lead's answer was already streamed, so the fallback's answer
+            cannot be given instead (it would be spliced onto text it does not continue).
+    """
+    why = (
+        "the lead's answer was cut short after it began streaming"
+        if streamed
+        else "only a fallback answer is available and the request asked for on_degraded 'error'"
+    )
+    return ProtocolError(503, "degraded", f"{describe_failure(result).capitalize()}: {why}.")
 
 
 def describe_validation_errors(errors: Sequence[Any]) -> tuple[str, str | None]:

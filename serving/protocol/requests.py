@@ -7,6 +7,7 @@ lines validate bodies with this one model (:func:`parse_chat_request` for batch 
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
@@ -47,6 +48,25 @@ class ChatMessageIn(BaseModel):
         return "".join(part.text for part in self.content)
 
 
+class OnDegraded(StrEnum):
+    """What a client gets when a dependency failed and a fallback answered (``degraded``)."""
+
+    degrade = "degrade"
+    """The fallback's answer, marked degraded (header and ``understudy.degraded``)."""
+    error = "error"
+    """An OpenAI-shaped 503 ``degraded`` instead; the run's transcript is still recorded."""
+
+
+class UnderstudyOptions(BaseModel):
+    """Understudy's own request fields, under ``understudy`` (``extra_body`` in OpenAI's SDKs).
+    Unknown fields are refused: an option we do not know would otherwise be silently
+    dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+    on_degraded: OnDegraded | None = None
+    """Overrides the server's default (``UNDERSTUDY_API_DEGRADED``)."""
+
+
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="ignore")
     include_usage: StrictBool = False
@@ -65,6 +85,7 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: int | None = Field(None, ge=1)
     n: int = Field(1, ge=1, le=1, description="Only one choice is generated.")
     user: str | None = Field(None, max_length=256)
+    understudy: UnderstudyOptions | None = None
 
     @field_validator("messages")
     @classmethod

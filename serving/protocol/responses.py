@@ -21,7 +21,7 @@ def completion_body(result: RunResult, model: str, *, created: int) -> dict[str,
             {
                 "index": 0,
                 "message": {"role": "assistant", "content": result.answer},
-                "finish_reason": "stop",
+                "finish_reason": result.finish_reason,
             }
         ],
         "usage": usage_block(result),

@@ -17,7 +17,9 @@ import pytest
 import uvicorn
 
 from orchestrator.modes import Mode
-from orchestrator.testing import ScriptedLead, reply, tool_calls
+from orchestrator.outcome import FailureKind
+from orchestrator.testing import ScriptedLead, failure, reply, tool_calls
+from orchestrator.transcripts import TranscriptStore
 from serving.api.app import create_app
 from serving.batch.validation import Problem, check_body, check_line
 from serving.keys import KeyStore
@@ -33,6 +35,9 @@ SHORT_ANSWERS = json.dumps(
         "code": {"generation": {"max_tokens": 24}},
     }
 )
+
+SHORT_QUESTION = "What is 12 + 30? Answer with the number only."
+"""A question SmolLM2's specialists answer within ``SHORT_ANSWERS``' 24 tokens."""
 
 
 @dataclass
@@ -131,7 +136,9 @@ def test_llm_and_router_non_streaming(api: Api) -> None:
     ],
 )
 def test_specialist_models_answer_without_the_lead(api: Api, model: str, route: str) -> None:
-    completion = ask(api, model)
+    # Asked for the number only, SmolLM2 ends its answer within its 24 tokens: the cascade
+    # never accepts a draft cut at its limit.
+    completion = ask(api, model, SHORT_QUESTION)
     meta = understudy(completion)
     assert meta["route"] == route and meta["specialists"] == ["math"]
     assert completion.choices[0].message.content and meta["confidence"] > 0
@@ -152,7 +159,9 @@ ALL_MODELS = [
 @pytest.mark.parametrize("model", ALL_MODELS)
 def test_streaming_in_openai_chunks_with_usage_last(api: Api, model: str) -> None:
     api.lead.enqueue(reply("The answer is 42 indeed"))
-    stream = ask(api, model, stream=True, stream_options={"include_usage": True})
+    # Asked for the number only, the specialists end their answers within their 24 tokens, so
+    # the true finish reason is "stop" for every model.
+    stream = ask(api, model, SHORT_QUESTION, stream=True, stream_options={"include_usage": True})
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     finals = [c for c in chunks if c.choices and c.choices[0].finish_reason == "stop"]
@@ -481,3 +490,161 @@ def test_tokens_per_day_counts_what_completions_spent(api: Api) -> None:
 def test_max_tokens_is_honoured(api: Api) -> None:
     completion = ask(api, "understudy-math", "Count from 1 to 50.", max_tokens=2)
     assert completion.usage.completion_tokens == 2
+
+
+# ---------------------------------------------------------------- honest degradation (issue 12)
+
+UPSTREAM_SECRET = "upstream-internal-detail-sk-42"
+"""Text only the upstream's error carries: it must never reach a client."""
+
+
+def events(api: Api, body: dict) -> tuple[httpx.Response, list[dict | str]]:
+    """A raw streamed reply: its response (headers) and its events, ``[DONE]`` as a string."""
+    with httpx.stream(
+        "POST",
+        f"{api.url}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {api.key}"},
+        json={**body, "stream": True},
+        timeout=120,
+    ) as response:
+        lines = [line[6:] for line in response.iter_lines() if line.startswith("data: ")]
+    return response, [line if line == "[DONE]" else json.loads(line) for line in lines]
+
+
+def streamed_text(received: list[dict | str]) -> str:
+    return "".join(
+        e["choices"][0]["delta"].get("content") or ""
+        for e in received
+        if isinstance(e, dict) and e.get("choices")
+    )
+
+
+async def recorded_run(api: Api, run_id: str):
+    store = await open_store(TranscriptStore, api.settings.database_url)
+    try:
+        return await store.get_run(run_id)
+    finally:
+        await store.database.close()
+
+
+def test_a_degraded_answer_is_marked_in_a_header_and_the_body(api: Api) -> None:
+    api.lead.enqueue(failure(500, content=UPSTREAM_SECRET))
+    response = api.client().chat.completions.with_raw_response.create(
+        model="understudy-router", messages=[{"role": "user", "content": "What is 12 + 30?"}]
+    )
+    completion = response.parse()
+    assert response.headers["x-understudy-degraded"] == "true"
+    assert understudy(completion)["degraded"] is True and completion.choices[0].message.content
+    assert response.headers["x-understudy-run-id"] == understudy(completion)["run_id"]
+    assert UPSTREAM_SECRET not in response.text
+
+    api.lead.enqueue(reply("42"))
+    clean = api.client().chat.completions.with_raw_response.create(
+        model="understudy-router", messages=[{"role": "user", "content": "What is 12 + 30?"}]
+    )
+    assert "x-understudy-degraded" not in clean.headers and clean.headers["x-understudy-run-id"]
+
+
+def test_policy_error_answers_503_degraded_and_still_records_the_run(api: Api) -> None:
+    api.lead.enqueue(failure(429, content=UPSTREAM_SECRET))
+    with pytest.raises(openai.APIStatusError) as info:
+        ask(api, "understudy-router", extra_body={"understudy": {"on_degraded": "error"}})
+    response = info.value.response
+    error = response.json()["error"]
+    assert response.status_code == 503 and error["code"] == "degraded"
+    assert error["message"].startswith("The lead model is unavailable (rate limited)")
+    assert UPSTREAM_SECRET not in response.text
+    assert response.headers["x-understudy-degraded"] == "true"
+    run = asyncio.run(recorded_run(api, response.headers["x-understudy-run-id"]))
+    assert run.degraded and run.answer and run.failure.kind is FailureKind.lead_rate_limited
+    assert UPSTREAM_SECRET in str(run.error)  # the transcript keeps the detail, for operators
+
+
+def test_an_unknown_degradation_policy_is_refused_by_name(api: Api) -> None:
+    body = {"model": "understudy-llm", "messages": [USER_HI], "understudy": {"on_degraded": "x"}}
+    response = httpx.post(
+        f"{api.url}/v1/chat/completions", headers={"Authorization": f"Bearer {api.key}"}, json=body
+    )
+    error = response.json()["error"]
+    assert response.status_code == 400 and error["param"] == "understudy.on_degraded"
+    body["understudy"] = {"on_degradd": "error"}
+    response = httpx.post(
+        f"{api.url}/v1/chat/completions", headers={"Authorization": f"Bearer {api.key}"}, json=body
+    )
+    assert response.status_code == 400 and "understudy.on_degradd" in response.text
+    assert api.lead.requests == []
+
+
+def test_a_stream_carries_only_the_answering_turns_text(api: Api) -> None:
+    api.lead.enqueue(
+        tool_calls(("calculator", {"expression": "12+30"}), content="Let me check that."),
+        reply("It is 42"),
+    )
+    response, received = events(api, {"model": "understudy-router", "messages": [USER_HI]})
+    assert streamed_text(received) == "It is 42" and received[-1] == "[DONE]"
+    final = received[-2]
+    assert final["choices"][0]["finish_reason"] == "stop"
+    assert final["understudy"]["degraded"] is False
+    assert response.headers["x-understudy-run-id"] == final["understudy"]["run_id"]
+
+
+def test_a_run_that_degrades_after_its_answer_began_streaming_ends_with_an_error(
+    api: Api,
+) -> None:
+    # The answering turn streams, then its usage is over the token budget: the lead failed
+    # after its text went out, and the fallback's answer must not be spliced onto it.
+    api.lead.enqueue(reply("It is 42", prompt_tokens=10**6))
+    response, received = events(api, {"model": "understudy-router", "messages": [USER_HI]})
+    assert streamed_text(received) == "It is 42"
+    error = received[-2]["error"]
+    assert error["code"] == "degraded" and error["status"] == 503 and received[-1] == "[DONE]"
+    assert not any(
+        isinstance(e, dict) and e.get("choices") and e["choices"][0]["finish_reason"]
+        for e in received
+    )
+    run = asyncio.run(recorded_run(api, response.headers["x-understudy-run-id"]))
+    assert run.degraded and run.answer and run.answer not in streamed_text(received)
+
+
+def test_a_degraded_stream_sends_the_fallback_whole_or_the_error_the_policy_asks(
+    api: Api,
+) -> None:
+    api.lead.enqueue(failure(500, content=UPSTREAM_SECRET))
+    _, received = events(api, {"model": "understudy-router", "messages": [USER_HI]})
+    final = received[-2]
+    assert final["understudy"]["degraded"] is True and streamed_text(received)
+    api.lead.enqueue(failure(500, content=UPSTREAM_SECRET))
+    body = {
+        "model": "understudy-router",
+        "messages": [USER_HI],
+        "understudy": {"on_degraded": "error"},
+    }
+    _, received = events(api, body)
+    assert received[-2]["error"]["code"] == "degraded" and streamed_text(received) == ""
+    assert UPSTREAM_SECRET not in json.dumps(received)
+
+
+def test_a_truncated_draft_is_escalated_and_slm_reports_length(api: Api) -> None:
+    api.lead.enqueue(reply("42"))
+    cascade = ask(api, "understudy-cascade", max_tokens=2)
+    meta = understudy(cascade)
+    assert meta["route"] == "cascade:escalated:math" and meta["escalated"] is True
+    assert cascade.choices[0].message.content == "42"
+    assert "cut off at its token limit" in str(api.lead.requests[0]["messages"])
+    slm = ask(api, "understudy-slm", max_tokens=2)
+    assert slm.choices[0].finish_reason == "length" and slm.usage.completion_tokens == 2
+    _, received = events(api, {"model": "understudy-math", "messages": [USER_HI], "max_tokens": 2})
+    assert received[-2]["choices"][0]["finish_reason"] == "length"
+
+
+def test_upstream_error_text_never_reaches_the_client(api: Api) -> None:
+    api.lead.enqueue(failure(500, content=UPSTREAM_SECRET))
+    with pytest.raises(openai.APIStatusError) as info:
+        ask(api, "understudy-llm")
+    error = info.value.response.json()["error"]
+    assert info.value.status_code == 503 and error["code"] == "upstream_unavailable"
+    assert error["message"] == "No answer was produced: the lead model is unavailable."
+    api.lead.enqueue(failure(500, content=UPSTREAM_SECRET))
+    _, received = events(api, {"model": "understudy-llm", "messages": [USER_HI]})
+    assert received[-2]["error"]["code"] == "upstream_unavailable"
+    assert UPSTREAM_SECRET not in json.dumps(received)

@@ -59,7 +59,9 @@ def serve_app(app: ASGIApp, *, start_timeout_s: float = 60) -> Iterator[str]:
         thread.join(timeout=30)
 
 
-def chat_completion(content: str, logprobs: list[float], *, model: str = "m") -> JSONResponse:
+def chat_completion(
+    content: str, logprobs: list[float], *, model: str = "m", finish_reason: str = "stop"
+) -> JSONResponse:
     """An OpenAI chat completion with per-token logprobs, as vLLM returns it."""
     tokens = [{"token": f"t{i}", "logprob": lp} for i, lp in enumerate(logprobs)]
     return JSONResponse(
@@ -72,7 +74,7 @@ def chat_completion(content: str, logprobs: list[float], *, model: str = "m") ->
                     "index": 0,
                     "message": {"role": "assistant", "content": content},
                     "logprobs": {"content": tokens},
-                    "finish_reason": "stop",
+                    "finish_reason": finish_reason,
                 }
             ],
             "usage": {

@@ -4,6 +4,8 @@ database (SQLite and PostgreSQL) — only the paid lead is a scripted HTTP serve
 from __future__ import annotations
 
 import asyncio
+import socket
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,6 +26,10 @@ from tests.helpers.http_server import free_port
 from tests.helpers.stores import open_store
 
 SHORT = {"generation": {"max_tokens": 24}}
+
+
+SHORT_MATH = "What is 12 + 30? Answer with the number only."
+"""A question SmolLM2 answers within ``SHORT``'s token limit."""
 
 
 def catalog(**math: object) -> Catalog:
@@ -93,9 +99,12 @@ async def test_cascade_accepts_a_confident_valid_answer_without_the_lead(
             lead=lead_for(lead),
             store=store,
         )
-        result = await orchestrator.run("What is 12 + 30?", "cascade", specialist="math")
+        # Asked for the number only, SmolLM2 ends its answer well within its 24 tokens: a draft
+        # cut at its limit is never accepted (test_a_truncated_draft_is_escalated).
+        result = await orchestrator.run(SHORT_MATH, "cascade", specialist="math")
     assert lead.requests == []
     assert result.route == "cascade:accepted:math" and not result.escalated
+    assert result.finish_reason == "stop"
     assert result.lead_tokens == 0 and result.slm_tokens > 0 and result.answer
     assert result.saved_usd > 0  # the same tokens on gpt-4o-mini would have cost more
     run = await store.get_run(result.run_id)
@@ -116,7 +125,7 @@ async def test_cascade_escalates_with_the_draft(
         orchestrator = Orchestrator(
             catalog=catalog(**overrides), backend=smollm2, lead=lead_for(lead), store=store
         )
-        result = await orchestrator.run("What is 12 + 30?", "cascade", specialist="math")
+        result = await orchestrator.run(SHORT_MATH, "cascade", specialist="math")
     assert result.route == "cascade:escalated:math" and result.escalated
     assert result.answer == "42" and result.lead_tokens > 0
     shown = lead.requests[0]["messages"][-1]
@@ -325,3 +334,90 @@ async def test_max_tokens_caps_the_specialist_and_the_lead(smollm2: LocalBackend
         short = await orchestrator.run("Count to 50.", "slm", specialist="math", max_tokens=3)
     assert lead.requests[0]["max_tokens"] == 7
     assert short.slm_completion_tokens == 3
+
+
+# --------------------------------------------------- failures that degrade, not end (issue 12)
+
+
+@pytest.fixture
+def broken_model_dir(tmp_path: Path) -> Path:
+    """A model directory whose files cannot be loaded: the local backend raises ModelError."""
+    (tmp_path / "config.json").write_text("{not json")
+    return tmp_path
+
+
+async def test_a_specialist_model_that_cannot_load_degrades_every_mode(
+    broken_model_dir: Path, store: TranscriptStore
+) -> None:
+    broken = LocalBackend(broken_model_dir, base_ref="broken")
+    script = [tool_calls(("math_specialist", {"request": "2+2"})), reply("4"), reply("4")]
+    with ScriptedLead(script) as lead:
+        orchestrator = Orchestrator(
+            catalog=catalog(), backend=broken, lead=lead_for(lead), store=store
+        )
+        routed = await orchestrator.run("What is 2+2?", "router")
+        cascaded = await orchestrator.run("What is 2+2?", "cascade", specialist="math")
+        alone = await orchestrator.run("What is 2+2?", "slm", specialist="math")
+    await broken.aclose()
+    assert routed.answer == "4" and routed.error is None
+    tool = (await store.get_run(routed.run_id)).tool_calls[0]
+    assert "cannot load model" in tool.error and "Answer the request yourself" in tool.output
+    assert cascaded.answer == "4" and cascaded.route == "cascade:escalated:math"
+    assert alone.answer is None and alone.failure.kind is FailureKind.specialist_failed
+    assert "cannot load model" in (await store.get_run(alone.run_id)).tool_calls[0].error
+
+
+async def test_a_specialist_call_ends_with_the_runs_time_budget(store: TranscriptStore) -> None:
+    """A backend that never answers (and would wait 60 s) is cut at the run's deadline."""
+    with socket.socket() as silent:  # accepts connections, never replies
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        hanging = VLLMBackend(
+            f"http://127.0.0.1:{port}/v1", base_model_name="x", timeout_s=60.0, max_retries=0
+        )
+        orchestrator = Orchestrator(
+            catalog=catalog(), backend=hanging, store=store, budget=RunBudget(max_seconds=1.0)
+        )
+        started = time.monotonic()
+        result = await orchestrator.run("What is 2+2?", "slm", specialist="math")
+        elapsed = time.monotonic() - started
+        await hanging.aclose()
+    assert elapsed < 10 and result.answer is None
+    assert result.failure.kind is FailureKind.run_timeout and result.failure.kind.retryable
+    recorded = await store.get_run(result.run_id)
+    assert "time budget ran out" in recorded.tool_calls[0].error
+
+
+async def test_only_the_answering_turns_text_is_streamed(smollm2: LocalBackend) -> None:
+    deltas: list[str] = []
+
+    async def collect(text: str) -> None:
+        deltas.append(text)
+
+    script = [
+        tool_calls(("calculator", {"expression": "2+2"}), content="Let me compute."),
+        reply("It is 4"),
+    ]
+    with ScriptedLead(script) as lead:
+        orchestrator = Orchestrator(catalog=catalog(), backend=smollm2, lead=lead_for(lead))
+        result = await orchestrator.run("What is 2+2?", "router", on_delta=collect)
+    assert "".join(deltas) == result.answer == "It is 4"
+
+
+async def test_a_truncated_draft_is_escalated_never_accepted(
+    smollm2: LocalBackend, store: TranscriptStore
+) -> None:
+    with ScriptedLead([reply("42")]) as lead:
+        orchestrator = Orchestrator(
+            catalog=catalog(confidence_threshold=0.0),
+            backend=smollm2,
+            lead=lead_for(lead),
+            store=store,
+        )
+        result = await orchestrator.run(SHORT_MATH, "cascade", specialist="math", max_tokens=2)
+        alone = await orchestrator.run(SHORT_MATH, "slm", specialist="math", max_tokens=2)
+    assert result.route == "cascade:escalated:math" and result.answer == "42"
+    assert "cut off at its token limit" in str(lead.requests[0]["messages"])
+    assert result.finish_reason == "stop"  # the lead's complete answer
+    assert alone.finish_reason == "length" and alone.slm_completion_tokens == 2

@@ -42,6 +42,11 @@ async def test_generation_carries_per_token_logprobs_and_confidence(backend: Loc
     assert generation.text.strip() in tokens_text
 
 
+async def test_an_answer_cut_at_max_tokens_says_length(backend: LocalBackend) -> None:
+    generation = await backend.generate(spec(max_tokens=3), QUESTION)
+    assert generation.finish_reason == "length" and generation.usage.completion_tokens == 3
+
+
 async def test_concurrent_calls_are_batched_and_match_single_calls(backend: LocalBackend) -> None:
     single = await backend.generate(spec(), QUESTION)
     before = backend.batches_run

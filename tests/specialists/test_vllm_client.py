@@ -38,6 +38,18 @@ async def test_logprobs_become_confidence_and_base_is_the_model() -> None:
     assert generation.confidence.mean_prob == pytest.approx(0.75)
     assert generation.confidence.min_prob == pytest.approx(0.6)
     assert generation.usage.completion_tokens == 2
+    assert generation.finish_reason == "stop"
+
+
+async def test_an_answer_cut_at_max_tokens_says_length() -> None:
+    async def handler(path, body):
+        return chat_completion("Answer:", [math.log(0.9)], finish_reason="length")
+
+    with serve(handler) as (root, _seen):
+        backend = client(root)
+        generation = await backend.generate(MATH, QUESTION, max_tokens=1)
+        await backend.aclose()
+    assert generation.finish_reason == "length" and generation.text == "Answer:"
 
 
 async def test_a_specialist_with_an_adapter_is_served_under_its_name(tmp_path: Path) -> None:

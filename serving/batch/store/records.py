@@ -116,11 +116,14 @@ class ItemResult:
     run: RunResult | None = None
     """The run that answered the item, or failed to; ``None`` when it was refused before it
     could run (nothing spent)."""
+    answer_refused: bool = False
+    """The run answered, but the line does not take the answer (a degraded one, under
+    ``understudy.on_degraded: error``): an error line."""
 
     @property
     def succeeded(self) -> bool:
-        """The run answered; the line is an output line."""
-        return self.run is not None and self.run.answer is not None
+        """The run answered and the line takes the answer; the line is an output line."""
+        return self.run is not None and self.run.answer is not None and not self.answer_refused
 
 
 @dataclass(frozen=True)
