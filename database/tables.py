@@ -312,6 +312,12 @@ class BatchJobRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    validator_id: Mapped[str | None] = mapped_column(String(WORKER_ID_LENGTH))
+    """The worker checking the input of a ``validating`` job (migration 0007)."""
+    validation_lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """When another worker may take the validation over (its validator stopped renewing)."""
+    validation_claims: Mapped[int] = mapped_column(server_default="0")
+    """How often a worker claimed the validation; only the latest claim may write."""
 
 
 class BatchItemRow(Base):

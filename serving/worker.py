@@ -69,6 +69,8 @@ async def open_batch_worker(
             concurrency=concurrency,
             limiter=limiter,
             job_id=job_id,
+            # A worker bound to one job (`batch run`) runs it; the others validate new jobs too.
+            files_dir=settings.files_dir if job_id is None else None,
         )
 
 

@@ -79,7 +79,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await stack.enter_async_context(catalog_sync(settings, app.state.orchestrator).running())
         if settings.batch.api_worker:
             await stack.enter_async_context(
-                background_worker(settings.batch, app.state.orchestrator)
+                background_worker(
+                    settings.batch, app.state.orchestrator, files_dir=settings.files_dir
+                )
             )
         yield
 

@@ -1,11 +1,14 @@
 """``/v1/batches``: OpenAI's Batch API over Understudy's batch jobs.
 
-``POST /v1/batches`` checks the uploaded input file at once: a file with bad lines makes a batch
-that is ``failed`` with every bad line in ``errors`` (nothing runs), as OpenAI's validation does;
-otherwise the batch is ``in_progress`` and workers — ``understudy worker`` processes, or this
-server itself (``batch.api_worker``) — run it. Requests choose their mode by ``model``
-(``understudy-cascade``, ``understudy-math``, …); other names (an OpenAI file's ``gpt-4o-mini``)
-run in ``batch.mode``. Each batch also carries an ``understudy`` block: tokens, cost and savings.
+``POST /v1/batches`` checks only what is cheap and certain — the endpoint, the window, the
+metadata, and that the input file is the caller's, has purpose ``batch`` and is on disk — and
+answers at once with the batch ``validating``, as OpenAI's API does. Workers — this server itself
+(``batch.api_worker``) or ``understudy worker`` processes — then check every line
+(:mod:`serving.batch.validator`): a file with bad lines makes the batch ``failed`` with every bad
+line in ``errors`` (nothing runs); otherwise it turns ``in_progress`` and they run it.
+Requests choose their mode by ``model`` (``understudy-cascade``, ``understudy-math``, …); other
+names (an OpenAI file's ``gpt-4o-mini``) run in ``batch.mode``. Each batch also carries an
+``understudy`` block: tokens, cost and savings.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.run import Orchestrator
 from serving.api.auth import ApiKeyDep, owner_of, visible_to
 from serving.api.files import page
 from serving.batch.files import UPLOAD_PURPOSE, upload_path
@@ -28,9 +30,8 @@ from serving.batch.store import (
     FileNotFound,
     FileStore,
 )
-from serving.batch.validation import load_requests
 from serving.keys import ApiKey
-from serving.protocol import ProtocolError, served_models
+from serving.protocol import ProtocolError
 from serving.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["batches"])
@@ -56,7 +57,6 @@ class BatchRequest(BaseModel):
 @router.post("/batches")
 async def create_batch(body: BatchRequest, request: Request, key: ApiKeyDep) -> dict[str, Any]:
     settings: Settings = request.app.state.settings
-    orchestrator: Orchestrator = request.app.state.orchestrator
     store = _store(request)
     files: FileStore = request.app.state.files
     try:
@@ -81,16 +81,7 @@ async def create_batch(body: BatchRequest, request: Request, key: ApiKeyDep) -> 
         metadata=body.metadata,
         owner_key_id=owner_of(key),
     )
-    with path.open("rb") as stream:
-        report = await load_requests(
-            store,
-            job,
-            stream,
-            served=served_models(orchestrator.catalog),
-            limits=settings.batch,
-            request_limits=orchestrator.limits,
-        )
-    return await batch_object(store, report.job)
+    return await batch_object(store, job)
 
 
 @router.get("/batches/{batch_id}")

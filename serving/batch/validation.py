@@ -4,16 +4,25 @@ The file is read one line at a time (a line longer than the limit is skipped ove
 memory) and every line is checked — JSON, ``custom_id``, ``method``, ``url``, and the body by
 the chat API's own check (:func:`serving.protocol.admit_chat_request`: schema, model name,
 limits), so a body is refused here with the code and message the API would answer it with.
-Valid requests are stored in chunks while the job is ``validating``, where no worker looks.
-Duplicate ``custom_id``\\ s are found by the database's unique index as chunks go in, so memory
-stays flat however long the file is.
+The checks run in a thread, a chunk of lines at a time, so a worker sharing the API's event loop
+keeps answering while it validates a 200 MB file.
+
+Loading runs under a :class:`~serving.batch.store.ValidationClaim`: each chunk is a checkpoint
+that stores the chunk's valid requests (the job stays ``validating``, where no worker runs
+anything), renews the claim's lease, and finds a cancel or a takeover
+(:class:`~serving.batch.store.ValidationLost`). Duplicate ``custom_id``\\ s are found by the
+database's unique index as chunks go in, so memory stays flat however long the file is.
 
 If any line is bad, the job fails with a report naming every bad line and its items are deleted:
 nothing ran. With ``skip_invalid``, bad lines go to the error file instead and the rest runs.
+Workers (:mod:`serving.batch.validator`) and ``understudy batch submit`` both load through
+:func:`load_requests`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -23,7 +32,13 @@ from database.tables import CUSTOM_ID_LENGTH
 from orchestrator.modes import Mode
 from orchestrator.request import RequestLimits
 from serving.batch.output import invalid_line
-from serving.batch.store import CHAT_ENDPOINT, BatchJob, BatchStore, NewItem
+from serving.batch.store import (
+    CHAT_ENDPOINT,
+    BatchJob,
+    NewItem,
+    ValidationClaim,
+    ValidationStore,
+)
 from serving.protocol import (
     ChatCall,
     ProtocolError,
@@ -35,7 +50,8 @@ from serving.settings import BatchSettings
 from specialists.errors import UnderstudyError
 
 CHUNK_ITEMS = 500
-"""Requests stored per transaction while loading."""
+"""Lines checked per checkpoint: their requests are stored in one transaction that also renews
+the validator's lease."""
 MAX_REPORTED_PROBLEMS = 10_000
 """Bad lines named one by one in a report; more are counted (a report stays readable, and
 bounded in memory, even for a file that is all garbage)."""
@@ -101,83 +117,124 @@ class InvalidBatchInput(UnderstudyError):
         )
 
 
+class ValidationStopped(UnderstudyError):
+    """The validator was told to stop before the load was done; the job is still
+    ``validating``, and its claim is to be handed back so another worker starts it over."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"stopped while validating {job_id}; another worker will take it over")
+
+
 async def load_requests(
-    store: BatchStore,
-    job: BatchJob,
+    store: ValidationStore,
+    claim: ValidationClaim,
     stream: BinaryIO,
     *,
     served: ServedModels,
     limits: BatchSettings,
     request_limits: RequestLimits,
     skip_invalid: bool = False,
+    stop: asyncio.Event | None = None,
 ) -> LoadReport:
-    """Check every line of ``stream`` and store the requests of ``job`` (a validating job).
+    """Check every line of ``stream`` and store the requests of the job ``claim`` holds.
 
     Returns the report with the job as it ends up: ``in_progress`` (workers take it from
     here), or ``failed`` when a line was bad and ``skip_invalid`` is off (then nothing ran and
     no request is kept).
 
     Raises:
+        ValidationStopped: ``stop`` was set before the load was done (checked every chunk).
+        ValidationLost: The job was cancelled, or another worker took the validation over.
         StoreError: The database failed.
     """
-    report = LoadReport(job)
-    chunk: list[NewItem] = []
+    report = LoadReport(claim.job)
+    checked_lines = _checked_lines(
+        stream, limits=limits, served=served, request_limits=request_limits, job_mode=claim.job.mode
+    )
     accepted = 0
-    stored_invalid = 0
-
-    async def flush() -> None:
-        nonlocal stored_invalid
-        duplicates = await store.add_items(job.id, chunk)
-        report.requests += sum(1 for item in chunk if item.output is None) - len(duplicates)
-        stored_invalid += sum(1 for item in chunk if item.output is not None)
-        rejected: list[NewItem] = []
-        by_line = {item.line: item for item in chunk}
-        for line in duplicates:
-            custom_id = by_line[line].custom_id
-            assert custom_id is not None
-            first = await store.line_of(job.id, custom_id)
-            problem = Problem(
-                line,
-                "duplicate_custom_id",
-                f"custom_id {custom_id!r} is already used on line {first}",
-                custom_id,
-            )
-            report.add(problem)
-            if skip_invalid:
-                rejected.append(_invalid_item(job.id, problem))
-        if rejected:
-            await store.add_items(job.id, rejected)
-            stored_invalid += len(rejected)
-        chunk.clear()
-
-    job_mode = Mode(job.mode)
-    for line, raw in read_lines(stream, max_bytes=limits.max_line_bytes):
-        checked = (
-            Problem(line, "line_too_long", f"the line is longer than {limits.max_line_bytes} bytes")
-            if raw is None
-            else check_line(raw, line, served=served, limits=request_limits, job_mode=job_mode)
-        )
-        if isinstance(checked, Problem):
-            report.add(checked)
-            if skip_invalid:
-                chunk.append(_invalid_item(job.id, checked))
-        elif accepted >= limits.max_items:
-            message = f"a job holds at most {limits.max_items} requests (batch.max_items)"
-            report.add(Problem(line, "too_many_requests", message))
-            break
-        else:
-            accepted += 1
-            chunk.append(checked)
-        if len(chunk) >= CHUNK_ITEMS:
-            await flush()
-    if chunk:
-        await flush()
+    full = False
+    while not full:
+        if stop is not None and stop.is_set():
+            raise ValidationStopped(claim.job.id)
+        checked = await asyncio.to_thread(_take, checked_lines, CHUNK_ITEMS)
+        chunk: list[NewItem] = []
+        for entry in checked:
+            if isinstance(entry, Problem):
+                report.add(entry)
+                if skip_invalid:
+                    chunk.append(_invalid_item(claim.job.id, entry))
+            elif accepted >= limits.max_items:
+                message = f"a job holds at most {limits.max_items} requests (batch.max_items)"
+                report.add(Problem(entry.line, "too_many_requests", message))
+                full = True
+                break
+            else:
+                accepted += 1
+                chunk.append(entry)
+        await _checkpoint(store, claim, chunk, report, skip_invalid=skip_invalid)
+        full = full or len(checked) < CHUNK_ITEMS
 
     if report.problem_count and not skip_invalid:
-        report.job = await store.fail_job(job.id, [p.as_dict() for p in report.problems])
+        report.job = await store.fail_job(claim, [p.as_dict() for p in report.problems])
     else:
-        report.job = await store.start_job(job.id, total=report.requests + stored_invalid)
+        report.job = await store.start_job(claim)
     return report
+
+
+async def _checkpoint(
+    store: ValidationStore,
+    claim: ValidationClaim,
+    chunk: list[NewItem],
+    report: LoadReport,
+    *,
+    skip_invalid: bool,
+) -> None:
+    """Store a chunk (renewing the claim), and report the lines whose ``custom_id`` an earlier
+    line has — as error lines too, with ``skip_invalid``."""
+    duplicates = await store.add_items(claim, chunk)
+    report.requests += sum(1 for item in chunk if item.output is None) - len(duplicates)
+    rejected: list[NewItem] = []
+    by_line = {item.line: item for item in chunk}
+    for line in duplicates:
+        custom_id = by_line[line].custom_id
+        assert custom_id is not None
+        first = await store.line_of(claim.job.id, custom_id)
+        problem = Problem(
+            line,
+            "duplicate_custom_id",
+            f"custom_id {custom_id!r} is already used on line {first}",
+            custom_id,
+        )
+        report.add(problem)
+        if skip_invalid:
+            rejected.append(_invalid_item(claim.job.id, problem))
+    if rejected:
+        await store.add_items(claim, rejected)
+
+
+def _checked_lines(
+    stream: BinaryIO,
+    *,
+    limits: BatchSettings,
+    served: ServedModels,
+    request_limits: RequestLimits,
+    job_mode: str,
+) -> Iterator[NewItem | Problem]:
+    """Every non-blank line of ``stream``, checked."""
+    mode = Mode(job_mode)
+    for line, raw in read_lines(stream, max_bytes=limits.max_line_bytes):
+        if raw is None:
+            message = f"the line is longer than {limits.max_line_bytes} bytes"
+            yield Problem(line, "line_too_long", message)
+        else:
+            yield check_line(raw, line, served=served, limits=request_limits, job_mode=mode)
+
+
+def _take(lines: Iterator[NewItem | Problem], count: int) -> list[NewItem | Problem]:
+    """Up to ``count`` entries of ``lines`` (run in a thread: reading and checking is the
+    CPU-bound part of a load)."""
+    return list(itertools.islice(lines, count))
 
 
 def read_lines(stream: BinaryIO, *, max_bytes: int) -> Iterator[tuple[int, bytes | None]]:

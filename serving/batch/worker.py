@@ -1,4 +1,5 @@
-"""A batch worker: claims items, keeps ``concurrency`` of them running, commits each result.
+"""A batch worker: claims items, keeps ``concurrency`` of them running, commits each result;
+beside them, its :class:`~serving.batch.validator.Validator` checks the input of new jobs.
 
 One feeder claims items in groups (so the database sees one claim per group, not one per item)
 into a local queue holding up to ``concurrency`` more than are running, so a slot that frees up
@@ -22,6 +23,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from functools import partial
+from pathlib import Path
 from typing import TypeVar
 
 from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, wait_exponential
@@ -31,8 +33,16 @@ from orchestrator.run import Orchestrator
 from serving.batch.limiter import LeadLimiter, LeadLimits
 from serving.batch.output import finalize
 from serving.batch.runner import ItemRunner, RetryPolicy, refused
-from serving.batch.store import BatchStore, ClaimedItem, ItemResult, WorkerInfo, WorkerStore
-from serving.protocol import ProtocolError
+from serving.batch.store import (
+    BatchStore,
+    ClaimedItem,
+    FileStore,
+    ItemResult,
+    WorkerInfo,
+    WorkerStore,
+)
+from serving.batch.validator import Validator
+from serving.protocol import ProtocolError, served_models
 from serving.settings import BatchSettings
 
 logger = logging.getLogger(__name__)
@@ -60,6 +70,7 @@ class BatchWorker:
         poll_s: How often to look for work when there is none.
         limiter: The lead limiter to re-divide among live workers on every heartbeat.
         job_id: Work on this job only, and return once it is finished.
+        validator: Validates new jobs while the worker runs; None: this worker validates none.
     """
 
     def __init__(
@@ -74,6 +85,7 @@ class BatchWorker:
         poll_s: float,
         limiter: LeadLimiter | None = None,
         job_id: str | None = None,
+        validator: Validator | None = None,
     ) -> None:
         self.store = store
         self.workers = workers
@@ -84,6 +96,7 @@ class BatchWorker:
         self.poll_s = poll_s
         self.limiter = limiter
         self.job_id = job_id
+        self.validator = validator
         self._queue: asyncio.Queue[ClaimedItem] = asyncio.Queue()
         self._low_water = concurrency // 2
         """Queued items below which the feeder claims more."""
@@ -107,6 +120,8 @@ class BatchWorker:
         helpers = [asyncio.create_task(self._slot()) for _ in range(self.concurrency)]
         helpers.append(asyncio.create_task(self._heartbeats()))
         helpers.append(asyncio.create_task(self._wake_on(stop)))
+        if self.validator is not None:
+            helpers.append(asyncio.create_task(self.validator.run(stop)))
         try:
             await self._feed(stop)
         finally:
@@ -269,14 +284,28 @@ def batch_worker(
     concurrency: int | None = None,
     limiter: LeadLimiter | None = None,
     job_id: str | None = None,
+    files_dir: Path | None = None,
 ) -> BatchWorker:
-    """A worker on the database of ``orchestrator``'s transcript store."""
+    """A worker on the database of ``orchestrator``'s transcript store; given ``files_dir``
+    (where uploads are on this machine), it validates new jobs too."""
     transcripts = orchestrator.store
     if transcripts is None:
         raise ValueError("batch workers need an orchestrator that records transcripts")
     retry = RetryPolicy(settings.max_attempts, settings.retry_initial_s, settings.retry_max_s)
+    store = BatchStore(transcripts.database)
+    validator = None
+    if files_dir is not None:
+        validator = Validator(
+            store,
+            FileStore(transcripts.database),
+            files_dir=files_dir,
+            validator_id=info.id,
+            settings=settings,
+            served=lambda: served_models(orchestrator.catalog),
+            request_limits=orchestrator.limits,
+        )
     return BatchWorker(
-        BatchStore(transcripts.database),
+        store,
         WorkerStore(transcripts.database),
         ItemRunner(orchestrator, transcripts, retry),
         info=info,
@@ -285,21 +314,22 @@ def batch_worker(
         poll_s=settings.poll_s,
         limiter=limiter,
         job_id=job_id,
+        validator=validator,
     )
 
 
 @asynccontextmanager
 async def background_worker(
-    settings: BatchSettings, orchestrator: Orchestrator
+    settings: BatchSettings, orchestrator: Orchestrator, *, files_dir: Path
 ) -> AsyncIterator[None]:
-    """Run batches in this process (``understudy serve``) while the context lasts.
+    """Run and validate batches in this process (``understudy serve``) while the context lasts.
 
     Not started when lead limits are set: this process's other lead calls (chat) would not be
-    counted against them; dedicated ``understudy worker`` processes enforce them.
+    counted against them; dedicated ``understudy worker`` processes enforce them (and validate).
     """
     if lead_limiter(settings) is not None:
         logger.warning(
-            "batch.lead_* limits are set, so this server runs no batches: "
+            "batch.lead_* limits are set, so this server runs and validates no batches: "
             "start `understudy worker` processes"
         )
         yield
@@ -309,6 +339,7 @@ async def background_worker(
         orchestrator,
         info=WorkerInfo.this_process(),
         concurrency=settings.api_worker_concurrency,
+        files_dir=files_dir,
     )
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop), name="batch-worker")

@@ -270,6 +270,7 @@ async def _submit(
         InvalidBatchInput: A line is invalid and ``skip_invalid`` is off; nothing ran.
     """
     from distill.catalog import served_catalog
+    from serving.batch.store import WorkerInfo
     from serving.batch.validation import InvalidBatchInput, load_requests
     from serving.protocol import served_models
 
@@ -278,10 +279,16 @@ async def _submit(
 
     async def load(store: BatchStore) -> LoadReport:
         job = await store.create_job(mode=job_mode.value, input_name=input_path.name)
+        # Claimed like a worker claims an uploaded job, so a worker takes it over (and says
+        # the input is gone) if this process dies mid-load, instead of it validating forever.
+        claim = await store.claim_validation(
+            WorkerInfo.this_process().id, lease_s=settings.batch.lease_s, job_id=job.id
+        )
+        assert claim is not None, "a job just created is free to claim"
         with input_path.open("rb") as stream:
             return await load_requests(
                 store,
-                job,
+                claim,
                 stream,
                 served=served_models(await served_catalog(store.database, settings.catalog())),
                 limits=settings.batch,
@@ -329,8 +336,8 @@ async def _work_and_report(
         job = await store.get_job(job_id)
         if job.status == "validating":
             raise UnderstudyError(
-                f"{job_id} was interrupted while its input was being loaded; cancel it "
-                f"(`understudy batch cancel {job_id}`) and submit the file again"
+                f"{job_id} is still validating: a worker (`understudy worker`, or the API's) "
+                "checks its input; resume it once it is in_progress"
             )
         if not job.finished:
             done = asyncio.Event()

@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 
 from orchestrator.testing import ScriptedLead, reply
-from serving.batch.store import BatchStore
+from serving.batch.store import BatchStore, NewItem, ValidationClaim
 from tests.helpers.stores import open_store
 
 
@@ -24,6 +24,23 @@ async def store(database_url: str) -> AsyncIterator[BatchStore]:
         yield opened
     finally:
         await opened.database.close()
+
+
+async def validating(store: BatchStore, *, mode: str = "llm") -> ValidationClaim:
+    """A new job, claimed for validation as a worker claims one."""
+    job = await store.create_job(mode=mode, input_name="in.jsonl")
+    claim = await store.claim_validation("validator", lease_s=30, job_id=job.id)
+    assert claim is not None
+    return claim
+
+
+async def loaded_job(store: BatchStore, items: list[NewItem], *, mode: str = "llm") -> str:
+    """A job validated with these items and started, as a validator leaves it."""
+    claim = await validating(store, mode=mode)
+    assert await store.add_items(claim, items) == []
+    job = await store.start_job(claim)
+    assert (job.status, job.total) == ("in_progress", len(items))
+    return job.id
 
 
 def request_line(custom_id: str, prompt: str, *, model: str = "gpt-4o-mini") -> dict[str, Any]:

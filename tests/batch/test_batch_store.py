@@ -19,15 +19,13 @@ from serving.batch.store import (
     WorkerInfo,
     WorkerStore,
 )
+from tests.batch.conftest import loaded_job, validating
 from tests.helpers.stores import open_store
 
 
 async def _job_with(store: BatchStore, count: int) -> str:
-    job = await store.create_job(mode="llm", input_name="in.jsonl")
     items = [NewItem(line, f"c{line}", {"n": line}) for line in range(1, count + 1)]
-    assert await store.add_items(job.id, items) == []
-    await store.start_job(job.id, total=count)
-    return job.id
+    return await loaded_job(store, items)
 
 
 async def _complete(store: BatchStore, item: ClaimedItem, result: ItemResult) -> bool:
@@ -71,22 +69,24 @@ def _ok(item: ClaimedItem, **figures: Any) -> ItemResult:
 
 
 async def test_duplicate_custom_ids_are_refused_and_reported_by_line(store: BatchStore) -> None:
-    job = await store.create_job(mode="llm", input_name="in.jsonl")
+    claim = await validating(store)
+    job = claim.job
     first = [NewItem(1, "a", {}), NewItem(2, "b", {}), NewItem(3, "a", {})]
-    assert await store.add_items(job.id, first) == [3]  # within one chunk
-    assert await store.add_items(job.id, [NewItem(4, "b", {}), NewItem(5, "c", {})]) == [4]
+    assert await store.add_items(claim, first) == [3]  # within one chunk
+    assert await store.add_items(claim, [NewItem(4, "b", {}), NewItem(5, "c", {})]) == [4]
     assert await store.line_of(job.id, "a") == 1
     # An invalid line is stored as failed, whatever its custom_id.
-    assert await store.add_items(job.id, [NewItem(6, "a", None, output='{"error": 1}')]) == []
+    assert await store.add_items(claim, [NewItem(6, "a", None, output='{"error": 1}')]) == []
     progress = await store.progress(job.id)
     assert (progress.pending, progress.failed) == (3, 1)
+    assert (await store.get_job(job.id)).total == 4  # what is stored so far: progress
 
 
 async def test_a_validating_job_is_invisible_to_workers(store: BatchStore) -> None:
-    job = await store.create_job(mode="llm", input_name="in.jsonl")
-    await store.add_items(job.id, [NewItem(1, "a", {})])
+    claim = await validating(store)
+    await store.add_items(claim, [NewItem(1, "a", {})])
     assert await store.claim("w", limit=10, lease_s=30) == []
-    await store.start_job(job.id, total=1)
+    await store.start_job(claim)
     assert [item.custom_id for item in await store.claim("w", limit=10, lease_s=30)] == ["a"]
 
 
@@ -218,12 +218,12 @@ async def test_a_cancelled_job_whose_worker_died_still_finishes(store: BatchStor
 
 
 async def test_failing_validation_deletes_the_items(store: BatchStore) -> None:
-    job = await store.create_job(mode="llm", input_name="in.jsonl")
-    await store.add_items(job.id, [NewItem(1, "a", {})])
+    claim = await validating(store)
+    await store.add_items(claim, [NewItem(1, "a", {})])
     errors = [{"line": 2, "code": "invalid_json", "message": "not valid JSON"}]
-    failed = await store.fail_job(job.id, errors)
+    failed = await store.fail_job(claim, errors)
     assert (failed.status, failed.errors, failed.finished) == ("failed", errors, True)
-    assert (await store.progress(job.id)).total == 0
+    assert (await store.progress(claim.job.id)).total == 0
 
 
 async def test_jobs_list_newest_first_with_a_cursor(store: BatchStore) -> None:

@@ -32,7 +32,7 @@ from serving.protocol import unanswered
 from serving.settings import Settings
 from specialists.catalog import Catalog
 from specialists.vllm_client import VLLMBackend
-from tests.batch.conftest import request_line
+from tests.batch.conftest import loaded_job, request_line
 from tests.helpers.http_server import chat_completion, serve
 from tests.helpers.stores import open_store
 
@@ -61,16 +61,13 @@ class Stack:
         self, prompts: list[str], *, mode: str = "llm", model: str = "gpt-4o-mini", **extra: Any
     ) -> str:
         """A started job of one line per prompt; ``extra``: more fields of every body."""
-        job = await self.batches.create_job(mode=mode, input_name="in.jsonl")
         items = [
             NewItem(
                 line, f"q{line}", {**request_line(f"q{line}", prompt, model=model)["body"], **extra}
             )
             for line, prompt in enumerate(prompts, 1)
         ]
-        await self.batches.add_items(job.id, items)
-        await self.batches.start_job(job.id, total=len(items))
-        return job.id
+        return await loaded_job(self.batches, items, mode=mode)
 
     async def lines(self, job_id: str, statuses: tuple[str, ...]) -> list[dict]:
         return [json.loads(line) async for line in file_lines(self.batches, job_id, statuses)]
@@ -317,23 +314,22 @@ async def test_cascade_answers_without_the_lead_where_a_specialist_is_sure_and_c
         open_orchestrator(settings, database) as orchestrator,
     ):
         batches = BatchStore(orchestrator.store.database)
-        job = await batches.create_job(mode="cascade", input_name="in.jsonl")
         prompts = [
             "What is 17 * 24? Answer with the number only.",
             "Tell me a story about the sea and the moon.",
         ]
-        await batches.add_items(
-            job.id,
+        job_id = await loaded_job(
+            batches,
             [
                 NewItem(n, f"q{n}", request_line(f"q{n}", p)["body"])
                 for n, p in enumerate(prompts, 1)
             ],
+            mode="cascade",
         )
-        await batches.start_job(job.id, total=2)
         info = WorkerInfo.this_process()
-        await batch_worker(settings.batch, orchestrator, info=info, job_id=job.id).run()
-        progress = await batches.progress(job.id)
-        lines = [json.loads(x) async for x in file_lines(batches, job.id, OUTPUT_STATUSES)]
+        await batch_worker(settings.batch, orchestrator, info=info, job_id=job_id).run()
+        progress = await batches.progress(job_id)
+        lines = [json.loads(x) async for x in file_lines(batches, job_id, OUTPUT_STATUSES)]
     math, story = (line["understudy"] for line in lines)
     assert (math["route"], math["lead_tokens"]) == ("cascade:accepted:math", 0)
     assert math["slm_tokens"] > 0 and story["lead_tokens"] == 25

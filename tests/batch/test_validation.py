@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from pathlib import Path
 
+import pytest
+
 from orchestrator.request import RequestLimits
 from serving.batch.output import ERROR_STATUSES, file_lines
 from serving.batch.store import BatchStore
-from serving.batch.validation import LoadReport, load_requests, read_lines
+from serving.batch.validation import (
+    CHUNK_ITEMS,
+    LoadReport,
+    ValidationStopped,
+    load_requests,
+    read_lines,
+)
 from serving.protocol import served_models
 from serving.settings import BatchSettings
 from specialists.catalog import Catalog
-from tests.batch.conftest import request_line, write_lines
+from tests.batch.conftest import request_line, validating, write_lines, write_requests
 
 SERVED = served_models(Catalog.default())
 
@@ -42,11 +51,11 @@ def _bad_file(path: Path) -> Path:
 
 
 async def _load(store: BatchStore, path: Path, *, skip_invalid: bool) -> LoadReport:
-    job = await store.create_job(mode="llm", input_name=path.name)
+    claim = await validating(store)
     with path.open("rb") as stream:
         return await load_requests(
             store,
-            job,
+            claim,
             stream,
             served=SERVED,
             limits=BatchSettings(max_line_bytes=2048),
@@ -104,3 +113,41 @@ def test_an_overlong_line_is_skipped_without_being_held_in_memory() -> None:
     stream = io.BytesIO(b'{"a": 1}\n' + b"y" * 1_000_000 + b"\n\n" + b'{"b": 2}')
     lines = list(read_lines(stream, max_bytes=100))
     assert lines == [(1, b'{"a": 1}\n'), (2, None), (4, b'{"b": 2}')]
+
+
+class _StopsAfter(io.BytesIO):
+    """A file that sets ``stop`` once ``lines`` lines have been read from it."""
+
+    def __init__(self, data: bytes, stop: asyncio.Event, lines: int) -> None:
+        super().__init__(data)
+        self.stop, self.lines, self.read_lines = stop, lines, 0
+
+    def readline(self, size: int | None = -1, /) -> bytes:
+        self.read_lines += 1
+        if self.read_lines == self.lines:
+            self.stop.set()  # set from the loader's thread; read by the loop between chunks
+        return super().readline(size)
+
+
+async def test_a_load_shows_its_progress_and_stops_between_chunks_when_told(
+    store: BatchStore, tmp_path: Path
+) -> None:
+    claim = await validating(store)
+    data = write_requests(tmp_path / "in.jsonl", 3 * CHUNK_ITEMS).read_bytes()
+    stop = asyncio.Event()
+    stream = _StopsAfter(data, stop, lines=CHUNK_ITEMS + 10)  # during the second chunk
+    with pytest.raises(ValidationStopped):
+        await load_requests(
+            store,
+            claim,
+            stream,
+            served=SERVED,
+            limits=BatchSettings(),
+            request_limits=RequestLimits(),
+            stop=stop,
+        )
+    job = await store.get_job(claim.job.id)
+    # Two chunks stored (the one under way when told finishes), the third never read.
+    assert (job.status, job.total) == ("validating", 2 * CHUNK_ITEMS)
+    assert (await store.progress(job.id)).pending == 2 * CHUNK_ITEMS
+    assert stream.read_lines <= 2 * CHUNK_ITEMS + 1

@@ -22,7 +22,7 @@ from specialists.errors import ConfigurationError, UnderstudyError
 from tests.helpers.stores import open_store
 from tests.orchestrator.test_transcripts import make_run
 
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 """The newest migration; bump it with each new one."""
 
 
@@ -66,6 +66,9 @@ async def test_public_names_are_pinned() -> None:
         "ItemResult",
         "NewItem",
         "StoredFile",
+        "ValidationClaim",
+        "ValidationLost",
+        "ValidationStore",
         "WorkerInfo",
         "WorkerStore",
     ]
@@ -75,6 +78,7 @@ async def test_public_names_are_pinned() -> None:
         orchestrator.transcripts.RunNotFound,
         serving.batch.store.BatchNotFound,
         serving.batch.store.FileNotFound,
+        serving.batch.store.ValidationLost,
         serving.keys.KeyNotFound,
         distill.registry.NotInRegistry,
         distill.registry.PromotionRefused,

@@ -4,7 +4,7 @@ Public names are re-exported here; the modules behind them are not the API.
 """
 
 from serving.batch.store.batches import BatchStore
-from serving.batch.store.errors import BatchNotFound, FileNotFound
+from serving.batch.store.errors import BatchNotFound, FileNotFound, ValidationLost
 from serving.batch.store.files import FileDigest, FileStore, StoredFile
 from serving.batch.store.records import (
     CHAT_ENDPOINT,
@@ -16,6 +16,7 @@ from serving.batch.store.records import (
     ItemResult,
     NewItem,
 )
+from serving.batch.store.validations import ValidationClaim, ValidationStore
 from serving.batch.store.workers import WorkerInfo, WorkerStore
 
 __all__ = [
@@ -33,6 +34,9 @@ __all__ = [
     "ItemResult",
     "NewItem",
     "StoredFile",
+    "ValidationClaim",
+    "ValidationLost",
+    "ValidationStore",
     "WorkerInfo",
     "WorkerStore",
 ]

@@ -26,25 +26,23 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, bindparam, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from database.engine import Database, Store, wrap_errors
+from database.engine import wrap_errors
 from database.tables import BatchItemRow, BatchJobRow, FileRow, table_of
 from serving.batch.store.errors import BatchNotFound
 from serving.batch.store.files import FileDigest, newest_first_page, owned
 from serving.batch.store.records import (
-    CHAT_ENDPOINT,
     BatchJob,
     BatchProgress,
     ClaimedItem,
     ItemOutput,
     ItemResult,
-    NewItem,
     job_from_row,
     progress_from_sums,
 )
+from serving.batch.store.validations import ValidationStore
 
 _JOBS = table_of(BatchJobRow)
 _ITEMS = table_of(BatchItemRow)
@@ -52,122 +50,14 @@ _OPEN = _JOBS.c.status.in_(("in_progress", "cancelling"))
 """Jobs that finish once their items are done."""
 
 
-class BatchStore(Store):
-    """Batch jobs and their items in SQLite or PostgreSQL, on the process's :class:`Database`.
+class BatchStore(ValidationStore):
+    """Batch jobs and their items in SQLite or PostgreSQL, on the process's :class:`Database`;
+    creating and loading jobs is :class:`~.validations.ValidationStore`'s part.
 
     Every method is a short transaction of its own.
     """
 
-    def __init__(self, database: Database) -> None:
-        super().__init__(database)
-        self._insert = postgresql.insert if database.dialect == "postgresql" else sqlite.insert
-
     # ------------------------------------------------------------------------------ jobs
-
-    async def create_job(
-        self,
-        *,
-        mode: str,
-        input_name: str,
-        input_file_id: str | None = None,
-        completion_window: str = "24h",
-        metadata: dict[str, Any] | None = None,
-        owner_key_id: str | None = None,
-    ) -> BatchJob:
-        """A new job in ``validating``: no worker touches it until :meth:`start_job`.
-
-        Raises:
-            StoreError: The database failed (an unknown ``input_file_id`` included).
-        """
-        values = {
-            "id": f"batch_{uuid.uuid4().hex}",
-            "status": "validating",
-            "endpoint": CHAT_ENDPOINT,
-            "mode": mode,
-            "input_name": input_name,
-            "input_file_id": input_file_id,
-            "output_file_id": None,
-            "error_file_id": None,
-            "completion_window": completion_window,
-            "metadata": metadata,
-            "errors": None,
-            "total": 0,
-            "owner_key_id": owner_key_id,
-            "created_at": datetime.now(UTC),
-            "started_at": None,
-            "cancel_requested_at": None,
-            "finished_at": None,
-        }
-        with wrap_errors("create_batch", self._url):
-            async with self._writing(), self._engine.begin() as connection:
-                await connection.execute(insert(_JOBS), values)
-        return job_from_row(values)
-
-    async def add_items(self, job_id: str, items: Sequence[NewItem]) -> list[int]:
-        """Store a chunk of a validating job's items; returns the lines whose ``custom_id`` an
-        earlier line already has (those are not stored).
-
-        Raises:
-            StoreError: The database failed.
-        """
-        valid = [_item_values(job_id, item) for item in items if item.output is None]
-        invalid = [_item_values(job_id, item) for item in items if item.output is not None]
-        statement = (
-            self._insert(_ITEMS)
-            .on_conflict_do_nothing(index_elements=[_ITEMS.c.job_id, _ITEMS.c.custom_id])
-            .returning(_ITEMS.c.line)
-        )
-        with wrap_errors("add_batch_items", self._url):
-            async with self._writing(), self._engine.begin() as connection:
-                stored: set[int] = set()
-                if valid:
-                    stored = set((await connection.execute(statement, valid)).scalars())
-                if invalid:
-                    await connection.execute(insert(_ITEMS), invalid)
-        return sorted(row["line"] for row in valid if row["line"] not in stored)
-
-    async def line_of(self, job_id: str, custom_id: str) -> int | None:
-        """The line that holds ``custom_id`` in a job, if any."""
-        query = select(_ITEMS.c.line).where(
-            _ITEMS.c.job_id == job_id, _ITEMS.c.custom_id == custom_id
-        )
-        with wrap_errors("get_batch_item", self._url):
-            async with self._engine.connect() as connection:
-                return await connection.scalar(query)
-
-    async def start_job(self, job_id: str, total: int) -> BatchJob:
-        """Hand a validated job of ``total`` items to the workers.
-
-        A job cancelled while it was validating stays cancelled: the items stored after the
-        cancel are cancelled too.
-        """
-        now = datetime.now(UTC)
-        with wrap_errors("start_batch", self._url):
-            async with self._writing(), self._engine.begin() as connection:
-                started = await connection.execute(
-                    update(_JOBS)
-                    .where(_JOBS.c.id == job_id, _JOBS.c.status == "validating")
-                    .values(status="in_progress", total=total, started_at=now)
-                )
-                if not started.rowcount:
-                    await connection.execute(
-                        update(_JOBS).where(_JOBS.c.id == job_id).values(total=total)
-                    )
-                    await _cancel_pending(connection, job_id, now)
-        await self.finish_jobs(job_id)
-        return await self.get_job(job_id)
-
-    async def fail_job(self, job_id: str, errors: list[dict[str, Any]]) -> BatchJob:
-        """End a job whose input was invalid: its items are deleted, nothing ran."""
-        with wrap_errors("fail_batch", self._url):
-            async with self._writing(), self._engine.begin() as connection:
-                await connection.execute(delete(_ITEMS).where(_ITEMS.c.job_id == job_id))
-                await connection.execute(
-                    update(_JOBS)
-                    .where(_JOBS.c.id == job_id)
-                    .values(status="failed", errors=errors, finished_at=datetime.now(UTC))
-                )
-        return await self.get_job(job_id)
 
     async def get_job(self, job_id: str, *, owned_by: str | None = None) -> BatchJob:
         """The job with this id, if ``owned_by`` (a key id; None: anyone) owns it.
@@ -229,7 +119,9 @@ class BatchStore(Store):
         """Stop a job: items not yet claimed are cancelled, running ones finish.
 
         The job is ``cancelling`` until its running items are done (see :meth:`finish_jobs`).
-        Cancelling a finished job changes nothing.
+        A job still ``validating`` is ``cancelled`` at once and keeps no items: nothing of it
+        ran, and its validator's next checkpoint finds its claim lost. Cancelling a finished
+        job changes nothing.
 
         Raises:
             BatchNotFound: No job has this id.
@@ -238,13 +130,27 @@ class BatchStore(Store):
         now = datetime.now(UTC)
         with wrap_errors("cancel_batch", self._url):
             async with self._writing(), self._engine.begin() as connection:
-                result = await connection.execute(
+                validating = await connection.execute(
                     update(_JOBS)
-                    .where(_JOBS.c.id == job_id, _JOBS.c.status.in_(("validating", "in_progress")))
-                    .values(status="cancelling", cancel_requested_at=now)
+                    .where(_JOBS.c.id == job_id, _JOBS.c.status == "validating")
+                    .values(
+                        status="cancelled",
+                        total=0,
+                        cancel_requested_at=now,
+                        finished_at=now,
+                        validation_lease_expires_at=None,
+                    )
                 )
-                if result.rowcount:
-                    await _cancel_pending(connection, job_id, now)
+                if validating.rowcount:
+                    await connection.execute(delete(_ITEMS).where(_ITEMS.c.job_id == job_id))
+                else:
+                    running = await connection.execute(
+                        update(_JOBS)
+                        .where(_JOBS.c.id == job_id, _JOBS.c.status == "in_progress")
+                        .values(status="cancelling", cancel_requested_at=now)
+                    )
+                    if running.rowcount:
+                        await _cancel_pending(connection, job_id, now)
         await self.finish_jobs(job_id)
         return await self.get_job(job_id)
 
@@ -527,26 +433,6 @@ def _completion(item: ClaimedItem, result: ItemResult, now: datetime) -> dict[st
         "new_cost_usd": run.cost_usd if run else 0.0,
         "new_lead_only_cost_usd": run.lead_only_cost_usd if run else 0.0,
         "new_finished_at": now,
-    }
-
-
-def _item_values(job_id: str, item: NewItem) -> dict[str, Any]:
-    return {
-        "job_id": job_id,
-        "line": item.line,
-        "custom_id": item.custom_id if item.output is None else None,
-        "body": item.body,
-        "status": "pending" if item.output is None else "failed",
-        "claims": 0,
-        "worker_id": None,
-        "lease_expires_at": None,
-        "run_id": None,
-        "output": item.output,
-        "lead_tokens": 0,
-        "slm_tokens": 0,
-        "cost_usd": 0.0,
-        "lead_only_cost_usd": 0.0,
-        "finished_at": None if item.output is None else datetime.now(UTC),
     }
 
 

@@ -1,4 +1,4 @@
-"""What the batch and file stores did not find."""
+"""What the batch and file stores did not find, or no longer hold."""
 
 from __future__ import annotations
 
@@ -27,3 +27,19 @@ class FileNotFound(UnderstudyError):
     def __init__(self, file_id: str) -> None:
         self.file_id = file_id
         super().__init__(f"no file with id {file_id!r}")
+
+
+class ValidationLost(UnderstudyError):
+    """A validator's claim on a job no longer holds: the job was cancelled, or its lease
+    expired and another worker took the validation over. Nothing more may be written under it.
+
+    Args:
+        job_id: The job whose validation was lost.
+    """
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(
+            f"the validation of {job_id} is no longer this worker's: the job was cancelled, "
+            "or another worker took it over"
+        )
