@@ -1,61 +1,23 @@
 """`/v1/files` and `/v1/batches` as OpenAI's own client uses them, against a real server whose
-embedded worker runs the batches; the lead is scripted."""
+embedded worker validates and runs the batches; the lead is scripted."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import openai
 import pytest
 
-from database import Database
-from orchestrator.testing import ScriptedLead, reply
-from serving.api.app import create_app
-from serving.keys import KeyStore
-from serving.settings import Settings
-from tests.batch.conftest import request_line, write_lines, write_requests
-from tests.helpers.http_server import serve_app
-
-
-@dataclass
-class Server:
-    client: openai.OpenAI
-    lead: ScriptedLead
+from tests.batch.conftest import Server, batch_server, request_line, write_lines, write_requests
 
 
 @pytest.fixture
 def server(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
-    lead = ScriptedLead(
-        [reply("ok", prompt_tokens=20, completion_tokens=5, delay_s=0.2)],
-        repeat_last=True,
-        model="gpt-4o-mini",
-    ).start()
-    for name, value in {
-        "DATABASE_URL": database_url,
-        "LEAD_BASE_URL": lead.base_url,
-        "LEAD_MODEL": "gpt-4o-mini",
-        "SLM_BACKEND": "vllm",
-        "SLM_BASE_URL": "http://127.0.0.1:9/v1",
-        "BATCH_POLL_S": "0.1",
-        "BATCH_API_WORKER_CONCURRENCY": "1",
-    }.items():
-        monkeypatch.setenv(f"UNDERSTUDY_{name}", value)
-    settings = Settings()
-
-    async def make_key() -> str:
-        async with await Database.open(settings.database_url) as keys_database:
-            keys = KeyStore(keys_database)
-            return (await keys.create("batch-tests", requests_per_minute=10_000))[1]
-
-    key = asyncio.run(make_key())
-    with serve_app(create_app(settings)) as url:
-        yield Server(openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0), lead)
-    lead.stop()
+    with batch_server(database_url, monkeypatch) as running:
+        yield running
 
 
 def _wait(client: openai.OpenAI, batch_id: str, statuses: set[str]):  # type: ignore[no-untyped-def]
@@ -86,8 +48,9 @@ def test_an_openai_client_uploads_runs_and_downloads_a_batch(
         completion_window="24h",
         metadata={"team": "tests"},
     )
-    assert batch.status == "in_progress" and batch.request_counts.total == 4
+    assert batch.status == "validating" and batch.request_counts.total == 0  # a worker checks it
     batch = _wait(client, batch.id, {"completed"})
+    assert batch.request_counts.total == 4 and batch.in_progress_at is not None
     assert (batch.request_counts.completed, batch.request_counts.failed) == (4, 0)
     assert batch.metadata == {"team": "tests"} and batch.error_file_id is None
     assert batch.completed_at is not None and batch.model_extra["understudy"]["lead_tokens"] == 100
@@ -120,6 +83,8 @@ def test_a_file_with_bad_lines_makes_a_failed_batch_that_names_them(
     batch = server.client.batches.create(
         input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
     )
+    assert batch.status == "validating"
+    batch = _wait(server.client, batch.id, {"failed", "in_progress", "completed"})
     assert batch.status == "failed" and batch.failed_at is not None
     assert [(e.line, e.code) for e in batch.errors.data] == [
         (2, "invalid_json"),
@@ -136,6 +101,7 @@ def test_cancelling_stops_what_has_not_started(server: Server, tmp_path: Path) -
     batch = client.batches.create(
         input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
     )
+    _wait(client, batch.id, {"in_progress"})  # validated: cancelling stops a running batch
     cancelling = client.batches.cancel(batch.id)
     assert cancelling.status in {"cancelling", "cancelled"}
     batch = _wait(client, batch.id, {"cancelled"})
