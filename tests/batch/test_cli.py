@@ -1,5 +1,6 @@
 """`understudy batch` and `understudy worker` as users run them: real processes, killed with
-SIGKILL mid-job, resumed in another process; several workers sharing PostgreSQL."""
+SIGKILL mid-job (or mid-validation), resumed in another process; several workers sharing
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -16,15 +17,18 @@ from sqlalchemy import Select, select
 
 from database import Database
 from database.engine import create_engine
-from database.tables import BatchItemRow, WorkerRow
+from database.tables import BatchItemRow, BatchJobRow, WorkerRow
 from distill.registry import RegistryStore
 from orchestrator.modes import Mode
 from orchestrator.testing import ScriptedLead, reply
 from orchestrator.transcripts import TranscriptStore
-from serving.batch.store import BatchJob, BatchStore
+from serving.batch.files import save_upload
+from serving.batch.store import BatchJob, BatchStore, FileStore
 from serving.batch.validation import InvalidBatchInput
+from serving.batch.validator import Validator
 from serving.cli.batch_cmd import _submit
 from serving.keys import KeyStore
+from serving.protocol import served_models
 from serving.settings import get_settings
 from tests.batch.conftest import read_jsonl, request_line, write_lines, write_requests
 from tests.distill.test_reconcile import MUSEUM, promoted
@@ -176,6 +180,64 @@ async def test_two_workers_on_postgresql_split_a_job_and_run_no_item_twice(
     results = understudy("batch", "results", job_id, "--output", str(tmp_path / "out.jsonl"))
     assert results.returncode == 0, results.stderr
     assert len({line["custom_id"] for line in read_jsonl(tmp_path / "out.jsonl")}) == 300
+
+
+async def test_a_worker_killed_mid_validation_leaves_the_job_to_another_that_finishes_it(
+    batch_env: str, lead: ScriptedLead, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("UNDERSTUDY_LEAD_BASE_URL", lead.base_url)
+    settings = get_settings()
+    lines = 30_000
+    store = await open_store(BatchStore, batch_env)
+    try:
+        with write_requests(tmp_path / "in.jsonl", lines).open("rb") as source:
+            upload = await save_upload(
+                FileStore(store.database),
+                settings.files_dir,
+                source,
+                filename="in.jsonl",
+                max_bytes=settings.batch.max_file_bytes,
+                owner_key_id=None,
+            )
+        job = await store.create_job(mode="llm", input_name="in.jsonl", input_file_id=upload.id)
+        first = start("worker", "--kind", "batch", log=tmp_path / "worker.log")
+        async with asyncio.timeout(120):  # its first checkpoint
+            while (await store.get_job(job.id)).total == 0:
+                await asyncio.sleep(0.02)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+        midway = await store.get_job(job.id)
+        assert midway.status == "validating" and 0 < midway.total < lines, "must land midway"
+
+        second = Validator(
+            store,
+            FileStore(store.database),
+            files_dir=settings.files_dir,
+            validator_id="second",
+            settings=settings.batch,
+            served=lambda: served_models(settings.catalog()),
+            request_limits=settings.api.request_limits,
+        )
+        async with asyncio.timeout(120):  # the dead worker's lease (3 s) runs out first
+            while not await second.validate_next():
+                await asyncio.sleep(0.2)
+        done = await store.get_job(job.id)
+        assert (done.status, done.total) == ("in_progress", lines)
+        assert (await store.progress(job.id)).pending == lines
+    finally:
+        await store.database.close()
+    claims = await _select(
+        batch_env,
+        select(BatchJobRow.validation_claims, BatchJobRow.validator_id).where(
+            BatchJobRow.id == job.id
+        ),
+    )
+    assert claims == [(2, "second")]
+    stored = await _select(
+        batch_env, select(BatchItemRow.line).where(BatchItemRow.job_id == job.id)
+    )
+    assert sorted(line for (line,) in stored) == list(range(1, lines + 1))  # each line once
+    assert lead.requests == []
 
 
 async def test_an_invalid_file_is_reported_line_by_line_and_nothing_runs(
