@@ -248,8 +248,8 @@ class BatchSettings(BaseModel):
     concurrency: int = Field(64, ge=1, le=4096)
     """Items one worker process runs at once (``--concurrency`` overrides it)."""
     lease_s: float = Field(60.0, ge=1)
-    """How long a claimed item stays with a worker that stopped renewing it (crashed, killed);
-    workers renew every third of it."""
+    """How long a claimed item (or a job being validated) stays with a worker that stopped
+    renewing it (crashed, killed); workers renew every third of it (validators at each chunk)."""
     max_attempts: int = Field(3, ge=1, le=20)
     """Runs of one item when the lead fails (429, 5xx, timeouts) before it goes to the error
     file; on top of the lead client's own retries."""
@@ -271,8 +271,9 @@ class BatchSettings(BaseModel):
     poll_s: float = Field(1.0, gt=0)
     """How often an idle worker looks for work."""
     api_worker: bool = True
-    """``understudy serve`` also runs batches (each API process is a worker); turn off where
-    dedicated ``understudy worker`` processes do."""
+    """``understudy serve`` also validates and runs batches (each API process is a worker); turn
+    off where dedicated ``understudy worker`` processes do — until one runs, new batches stay
+    ``validating``."""
     api_worker_concurrency: int = Field(16, ge=1, le=4096)
     """Items each API process runs at once when ``api_worker`` is on."""
 

@@ -75,7 +75,7 @@ async def open_batch_worker(
 
 
 async def run_batches(context: WorkerContext, stop: asyncio.Event) -> None:
-    """Run batch items of every job until ``stop`` is set."""
+    """Validate new batches and run the items of every job until ``stop`` is set."""
     async with open_batch_worker(
         context.settings,
         context.database,
