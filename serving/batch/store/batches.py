@@ -1,5 +1,9 @@
 """Batch jobs as rows: created in chunks, claimed by any number of workers, finished exactly once.
 
+A job is created ``validating`` and its items stored by one validator at a time
+(:mod:`~.validations`, whose store this one extends); from ``in_progress`` on, it is this
+module's.
+
 A job's requests are ``batch_items`` rows in input order. Workers claim items in small groups —
 ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL, so workers on many machines never claim the same
 row; on SQLite every claim is one ``BEGIN IMMEDIATE`` transaction of the single writer — and hold

@@ -25,8 +25,9 @@ class BatchJob:
 
     id: str
     status: str
-    """``validating`` → ``in_progress`` → ``completed``; or ``failed`` (its input was invalid);
-    or ``cancelling`` → ``cancelled``."""
+    """``validating`` (a worker checks its input) → ``in_progress`` → ``completed``; or
+    ``failed`` (its input was invalid); or ``cancelling`` → ``cancelled`` (at once while
+    ``validating``)."""
     endpoint: str
     mode: str
     """Mode of the requests whose ``model`` is not an Understudy model name."""
@@ -37,7 +38,8 @@ class BatchJob:
     completion_window: str
     metadata: dict[str, Any] | None
     errors: list[dict[str, Any]] | None
-    """Why validation failed: ``{"line", "code", "message"}`` per bad input line."""
+    """Why validation failed: ``{"line", "code", "message", "param"}`` per bad input line
+    (``line`` None when the input itself is gone)."""
     total: int
     owner_key_id: str | None
     """The API key it belongs to, and its output and error files with it; None: made with
