@@ -107,6 +107,12 @@ class Validator:
             logger.info("%s", exc)
         except ValidationStopped as exc:
             logger.info("%s", exc)
+        except StoreError:
+            raise
+        except Exception:  # a bug, or an unreadable file, must fail this job, not the worker
+            logger.exception("validating %s failed unexpectedly", claim.job.id)
+            await self.store.fail_job(claim, [_INTERNAL_ERROR])
+            hand_back = False
         finally:
             if hand_back:
                 with suppress(StoreError):
@@ -154,6 +160,14 @@ class Validator:
             report.problem_count,
         )
         return True
+
+
+_INTERNAL_ERROR = {
+    "line": None,
+    "code": "internal_error",
+    "message": "the worker failed while validating this file; the error is in its log",
+    "param": None,
+}
 
 
 def _input_gone(job: BatchJob) -> dict[str, Any]:

@@ -16,10 +16,12 @@ import openai
 import pytest
 
 from orchestrator.request import RequestLimits
-from serving.batch.store import BatchStore, NewItem, ValidationLost, WorkerInfo
+from serving.batch.files import save_upload
+from serving.batch.store import BatchStore, FileStore, NewItem, ValidationLost, WorkerInfo
 from serving.batch.validation import CHUNK_ITEMS, load_requests
+from serving.batch.validator import Validator
 from serving.batch.worker import BatchWorker
-from serving.protocol import served_models
+from serving.protocol import ServedModels, served_models
 from serving.settings import BatchSettings, Settings
 from serving.stores import open_database
 from serving.worker import open_batch_worker
@@ -246,3 +248,38 @@ async def test_a_job_cancelled_mid_load_keeps_nothing_and_its_validator_stops(
     assert (await store.progress(job.id)).total == 0  # neither the first chunk nor the second
     assert stream.lines <= 2 * CHUNK_ITEMS + 1  # it stopped at the checkpoint after the cancel
     assert await store.claim_validation("next", lease_s=30) is None
+
+
+async def test_a_validator_that_fails_unexpectedly_fails_the_job_and_goes_on(
+    store: BatchStore, tmp_path: Path
+) -> None:
+    files, files_dir = FileStore(store.database), tmp_path / "files"
+    with write_requests(tmp_path / "in.jsonl", 2).open("rb") as source:
+        upload = await save_upload(
+            files, files_dir, source, filename="in.jsonl", max_bytes=10**6, owner_key_id=None
+        )
+    broken = await store.create_job(mode="llm", input_name="in.jsonl", input_file_id=upload.id)
+    fine = await store.create_job(mode="llm", input_name="in.jsonl", input_file_id=upload.id)
+    served = iter([RuntimeError("a bug"), served_models(Catalog.default())])
+
+    def served_once_broken() -> ServedModels:
+        answer = next(served)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    validator = Validator(
+        store,
+        files,
+        files_dir=files_dir,
+        validator_id="v",
+        settings=BatchSettings(),
+        served=served_once_broken,
+        request_limits=RequestLimits(),
+    )
+    assert await validator.validate_next() and await validator.validate_next()
+    failed = await store.get_job(broken.id)
+    assert failed.status == "failed" and failed.errors is not None
+    assert [(e["code"], e["line"]) for e in failed.errors] == [("internal_error", None)]
+    assert "in its log" in failed.errors[0]["message"]  # the bug's text stays in the log
+    assert (await store.get_job(fine.id)).status == "in_progress"
