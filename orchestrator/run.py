@@ -363,11 +363,11 @@ class Orchestrator:
                 produced = await self.backend.generate(
                     specialist, state.messages, max_tokens=state.max_tokens
                 )
-        except (UnderstudyError, TimeoutError) as exc:
+        except Exception as exc:  # any failure of the backend, a bug in it included, degrades
             if budget.expired():
                 call.error = f"the run's time budget ran out while {specialist.name} answered"
                 kind = FailureKind.run_timeout
-            else:
+            elif isinstance(exc, UnderstudyError | TimeoutError):
                 call.error = str(exc) or type(exc).__name__
                 unavailable = isinstance(exc, SpecialistUnavailable | TimeoutError)
                 kind = (
@@ -375,6 +375,10 @@ class Orchestrator:
                     if unavailable
                     else FailureKind.specialist_failed
                 )
+            else:  # a failure no backend promises (a bug): the operator needs its traceback
+                logger.exception("specialist %s failed unexpectedly", specialist.name)
+                call.error = f"{type(exc).__name__}: {exc}"
+                kind = FailureKind.specialist_failed
             failure = Failure(kind, call.error)
         else:
             generation = produced

@@ -72,6 +72,7 @@ def build_backend(
         base_ref=slm.base_model,
         device=slm.device,
         max_batch_size=slm.max_batch_size,
+        drain_s=slm.timeout_s,
     )
 
 

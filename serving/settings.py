@@ -81,7 +81,8 @@ class SLMSettings(BaseModel):
     api_key: SecretStr | None = None
     """Bearer token for the vLLM server, if it requires one."""
     timeout_s: float = Field(60.0, gt=0)
-    """Deadline of one specialist call, retries included."""
+    """Deadline of one specialist call, retries included; the local backend, stopping, waits
+    this long for the batch in flight."""
     connect_timeout_s: float = Field(3.0, gt=0)
     max_retries: int = Field(2, ge=0, le=10)
     device: Literal["auto", "cpu", "cuda"] = "auto"

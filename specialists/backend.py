@@ -99,8 +99,10 @@ class SLMBackend(abc.ABC):
         """Answer ``messages`` as ``specialist``; its system prompt is prepended here.
 
         Raises:
-            SpecialistUnavailable: the backend could not answer within its timeout budget.
-            SpecialistError: the request was refused (unknown adapter, prompt too long, …).
+            SpecialistUnavailable: the backend could not answer within its timeout budget, or
+                is shutting down.
+            PromptTooLong: this request does not fit the model (requests beside it still do).
+            SpecialistError: the request was refused (unknown adapter, …).
         """
 
     @abc.abstractmethod

@@ -9,7 +9,8 @@ HTTP layer can turn it into a message or an error response in one place::
     │   └── ModelDirectoryError   a model directory lacks a file or holds a corrupt one
     ├── UnknownSpecialistError    a specialist name that is not in the catalog
     ├── SpecialistError           a specialist call failed for a reason the caller must see
-    │   └── SpecialistUnavailable the SLM backend could not be reached in time
+    │   ├── SpecialistUnavailable the SLM backend could not be reached in time, or is closing
+    │   └── PromptTooLong         one request does not fit the model's context
     ├── DatasetError              a distillation dataset cannot be built or read (says why)
     └── TrainingError             LoRA training cannot start or resume (says why)
 
@@ -82,7 +83,7 @@ class SpecialistError(UnderstudyError):
 
 
 class SpecialistUnavailable(SpecialistError):
-    """The SLM backend did not answer within the timeout and retry budget.
+    """The SLM backend did not answer within the timeout and retry budget, or is shutting down.
 
     Callers that can recover (the lead's tools) turn this into text the lead reacts to.
     """
@@ -90,6 +91,23 @@ class SpecialistUnavailable(SpecialistError):
     def __init__(self, specialist: str, reason: str, *, elapsed_s: float) -> None:
         self.elapsed_s = elapsed_s
         super().__init__(specialist, f"unavailable after {elapsed_s:.1f}s: {reason}")
+
+
+class PromptTooLong(SpecialistError):
+    """One request does not fit: its prompt, or its prompt plus the tokens it asks for, is over
+    a limit of the model or the backend.
+
+    It belongs to that request alone: requests batched with it are still answered.
+
+    Args:
+        specialist: The specialist asked.
+        reason: What is over which limit, and how to fit.
+        prompt_tokens: The prompt's length in tokens, as the model sees it.
+    """
+
+    def __init__(self, specialist: str, reason: str, *, prompt_tokens: int) -> None:
+        self.prompt_tokens = prompt_tokens
+        super().__init__(specialist, reason)
 
 
 class DatasetError(UnderstudyError):

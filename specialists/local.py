@@ -5,12 +5,20 @@ batches of compatible jobs (same sampling parameters) and runs one ``generate`` 
 per-row LoRA adapter through peft's mixed-adapter batching. This makes the backend safe under
 concurrent calls (no two threads ever touch the model) and turns concurrency into throughput:
 on two CPU cores a batch of 8 produces several times the tokens per second of batch 1.
+
+A request fails alone: each is checked (tokenized, measured against the model's context) before
+it joins a batch, and a batch that still fails as a whole is run again request by request, so
+the others are answered and only the one at fault gets its error. Closing answers every caller:
+queued ones at once with :class:`SpecialistUnavailable`, the work in flight within a bounded
+drain; nobody is left waiting on a worker that has stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import logging
 import queue
 import threading
 import time
@@ -18,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from specialists.adapters import check_adapter_fits
 from specialists.backend import (
@@ -31,8 +39,18 @@ from specialists.backend import (
     with_system_prompt,
 )
 from specialists.catalog import Specialist
-from specialists.errors import ModelError, SpecialistError
+from specialists.errors import (
+    ModelError,
+    PromptTooLong,
+    SpecialistError,
+    SpecialistUnavailable,
+    UnderstudyError,
+)
 from specialists.model_loading import MODEL_LOADING
+
+logger = logging.getLogger(__name__)
+
+_Error = TypeVar("_Error", bound=UnderstudyError)
 
 BASE_ADAPTER = "__base__"
 """The name peft uses for 'no adapter' in a mixed batch."""
@@ -51,6 +69,8 @@ class _Job:
     run: Callable[[], Any] | None = None
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
     enqueued: float = field(default_factory=time.perf_counter)
+    prompt: list[int] = field(default_factory=list)
+    """The prompt's token ids, set by the worker when it admits the job to a batch."""
 
     @property
     def sampling_key(self) -> tuple[int, float, float]:
@@ -66,6 +86,7 @@ class LocalBackend(SLMBackend):
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
         max_batch_size: Most requests generated together.
         max_input_tokens: Longer prompts are refused with a clear error.
+        drain_s: How long closing waits for the work in flight to finish and be answered.
     """
 
     name = "local"
@@ -78,15 +99,25 @@ class LocalBackend(SLMBackend):
         device: str = "auto",
         max_batch_size: int = 8,
         max_input_tokens: int = 4096,
+        drain_s: float = 30.0,
     ) -> None:
         self.model_dir = model_dir
         self.base_ref = base_ref or str(model_dir)
         self._device_setting = device
         self._max_batch_size = max_batch_size
         self._max_input_tokens = max_input_tokens
+        self._drain_s = drain_s
         self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._lock = threading.Lock()
+        """Guards ``_thread``, ``_closing`` and ``_waiting``, which callers and closing share."""
         self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
+        self._closing = False
+        self._waiting: set[_Job] = set()
+        """Every submitted job whose caller still waits: what closing must answer."""
+        self._in_flight: tuple[_Job, ...] = ()
+        """What the worker works on now (a batch, or one control job); closing lets it finish."""
+        self._context_length: int | None = None
+        """The model's context in tokens (prompt and answer together), once it is loaded."""
         self._adapters: dict[str, Path] = {}
         """Adapters loaded on the model, by name (touched on the worker thread only)."""
         self._model: Any = None
@@ -141,70 +172,155 @@ class LocalBackend(SLMBackend):
         await self._submit(_Job(run=lambda: None))
 
     async def aclose(self) -> None:
-        thread = self._thread
-        if thread is not None and thread.is_alive():
-            self._queue.put(None)
-            await asyncio.to_thread(thread.join)
-        self._thread = None
+        """Stop taking work and answer every caller, waiting at most ``drain_s``.
+
+        Callers still queued hear at once that the backend is shutting down
+        (:class:`SpecialistUnavailable`); the work in flight has ``drain_s`` to finish and be
+        answered, after which its callers hear the same. Every later call is refused at once.
+        """
+        with self._lock:
+            self._closing = True
+            thread, self._thread = self._thread, None
+        self._queue.put(None)  # wakes an idle worker, which then sees the close and stops
+        self._refuse_waiting(spare=self._in_flight)
+        try:
+            if thread is not None:
+                await asyncio.to_thread(thread.join, self._drain_s)
+                if thread.is_alive():
+                    logger.warning(
+                        "the local backend's work in flight outlived the %g s drain; its "
+                        "callers were told the backend is shutting down",
+                        self._drain_s,
+                    )
+        finally:  # drained, timed out or cancelled: nobody is left waiting
+            self._refuse_waiting(spare=())
 
     # ------------------------------------------------------------------------ worker side
 
     async def _submit(self, job: _Job) -> Any:
-        self._ensure_worker()
-        self._queue.put(job)
-        return await asyncio.wrap_future(job.future)
+        with self._lock:
+            if self._closing:
+                raise self._shutting_down(job)
+            self._ensure_worker()
+            self._waiting.add(job)
+            self._queue.put(job)
+        try:
+            return await asyncio.wrap_future(job.future)
+        finally:
+            with self._lock:
+                self._waiting.discard(job)
 
     def _ensure_worker(self) -> None:
-        with self._start_lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._worker, name="understudy-local-slm", daemon=True
-                )
-                self._thread.start()
+        """Start the worker unless it runs (first call, or it died); the caller holds the lock."""
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(
+                target=self._worker, name="understudy-local-slm", daemon=True
+            )
+            self._thread.start()
+
+    def _refuse_waiting(self, *, spare: tuple[_Job, ...]) -> None:
+        """Answer every waiting caller but those of ``spare`` with the shutdown error."""
+        with self._lock:
+            refused = [job for job in self._waiting if job not in spare]
+        for job in refused:
+            _fail(job, self._shutting_down(job))
+
+    def _shutting_down(self, job: _Job) -> SpecialistUnavailable:
+        return SpecialistUnavailable(
+            job.specialist or self.base_ref,
+            "the local backend is shutting down",
+            elapsed_s=time.perf_counter() - job.enqueued,
+        )
 
     def _worker(self) -> None:
-        pending: deque[_Job] = deque()
-        while True:
+        pending: deque[_Job] = deque()  # taken from the queue, but did not fit a batch yet
+        while not self._closing:
             job = pending.popleft() if pending else self._queue.get()
-            if job is None:
-                return
+            if job is None or job.future.done():  # the close's wake-up, or a caller who left
+                continue
+            self._in_flight = (job,)
             try:
-                self._ensure_loaded()
-            except Exception as exc:  # loading failed: every waiting caller must hear why
-                job.future.set_exception(exc)
-                continue
-            if job.run is not None:
-                _settle(job, job.run)
-                continue
-            batch = [job]
-            stop = self._collect_batch(batch, pending)
+                self._serve(job, pending)
+            finally:
+                self._in_flight = ()
+
+    def _serve(self, job: _Job, pending: deque[_Job]) -> None:
+        """Run a control job, or generate ``job`` in a batch with the waiting jobs that fit."""
+        try:
+            self._ensure_loaded()
+        except Exception as exc:  # loading failed: every waiting caller must hear why
+            if not isinstance(exc, UnderstudyError):
+                exc = _with_cause(
+                    ModelError(f"cannot load model from {self.model_dir}: {_first_line(exc)}"),
+                    exc,
+                )
+            _fail(job, exc)
+            return
+        if job.run is not None:
+            _settle(job, job.run)
+        elif self._admit(job):
+            batch = self._collect_batch(job, pending)
+            self._in_flight = tuple(batch)
             self._run_batch(batch)
-            if stop:
-                return
 
-    def _collect_batch(self, batch: list[_Job], pending: deque[_Job]) -> bool:
-        """Add queued jobs with the same sampling parameters to ``batch``; keep the rest.
+    def _collect_batch(self, first: _Job, pending: deque[_Job]) -> list[_Job]:
+        """``first`` and the waiting jobs that can share its ``generate`` (same sampling
+        parameters, admitted); jobs that cannot are kept in ``pending`` for later batches."""
+        batch = [first]
+        key = first.sampling_key
 
-        Returns whether a shutdown sentinel was seen (finish this batch, then stop).
-        """
-        key = batch[0].sampling_key
+        def shares_batch(job: _Job) -> bool:
+            return job.run is None and job.sampling_key == key
+
         for candidate in list(pending):
             if len(batch) >= self._max_batch_size:
                 break
-            if candidate.run is None and candidate.sampling_key == key:
+            if shares_batch(candidate):
                 pending.remove(candidate)
-                batch.append(candidate)
+                if self._admit(candidate):
+                    batch.append(candidate)
         while len(batch) < self._max_batch_size:
             try:
                 queued = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if queued is None:
-                return True
-            if queued.run is None and queued.sampling_key == key:
-                batch.append(queued)
-            else:
+            if queued is None:  # closing: this batch still runs, the worker stops after it
+                break
+            if not shares_batch(queued):
                 pending.append(queued)
+            elif self._admit(queued):
+                batch.append(queued)
+        return batch
+
+    def _admit(self, job: _Job) -> bool:
+        """Tokenize ``job``'s prompt and check that it fits the model.
+
+        A job that does not is answered with its own error here, before it can share (and
+        spoil) a batch; so is one whose caller is no longer waiting.
+        """
+        if job.future.done():
+            return False
+        try:
+            ids = self._tokenizer.apply_chat_template(
+                job.messages, add_generation_prompt=True, tokenize=True
+            )
+        except Exception as exc:  # a chat template that refuses these messages, say
+            reason = f"cannot build its prompt: {_first_line(exc)}"
+            _fail(job, _with_cause(SpecialistError(job.specialist, reason), exc))
+            return False
+        job.prompt = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+        tokens, context = len(job.prompt), self._context_length
+        if tokens > self._max_input_tokens:
+            limit = self._max_input_tokens
+            reason = f"prompt has {tokens} tokens; the local backend accepts {limit}"
+        elif context is not None and tokens + job.max_tokens > context:
+            reason = (
+                f"prompt has {tokens} tokens and asks for up to {job.max_tokens} more; the "
+                f"model's context holds {context} (shorten the request or lower max_tokens)"
+            )
+        else:
+            return True
+        _fail(job, PromptTooLong(job.specialist, reason, prompt_tokens=tokens))
         return False
 
     def _ensure_loaded(self) -> None:
@@ -233,6 +349,7 @@ class LocalBackend(SLMBackend):
                 f"`understudy models pull {self.base_ref} --force`"
             ) from exc
         model.to(device).eval()  # type: ignore[arg-type]  # transformers' wrapper hides to()
+        self._context_length = getattr(model.config, "max_position_embeddings", None)
         eos = model.generation_config.eos_token_id
         self._eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         if tokenizer.eos_token_id is not None:
@@ -269,34 +386,39 @@ class LocalBackend(SLMBackend):
         self._adapters[name] = path
 
     def _run_batch(self, batch: list[_Job]) -> None:
+        """Generate ``batch`` and answer its callers.
+
+        A batch that fails as a whole is run again one request at a time, so that only the
+        request at fault fails: one request can spoil a batch in ways no check foresees (the
+        memory its long prompt needs, a fault in its adapter).
+        """
         try:
             results = self._generate_batch(batch)
-        except Exception as exc:  # one bad batch must not kill the worker
-            for job in batch:
-                job.future.set_exception(
-                    exc
-                    if isinstance(exc, SpecialistError)
-                    else SpecialistError(job.specialist, str(exc))
+        except Exception as exc:  # one bad request must fail neither its batch nor the worker
+            if len(batch) > 1:
+                logger.warning(
+                    "a batch of %d requests failed (%s); running each alone",
+                    len(batch),
+                    _first_line(exc),
                 )
+                for job in batch:
+                    if not job.future.done():  # a close may have answered it meanwhile
+                        self._run_batch([job])
+                return
+            (job,) = batch
+            if not isinstance(exc, SpecialistError):
+                reason = f"generation failed: {_first_line(exc)}"
+                exc = _with_cause(SpecialistError(job.specialist, reason), exc)
+            _fail(job, exc)
             return
         for job, generation in zip(batch, results, strict=True):
-            job.future.set_result(generation)
+            _answer(job, generation)
 
     def _generate_batch(self, batch: list[_Job]) -> list[Generation]:
         import torch
 
         tok, model = self._tokenizer, self._model
-        prompts: list[list[int]] = []
-        for job in batch:
-            ids = tok.apply_chat_template(job.messages, add_generation_prompt=True, tokenize=True)
-            ids = list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
-            if len(ids) > self._max_input_tokens:
-                raise SpecialistError(
-                    job.specialist,
-                    f"prompt has {len(ids)} tokens; "
-                    f"the local backend accepts {self._max_input_tokens}",
-                )
-            prompts.append(ids)
+        prompts = [job.prompt for job in batch]
         width = max(map(len, prompts))
         pad = tok.pad_token_id
         input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
@@ -353,6 +475,32 @@ class LocalBackend(SLMBackend):
 
 def _settle(job: _Job, action: Callable[[], Any]) -> None:
     try:
-        job.future.set_result(action())
+        value = action()
     except Exception as exc:
-        job.future.set_exception(exc)
+        _fail(job, exc)
+    else:
+        _answer(job, value)
+
+
+def _answer(job: _Job, value: Any) -> None:
+    """Answer ``job``'s caller, unless a close answered first or the caller left (cancelled)."""
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
+        job.future.set_result(value)
+
+
+def _fail(job: _Job, error: BaseException) -> None:
+    """Fail ``job``'s caller with ``error``, unless a close answered first or the caller left."""
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
+        job.future.set_exception(error)
+
+
+def _with_cause(error: _Error, cause: BaseException) -> _Error:
+    """``error`` chained to the unexpected exception behind it (``raise error from cause``)."""
+    error.__cause__ = cause
+    return error
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception as one readable line: its type and its message's first line."""
+    lines = str(exc).splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__

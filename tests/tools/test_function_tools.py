@@ -8,36 +8,15 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
-from pathlib import Path
 
 import pytest
 from agents import FunctionTool, RunContextWrapper
 
-from specialists.backend import ChatMessage, Generation, SLMBackend
-from specialists.catalog import Catalog, Specialist
+from specialists.catalog import Catalog
+from tests.helpers.backends import BrokenBackend
 from tests.helpers.processes import spinning_calculator_workers
 from tools.context import ToolDeps
 from tools.function_tools import build_tools
-
-
-class BrokenBackend(SLMBackend):
-    """A backend with a bug: it raises what no tool expects."""
-
-    name = "broken"
-
-    async def generate(
-        self,
-        specialist: Specialist,
-        messages: Sequence[ChatMessage],
-        *,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-    ) -> Generation:
-        raise RuntimeError("index out of range in the batcher")
-
-    async def load_adapter(self, name: str, path: Path) -> None:
-        raise NotImplementedError
 
 
 def tools_and_deps(deadline_in_s: float | None = None) -> tuple[dict[str, FunctionTool], ToolDeps]:
