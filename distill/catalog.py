@@ -14,7 +14,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from database.engine import Database
-from distill.registry import RegistrySnapshot, RegistryStore, SpecialistDefinition
+from distill.registry import (
+    RegistrySnapshot,
+    RegistryStore,
+    SpecialistDefinition,
+    SpecialistVersion,
+)
 from specialists.catalog import Catalog, GenerationParams, Specialist
 
 logger = logging.getLogger(__name__)
@@ -34,12 +39,18 @@ def effective_catalog(base: Catalog, snapshot: RegistrySnapshot) -> Catalog:
         specialists[version.specialist] = replace(
             current,
             adapter=Path(version.adapter_path),
+            version=version_tag(version),
             base_model=version.base_model,
             confidence_threshold=(
                 current.confidence_threshold if version.threshold is None else version.threshold
             ),
         )
     return Catalog(specialists.values())
+
+
+def version_tag(version: SpecialistVersion) -> str:
+    """How a registry version tags its adapter's served name: ``v3`` (``email@v3``)."""
+    return f"v{version.version}"
 
 
 def known_catalog(base: Catalog, snapshot: RegistrySnapshot) -> Catalog:

@@ -10,6 +10,7 @@ HTTP layer can turn it into a message or an error response in one place::
     ├── UnknownSpecialistError    a specialist name that is not in the catalog
     ├── SpecialistError           a specialist call failed for a reason the caller must see
     │   └── SpecialistUnavailable the SLM backend could not be reached in time
+    ├── AdaptersNotServed         the SLM server lacks adapters the catalog serves (restarted)
     ├── DatasetError              a distillation dataset cannot be built or read (says why)
     └── TrainingError             LoRA training cannot start or resume (says why)
 
@@ -19,7 +20,7 @@ may import it, and it imports nothing of ours.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 
@@ -90,6 +91,21 @@ class SpecialistUnavailable(SpecialistError):
     def __init__(self, specialist: str, reason: str, *, elapsed_s: float) -> None:
         self.elapsed_s = elapsed_s
         super().__init__(specialist, f"unavailable after {elapsed_s:.1f}s: {reason}")
+
+
+class AdaptersNotServed(UnderstudyError):
+    """Specialists of the served catalog whose adapter the SLM server does not serve (it
+    restarted without them, say): until they are loaded again their calls fail.
+
+    Args:
+        missing: The served name each specialist needs, by specialist.
+        server: Which server lacks them (for the message).
+    """
+
+    def __init__(self, missing: Mapping[str, str], server: str) -> None:
+        self.missing = dict(missing)
+        needs = ", ".join(f"{name!r} needs adapter {served!r}" for name, served in missing.items())
+        super().__init__(f"specialist {needs}, which {server} does not serve")
 
 
 class DatasetError(UnderstudyError):
