@@ -180,6 +180,12 @@ class Catalog:
         merged = dict(self._by_name)
         for name, fields in overrides.items():
             values = dict(fields)
+            if "version" in values:  # a name that must change with the weights: not a setting
+                raise ConfigurationError(
+                    f"specialist {name!r}: 'version' is the registry's (adapters from settings "
+                    "are named by their content); set 'adapter' only",
+                    setting="UNDERSTUDY_SPECIALISTS",
+                )
             if isinstance(values.get("generation"), Mapping):
                 base = merged[name].generation if name in merged else GenerationParams()
                 values["generation"] = replace(base, **values["generation"])
