@@ -1,9 +1,12 @@
 """Serving follows the registry: the effective catalog, and a running orchestrator kept in step
-(real registry on SQLite and PostgreSQL, real local backend with a real LoRA adapter)."""
+(real registry on SQLite and PostgreSQL, real local backend with real LoRA adapters, vLLM's
+endpoints played by a real HTTP server; real vLLM restarts in tests/integration)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,11 +24,16 @@ from distill.registry import (
 )
 from orchestrator.lead import LeadConfig
 from orchestrator.run import Orchestrator
+from orchestrator.testing import ScriptedLead, Step, reply, tool_calls
 from serving.settings import get_settings
+from specialists.backend import ChatMessage
 from specialists.catalog import Catalog
-from specialists.errors import ModelError, UnknownSpecialistError
+from specialists.errors import AdaptersNotServed, ModelError, UnknownSpecialistError
 from specialists.local import LocalBackend
+from specialists.vllm_client import VLLMBackend
+from tests.helpers.http_server import serve
 from tests.helpers.stores import open_store
+from tests.helpers.vllm import ScriptedVLLM
 
 SHORT = {"generation": {"max_tokens": 8}}
 MUSEUM = SpecialistDefinition(
@@ -204,3 +212,72 @@ async def test_a_specialist_being_trained_is_known_before_it_is_served(
     museum = await known_specialist(database, base, "museum")
     assert (museum.system_prompt, museum.adapter) == (MUSEUM.system_prompt, None)
     assert "museum" not in (await served_catalog(database, base)).names
+
+
+async def test_a_run_in_flight_on_v1_finishes_on_v1_after_v2_is_promoted(
+    registry: RegistryStore, backend: LocalBackend, tiny_lora_dir: Path, tiny_lora_dir_2: Path
+) -> None:
+    """The lead's first turn is held until v2 is promoted and synced; the math call it then
+    makes still goes to v1, the version the run started with. The next run gets v2."""
+    request = "What is 2 + 2?"
+    started, swapped = threading.Event(), threading.Event()
+
+    def after_the_swap(_body: dict) -> Step:
+        started.set()
+        swapped.wait(timeout=120)
+        return tool_calls(("math_specialist", {"request": request}))
+
+    def echo_the_tool_output(body: dict) -> Step:
+        return reply(body["messages"][-1]["content"])
+
+    script = [after_the_swap, echo_the_tool_output]
+    with ScriptedLead(script) as lead:
+        config = LeadConfig(model="gpt-4o-mini", base_url=lead.base_url, api_key="sk-x")
+        orchestrator = Orchestrator(catalog=base_catalog(), backend=backend, lead=config)
+        sync = CatalogSync(
+            registry, orchestrator, base=base_catalog(), prerouter_factory=lambda _c: None
+        )
+        await promoted(registry, "math", tiny_lora_dir)
+        await sync.sync()
+        v1 = orchestrator.catalog.get("math")
+        in_flight = asyncio.create_task(orchestrator.run(request, "router"))
+        await asyncio.to_thread(started.wait, 120)
+        await promoted(registry, "math", tiny_lora_dir_2)
+        assert await sync.sync()
+        swapped.set()
+        first = await in_flight
+        lead.enqueue(tool_calls(("math_specialist", {"request": request})), echo_the_tool_output)
+        second = await orchestrator.run(request, "router")
+    v2 = orchestrator.catalog.get("math")
+    question: list[ChatMessage] = [{"role": "user", "content": request}]
+    expected = [(await backend.generate(s, question)).text for s in (v1, v2)]
+    assert (v1.version, v2.version) == ("v1", "v2") and expected[0] != expected[1]
+    assert [json.loads(r.answer or "")["answer"] for r in (first, second)] == expected
+
+
+async def test_vllm_gets_the_served_adapters_on_the_first_sync_and_after_it_restarts(
+    registry: RegistryStore, tiny_lora_dir: Path, tiny_lora_dir_2: Path
+) -> None:
+    base = base_catalog().with_overrides({"email": {"adapter": str(tiny_lora_dir_2)}})
+    email = f"email@{adapter_sha256(tiny_lora_dir_2)[:12]}"  # from settings: named by content
+    server = ScriptedVLLM()
+    with serve(server) as (root, _seen):
+        vllm = VLLMBackend(f"{root}/v1", base_model_name="tiny", max_retries=0)
+        orchestrator = Orchestrator(catalog=base, backend=vllm)
+        sync = CatalogSync(registry, orchestrator, base=base, prerouter_factory=lambda _c: None)
+        await promoted(registry, "math", tiny_lora_dir)  # by a CLI that had no vLLM to tell
+        assert await sync.sync()
+        wanted = {"math@v1": str(tiny_lora_dir.resolve()), email: str(tiny_lora_dir_2.resolve())}
+        assert server.loaded == wanted
+
+        server.restart()
+        with pytest.raises(AdaptersNotServed, match="'math' needs adapter 'math@v1'"):
+            await vllm.require_adapters(orchestrator.catalog)
+        degraded = await orchestrator.run("What is 2 + 2?", "slm", specialist="math")
+        assert not await sync.sync()  # the registry did not move, but vLLM came back empty
+        assert server.loaded == wanted
+        await vllm.require_adapters(orchestrator.catalog)
+        answered = await orchestrator.run("What is 2 + 2?", "slm", specialist="math")
+        await vllm.aclose()
+    assert degraded.failure is not None and "math@v1" in degraded.failure.message
+    assert (answered.answer, answered.failure) == ("ok", None)
