@@ -20,6 +20,7 @@ from distill.registry import (
     SpecialistDefinition,
     SpecialistVersion,
 )
+from specialists.adapters import content_tag
 from specialists.catalog import Catalog, GenerationParams, Specialist
 
 logger = logging.getLogger(__name__)
@@ -49,8 +50,9 @@ def effective_catalog(base: Catalog, snapshot: RegistrySnapshot) -> Catalog:
 
 
 def version_tag(version: SpecialistVersion) -> str:
-    """How a registry version tags its adapter's served name: ``v3`` (``email@v3``)."""
-    return f"v{version.version}"
+    """How a registry version tags its adapter's served name: ``v3-1f2e3d4c``, its number and
+    the start of its SHA-256 (see :func:`~specialists.adapters.served_adapter_name`)."""
+    return f"v{version.version}-{content_tag(version.adapter_sha256)}"
 
 
 def known_catalog(base: Catalog, snapshot: RegistrySnapshot) -> Catalog:

@@ -62,6 +62,18 @@ async def place_adapters(backend: SLMBackend, catalog: Catalog) -> list[str]:
 PreRouterFactory = Callable[[Catalog], PreRouter | None]
 
 
+class RegistryNotApplied(UnderstudyError):
+    """The process has not applied the registry's catalog yet: it serves without the promoted
+    specialists until a sync succeeds."""
+
+    def __init__(self, cause: UnderstudyError | None) -> None:
+        self.cause = cause
+        super().__init__(
+            "the registry's catalog is not applied yet"
+            + (f" (last attempt: {cause})" if cause else " (no sync has run)")
+        )
+
+
 class CatalogSync:
     """Keeps one process's orchestrator and backend on the registry's current catalog.
 
@@ -89,6 +101,8 @@ class CatalogSync:
         self.interval_s = interval_s
         self.generation: int | None = None
         """The registry generation the orchestrator serves; ``None`` before the first sync."""
+        self.last_error: UnderstudyError | None = None
+        """Why the last poll failed; ``None`` after one that succeeded."""
 
     async def sync(self) -> bool:
         """Apply the registry's catalog if its generation moved; whether anything changed.
@@ -120,6 +134,22 @@ class CatalogSync:
         logger.info("serving registry generation %d: %s", generation, ", ".join(catalog.names))
         return True
 
+    async def check(self) -> None:
+        """Readiness: the registry's catalog is applied, and vLLM serves all its adapters.
+
+        Raises:
+            RegistryNotApplied: No sync has succeeded yet (the process serves the settings'
+                catalog, without the promoted specialists).
+            AdaptersNotServed: vLLM lacks adapters of the served catalog (it restarted: the
+                next poll loads them again, unless it refuses them).
+            SpecialistUnavailable: vLLM does not answer.
+        """
+        if self.generation is None:
+            raise RegistryNotApplied(self.last_error)
+        backend = self.orchestrator.backend
+        if isinstance(backend, VLLMBackend):
+            await backend.require_adapters(self.orchestrator.catalog)
+
     async def run(self) -> None:
         """Poll until cancelled; a failed poll is logged and retried at the next interval."""
         while True:
@@ -146,7 +176,10 @@ class CatalogSync:
         try:
             await self.sync()
         except UnderstudyError as exc:
+            self.last_error = exc
             logger.warning("registry sync failed (retrying in %.0fs): %s", self.interval_s, exc)
+        else:
+            self.last_error = None
 
 
 def prerouter_like(current: PreRouter | None) -> PreRouterFactory:

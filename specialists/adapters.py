@@ -5,8 +5,8 @@ mismatched adapter would leave the base altered when loading fails half-way. Che
 against the base first keeps a bad adapter from changing anything.
 
 Every adapter is served under a name of its own that stands for one set of weights
-(:func:`served_adapter_name`: ``email@v3``), never reloaded in place: a new version is a new
-name, so a run that started on ``email@v2`` finishes on it whatever is promoted meanwhile, and
+(:func:`served_adapter_name`: ``email@v3-1f2e3d4c``), never reloaded in place: a new version is
+a new name, so a run that started on ``email@v2`` finishes on it whatever is promoted meanwhile, and
 no server can mix an old name with new weights (stale prefix-cache blocks, say).
 """
 
@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 _PREFIX = "base_model.model."
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 """What a server loads from an adapter directory, and so what its hash covers."""
-CONTENT_TAG_LENGTH = 12
-"""Hex digits of the SHA-256 that name an adapter without a registry version."""
+CONTENT_TAG_LENGTH = 8
+"""Hex digits of an adapter's SHA-256 in its served name."""
 
 
 def adapter_sha256(path: Path) -> str:
@@ -49,16 +49,23 @@ def adapter_sha256(path: Path) -> str:
 
 
 def adapter_name(specialist: str, tag: str) -> str:
-    """The served name of ``specialist``'s adapter version ``tag``: ``email@v3``."""
+    """The served name of ``specialist``'s adapter version ``tag``: ``email@v3-1f2e3d4c``."""
     return f"{specialist}@{tag}"
+
+
+def content_tag(sha256: str) -> str:
+    """The part of an adapter's SHA-256 its served name carries."""
+    return sha256[:CONTENT_TAG_LENGTH]
 
 
 def served_adapter_name(specialist: Specialist) -> str:
     """The name ``specialist``'s adapter is served under, on every backend and every process.
 
-    A registry version names it (``email@v3``); an adapter from the settings has no version,
-    so the start of its SHA-256 does (``email@1f2e3d4c5b6a``): editing its files gives it a new
-    name rather than new weights under the old one.
+    A registry version names it with the start of its SHA-256 (``email@v3-1f2e3d4c``: the
+    number for people, the hash so that a registry started afresh against a running server
+    cannot reuse ``v3`` for other weights); an adapter from the settings has no version, so its
+    hash alone does (``email@1f2e3d4c``), and editing its files gives it a new name rather than
+    new weights under the old one.
 
     Raises:
         ModelError: The specialist has no adapter, or its files are missing.
@@ -85,7 +92,7 @@ def _content_tag(path: Path) -> str:
 
 @functools.lru_cache(maxsize=256)
 def _hashed_tag(path: Path, _signature: tuple[tuple[str, int, int], ...]) -> str:
-    return adapter_sha256(path)[:CONTENT_TAG_LENGTH]
+    return content_tag(adapter_sha256(path))
 
 
 def read_adapter_config(path: Path) -> dict[str, Any]:

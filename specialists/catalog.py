@@ -54,8 +54,9 @@ class Specialist:
     adapter: Path | None = None
     """LoRA adapter directory; ``None`` runs the bare base model with the system prompt."""
     version: str | None = None
-    """The adapter's registry version (``v3``), which names it on the SLM servers (see
-    :func:`specialists.adapters.served_adapter_name`); ``None`` for an adapter from settings."""
+    """The adapter's registry version (``v3-1f2e3d4c``: number and content), which names it on
+    the SLM servers (see :func:`specialists.adapters.served_adapter_name`); ``None`` for an
+    adapter from settings."""
     generation: GenerationParams = field(default_factory=GenerationParams)
     validator: str = "nonempty"
     """Name of an output validator in :mod:`specialists.validators`."""

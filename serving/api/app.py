@@ -13,7 +13,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
-from orchestrator.run import Orchestrator
 from orchestrator.transcripts import TranscriptStore
 from serving.api import batches, chat, feedback, files
 from serving.api.errors import install_error_handlers
@@ -77,8 +76,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.batches = BatchStore(database)
         app.state.files = FileStore(database)
         app.state.readiness = _readiness_checks(settings, store, backend)
-        app.state.readiness["adapters"] = _adapters_check(app.state.orchestrator)
-        await stack.enter_async_context(catalog_sync(settings, app.state.orchestrator).running())
+        sync = catalog_sync(settings, app.state.orchestrator)
+        app.state.readiness["adapters"] = sync.check
+        await stack.enter_async_context(sync.running())
         if settings.batch.api_worker:
             await stack.enter_async_context(
                 background_worker(settings.batch, app.state.orchestrator)
@@ -104,14 +104,3 @@ def _readiness_checks(
         await asyncio.to_thread(require_sandbox, settings)
 
     return {"database": database, "slm": slm, "lead": lead, "sandbox": sandbox}
-
-
-def _adapters_check(orchestrator: Orchestrator) -> Callable[[], Awaitable[None]]:
-    """Not ready while vLLM lacks an adapter the served catalog names (it restarted: the
-    registry sync loads them again within a poll). The local backend loads its own."""
-
-    async def adapters() -> None:
-        if isinstance(orchestrator.backend, VLLMBackend):
-            await orchestrator.backend.require_adapters(orchestrator.catalog)
-
-    return adapters

@@ -150,6 +150,7 @@ async def test_each_promoted_version_is_loaded_under_its_own_name_and_rollback_s
     )
     second = Path(shutil.copytree(tiny_lora_dir_2, adapter.parent / "second"))
     shutil.copy(adapter / "training.json", second)
+    v1, v2 = f"v1-{adapter_sha256(adapter)[:8]}", f"v2-{adapter_sha256(second)[:8]}"
     vllm_server = ScriptedVLLM()
     with serve(vllm_server) as (root, seen):
         vllm = VLLMBackend(f"{root}/v1", base_model_name="tiny", max_retries=0)
@@ -158,23 +159,23 @@ async def test_each_promoted_version_is_loaded_under_its_own_name_and_rollback_s
         museum = await promoter.promote(await evaluated(registry, "museum", adapter, tiny_base))
         await promoter.promote(await evaluated(registry, "math", second, tiny_base))
         assert vllm_server.loaded == {
-            "math@v1": str(adapter),
-            "museum@v1": str(adapter),
-            "math@v2": str(second),  # next to v1, which runs in flight may still use
+            f"math@{v1}": str(adapter),
+            f"museum@{v1}": str(adapter),
+            f"math@{v2}": str(second),  # next to v1, which runs in flight may still use
         }
         vllm_server.restart()  # vLLM lost every runtime-loaded adapter
         await promoter.rollback("math")  # back to v1, which the server is given again
-        assert vllm_server.loaded == {"math@v1": str(adapter), "museum@v1": str(adapter)}
+        assert vllm_server.loaded == {f"math@{v1}": str(adapter), f"museum@{v1}": str(adapter)}
         await promoter.rollback("museum")
         await promoter.rollback("math")  # a built-in one: back to the base model
         await vllm.aclose()
     changes = [(path.rsplit("/", 1)[1], body) for path, body in seen if body]
     assert [(kind, body["lora_name"]) for kind, body in changes] == [
-        ("load_lora_adapter", "math@v1"),
-        ("load_lora_adapter", "museum@v1"),
-        ("load_lora_adapter", "math@v2"),
-        ("load_lora_adapter", "math@v1"),  # after the restart
-        ("load_lora_adapter", "museum@v1"),
+        ("load_lora_adapter", f"math@{v1}"),
+        ("load_lora_adapter", f"museum@{v1}"),
+        ("load_lora_adapter", f"math@{v2}"),
+        ("load_lora_adapter", f"math@{v1}"),  # after the restart
+        ("load_lora_adapter", f"museum@{v1}"),
     ]  # never reloaded in place, never unloaded while a process may still use it
     assert not any(body.get("load_inplace") for _, body in changes)
     assert math.status == museum.status == "active"
@@ -185,12 +186,13 @@ async def test_an_adapter_vllm_refuses_is_not_promoted(
     registry: RegistryStore, adapter: Path, tiny_base: ServedBase
 ) -> None:
     version = await evaluated(registry, "math", adapter, tiny_base)
-    with serve(ScriptedVLLM(refuse=frozenset({"math@v1"}))) as (root, seen):
+    served = f"math@v1-{adapter_sha256(adapter)[:8]}"
+    with serve(ScriptedVLLM(refuse=frozenset({served}))) as (root, seen):
         vllm = VLLMBackend(f"{root}/v1", base_model_name="tiny", max_retries=0)
         promoter = Promoter(registry, base_catalog=Catalog.default(), served=tiny_base, vllm=vllm)
         with pytest.raises(PromotionRefused, match="greater than max_lora_rank"):
             await promoter.promote(version)
         await vllm.aclose()
-    assert [body.get("lora_name") for _, body in seen] == [None, "math@v1", None]  # list, load
+    assert [body.get("lora_name") for _, body in seen] == [None, served, None]  # list, load
     assert await registry.generation() == 0
     assert (await registry.get_version(version.id)).status == "candidate"

@@ -143,7 +143,7 @@ def test_selecting_a_lora_adapter_changes_the_output(vllm_server: RunningServer)
             await client.aclose()
 
     base, adapted = asyncio.run(go())
-    served = f"math@{adapter_sha256(vllm_server.adapters['math'])[:12]}"  # `slm serve` named it
+    served = f"math@{adapter_sha256(vllm_server.adapters['math'])[:8]}"  # `slm serve` named it
     assert (base.model, adapted.model) == ("smollm2-135m", served)
     assert base.text != adapted.text
 
@@ -201,8 +201,9 @@ def test_promotion_and_rollback_reach_the_running_server(
             await registry.database.close()
 
     before, promoted, rolled_back = asyncio.run(go())
-    assert "museum@v1" not in before
-    assert "museum@v1" in promoted and "museum" not in promoted  # its version's own name
+    museum = f"museum@v1-{adapter_sha256(adapter)[:8]}"
+    assert museum not in before
+    assert museum in promoted and "museum" not in promoted  # its version's own name
     assert rolled_back == promoted  # nothing unloaded under runs that may still use it
 
 
@@ -237,7 +238,7 @@ def test_ask_through_the_vllm_backend(vllm_server: RunningServer) -> None:
 def test_a_restarted_vllm_gets_the_promoted_adapter_back_from_the_next_sync(
     vllm_server: RunningServer, smollm2_dir: Path, tmp_path: Path
 ) -> None:
-    """A serving process synced museum@v1; vLLM restarts without it (`slm serve` reads its own
+    """A serving process synced museum's v1; vLLM restarts without it (`slm serve` reads its own
     registry, which never heard of museum): readiness names the missing adapter until the next
     sync loads it again, and museum answers with its adapter."""
     adapter = build_random_lora(smollm2_dir, tmp_path / "museum", seed=5, scale=8.0)
@@ -282,8 +283,9 @@ def test_a_restarted_vllm_gets_the_promoted_adapter_back_from_the_next_sync(
             await registry.database.close()
 
     missing, generation = asyncio.run(go())
-    assert "specialist 'museum' needs adapter 'museum@v1', which vLLM at" in missing
-    assert generation.model == "museum@v1" and generation.logprobs
+    museum = f"museum@v1-{adapter_sha256(adapter)[:8]}"
+    assert f"specialist 'museum' needs adapter '{museum}', which vLLM at" in missing
+    assert generation.model == museum and generation.logprobs
 
 
 def no_router(_catalog: Catalog) -> None:

@@ -47,7 +47,7 @@ def test_command_serves_base_and_every_catalog_adapter(
     joined = " ".join(command)
     assert "--served-model-name smollm2-135m" in joined
     assert "--enable-lora --max-lora-rank 16 --max-loras 4" in joined
-    code = f"code@{adapter_sha256(tiny_lora_dir_2)[:12]}"  # from settings: named by content
+    code = f"code@{adapter_sha256(tiny_lora_dir_2)[:8]}"  # from settings: named by content
     assert f"--lora-modules math@v3={tiny_lora_dir} {code}={tiny_lora_dir_2}" in joined
     assert "--dtype float32" in joined
     assert command[-2:] == ["--gpu-memory-utilization", "0.5"]  # the user's arguments win

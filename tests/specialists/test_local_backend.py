@@ -62,7 +62,7 @@ async def test_adapters_change_output_and_mix_in_one_batch(
     base_alone = await backend.generate(spec(), QUESTION)
     adapted_alone = await backend.generate(spec("tuned", adapter=tiny_lora_dir), QUESTION)
     assert adapted_alone.text != base_alone.text
-    assert adapted_alone.model == f"tuned@{adapter_sha256(tiny_lora_dir)[:12]}"  # its content
+    assert adapted_alone.model == f"tuned@{adapter_sha256(tiny_lora_dir)[:8]}"  # its content
     mixed = await asyncio.gather(
         backend.generate(spec(), QUESTION),
         backend.generate(spec("tuned", adapter=tiny_lora_dir), QUESTION),

@@ -69,7 +69,7 @@ async def test_each_adapter_version_is_served_under_a_name_of_its_own(
     with serve(server) as (root, seen):
         backend = client(root)
         named = backend.served_name(from_settings)
-        assert named == f"math@{adapter_sha256(tiny_lora_dir_2)[:12]}"
+        assert named == f"math@{adapter_sha256(tiny_lora_dir_2)[:8]}"
         await backend.load_adapter("math@v3", tiny_lora_dir)
         await backend.load_adapter(named, tiny_lora_dir_2)
         await backend.load_adapter("math@v3", tiny_lora_dir_2)  # served already: kept as it is
