@@ -32,6 +32,7 @@ from specialists.errors import AdaptersNotServed, ModelError, UnknownSpecialistE
 from specialists.local import LocalBackend
 from specialists.vllm_client import VLLMBackend
 from tests.helpers.http_server import serve
+from tests.helpers.registry import promoted
 from tests.helpers.stores import open_store
 from tests.helpers.vllm import ScriptedVLLM
 
@@ -62,20 +63,6 @@ async def backend(tiny_model_dir: Path) -> AsyncIterator[LocalBackend]:
 
 def base_catalog() -> Catalog:
     return Catalog.default().with_overrides({"math": SHORT, "email": SHORT, "code": SHORT})
-
-
-async def promoted(
-    registry: RegistryStore, name: str, adapter: Path, *, threshold: float = 0.42
-) -> SpecialistVersion:
-    version = await registry.add_version(
-        name,
-        adapter_path=str(adapter),
-        adapter_sha256=adapter_sha256(adapter),
-        base_model="tiny",
-        lora_rank=8,
-    )
-    await registry.record_evaluation(version.id, metrics={}, threshold=threshold, gate_passed=True)
-    return await registry.promote(version.id)
 
 
 def test_the_registry_overlays_the_catalog_it_is_given(tiny_lora_dir: Path) -> None:
