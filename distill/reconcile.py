@@ -46,16 +46,23 @@ async def place_adapters(backend: SLMBackend, catalog: Catalog) -> list[str]:
     14's.
 
     Raises:
-        SpecialistError: The backend is unreachable, or refused or could not load an adapter.
+        SpecialistError: The backend is unreachable, or refused or could not load an adapter
+            (the first such failure, once every other adapter was loaded).
         ModelError: An adapter's files are missing.
     """
     if isinstance(backend, VLLMBackend):
         missing = await backend.missing_adapters(catalog)
     else:
         missing = {s.name: served_adapter_name(s) for s in catalog if s.adapter is not None}
+    failures: list[UnderstudyError] = []
     for specialist in catalog:
         if specialist.name in missing and specialist.adapter is not None:
-            await backend.load_adapter(missing[specialist.name], specialist.adapter)
+            try:
+                await backend.load_adapter(missing[specialist.name], specialist.adapter)
+            except UnderstudyError as exc:  # one bad adapter must not keep the others off
+                failures.append(exc)
+    if failures:
+        raise failures[0]
     return list(missing.values())
 
 
@@ -114,8 +121,18 @@ class CatalogSync:
         them (an in-process model cannot lose its adapters, so the local backend is not).
 
         Raises:
-            UnderstudyError: The registry could not be read or an adapter could not be loaded.
+            UnderstudyError: The registry could not be read or an adapter could not be loaded
+                (kept in :attr:`last_error` for readiness).
         """
+        try:
+            changed = await self._apply()
+        except UnderstudyError as exc:
+            self.last_error = exc
+            raise
+        self.last_error = None
+        return changed
+
+    async def _apply(self) -> bool:
         backend = self.orchestrator.backend
         generation = await self.registry.generation()
         if generation == self.generation:
@@ -176,10 +193,7 @@ class CatalogSync:
         try:
             await self.sync()
         except UnderstudyError as exc:
-            self.last_error = exc
             logger.warning("registry sync failed (retrying in %.0fs): %s", self.interval_s, exc)
-        else:
-            self.last_error = None
 
 
 def prerouter_like(current: PreRouter | None) -> PreRouterFactory:

@@ -13,9 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from distill.catalog import effective_catalog, known_catalog, known_specialist, served_catalog
+from distill.catalog import (
+    effective_catalog,
+    known_catalog,
+    known_specialist,
+    served_catalog,
+    version_tag,
+)
 from distill.promotion import adapter_sha256
-from distill.reconcile import CatalogSync
+from distill.reconcile import CatalogSync, RegistryNotApplied
 from distill.registry import (
     RegistrySnapshot,
     RegistryStore,
@@ -26,9 +32,15 @@ from orchestrator.lead import LeadConfig
 from orchestrator.run import Orchestrator
 from orchestrator.testing import ScriptedLead, Step, reply, tool_calls
 from serving.settings import get_settings
+from specialists.adapters import adapter_name
 from specialists.backend import ChatMessage
 from specialists.catalog import Catalog
-from specialists.errors import AdaptersNotServed, ModelError, UnknownSpecialistError
+from specialists.errors import (
+    AdaptersNotServed,
+    ModelError,
+    SpecialistError,
+    UnknownSpecialistError,
+)
 from specialists.local import LocalBackend
 from specialists.vllm_client import VLLMBackend
 from tests.helpers.http_server import serve
@@ -272,3 +284,26 @@ async def test_vllm_gets_the_served_adapters_on_the_first_sync_and_after_it_rest
         await vllm.aclose()
     assert degraded.failure is not None and math in degraded.failure.message
     assert (answered.answer, answered.failure) == ("ok", None)
+
+
+async def test_an_adapter_vllm_refuses_keeps_neither_the_others_off_nor_quiet(
+    registry: RegistryStore, tiny_lora_dir: Path, tiny_lora_dir_2: Path
+) -> None:
+    await registry.define_specialist(MUSEUM)
+    math = await promoted(registry, "math", tiny_lora_dir)
+    museum = await promoted(registry, "museum", tiny_lora_dir_2)
+    refused = adapter_name("math", version_tag(math))
+    server = ScriptedVLLM(refuse=frozenset({refused}))
+    with serve(server) as (root, _seen):
+        vllm = VLLMBackend(f"{root}/v1", base_model_name="tiny", max_retries=0)
+        orchestrator = Orchestrator(catalog=base_catalog(), backend=vllm)
+        sync = CatalogSync(
+            registry, orchestrator, base=base_catalog(), prerouter_factory=lambda _c: None
+        )
+        with pytest.raises(SpecialistError, match="greater than max_lora_rank"):
+            await sync.sync()
+        with pytest.raises(RegistryNotApplied, match=f"last attempt: specialist '{refused}'"):
+            await sync.check()
+        await vllm.aclose()
+    assert list(server.loaded) == [adapter_name("museum", version_tag(museum))]
+    assert "museum" not in orchestrator.catalog.names  # the old catalog stays until all load
