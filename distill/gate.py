@@ -273,7 +273,7 @@ def judge(
 
 def candidate_specialist(current: Specialist, version: SpecialistVersion) -> Specialist:
     """``current`` with the candidate's adapter, served under the candidate's own versioned
-    name (``math@v3``), so that loading it for evaluation never touches what is served."""
+    name (``math@v3-1f2e3d4c``), so that loading it for evaluation never touches what is served."""
     return replace(
         current,
         adapter=Path(version.adapter_path),

@@ -4,7 +4,7 @@ Everything that can be refused is checked before the registry changes: the adapt
 hash, its LoRA rank against the SLM server's maximum, its base model against the one being
 served (by name, and by the shapes of its matrices against the base's layers), the evaluation
 gate, and — when a vLLM server is configured — that the server itself accepts the adapter (it is
-loaded under the version's own served name, ``math@v3``, where it stays). Only then is the
+loaded under the version's own served name, ``math@v3-1f2e3d4c``, where it stays). Only then is the
 version made active. Serving processes pick the change up from the registry
 (:mod:`distill.reconcile`); a rollback switches them back to the previous version's name.
 """

@@ -103,7 +103,7 @@ def build_command(
     install: VLLMInstall, model_dir: Path, settings: Settings, catalog: Catalog
 ) -> list[str]:
     """The ``vllm serve`` command line for the base model and every catalog adapter (under its
-    served name, ``math@v3``)."""
+    served name, ``math@v3-1f2e3d4c``)."""
     slm = settings.slm
     adapters = {served_adapter_name(s): s.adapter for s in catalog if s.adapter is not None}
     command = [

@@ -133,8 +133,8 @@ class LocalBackend(SLMBackend):
         :func:`~specialists.adapters.served_adapter_name`).
 
         A name stands for one set of weights and is never reloaded: loading a name that is
-        loaded already does nothing, so a run still generating with ``math@v1`` keeps it while
-        ``math@v2`` is loaded next to it.
+        loaded already does nothing, so a run still generating with ``math@v1-…`` keeps it while
+        ``math@v2-…`` is loaded next to it.
         """
         await self._submit(_Job(run=lambda: self._load_adapter(name, path)))
 

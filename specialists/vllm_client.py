@@ -1,7 +1,7 @@
 """The vLLM backend: OpenAI-compatible HTTP to a vLLM server hosting one base and many LoRAs.
 
 The adapter is picked by the request's ``model`` field: vLLM serves each LoRA under its own
-served name (``math@v3``), never reloaded in place. Every call has one deadline covering
+served name (``math@v3-1f2e3d4c``), never reloaded in place. Every call has one deadline covering
 connection, retries and generation: connect errors, dropped connections and 5xx are retried with
 jittered exponential backoff (tenacity) while the deadline allows, then
 :class:`SpecialistUnavailable` is raised. A call never hangs.
@@ -96,7 +96,7 @@ class VLLMBackend(SLMBackend):
 
     def served_name(self, specialist: Specialist) -> str:
         """The ``model`` a request for ``specialist`` names: its adapter's versioned name
-        (``math@v3``), else the base."""
+        (``math@v3-1f2e3d4c``), else the base."""
         if specialist.adapter is None:
             return self.base_model_name
         return served_adapter_name(specialist)
