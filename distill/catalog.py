@@ -14,7 +14,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from database.engine import Database
-from distill.registry import RegistrySnapshot, RegistryStore, SpecialistDefinition
+from distill.registry import (
+    RegistrySnapshot,
+    RegistryStore,
+    SpecialistDefinition,
+    SpecialistVersion,
+)
+from specialists.adapters import content_tag
 from specialists.catalog import Catalog, GenerationParams, Specialist
 
 logger = logging.getLogger(__name__)
@@ -34,12 +40,19 @@ def effective_catalog(base: Catalog, snapshot: RegistrySnapshot) -> Catalog:
         specialists[version.specialist] = replace(
             current,
             adapter=Path(version.adapter_path),
+            version=version_tag(version),
             base_model=version.base_model,
             confidence_threshold=(
                 current.confidence_threshold if version.threshold is None else version.threshold
             ),
         )
     return Catalog(specialists.values())
+
+
+def version_tag(version: SpecialistVersion) -> str:
+    """How a registry version tags its adapter's served name: ``v3-1f2e3d4c``, its number and
+    the start of its SHA-256 (see :func:`~specialists.adapters.served_adapter_name`)."""
+    return f"v{version.version}-{content_tag(version.adapter_sha256)}"
 
 
 def known_catalog(base: Catalog, snapshot: RegistrySnapshot) -> Catalog:

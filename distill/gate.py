@@ -32,10 +32,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from distill.catalog import version_tag
 from distill.config import GateConfig
 from distill.promotion import ServedBase, register_candidate
 from distill.registry import RegistryStore, SpecialistVersion
 from orchestrator.transcripts import RunNotFound, TranscriptStore
+from specialists.adapters import served_adapter_name
 from specialists.backend import ChatMessage, SLMBackend
 from specialists.catalog import Catalog, Specialist
 from specialists.errors import DatasetError, SpecialistError
@@ -269,11 +271,15 @@ def judge(
     return Verdict(threshold, not reasons, tuple(reasons), metrics)
 
 
-def candidate_specialist(current: Specialist, version_label: str, adapter: Path) -> Specialist:
-    """``current`` with the candidate's adapter, under a name of its own (``math__v3``) so that
-    loading it for evaluation never replaces what is served under ``math``."""
-    name = version_label.replace("@", "__v")
-    return replace(current, name=name, adapter=adapter, base_model=None)
+def candidate_specialist(current: Specialist, version: SpecialistVersion) -> Specialist:
+    """``current`` with the candidate's adapter, served under the candidate's own versioned
+    name (``math@v3-1f2e3d4c``), so that loading it for evaluation never touches what is served."""
+    return replace(
+        current,
+        adapter=Path(version.adapter_path),
+        version=version_tag(version),
+        base_model=None,
+    )
 
 
 def _figures(outcomes: Sequence[Outcome], accepted: Acceptance, slm_cost: float) -> dict[str, Any]:
@@ -351,17 +357,18 @@ async def evaluate_version(
             and generation parameters, and must agree with the lead at least as often.
         lead_cost_by_run: What the lead's answer cost, by run id (for the cost comparison).
     """
-    candidate = candidate_specialist(current, version.label, Path(version.adapter_path))
+    candidate = candidate_specialist(current, version)
+    served_name = served_adapter_name(candidate)
     scorer = AgreementScorer(current.validator, gate.match_threshold)
     assert candidate.adapter is not None
-    await backend.load_adapter(candidate.name, candidate.adapter)
+    await backend.load_adapter(served_name, candidate.adapter)
     try:
         val = await answer_all(backend, candidate, held_out.val, scorer, on_answer=on_answer)
         test = await answer_all(backend, candidate, held_out.test, scorer, on_answer=on_answer)
     finally:
         if isinstance(backend, VLLMBackend):
             with contextlib.suppress(SpecialistError):
-                await backend.unload_adapter(candidate.name)
+                await backend.unload_adapter(served_name)
     current_test = await answer_all(backend, current, held_out.test, scorer, on_answer=on_answer)
     verdict = judge(
         val=val,

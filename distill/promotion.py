@@ -4,23 +4,21 @@ Everything that can be refused is checked before the registry changes: the adapt
 hash, its LoRA rank against the SLM server's maximum, its base model against the one being
 served (by name, and by the shapes of its matrices against the base's layers), the evaluation
 gate, and — when a vLLM server is configured — that the server itself accepts the adapter (it is
-loaded under a staging name and unloaded again). Only then is the version made active, and the
-adapter loaded under the specialist's own name. Serving processes pick the change up from the
-registry (:mod:`distill.reconcile`).
+loaded under the version's own served name, ``math@v3-1f2e3d4c``, where it stays). Only then is the
+version made active. Serving processes pick the change up from the registry
+(:mod:`distill.reconcile`); a rollback switches them back to the previous version's name.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from distill.catalog import load_catalog
+from distill.catalog import load_catalog, version_tag
 from distill.config import DistillConfig, Log
-from distill.reconcile import apply_adapters
+from distill.reconcile import place_adapters
 from distill.registry import (
     PromotionRefused,
     RegistryError,
@@ -28,34 +26,19 @@ from distill.registry import (
     SpecialistVersion,
     promotion_refusal,
 )
-from specialists.adapters import check_adapter_fits, read_adapter_config
+from specialists.adapters import (
+    adapter_name,
+    adapter_sha256,
+    check_adapter_fits,
+    read_adapter_config,
+)
 from specialists.catalog import Catalog
 from specialists.errors import ConfigurationError, ModelError, SpecialistError
 from specialists.model_store import ModelStore
 from specialists.vllm_client import VLLMBackend
 
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
-"""What a server loads from an adapter directory, and so what its hash covers."""
 TRAINING_FILE = "training.json"
 """Written by ``distill train`` next to the adapter: its base model and dataset."""
-
-
-def adapter_sha256(path: Path) -> str:
-    """SHA-256 over the adapter's config and weights (names and contents, in a fixed order).
-
-    Raises:
-        ModelError: A file is missing.
-    """
-    digest = hashlib.sha256()
-    for name in ADAPTER_FILES:
-        file = path / name
-        if not file.is_file():
-            raise ModelError(f"{file}: missing; is {path} a LoRA adapter directory?")
-        digest.update(f"{name}\n".encode())
-        with file.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,11 +217,10 @@ class Promoter:
             raise PromotionRefused(problem)
         verify_version(version, self.served)
         if self.vllm is not None:
-            await self._try_on_vllm(version)
-        before = await self._served_before()
+            await self._load_on_vllm(version)
         promoted = await self.registry.promote(version.id)
         self.log(f"{promoted.label} is active; serving processes switch within a poll")
-        await self._follow(before)
+        await self._follow()
         return promoted
 
     async def rollback(self, name: str) -> tuple[SpecialistVersion, SpecialistVersion | None]:
@@ -247,43 +229,34 @@ class Promoter:
         Raises:
             RegistryError: ``name`` has no active version.
         """
-        before = await self._served_before()
         retired, restored = await self.registry.rollback(name)
         self.log(
             f"{retired.label} retired; "
             + (f"{restored.label} is active again" if restored else f"{name} has no active version")
         )
-        await self._follow(before)
+        await self._follow()
         return retired, restored
 
-    async def _try_on_vllm(self, version: SpecialistVersion) -> None:
-        """Load the adapter under a staging name and unload it: does the server accept it?"""
+    async def _load_on_vllm(self, version: SpecialistVersion) -> None:
+        """Load the adapter under the version's own served name before the registry names it:
+        a refusal (rank, shapes, files) stops the promotion, and an acceptance leaves it
+        ready for the first request after the switch."""
         assert self.vllm is not None
-        staging = f"{version.specialist}__v{version.version}"
-        with contextlib.suppress(SpecialistError):  # left behind by an attempt that crashed
-            await self.vllm.unload_adapter(staging)
+        name = adapter_name(version.specialist, version_tag(version))
         try:
-            await self.vllm.load_adapter(staging, Path(version.adapter_path), replace=False)
+            await self.vllm.load_adapter(name, Path(version.adapter_path))
         except SpecialistError as exc:
             raise PromotionRefused(f"the vLLM server refused {version.label}: {exc}") from exc
-        with contextlib.suppress(SpecialistError):
-            await self.vllm.unload_adapter(staging)
 
-    async def _served_before(self) -> Catalog | None:
-        """The catalog served before a change, when a vLLM server is to follow the change."""
+    async def _follow(self) -> None:
+        """Bring the vLLM server to the registry's new catalog (a rollback's restored version,
+        say, after a restart). The registry has changed already: a failure here is reported,
+        and every serving process retries it."""
         if self.vllm is None:
-            return None
-        _, before = await load_catalog(self.registry, self.base_catalog)
-        return before
-
-    async def _follow(self, before: Catalog | None) -> None:
-        """Bring the vLLM server to the registry's new catalog. The registry has changed
-        already: a failure here is reported, and every serving process retries it."""
-        if self.vllm is None or before is None:
             return
         _, after = await load_catalog(self.registry, self.base_catalog)
         try:
-            await apply_adapters(self.vllm, before, after)
+            await place_adapters(self.vllm, after)
         except SpecialistError as exc:
             self.log(f"vLLM did not take the change yet ({exc}); serving processes will retry")
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 
 from serving.settings import Settings
+from specialists.adapters import served_adapter_name
 from specialists.catalog import Catalog
 from specialists.errors import ConfigurationError, UnderstudyError
 
@@ -101,9 +102,10 @@ def find_vllm(settings: Settings) -> VLLMInstall:
 def build_command(
     install: VLLMInstall, model_dir: Path, settings: Settings, catalog: Catalog
 ) -> list[str]:
-    """The ``vllm serve`` command line for the base model and every catalog adapter."""
+    """The ``vllm serve`` command line for the base model and every catalog adapter (under its
+    served name, ``math@v3-1f2e3d4c``)."""
     slm = settings.slm
-    adapters = {s.name: s.adapter for s in catalog if s.adapter is not None}
+    adapters = {served_adapter_name(s): s.adapter for s in catalog if s.adapter is not None}
     command = [
         str(install.python),
         "-c",

@@ -1,19 +1,98 @@
-"""Checks on LoRA adapter directories before they touch a model or a server.
+"""LoRA adapter directories: the checks before they touch a model or a server, and their names.
 
 peft injects adapter layers into the base model *before* it copies the weights in, so a
 mismatched adapter would leave the base altered when loading fails half-way. Checking shapes
 against the base first keeps a bad adapter from changing anything.
+
+Every adapter is served under a name of its own that stands for one set of weights
+(:func:`served_adapter_name`: ``email@v3-1f2e3d4c``), never reloaded in place: a new version is
+a new name, so a run that started on ``email@v2`` finishes on it whatever is promoted meanwhile, and
+no server can mix an old name with new weights (stale prefix-cache blocks, say).
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from specialists.errors import ModelError
 
+if TYPE_CHECKING:
+    from specialists.catalog import Specialist
+
 _PREFIX = "base_model.model."
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+"""What a server loads from an adapter directory, and so what its hash covers."""
+CONTENT_TAG_LENGTH = 8
+"""Hex digits of an adapter's SHA-256 in its served name."""
+
+
+def adapter_sha256(path: Path) -> str:
+    """SHA-256 over the adapter's config and weights (names and contents, in a fixed order).
+
+    Raises:
+        ModelError: A file is missing.
+    """
+    digest = hashlib.sha256()
+    for name in ADAPTER_FILES:
+        file = path / name
+        if not file.is_file():
+            raise ModelError(f"{file}: missing; is {path} a LoRA adapter directory?")
+        digest.update(f"{name}\n".encode())
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def adapter_name(specialist: str, tag: str) -> str:
+    """The served name of ``specialist``'s adapter version ``tag``: ``email@v3-1f2e3d4c``."""
+    return f"{specialist}@{tag}"
+
+
+def content_tag(sha256: str) -> str:
+    """The part of an adapter's SHA-256 its served name carries."""
+    return sha256[:CONTENT_TAG_LENGTH]
+
+
+def served_adapter_name(specialist: Specialist) -> str:
+    """The name ``specialist``'s adapter is served under, on every backend and every process.
+
+    A registry version names it with the start of its SHA-256 (``email@v3-1f2e3d4c``: the
+    number for people, the hash so that a registry started afresh against a running server
+    cannot reuse ``v3`` for other weights); an adapter from the settings has no version, so its
+    hash alone does (``email@1f2e3d4c``), and editing its files gives it a new name rather than
+    new weights under the old one.
+
+    Raises:
+        ModelError: The specialist has no adapter, or its files are missing.
+    """
+    if specialist.adapter is None:
+        raise ModelError(f"specialist {specialist.name!r} has no adapter to name")
+    tag = specialist.version or _content_tag(specialist.adapter.resolve())
+    return adapter_name(specialist.name, tag)
+
+
+def _content_tag(path: Path) -> str:
+    """The adapter's short content hash, hashed again only when its files change."""
+    signature = []
+    for name in ADAPTER_FILES:
+        try:
+            stat = (path / name).stat()
+        except OSError:
+            raise ModelError(
+                f"{path / name}: missing; is {path} a LoRA adapter directory?"
+            ) from None
+        signature.append((name, stat.st_mtime_ns, stat.st_size))
+    return _hashed_tag(path, tuple(signature))
+
+
+@functools.lru_cache(maxsize=256)
+def _hashed_tag(path: Path, _signature: tuple[tuple[str, int, int], ...]) -> str:
+    return content_tag(adapter_sha256(path))
 
 
 def read_adapter_config(path: Path) -> dict[str, Any]:

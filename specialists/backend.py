@@ -107,7 +107,11 @@ class SLMBackend(abc.ABC):
 
     @abc.abstractmethod
     async def load_adapter(self, name: str, path: Path) -> None:
-        """Make a LoRA adapter usable under ``name`` without a restart."""
+        """Make a LoRA adapter usable under ``name`` without a restart.
+
+        ``name`` is a served name (:func:`~specialists.adapters.served_adapter_name`), which
+        stands for one set of weights: a name loaded already is kept as it is, never reloaded.
+        """
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release connections, threads or models."""

@@ -44,7 +44,7 @@ class Specialist:
     """One understudy: everything needed to call it and to judge its answer."""
 
     name: str
-    """Identifier; also the LoRA adapter's name on the SLM server."""
+    """Identifier; with ``version`` it names the LoRA adapter on the SLM server."""
     description: str
     """What the lead reads when deciding to delegate (the tool description)."""
     system_prompt: str
@@ -53,6 +53,10 @@ class Specialist:
     """Model reference (alias, Hub id or directory); ``None`` means the backend's default base."""
     adapter: Path | None = None
     """LoRA adapter directory; ``None`` runs the bare base model with the system prompt."""
+    version: str | None = None
+    """The adapter's registry version (``v3-1f2e3d4c``: number and content), which names it on
+    the SLM servers (see :func:`specialists.adapters.served_adapter_name`); ``None`` for an
+    adapter from settings."""
     generation: GenerationParams = field(default_factory=GenerationParams)
     validator: str = "nonempty"
     """Name of an output validator in :mod:`specialists.validators`."""
@@ -177,6 +181,12 @@ class Catalog:
         merged = dict(self._by_name)
         for name, fields in overrides.items():
             values = dict(fields)
+            if "version" in values:  # a name that must change with the weights: not a setting
+                raise ConfigurationError(
+                    f"specialist {name!r}: 'version' is the registry's (adapters from settings "
+                    "are named by their content); set 'adapter' only",
+                    setting="UNDERSTUDY_SPECIALISTS",
+                )
             if isinstance(values.get("generation"), Mapping):
                 base = merged[name].generation if name in merged else GenerationParams()
                 values["generation"] = replace(base, **values["generation"])

@@ -11,6 +11,7 @@ HTTP layer can turn it into a message or an error response in one place::
     ├── SpecialistError           a specialist call failed for a reason the caller must see
     │   ├── SpecialistUnavailable the SLM backend could not be reached in time, or is closing
     │   └── PromptTooLong         one request does not fit the model's context
+    ├── AdaptersNotServed         the SLM server lacks adapters the catalog serves (restarted)
     ├── DatasetError              a distillation dataset cannot be built or read (says why)
     └── TrainingError             LoRA training cannot start or resume (says why)
 
@@ -20,7 +21,7 @@ may import it, and it imports nothing of ours.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 
@@ -108,6 +109,21 @@ class PromptTooLong(SpecialistError):
     def __init__(self, specialist: str, reason: str, *, prompt_tokens: int) -> None:
         self.prompt_tokens = prompt_tokens
         super().__init__(specialist, reason)
+
+
+class AdaptersNotServed(UnderstudyError):
+    """Specialists of the served catalog whose adapter the SLM server does not serve (it
+    restarted without them, say): until they are loaded again their calls fail.
+
+    Args:
+        missing: The served name each specialist needs, by specialist.
+        server: Which server lacks them (for the message).
+    """
+
+    def __init__(self, missing: Mapping[str, str], server: str) -> None:
+        self.missing = dict(missing)
+        needs = ", ".join(f"{name!r} needs adapter {served!r}" for name, served in missing.items())
+        super().__init__(f"specialist {needs}, which {server} does not serve")
 
 
 class DatasetError(UnderstudyError):

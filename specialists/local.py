@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from specialists.adapters import check_adapter_fits
+from specialists.adapters import check_adapter_fits, served_adapter_name
 from specialists.backend import (
     ChatMessage,
     Confidence,
@@ -119,7 +119,7 @@ class LocalBackend(SLMBackend):
         self._context_length: int | None = None
         """The model's context in tokens (prompt and answer together), once it is loaded."""
         self._adapters: dict[str, Path] = {}
-        """Adapters loaded on the model, by name (touched on the worker thread only)."""
+        """Adapters loaded on the model, by served name (touched on the worker thread only)."""
         self._model: Any = None
         self._tokenizer: Any = None
         self._eos_ids: set[int] = set()
@@ -147,8 +147,8 @@ class LocalBackend(SLMBackend):
             )
         adapter = BASE_ADAPTER
         if specialist.adapter is not None:
-            await self.load_adapter(specialist.name, specialist.adapter, replace=False)
-            adapter = specialist.name
+            adapter = served_adapter_name(specialist)
+            await self.load_adapter(adapter, specialist.adapter)
         job = _Job(
             adapter=adapter,
             messages=with_system_prompt(specialist, messages),
@@ -159,13 +159,15 @@ class LocalBackend(SLMBackend):
         )
         return await self._submit(job)
 
-    async def load_adapter(self, name: str, path: Path, *, replace: bool = True) -> None:
-        """Load a LoRA adapter under ``name``.
+    async def load_adapter(self, name: str, path: Path) -> None:
+        """Load a LoRA adapter under ``name`` (a served name: see
+        :func:`~specialists.adapters.served_adapter_name`).
 
-        Without ``replace``, an adapter already loaded from the same directory is kept; a new
-        directory for the same name always replaces it (a promoted version, say).
+        A name stands for one set of weights and is never reloaded: loading a name that is
+        loaded already does nothing, so a run still generating with ``math@v1-…`` keeps it while
+        ``math@v2-…`` is loaded next to it.
         """
-        await self._submit(_Job(run=lambda: self._load_adapter(name, path, replace=replace)))
+        await self._submit(_Job(run=lambda: self._load_adapter(name, path)))
 
     async def warm_up(self) -> None:
         """Load the model now rather than on the first request."""
@@ -358,11 +360,11 @@ class LocalBackend(SLMBackend):
             tokenizer.pad_token = tokenizer.eos_token
         self._tokenizer, self._model = tokenizer, model
 
-    def _load_adapter(self, name: str, path: Path, *, replace: bool) -> None:
+    def _load_adapter(self, name: str, path: Path) -> None:
         if name == BASE_ADAPTER:
             raise SpecialistError(name, f"{BASE_ADAPTER!r} is reserved for the base model")
-        if not replace and self._adapters.get(name) == path:
-            return  # already loaded from this directory
+        if name in self._adapters:
+            return  # loaded already, and a served name never changes its weights
         from peft import PeftModel
 
         is_peft = isinstance(self._model, PeftModel)
@@ -371,7 +373,7 @@ class LocalBackend(SLMBackend):
         try:
             with MODEL_LOADING:
                 if is_peft:
-                    if name in self._model.peft_config:
+                    if name in self._model.peft_config:  # left behind by a load that failed
                         self._model.delete_adapter(name)
                     self._model.load_adapter(str(path), adapter_name=name)
                 else:

@@ -1,16 +1,17 @@
 """The vLLM backend: OpenAI-compatible HTTP to a vLLM server hosting one base and many LoRAs.
 
-The adapter is picked by the request's ``model`` field (vLLM serves each LoRA under its own
-name). Every call has one deadline covering connection, retries and generation: connect errors,
-dropped connections and 5xx are retried with jittered exponential backoff (tenacity) while the
-deadline allows, then :class:`SpecialistUnavailable` is raised. A call never hangs.
+The adapter is picked by the request's ``model`` field: vLLM serves each LoRA under its own
+served name (``math@v3-1f2e3d4c``), never reloaded in place. Every call has one deadline covering
+connection, retries and generation: connect errors, dropped connections and 5xx are retried with
+jittered exponential backoff (tenacity) while the deadline allows, then
+:class:`SpecialistUnavailable` is raised. A call never hangs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from specialists.adapters import served_adapter_name
 from specialists.backend import (
     ChatMessage,
     Confidence,
@@ -32,7 +34,7 @@ from specialists.backend import (
     with_system_prompt,
 )
 from specialists.catalog import Specialist
-from specialists.errors import SpecialistError, SpecialistUnavailable
+from specialists.errors import AdaptersNotServed, SpecialistError, SpecialistUnavailable
 
 _RETRYABLE = (
     httpx.ConnectError,
@@ -93,8 +95,11 @@ class VLLMBackend(SLMBackend):
         )
 
     def served_name(self, specialist: Specialist) -> str:
-        """The ``model`` a request for ``specialist`` names: its adapter, else the base."""
-        return specialist.name if specialist.adapter is not None else self.base_model_name
+        """The ``model`` a request for ``specialist`` names: its adapter's versioned name
+        (``math@v3-1f2e3d4c``), else the base."""
+        if specialist.adapter is None:
+            return self.base_model_name
+        return served_adapter_name(specialist)
 
     async def generate(
         self,
@@ -117,12 +122,39 @@ class VLLMBackend(SLMBackend):
         response = await self._post(specialist.name, "/chat/completions", payload, started)
         return _parse_generation(specialist.name, response, time.perf_counter() - started)
 
-    async def load_adapter(self, name: str, path: Path, *, replace: bool = True) -> None:
-        """Register a LoRA on the running server (needs ``VLLM_ALLOW_RUNTIME_LORA_UPDATING``)."""
-        payload: dict[str, Any] = {"lora_name": name, "lora_path": str(path.resolve())}
-        if replace:
-            payload["load_inplace"] = True
-        await self._post(name, "/load_lora_adapter", payload, time.perf_counter())
+    async def load_adapter(self, name: str, path: Path) -> None:
+        """Register a LoRA on the running server (needs ``VLLM_ALLOW_RUNTIME_LORA_UPDATING``).
+
+        ``name`` is a served name, which stands for one set of weights: a name the server
+        serves already is left as it is (never reloaded in place), whoever loaded it first.
+        """
+        if name in await self.served_models():
+            return
+        payload = {"lora_name": name, "lora_path": str(path.resolve())}
+        try:
+            await self._post(name, "/load_lora_adapter", payload, time.perf_counter())
+        except SpecialistError:
+            if name in await self.served_models():
+                return  # another process loaded it meanwhile
+            raise
+
+    async def require_adapters(self, catalog: Iterable[Specialist]) -> None:
+        """Raise :class:`AdaptersNotServed` unless the server serves every adapter of
+        ``catalog`` (readiness); raises as :meth:`served_models` if it is unreachable."""
+        missing = await self.missing_adapters(catalog)
+        if missing:
+            raise AdaptersNotServed(missing, f"vLLM at {self.base_url}")
+
+    async def missing_adapters(self, catalog: Iterable[Specialist]) -> dict[str, str]:
+        """The served name of each specialist in ``catalog`` whose adapter the server does
+        not serve (after a restart, say), by specialist; raises if it is unreachable."""
+        served = set(await self.served_models())
+        return {
+            specialist.name: name
+            for specialist in catalog
+            if specialist.adapter is not None
+            and (name := self.served_name(specialist)) not in served
+        }
 
     async def unload_adapter(self, name: str) -> None:
         """Remove a LoRA from the running server."""

@@ -76,7 +76,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.batches = BatchStore(database)
         app.state.files = FileStore(database)
         app.state.readiness = _readiness_checks(settings, store, backend)
-        await stack.enter_async_context(catalog_sync(settings, app.state.orchestrator).running())
+        sync = catalog_sync(settings, app.state.orchestrator)
+        app.state.readiness["adapters"] = sync.check
+        await stack.enter_async_context(sync.running())
         if settings.batch.api_worker:
             await stack.enter_async_context(
                 background_worker(

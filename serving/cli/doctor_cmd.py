@@ -17,11 +17,14 @@ from rich.markup import escape
 from sqlalchemy import text
 
 from database import mask_url
+from distill.catalog import served_catalog
 from serving.cli.output import console, print_json
 from serving.runtime import model_store
 from serving.sandbox import UNSAFE_SETTING
 from serving.settings import Settings, get_settings
 from serving.stores import open_database
+from specialists.catalog import Catalog
+from specialists.errors import AdaptersNotServed, UnderstudyError
 from specialists.vllm_client import VLLMBackend
 from tools.sandbox import sandbox_verdict
 
@@ -90,12 +93,31 @@ async def check_slm(settings: Settings) -> Finding:
             max_retries=0,
         )
         try:
-            served = await backend.served_models()
+            served = f"vLLM at {slm.base_url} serves {', '.join(await backend.served_models())}"
+            try:
+                catalog = await _served_catalog(settings)
+            except UnderstudyError as exc:
+                return Finding("warning", f"{served}; its adapters are unchecked: {exc}")
+            await backend.require_adapters(catalog)
+        except AdaptersNotServed as exc:
+            return Finding("failed", str(exc), ADAPTERS_FIX)
         finally:
             await backend.aclose()
-        return Finding("ok", f"vLLM at {slm.base_url} serves {', '.join(served)}")
+        return Finding("ok", served)
     path = await asyncio.to_thread(model_store(settings).resolve, slm.base_model)
     return Finding("ok", f"local backend, base model {slm.base_model} at {path}")
+
+
+ADAPTERS_FIX = (
+    "a running API or worker loads them again within UNDERSTUDY_DISTILL_REGISTRY_POLL_S; "
+    "or restart the server with `understudy slm serve`, which starts with them"
+)
+
+
+async def _served_catalog(settings: Settings) -> Catalog:
+    """The catalog the registry serves, whose adapters vLLM must hold."""
+    async with await open_database(settings, migrate=False) as database:
+        return await served_catalog(database, settings.catalog())
 
 
 CHECKS: dict[str, Check] = {

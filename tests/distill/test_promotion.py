@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from starlette.responses import JSONResponse, Response
 
 from distill.promotion import (
     Promoter,
@@ -22,13 +21,13 @@ from distill.promotion import (
     register_candidate,
     verify_version,
 )
-from distill.reconcile import apply_adapters
 from distill.registry import PromotionRefused, RegistryStore, SpecialistDefinition
 from specialists.catalog import Catalog
 from specialists.errors import ConfigurationError, ModelError, UnknownSpecialistError
 from specialists.vllm_client import VLLMBackend
 from tests.helpers.http_server import serve
 from tests.helpers.stores import open_store
+from tests.helpers.vllm import ScriptedVLLM
 
 
 @pytest.fixture
@@ -132,30 +131,6 @@ async def test_promotion_checks_the_gate_and_the_files_first(
         verify_version(passed, ServedBase("other", None, 16))
 
 
-class ScriptedVLLM:
-    """The runtime LoRA endpoints of a vLLM server, as vLLM answers them: a name it serves
-    is refused unless ``load_inplace``; names in ``refuse`` are refused outright."""
-
-    def __init__(self, refuse: frozenset[str] = frozenset()) -> None:
-        self.refuse = refuse
-        self.loaded: dict[str, str] = {}
-
-    async def __call__(self, path: str, body: dict[str, Any]) -> Response:
-        name = body.get("lora_name", "")
-        if path.endswith("/load_lora_adapter"):
-            if name in self.refuse:
-                message = "LoRA rank 64 is greater than max_lora_rank 16"
-                return JSONResponse({"error": {"message": message}}, status_code=400)
-            if name in self.loaded and not body.get("load_inplace"):
-                message = f"The lora adapter '{name}' has already been loaded."
-                return JSONResponse({"error": {"message": message}}, status_code=400)
-            self.loaded[name] = body["lora_path"]
-            return JSONResponse({})
-        if path.endswith("/unload_lora_adapter") and self.loaded.pop(name, None) is not None:
-            return JSONResponse({})
-        return JSONResponse({"error": {"message": f"{name} not found"}}, status_code=404)
-
-
 async def evaluated(registry: RegistryStore, name: str, adapter: Path, base: ServedBase) -> Any:
     version = await register_candidate(
         registry, Catalog.default().with_overrides(_definitions()), name, adapter, base
@@ -167,30 +142,42 @@ def _definitions() -> dict[str, dict[str, str]]:
     return {"museum": {"description": "Museum hours.", "system_prompt": "Answer briefly."}}
 
 
-async def test_a_running_vllm_loads_the_promoted_adapter_and_follows_rollbacks(
-    registry: RegistryStore, adapter: Path, tiny_base: ServedBase
+async def test_each_promoted_version_is_loaded_under_its_own_name_and_rollback_switches_back(
+    registry: RegistryStore, adapter: Path, tiny_lora_dir_2: Path, tiny_base: ServedBase
 ) -> None:
     await registry.define_specialist(
         SpecialistDefinition("museum", "Museum hours.", "Answer briefly.", "nonempty", ())
     )
+    second = Path(shutil.copytree(tiny_lora_dir_2, adapter.parent / "second"))
+    shutil.copy(adapter / "training.json", second)
+    v1, v2 = f"v1-{adapter_sha256(adapter)[:8]}", f"v2-{adapter_sha256(second)[:8]}"
     vllm_server = ScriptedVLLM()
     with serve(vllm_server) as (root, seen):
         vllm = VLLMBackend(f"{root}/v1", base_model_name="tiny", max_retries=0)
         promoter = Promoter(registry, base_catalog=Catalog.default(), served=tiny_base, vllm=vllm)
         math = await promoter.promote(await evaluated(registry, "math", adapter, tiny_base))
         museum = await promoter.promote(await evaluated(registry, "museum", adapter, tiny_base))
-        assert [(path.rsplit("/", 1)[1], body["lora_name"]) for path, body in seen[:4]] == [
-            ("unload_lora_adapter", "math__v1"),  # a leftover of a crashed attempt, if any
-            ("load_lora_adapter", "math__v1"),  # does the server accept it? (then unloaded)
-            ("unload_lora_adapter", "math__v1"),
-            ("load_lora_adapter", "math"),  # served under the specialist's name
-        ]
-        assert vllm_server.loaded == {"math": str(adapter), "museum": str(adapter)}
-
-        await promoter.rollback("museum")  # a new specialist: gone from the server too
+        await promoter.promote(await evaluated(registry, "math", second, tiny_base))
+        assert vllm_server.loaded == {
+            f"math@{v1}": str(adapter),
+            f"museum@{v1}": str(adapter),
+            f"math@{v2}": str(second),  # next to v1, which runs in flight may still use
+        }
+        vllm_server.restart()  # vLLM lost every runtime-loaded adapter
+        await promoter.rollback("math")  # back to v1, which the server is given again
+        assert vllm_server.loaded == {f"math@{v1}": str(adapter), f"museum@{v1}": str(adapter)}
+        await promoter.rollback("museum")
         await promoter.rollback("math")  # a built-in one: back to the base model
-        assert vllm_server.loaded == {}
         await vllm.aclose()
+    changes = [(path.rsplit("/", 1)[1], body) for path, body in seen if body]
+    assert [(kind, body["lora_name"]) for kind, body in changes] == [
+        ("load_lora_adapter", f"math@{v1}"),
+        ("load_lora_adapter", f"museum@{v1}"),
+        ("load_lora_adapter", f"math@{v2}"),
+        ("load_lora_adapter", f"math@{v1}"),  # after the restart
+        ("load_lora_adapter", f"museum@{v1}"),
+    ]  # never reloaded in place, never unloaded while a process may still use it
+    assert not any(body.get("load_inplace") for _, body in changes)
     assert math.status == museum.status == "active"
     assert await registry.active_version("math") is None
 
@@ -199,34 +186,13 @@ async def test_an_adapter_vllm_refuses_is_not_promoted(
     registry: RegistryStore, adapter: Path, tiny_base: ServedBase
 ) -> None:
     version = await evaluated(registry, "math", adapter, tiny_base)
-    with serve(ScriptedVLLM(refuse=frozenset({"math__v1"}))) as (root, seen):
+    served = f"math@v1-{adapter_sha256(adapter)[:8]}"
+    with serve(ScriptedVLLM(refuse=frozenset({served}))) as (root, seen):
         vllm = VLLMBackend(f"{root}/v1", base_model_name="tiny", max_retries=0)
         promoter = Promoter(registry, base_catalog=Catalog.default(), served=tiny_base, vllm=vllm)
         with pytest.raises(PromotionRefused, match="greater than max_lora_rank"):
             await promoter.promote(version)
         await vllm.aclose()
-    assert [body["lora_name"] for _, body in seen] == ["math__v1", "math__v1"]  # unload, load
+    assert [body.get("lora_name") for _, body in seen] == [None, served, None]  # list, load
     assert await registry.generation() == 0
     assert (await registry.get_version(version.id)).status == "candidate"
-
-
-async def test_serving_processes_push_only_changes_to_a_shared_vllm(
-    adapter: Path, tiny_lora_dir: Path
-) -> None:
-    base = Catalog.default()
-    first = base.with_overrides({"museum": {**_definitions()["museum"], "adapter": str(adapter)}})
-    second = first.with_overrides({"museum": {"adapter": str(tiny_lora_dir)}})
-    server = ScriptedVLLM()
-    with serve(server) as (root, seen):
-        vllm = VLLMBackend(f"{root}/v1", base_model_name="tiny", max_retries=0)
-        await apply_adapters(vllm, None, first)  # starting: `slm serve` loaded what it serves
-        assert seen == []
-        await apply_adapters(vllm, base, first)  # a promotion, seen by two processes
-        await apply_adapters(vllm, base, first)
-        await apply_adapters(vllm, first, second)  # a new version: reloaded in place
-        assert server.loaded == {"museum": str(tiny_lora_dir)}
-        assert [body.get("load_inplace", False) for _, body in seen] == [False, False, True]
-        await apply_adapters(vllm, second, base)  # rolled back to nothing: unloaded
-        await apply_adapters(vllm, second, base)  # (twice: the second finds nothing to undo)
-        assert server.loaded == {}
-        await vllm.aclose()

@@ -1,18 +1,27 @@
 """Serving follows the registry: the effective catalog, and a running orchestrator kept in step
-(real registry on SQLite and PostgreSQL, real local backend with a real LoRA adapter)."""
+(real registry on SQLite and PostgreSQL, real local backend with real LoRA adapters, vLLM's
+endpoints played by a real HTTP server; real vLLM restarts in tests/integration)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from distill.catalog import effective_catalog, known_catalog, known_specialist, served_catalog
+from distill.catalog import (
+    effective_catalog,
+    known_catalog,
+    known_specialist,
+    served_catalog,
+    version_tag,
+)
 from distill.promotion import adapter_sha256
-from distill.reconcile import CatalogSync
+from distill.reconcile import CatalogSync, RegistryNotApplied
 from distill.registry import (
     RegistrySnapshot,
     RegistryStore,
@@ -21,11 +30,23 @@ from distill.registry import (
 )
 from orchestrator.lead import LeadConfig
 from orchestrator.run import Orchestrator
+from orchestrator.testing import ScriptedLead, Step, reply, tool_calls
 from serving.settings import get_settings
+from specialists.adapters import adapter_name
+from specialists.backend import ChatMessage
 from specialists.catalog import Catalog
-from specialists.errors import ModelError, UnknownSpecialistError
+from specialists.errors import (
+    AdaptersNotServed,
+    ModelError,
+    SpecialistError,
+    UnknownSpecialistError,
+)
 from specialists.local import LocalBackend
+from specialists.vllm_client import VLLMBackend
+from tests.helpers.http_server import serve
+from tests.helpers.registry import promoted
 from tests.helpers.stores import open_store
+from tests.helpers.vllm import ScriptedVLLM
 
 SHORT = {"generation": {"max_tokens": 8}}
 MUSEUM = SpecialistDefinition(
@@ -54,20 +75,6 @@ async def backend(tiny_model_dir: Path) -> AsyncIterator[LocalBackend]:
 
 def base_catalog() -> Catalog:
     return Catalog.default().with_overrides({"math": SHORT, "email": SHORT, "code": SHORT})
-
-
-async def promoted(
-    registry: RegistryStore, name: str, adapter: Path, *, threshold: float = 0.42
-) -> SpecialistVersion:
-    version = await registry.add_version(
-        name,
-        adapter_path=str(adapter),
-        adapter_sha256=adapter_sha256(adapter),
-        base_model="tiny",
-        lora_rank=8,
-    )
-    await registry.record_evaluation(version.id, metrics={}, threshold=threshold, gate_passed=True)
-    return await registry.promote(version.id)
 
 
 def test_the_registry_overlays_the_catalog_it_is_given(tiny_lora_dir: Path) -> None:
@@ -162,6 +169,8 @@ async def test_a_broken_adapter_keeps_the_old_catalog_and_is_retried(
     missing.mkdir()
     for file in tiny_lora_dir.iterdir():
         (missing / file.name).write_bytes(file.read_bytes())
+    config = missing / "adapter_config.json"  # new content: a name the backend never loaded
+    config.write_text(config.read_text() + "\n")
     await promoted(registry, "math", missing)
     for file in missing.iterdir():
         file.unlink()
@@ -204,3 +213,97 @@ async def test_a_specialist_being_trained_is_known_before_it_is_served(
     museum = await known_specialist(database, base, "museum")
     assert (museum.system_prompt, museum.adapter) == (MUSEUM.system_prompt, None)
     assert "museum" not in (await served_catalog(database, base)).names
+
+
+async def test_a_run_in_flight_on_v1_finishes_on_v1_after_v2_is_promoted(
+    registry: RegistryStore, backend: LocalBackend, tiny_lora_dir: Path, tiny_lora_dir_2: Path
+) -> None:
+    """The lead's first turn is held until v2 is promoted and synced; the math call it then
+    makes still goes to v1, the version the run started with. The next run gets v2."""
+    request = "What is 2 + 2?"
+    started, swapped = threading.Event(), threading.Event()
+
+    def after_the_swap(_body: dict) -> Step:
+        started.set()
+        swapped.wait(timeout=120)
+        return tool_calls(("math_specialist", {"request": request}))
+
+    def echo_the_tool_output(body: dict) -> Step:
+        return reply(body["messages"][-1]["content"])
+
+    script = [after_the_swap, echo_the_tool_output]
+    with ScriptedLead(script) as lead:
+        config = LeadConfig(model="gpt-4o-mini", base_url=lead.base_url, api_key="sk-x")
+        orchestrator = Orchestrator(catalog=base_catalog(), backend=backend, lead=config)
+        sync = CatalogSync(
+            registry, orchestrator, base=base_catalog(), prerouter_factory=lambda _c: None
+        )
+        await promoted(registry, "math", tiny_lora_dir)
+        await sync.sync()
+        v1 = orchestrator.catalog.get("math")
+        in_flight = asyncio.create_task(orchestrator.run(request, "router"))
+        await asyncio.to_thread(started.wait, 120)
+        await promoted(registry, "math", tiny_lora_dir_2)
+        assert await sync.sync()
+        swapped.set()
+        first = await in_flight
+        lead.enqueue(tool_calls(("math_specialist", {"request": request})), echo_the_tool_output)
+        second = await orchestrator.run(request, "router")
+    v2 = orchestrator.catalog.get("math")
+    question: list[ChatMessage] = [{"role": "user", "content": request}]
+    expected = [(await backend.generate(s, question)).text for s in (v1, v2)]
+    assert (v1.version or "").startswith("v1-") and (v2.version or "").startswith("v2-")
+    assert expected[0] != expected[1]
+    assert [json.loads(r.answer or "")["answer"] for r in (first, second)] == expected
+
+
+async def test_vllm_gets_the_served_adapters_on_the_first_sync_and_after_it_restarts(
+    registry: RegistryStore, tiny_lora_dir: Path, tiny_lora_dir_2: Path
+) -> None:
+    base = base_catalog().with_overrides({"email": {"adapter": str(tiny_lora_dir_2)}})
+    email = f"email@{adapter_sha256(tiny_lora_dir_2)[:8]}"  # from settings: named by content
+    server = ScriptedVLLM()
+    with serve(server) as (root, _seen):
+        vllm = VLLMBackend(f"{root}/v1", base_model_name="tiny", max_retries=0)
+        orchestrator = Orchestrator(catalog=base, backend=vllm)
+        sync = CatalogSync(registry, orchestrator, base=base, prerouter_factory=lambda _c: None)
+        await promoted(registry, "math", tiny_lora_dir)  # by a CLI that had no vLLM to tell
+        assert await sync.sync()
+        math = f"math@v1-{adapter_sha256(tiny_lora_dir)[:8]}"
+        wanted = {math: str(tiny_lora_dir.resolve()), email: str(tiny_lora_dir_2.resolve())}
+        assert server.loaded == wanted
+
+        server.restart()
+        with pytest.raises(AdaptersNotServed, match=f"'math' needs adapter '{math}'"):
+            await vllm.require_adapters(orchestrator.catalog)
+        degraded = await orchestrator.run("What is 2 + 2?", "slm", specialist="math")
+        assert not await sync.sync()  # the registry did not move, but vLLM came back empty
+        assert server.loaded == wanted
+        await vllm.require_adapters(orchestrator.catalog)
+        answered = await orchestrator.run("What is 2 + 2?", "slm", specialist="math")
+        await vllm.aclose()
+    assert degraded.failure is not None and math in degraded.failure.message
+    assert (answered.answer, answered.failure) == ("ok", None)
+
+
+async def test_an_adapter_vllm_refuses_keeps_neither_the_others_off_nor_quiet(
+    registry: RegistryStore, tiny_lora_dir: Path, tiny_lora_dir_2: Path
+) -> None:
+    await registry.define_specialist(MUSEUM)
+    math = await promoted(registry, "math", tiny_lora_dir)
+    museum = await promoted(registry, "museum", tiny_lora_dir_2)
+    refused = adapter_name("math", version_tag(math))
+    server = ScriptedVLLM(refuse=frozenset({refused}))
+    with serve(server) as (root, _seen):
+        vllm = VLLMBackend(f"{root}/v1", base_model_name="tiny", max_retries=0)
+        orchestrator = Orchestrator(catalog=base_catalog(), backend=vllm)
+        sync = CatalogSync(
+            registry, orchestrator, base=base_catalog(), prerouter_factory=lambda _c: None
+        )
+        with pytest.raises(SpecialistError, match="greater than max_lora_rank"):
+            await sync.sync()
+        with pytest.raises(RegistryNotApplied, match=f"last attempt: specialist '{refused}'"):
+            await sync.check()
+        await vllm.aclose()
+    assert list(server.loaded) == [adapter_name("museum", version_tag(museum))]
+    assert "museum" not in orchestrator.catalog.names  # the old catalog stays until all load

@@ -21,10 +21,14 @@ import httpx
 import pytest
 
 from distill.promotion import Promoter, ServedBase, register_candidate
+from distill.reconcile import CatalogSync
 from distill.registry import RegistryStore, SpecialistDefinition
+from orchestrator.run import Orchestrator
 from serving.settings import Settings
 from serving.slm_server import find_vllm
-from specialists import Catalog, ConfigurationError
+from specialists import Catalog, ConfigurationError, Generation
+from specialists.adapters import adapter_sha256
+from specialists.errors import AdaptersNotServed
 from specialists.vllm_client import VLLMBackend
 from tests.helpers.http_server import free_port
 from tests.helpers.models import build_random_lora
@@ -73,6 +77,17 @@ def vllm_server(
     env["UNDERSTUDY_SLM_PORT"] = str(port)
     env["UNDERSTUDY_SLM_MAX_MODEL_LEN"] = "1024"
     log = home / "slm-serve.log"
+    process = start_slm_serve(env, log)
+    root = f"http://127.0.0.1:{port}"
+    server = RunningServer(process, root, env, log, adapters)
+    yield server
+    if server.process.poll() is None:
+        server.process.send_signal(signal.SIGTERM)
+        server.process.wait(timeout=60)
+
+
+def start_slm_serve(env: dict[str, str], log: Path) -> subprocess.Popen:
+    """``understudy slm serve`` with ``env``, once it says vLLM is ready (its log in ``log``)."""
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "serving", "slm", "serve", "--ready-timeout", "500"],
@@ -80,22 +95,15 @@ def vllm_server(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    root = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 540
     while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(f"slm serve exited ({process.returncode}):\n{log.read_text()[-4000:]}")
         if "vLLM ready at" in log.read_text(errors="replace"):
-            break
+            return process
         time.sleep(1)
-    else:
-        process.kill()
-        pytest.fail(f"slm serve not ready:\n{log.read_text()[-4000:]}")
-    server = RunningServer(process, root, env, log, adapters)
-    yield server
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
+    process.kill()
+    pytest.fail(f"slm serve not ready:\n{log.read_text()[-4000:]}")
 
 
 def backend(server: RunningServer) -> VLLMBackend:
@@ -135,7 +143,8 @@ def test_selecting_a_lora_adapter_changes_the_output(vllm_server: RunningServer)
             await client.aclose()
 
     base, adapted = asyncio.run(go())
-    assert (base.model, adapted.model) == ("smollm2-135m", "math")
+    served = f"math@{adapter_sha256(vllm_server.adapters['math'])[:8]}"  # `slm serve` named it
+    assert (base.model, adapted.model) == ("smollm2-135m", served)
     assert base.text != adapted.text
 
 
@@ -147,21 +156,22 @@ def test_an_adapter_loaded_at_runtime_is_usable_without_restart(vllm_server: Run
     async def go():
         client = backend(vllm_server)
         try:
-            assert "hot" not in await client.served_models()
-            await client.load_adapter("hot", vllm_server.adapters["hot"])
-            assert "hot" in await client.served_models()
-            return await client.generate(hot, QUESTION, max_tokens=24)
+            name = client.served_name(hot)
+            assert name not in await client.served_models()
+            await client.load_adapter(name, vllm_server.adapters["hot"])
+            assert name in await client.served_models()
+            return name, await client.generate(hot, QUESTION, max_tokens=24)
         finally:
             await client.aclose()
 
-    generation = asyncio.run(go())
-    assert generation.model == "hot" and generation.logprobs
+    name, generation = asyncio.run(go())
+    assert name.startswith("hot@") and generation.model == name and generation.logprobs
 
 
 def test_promotion_and_rollback_reach_the_running_server(
     vllm_server: RunningServer, smollm2_dir: Path, tmp_path: Path
 ) -> None:
-    """A promoted specialist is served by the running vLLM at once; its rollback unloads it."""
+    """A promoted specialist is served by the running vLLM at once, under its version's name."""
     adapter = build_random_lora(smollm2_dir, tmp_path / "museum", seed=3, scale=8.0)
     (adapter / "training.json").write_text(json.dumps({"base_model": "smollm2-135m"}))
     served = ServedBase(ref="smollm2-135m", model_dir=smollm2_dir, max_rank=16)
@@ -191,9 +201,10 @@ def test_promotion_and_rollback_reach_the_running_server(
             await registry.database.close()
 
     before, promoted, rolled_back = asyncio.run(go())
-    assert "museum" not in before
-    assert "museum" in promoted and not any("__v" in name for name in promoted)  # no staging
-    assert "museum" not in rolled_back and "math" in rolled_back  # others untouched
+    museum = f"museum@v1-{adapter_sha256(adapter)[:8]}"
+    assert museum not in before
+    assert museum in promoted and "museum" not in promoted  # its version's own name
+    assert rolled_back == promoted  # nothing unloaded under runs that may still use it
 
 
 def test_ask_through_the_vllm_backend(vllm_server: RunningServer) -> None:
@@ -222,6 +233,63 @@ def test_ask_through_the_vllm_backend(vllm_server: RunningServer) -> None:
     answer = json.loads(result.stdout)
     assert answer["route"] == "slm:code" and answer["slm_tokens"] > 0
     assert answer["confidence"] > 0
+
+
+def test_a_restarted_vllm_gets_the_promoted_adapter_back_from_the_next_sync(
+    vllm_server: RunningServer, smollm2_dir: Path, tmp_path: Path
+) -> None:
+    """A serving process synced museum's v1; vLLM restarts without it (`slm serve` reads its own
+    registry, which never heard of museum): readiness names the missing adapter until the next
+    sync loads it again, and museum answers with its adapter."""
+    adapter = build_random_lora(smollm2_dir, tmp_path / "museum", seed=5, scale=8.0)
+    (adapter / "training.json").write_text(json.dumps({"base_model": "smollm2-135m"}))
+    served = ServedBase(ref="smollm2-135m", model_dir=smollm2_dir, max_rank=16)
+    catalog = Catalog.default()
+
+    def restart() -> None:
+        vllm_server.process.send_signal(signal.SIGTERM)
+        assert vllm_server.process.wait(timeout=60) == 0
+        vllm_server.process = start_slm_serve(vllm_server.env, vllm_server.log)
+
+    async def go() -> tuple[str, Generation]:
+        registry = await open_store(RegistryStore, f"sqlite+aiosqlite:///{tmp_path / 'r.db'}")
+        client = backend(vllm_server)
+        try:
+            await registry.define_specialist(
+                SpecialistDefinition("museum", *MUSEUM.values(), "nonempty", ())
+            )
+            known = catalog.with_overrides({"museum": MUSEUM})
+            version = await register_candidate(registry, known, "museum", adapter, served)
+            await registry.record_evaluation(
+                version.id, metrics={}, threshold=0.7, gate_passed=True
+            )
+            await registry.promote(version.id)  # no vLLM told: the sync must push it
+            orchestrator = Orchestrator(catalog=catalog, backend=client)
+            sync = CatalogSync(
+                registry, orchestrator, base=catalog, prerouter_factory=lambda _: None
+            )
+            assert await sync.sync()
+            await client.require_adapters(orchestrator.catalog)
+
+            await asyncio.to_thread(restart)
+            with pytest.raises(AdaptersNotServed) as missing:
+                await client.require_adapters(orchestrator.catalog)
+            assert not await sync.sync()
+            await client.require_adapters(orchestrator.catalog)
+            museum = orchestrator.catalog.get("museum")
+            return str(missing.value), await client.generate(museum, QUESTION, max_tokens=8)
+        finally:
+            await client.aclose()
+            await registry.database.close()
+
+    missing, generation = asyncio.run(go())
+    museum = f"museum@v1-{adapter_sha256(adapter)[:8]}"
+    assert f"specialist 'museum' needs adapter '{museum}', which vLLM at" in missing
+    assert generation.model == museum and generation.logprobs
+
+
+def no_router(_catalog: Catalog) -> None:
+    return None
 
 
 def test_sigterm_stops_the_server_cleanly(vllm_server: RunningServer) -> None:

@@ -3,6 +3,7 @@ fix it; the sandbox settings reach the orchestrator's limits."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -12,12 +13,18 @@ from pathlib import Path
 import httpx
 import pytest
 
+from distill.catalog import version_tag
+from distill.registry import RegistryStore
 from serving.orchestration import build_orchestrator
 from serving.sandbox import require_sandbox, sandbox_limits
 from serving.settings import Settings
+from specialists.adapters import adapter_name
 from specialists.vllm_client import VLLMBackend
 from tests.helpers.cli import UNDERSTUDY, understudy
-from tests.helpers.http_server import free_port
+from tests.helpers.http_server import free_port, serve
+from tests.helpers.registry import promoted
+from tests.helpers.stores import open_store
+from tests.helpers.vllm import ScriptedVLLM
 from tools.sandbox import SandboxLimits
 
 NO_BWRAP = {"PATH": "/nonexistent"}
@@ -70,6 +77,38 @@ def test_failing_checks_name_their_fix(isolated_env: Path) -> None:
     found = checks(understudy("doctor", "--json", env=env).stdout)
     assert found["slm"]["status"] == "failed" and "understudy slm serve" in found["slm"]["fix"]
     assert found["lead"]["status"] == "failed" and "UNDERSTUDY_LEAD_MODEL" in found["lead"]["fix"]
+
+
+def test_doctor_names_an_adapter_vllm_does_not_serve(
+    isolated_env: Path, tiny_lora_dir: Path, tmp_path: Path
+) -> None:
+    database = f"sqlite+aiosqlite:///{tmp_path / 'understudy.db'}"
+
+    async def promote() -> str:
+        registry = await open_store(RegistryStore, database)
+        try:
+            version = await promoted(registry, "math", tiny_lora_dir, base_model="smollm2-135m")
+        finally:
+            await registry.database.close()
+        return adapter_name("math", version_tag(version))
+
+    served = asyncio.run(promote())
+    vllm = ScriptedVLLM(base="smollm2-135m")
+    with serve(vllm) as (root, _seen):
+        env = {
+            "UNDERSTUDY_DATABASE_URL": database,
+            "UNDERSTUDY_SLM_BACKEND": "vllm",
+            "UNDERSTUDY_SLM_BASE_URL": f"{root}/v1",
+        }
+        missing = checks(understudy("doctor", "--json", env=env).stdout)["slm"]
+        vllm.loaded[served] = str(tiny_lora_dir)  # a running API's sync loaded it again
+        present = checks(understudy("doctor", "--json", env=env).stdout)["slm"]
+    assert missing["status"] == "failed"
+    assert missing["detail"] == (
+        f"specialist 'math' needs adapter '{served}', which vLLM at {root}/v1 does not serve"
+    )
+    assert "UNDERSTUDY_DISTILL_REGISTRY_POLL_S" in missing["fix"]
+    assert present["status"] == "ok" and served in present["detail"]
 
 
 def test_readyz_reports_a_missing_sandbox(home_with_smollm2: Path) -> None:

@@ -1,3 +1,5 @@
+import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -15,7 +17,8 @@ from serving.slm_server import (
     find_vllm,
     install_command,
 )
-from specialists import ConfigurationError
+from specialists import Catalog, ConfigurationError
+from specialists.adapters import adapter_sha256
 
 CPU = VLLMInstall(python=Path("/venv/bin/python"), cpu_build=True)
 GPU = VLLMInstall(python=Path("/venv/bin/python"), cpu_build=False)
@@ -27,18 +30,25 @@ def settings_with(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
     return Settings()
 
 
-def test_command_serves_base_and_every_catalog_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_command_serves_base_and_every_catalog_adapter(
+    monkeypatch: pytest.MonkeyPatch, tiny_lora_dir: Path, tiny_lora_dir_2: Path
+) -> None:
+    adapters = {"math": {"adapter": str(tiny_lora_dir)}, "code": {"adapter": str(tiny_lora_dir_2)}}
     settings = settings_with(
         monkeypatch,
-        UNDERSTUDY_SPECIALISTS='{"math": {"adapter": "/a/math"}, "code": {"adapter": "/a/code"}}',
+        UNDERSTUDY_SPECIALISTS=json.dumps(adapters),
         UNDERSTUDY_SLM_VLLM_ARGS='["--gpu-memory-utilization", "0.5"]',
     )
-    command = build_command(CPU, Path("/models/smol"), settings, settings.catalog())
+    promoted = Catalog(  # math has a registry version, code an adapter from settings only
+        dataclasses.replace(s, version="v3") if s.name == "math" else s for s in settings.catalog()
+    )
+    command = build_command(CPU, Path("/models/smol"), settings, promoted)
     assert command[:5] == ["/venv/bin/python", "-c", command[2], "serve", "/models/smol"]
     joined = " ".join(command)
     assert "--served-model-name smollm2-135m" in joined
     assert "--enable-lora --max-lora-rank 16 --max-loras 4" in joined
-    assert "--lora-modules math=/a/math code=/a/code" in joined
+    code = f"code@{adapter_sha256(tiny_lora_dir_2)[:8]}"  # from settings: named by content
+    assert f"--lora-modules math@v3={tiny_lora_dir} {code}={tiny_lora_dir_2}" in joined
     assert "--dtype float32" in joined
     assert command[-2:] == ["--gpu-memory-utilization", "0.5"]  # the user's arguments win
 

@@ -53,6 +53,7 @@ def test_override_can_add_a_specialist() -> None:
         ({"confidence_threshold": 1.5}, "must be in [0, 1]"),
         ({"colour": "red"}, "invalid override for specialist 'math'"),
         ({"generation": {"max_tokens": 0}}, "max_tokens must be ≥ 1"),
+        ({"adapter": "/a", "version": "v9"}, "'version' is the registry's"),
     ],
 )
 def test_bad_overrides_are_configuration_errors(fields: dict, message: str) -> None:

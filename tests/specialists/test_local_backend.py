@@ -9,6 +9,7 @@ import pytest
 
 from orchestrator.prerouter import MiniLMEmbedder
 from specialists import Catalog, ModelError, SpecialistError
+from specialists.adapters import adapter_sha256
 from specialists.catalog import GenerationParams
 from specialists.local import LocalBackend
 from specialists.model_loading import MODEL_LOADING
@@ -61,7 +62,7 @@ async def test_adapters_change_output_and_mix_in_one_batch(
     base_alone = await backend.generate(spec(), QUESTION)
     adapted_alone = await backend.generate(spec("tuned", adapter=tiny_lora_dir), QUESTION)
     assert adapted_alone.text != base_alone.text
-    assert adapted_alone.model == "tuned"
+    assert adapted_alone.model == f"tuned@{adapter_sha256(tiny_lora_dir)[:8]}"  # its content
     mixed = await asyncio.gather(
         backend.generate(spec(), QUESTION),
         backend.generate(spec("tuned", adapter=tiny_lora_dir), QUESTION),
@@ -69,13 +70,17 @@ async def test_adapters_change_output_and_mix_in_one_batch(
     assert [m.text for m in mixed] == [base_alone.text, adapted_alone.text]
 
 
-async def test_adapter_loaded_at_runtime_is_usable(
+async def test_versions_of_an_adapter_are_served_side_by_side_never_replaced(
     backend: LocalBackend, tiny_lora_dir: Path, tiny_lora_dir_2: Path
 ) -> None:
-    first = await backend.generate(spec("hot", adapter=tiny_lora_dir), QUESTION)
-    await backend.load_adapter("hot", tiny_lora_dir_2)  # replace in place, no restart
-    second = await backend.generate(spec("hot", adapter=tiny_lora_dir_2), QUESTION)
-    assert second.text != first.text
+    """A new version loads next to the old one at runtime: a run still on v1 keeps v1."""
+    v1 = dataclasses.replace(spec("hot", adapter=tiny_lora_dir), version="v1")
+    v2 = dataclasses.replace(spec("hot", adapter=tiny_lora_dir_2), version="v2")
+    first = await backend.generate(v1, QUESTION)
+    await backend.load_adapter("hot@v1", tiny_lora_dir_2)  # a name loaded already is kept
+    both = await asyncio.gather(backend.generate(v1, QUESTION), backend.generate(v2, QUESTION))
+    assert [g.model for g in both] == ["hot@v1", "hot@v2"]
+    assert both[0].text == first.text != both[1].text
 
 
 async def test_mismatched_adapter_is_refused_and_base_keeps_working(

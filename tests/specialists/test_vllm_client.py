@@ -2,15 +2,19 @@
 
 import dataclasses
 import math
+import shutil
 import time
 from pathlib import Path
 
 import pytest
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from specialists import Catalog, SpecialistError, SpecialistUnavailable
+from specialists.adapters import adapter_sha256
+from specialists.errors import AdaptersNotServed
 from specialists.vllm_client import VLLMBackend
 from tests.helpers.http_server import chat_completion, free_port, serve, sleep_then
+from tests.helpers.vllm import ScriptedVLLM
 
 QUESTION = [{"role": "user", "content": "What is 2 + 3?"}]
 MATH = Catalog.default().get("math")
@@ -52,23 +56,67 @@ async def test_an_answer_cut_at_max_tokens_says_length() -> None:
     assert generation.finish_reason == "length" and generation.text == "Answer:"
 
 
-async def test_a_specialist_with_an_adapter_is_served_under_its_name(tmp_path: Path) -> None:
-    async def handler(path, body):
-        if path.endswith("load_lora_adapter"):
-            return JSONResponse("Success")
-        return chat_completion("ok", [-0.1], model=body["model"])
-
-    tuned = dataclasses.replace(MATH, adapter=tmp_path)
-    with serve(handler) as (root, seen):
-        backend = client(root)
-        generation = await backend.generate(tuned, QUESTION)
-        await backend.load_adapter("code", tmp_path)
-        await backend.aclose()
-    assert seen[0][1]["model"] == "math" and generation.model == "math"
-    assert seen[1] == (
-        "/v1/load_lora_adapter",
-        {"lora_name": "code", "lora_path": str(tmp_path.resolve()), "load_inplace": True},
+async def test_each_adapter_version_is_served_under_a_name_of_its_own(
+    tiny_lora_dir: Path, tiny_lora_dir_2: Path, tmp_path: Path
+) -> None:
+    """A registry version names its adapter; an adapter from settings is named by its content,
+    so changed files get a new name. A served name is loaded once, never in place."""
+    v3 = dataclasses.replace(MATH, adapter=tiny_lora_dir, version="v3")
+    from_settings = dataclasses.replace(
+        MATH, adapter=Path(shutil.copytree(tiny_lora_dir_2, tmp_path / "a"))
     )
+    server = ScriptedVLLM(base="smollm2-135m")
+    with serve(server) as (root, seen):
+        backend = client(root)
+        named = backend.served_name(from_settings)
+        assert named == f"math@{adapter_sha256(tiny_lora_dir_2)[:8]}"
+        await backend.load_adapter("math@v3", tiny_lora_dir)
+        await backend.load_adapter(named, tiny_lora_dir_2)
+        await backend.load_adapter("math@v3", tiny_lora_dir_2)  # served already: kept as it is
+        generations = [await backend.generate(s, QUESTION) for s in (v3, from_settings)]
+        (from_settings.adapter / "adapter_config.json").write_text(
+            (tiny_lora_dir.resolve() / "adapter_config.json").read_text() + "\n"
+        )
+        renamed = backend.served_name(from_settings)
+        await backend.aclose()
+    assert [g.model for g in generations] == ["math@v3", named]
+    assert renamed not in {named, "math@v3"} and renamed.startswith("math@")
+    loads = [body for path, body in seen if path.endswith("/load_lora_adapter")]
+    assert [(b["lora_name"], b["lora_path"]) for b in loads] == [
+        ("math@v3", str(tiny_lora_dir.resolve())),
+        (named, str(tiny_lora_dir_2.resolve())),
+    ]
+    assert not any("load_inplace" in body for body in loads)
+    assert server.loaded["math@v3"] == str(tiny_lora_dir.resolve())
+
+
+async def test_a_name_another_process_loaded_first_is_not_an_error(tiny_lora_dir: Path) -> None:
+    server = ScriptedVLLM(base="smollm2-135m")
+
+    async def racing(path: str, body: dict) -> Response:
+        if path.endswith("/load_lora_adapter"):  # another process loads it just before us
+            server.loaded[body["lora_name"]] = body["lora_path"]
+        return await server(path, body)
+
+    with serve(racing) as (root, seen):
+        backend = client(root)
+        await backend.load_adapter("math@v3", tiny_lora_dir)
+        await backend.aclose()
+    assert [path for path, _ in seen] == ["/v1/models", "/v1/load_lora_adapter", "/v1/models"]
+    assert server.loaded == {"math@v3": str(tiny_lora_dir.resolve())}
+
+
+async def test_missing_adapters_are_named_with_their_specialist(tiny_lora_dir: Path) -> None:
+    catalog = Catalog.default().with_overrides({"math": {"adapter": str(tiny_lora_dir)}})
+    served = dataclasses.replace(catalog.get("math"), version="v2")
+    server = ScriptedVLLM(base="smollm2-135m")
+    with serve(server) as (root, _):
+        backend = client(root)
+        with pytest.raises(AdaptersNotServed, match="'math' needs adapter 'math@v2', which vLLM"):
+            await backend.require_adapters([served, catalog.get("code")])
+        await backend.load_adapter("math@v2", tiny_lora_dir)
+        await backend.require_adapters([served, catalog.get("code")])
+        await backend.aclose()
 
 
 async def test_5xx_is_retried_then_succeeds() -> None:

@@ -15,7 +15,7 @@ from transformers import AutoModelForCausalLM
 from distill.config import TrainConfig, TrainLimits
 from distill.dataset import load_dataset
 from distill.training import StepReport, TrainPlan, train_lora
-from specialists.adapters import check_adapter_fits, read_adapter_config
+from specialists.adapters import adapter_sha256, check_adapter_fits, read_adapter_config
 from specialists.catalog import Specialist
 from specialists.errors import ConfigurationError, DatasetError, ModelError, TrainingError
 from specialists.local import LocalBackend
@@ -97,7 +97,8 @@ async def test_training_lowers_the_loss_and_leaves_a_servable_adapter(
         )
     finally:
         await backend.aclose()
-    assert generation.model == "math" and generation.usage.completion_tokens > 0
+    assert generation.model == f"math@{adapter_sha256(adapter)[:8]}"  # served by its content
+    assert generation.usage.completion_tokens > 0
 
 
 def test_an_interrupted_run_resumes_to_exactly_the_uninterrupted_adapter(
