@@ -88,7 +88,7 @@ class Drain:
         chained = {sig: h for sig in STOP_SIGNALS if callable(h := signal.getsignal(sig))}
 
         def handle(sig: int, frame: FrameType | None) -> None:
-            chained[signal.Signals(sig)](sig, frame)  # type: ignore[operator]
+            chained[signal.Signals(sig)](sig, frame)
             loop.call_soon_threadsafe(self.begin)
 
         for sig in chained:
