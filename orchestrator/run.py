@@ -28,7 +28,15 @@ import uuid
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import Any, cast
 
-from agents import Agent, ModelSettings, RunConfig, Runner, StreamEvent, TResponseInputItem
+from agents import (
+    Agent,
+    ModelSettings,
+    RunConfig,
+    Runner,
+    RunResultStreaming,
+    StreamEvent,
+    TResponseInputItem,
+)
 from openai.types.responses import ResponseCompletedEvent, ResponseTextDeltaEvent
 
 from database import StoreError
@@ -105,6 +113,19 @@ async def _unless_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event |
     if stop.is_set() and task.cancelled():
         raise _Stopped
     return task.result()
+
+
+async def _settled(streaming: RunResultStreaming) -> None:
+    """Let a streamed lead run's own task (the SDK runs the agent loop in one) finish unwinding.
+
+    A stream cut short (the run's deadline, a stop) only asks that task to cancel; the lead call
+    and the tool call it was waiting on are logged as it unwinds, and must be before the run's
+    transcript is made.
+    """
+    task = streaming.run_loop_task
+    if task is not None and not task.done():
+        task.cancel()
+        await asyncio.wait({task})
 
 
 class Orchestrator:
@@ -455,9 +476,12 @@ class Orchestrator:
                         final_output = (await Runner.run(agent, items, **arguments)).final_output
                     else:
                         streaming = Runner.run_streamed(agent, items, **arguments)
-                        await self._forward_answer_text(
-                            state, streaming.stream_events(), hold_turns=with_tools
-                        )
+                        try:
+                            await self._forward_answer_text(
+                                state, streaming.stream_events(), hold_turns=with_tools
+                            )
+                        finally:
+                            await _settled(streaming)
                         final_output = streaming.final_output
             except LEAD_FAILURES as exc:
                 raise lead_failed(exc, self.lead.display_name) from exc

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from starlette.responses import JSONResponse, Response
@@ -37,6 +38,7 @@ RUN_BUDGET_S = 3.0
 """Each run's budget: what a hanging dependency costs a cell."""
 MODES = ["llm", "router", "cascade", "slm"]
 QUESTION = "What is 12 + 30? Answer with the number only."
+MESSAGES: list[Any] = [{"role": "user", "content": QUESTION}]
 RUN_ID = "x-understudy-run-id"
 DEGRADED = "x-understudy-degraded"
 
@@ -140,7 +142,7 @@ def fake_slm() -> Iterator[tuple[str, FakeSLM]]:
 def deployments(
     lead: tuple[ScriptedLead, LeadPlay],
     fake_slm: tuple[str, FakeSLM],
-    tiny_model_dir: Path,
+    smollm2_dir: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Callable[[str], Deployment]]:
     """The API servers of the matrix, each started when a row first needs it."""
@@ -149,7 +151,7 @@ def deployments(
     slm_by_deployment: dict[str, dict[str, Any]] = {
         "fake_slm": {"backend": "vllm", "base_url": fake_slm[0]},
         "slm_down": {"backend": "vllm", "base_url": f"http://127.0.0.1:{free_port()}/v1"},
-        "unloadable": {"backend": "local", "base_model": str(tiny_model_dir)},
+        "unloadable": {"backend": "local", "base_model": str(smollm2_dir)},
     }
 
     def deployment(name: str) -> Deployment:
@@ -195,6 +197,53 @@ async def _recorded(settings: Settings, run_id: str) -> Any:
         await store.database.close()
 
 
+@dataclass
+class Outcome:
+    """What the client got: an answer, and whether it was marked degraded, or an error."""
+
+    headers: httpx.Headers
+    answer: str | None = None
+    degraded: bool | None = None
+    error: dict[str, Any] | None = None
+
+
+def ask_whole(client: openai.OpenAI, model: str) -> Outcome:
+    try:
+        raw = client.chat.completions.with_raw_response.create(model=model, messages=MESSAGES)
+    except openai.APIStatusError as exc:
+        return refused(exc)
+    body = json.loads(raw.text)
+    marked = raw.headers.get(DEGRADED) == "true"
+    assert marked is body["understudy"]["degraded"], "the header and the body disagree"
+    return Outcome(raw.headers, body["choices"][0]["message"]["content"], marked)
+
+
+def ask_streaming(client: openai.OpenAI, model: str) -> Outcome:
+    """A stream's outcome: its final chunk's, or its error event's (a stream's status is 200)."""
+    try:
+        with client.chat.completions.with_streaming_response.create(
+            model=model, messages=MESSAGES, stream=True
+        ) as response:
+            text, finals = [], []
+            try:
+                for chunk in response.parse():
+                    text += [choice.delta.content or "" for choice in chunk.choices]
+                    finals += [chunk for choice in chunk.choices if choice.finish_reason]
+            except openai.APIError as exc:  # the error event, as the openai client reads it
+                assert isinstance(exc.body, dict), exc
+                return Outcome(response.headers, error=exc.body)
+    except openai.APIStatusError as exc:
+        return refused(exc)
+    [final] = finals
+    return Outcome(response.headers, "".join(text), final.model_extra["understudy"]["degraded"])
+
+
+def refused(exc: openai.APIStatusError) -> Outcome:
+    assert 400 <= exc.status_code < 500 or exc.status_code == 503, exc.response.text
+    return Outcome(exc.response.headers, error=exc.response.json()["error"])
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("fault", [*FAULTS, *DATABASE_FAULTS], ids=lambda fault: fault.name)
 def test_every_fault_ends_in_an_answer_or_a_clean_error_and_a_recorded_run(
@@ -203,32 +252,24 @@ def test_every_fault_ends_in_an_answer_or_a_clean_error_and_a_recorded_run(
     fake_slm: tuple[str, FakeSLM],
     fault: Fault,
     mode: str,
+    stream: bool,
 ) -> None:
     api = deployments(fault.deployment)
     lead[1].step = fault.lead
     fake_slm[1].behaviour = fault.slm
     client = openai.OpenAI(base_url=f"{api.url}/v1", api_key="unused", max_retries=0, timeout=60)
-    try:
-        raw = client.chat.completions.with_raw_response.create(
-            model=f"understudy-{mode}", messages=[{"role": "user", "content": QUESTION}]
-        )
-    except openai.APIStatusError as exc:
-        status, headers, body = exc.status_code, exc.response.headers, exc.response.json()
-    else:
-        status, headers, body = raw.status_code, raw.headers, json.loads(raw.text)
+    outcome = (ask_streaming if stream else ask_whole)(client, f"understudy-{mode}")
 
-    assert status == 200 or 400 <= status < 500 or status == 503, (status, body)
-    if status == 200:
-        assert body["choices"][0]["message"]["content"]
-        marked = headers.get(DEGRADED) == "true"
-        assert marked is body["understudy"]["degraded"], "the header and the body disagree"
+    if outcome.error is None:
+        assert outcome.answer
     else:
-        error = body["error"]
-        assert set(error) >= {"message", "type", "code"} and error["message"] and error["code"]
-    run = asyncio.run(_recorded(api.settings, headers[RUN_ID]))
+        error = outcome.error
+        assert error["message"] and error["type"] and error["code"], error
+    run = asyncio.run(_recorded(api.settings, outcome.headers[RUN_ID]))
     assert run.mode == mode
-    assert (run.answer is not None) is (status == 200 or body["error"]["code"] == "degraded")
-    if status == 200:
-        assert run.degraded is body["understudy"]["degraded"]
+    answered = outcome.error is None or outcome.error["code"] == "degraded"
+    assert (run.answer is not None) is answered
+    if outcome.error is None:
+        assert run.degraded is outcome.degraded
     if fault.failing_specialist and mode != "llm":
         assert any(c.specialist == "math" and c.error for c in run.tool_calls), run.tool_calls
