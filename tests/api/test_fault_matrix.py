@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,8 +59,7 @@ class FakeSLM:
         if self.behaviour == "hang":
             return await sleep_then(RUN_BUDGET_S + 1, chat_completion("42", [-0.01]))
         if self.behaviour == "error":
-            error = {"message": "The model `math` does not exist.", "code": 404}
-            return JSONResponse({"error": error}, status_code=400)
+            return JSONResponse({"error": {"message": "scripted refusal"}}, status_code=400)
         return chat_completion("42", [-0.01, -0.02])
 
 
@@ -74,11 +73,19 @@ class LeadPlay:
         return self.step(body)
 
 
-def delegate(body: dict[str, Any]) -> Step:
-    """A lead that asks the math specialist once (when it has tools), then answers."""
-    if not body.get("tools") or any(m.get("role") == "tool" for m in body["messages"]):
-        return reply("The answer is 42.")
-    return tool_calls(("math_specialist", {"request": QUESTION}))
+def calls_once(tool: str, arguments: dict[str, Any]) -> Callable[[dict[str, Any]], Step]:
+    """A lead that calls ``tool`` once (when it has tools), then answers."""
+
+    def step(body: dict[str, Any]) -> Step:
+        if not body.get("tools") or any(m.get("role") == "tool" for m in body["messages"]):
+            return reply("The answer is 42.")
+        return tool_calls((tool, arguments))
+
+    return step
+
+
+delegate = calls_once("math_specialist", {"request": QUESTION})
+"""The lead of the rows where something else fails: it asks the math specialist, then answers."""
 
 
 def always(step: Step) -> Callable[[dict[str, Any]], Step]:
@@ -102,16 +109,25 @@ class Fault:
     """``fake_slm`` (scripted vLLM), ``slm_down`` (nothing listening) or ``unloadable``."""
     slm: str = "ok"
     lead: Callable[[dict[str, Any]], Step] = delegate
-    failing_specialist: bool = False
-    """The math specialist fails in this row: wherever it was asked, its call and error are in
-    the transcript (a call the run's deadline cut included)."""
+    failing_tool: str | None = None
+    """The tool that fails in this row: wherever it was called, its call and error are in the
+    transcript (a call the run's deadline cut included)."""
+    during: Callable[[Deployment], AbstractContextManager[None]] | None = None
+    """What the row does to the deployment while the request runs (a database made locked or
+    read-only, say), undone afterwards."""
 
 
 FAULTS = [
-    Fault("tool_raises", "fake_slm", slm="error", failing_specialist=True),
-    Fault("tool_hangs", "fake_slm", slm="hang", failing_specialist=True),
-    Fault("slm_down", "slm_down", failing_specialist=True),
-    Fault("model_load_failure", "unloadable", failing_specialist=True),
+    Fault("tool_raises", "fake_slm", slm="error", failing_tool="math_specialist"),
+    Fault(
+        "calculator_raises",
+        "fake_slm",
+        lead=calls_once("calculator", {"expression": "1/"}),
+        failing_tool="calculator",
+    ),
+    Fault("tool_hangs", "fake_slm", slm="hang", failing_tool="math_specialist"),
+    Fault("slm_down", "slm_down", failing_tool="math_specialist"),
+    Fault("model_load_failure", "unloadable", failing_tool="math_specialist"),
     Fault("lead_500", "fake_slm", lead=always(failure(500))),
     Fault("lead_429", "fake_slm", lead=always(failure(429))),
     Fault("lead_timeout", "fake_slm", lead=always(reply("late", delay_s=RUN_BUDGET_S + 1))),
@@ -119,8 +135,8 @@ FAULTS = [
     Fault("lead_unknown_tool", "fake_slm", lead=always(tool_calls(("no_such_tool", {})))),
 ]
 DATABASE_FAULTS: list[Fault] = []
-"""Rows for a database that is locked or read-only (and the spool that keeps their runs): added
-with the database-fault handling, so the same invariants cover them."""
+"""Rows for a database that is locked or read-only (their ``during`` makes it so; the spool keeps
+their runs): added with the database-fault handling, so the same invariants cover them."""
 
 
 @pytest.fixture(scope="module")
@@ -243,6 +259,12 @@ def refused(exc: openai.APIStatusError) -> Outcome:
     return Outcome(exc.response.headers, error=exc.response.json()["error"])
 
 
+def asks(mode: str, tool: str) -> bool:
+    """Whether a run in ``mode`` calls ``tool``: the lead does (router, and cascade escalating);
+    ``slm`` asks the specialist itself."""
+    return mode in ("router", "cascade") or (mode == "slm" and tool.endswith("_specialist"))
+
+
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("fault", [*FAULTS, *DATABASE_FAULTS], ids=lambda fault: fault.name)
@@ -258,7 +280,8 @@ def test_every_fault_ends_in_an_answer_or_a_clean_error_and_a_recorded_run(
     lead[1].step = fault.lead
     fake_slm[1].behaviour = fault.slm
     client = openai.OpenAI(base_url=f"{api.url}/v1", api_key="unused", max_retries=0, timeout=60)
-    outcome = (ask_streaming if stream else ask_whole)(client, f"understudy-{mode}")
+    with fault.during(api) if fault.during else nullcontext():
+        outcome = (ask_streaming if stream else ask_whole)(client, f"understudy-{mode}")
 
     if outcome.error is None:
         assert outcome.answer
@@ -271,5 +294,5 @@ def test_every_fault_ends_in_an_answer_or_a_clean_error_and_a_recorded_run(
     assert (run.answer is not None) is answered
     if outcome.error is None:
         assert run.degraded is outcome.degraded
-    if fault.failing_specialist and mode != "llm":
-        assert any(c.specialist == "math" and c.error for c in run.tool_calls), run.tool_calls
+    if fault.failing_tool and asks(mode, fault.failing_tool):
+        assert any(c.name == fault.failing_tool and c.error for c in run.tool_calls), run
