@@ -45,6 +45,9 @@ class FailureKind(StrEnum):
     """The specialist's backend could not be reached in time (``slm`` mode has no fallback)."""
     specialist_failed = "specialist_failed"
     """The specialist's backend refused the call or answered with something unusable."""
+    shutdown = "shutdown"
+    """The server stopped before the run ended: its drain ran out with the run still going.
+    Another server (or this one, restarted) can answer the same request."""
     invalid_request = "invalid_request"
     """The request was refused before anything ran (evaluations record such samples)."""
     unclassified = "unclassified"
@@ -64,6 +67,7 @@ _RETRYABLE = frozenset(
         FailureKind.lead_invalid_output,
         FailureKind.specialist_unavailable,
         FailureKind.run_timeout,
+        FailureKind.shutdown,
         FailureKind.unclassified,
     }
 )

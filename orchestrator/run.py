@@ -25,10 +25,18 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import Any, cast
 
-from agents import Agent, ModelSettings, RunConfig, Runner, StreamEvent, TResponseInputItem
+from agents import (
+    Agent,
+    ModelSettings,
+    RunConfig,
+    Runner,
+    RunResultStreaming,
+    StreamEvent,
+    TResponseInputItem,
+)
 from openai.types.responses import ResponseCompletedEvent, ResponseTextDeltaEvent
 
 from database import StoreError
@@ -75,6 +83,49 @@ class _OutOfTime(Exception):
     def __init__(self, failure: Failure) -> None:
         self.failure = failure
         super().__init__(failure.message)
+
+
+class _Stopped(Exception):
+    """The caller's ``stop`` was set before the run ended; ends the run with ``failure``."""
+
+    failure = Failure(
+        FailureKind.shutdown, "the server shut down before the run ended (its drain ran out)"
+    )
+
+
+async def _unless_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event | None) -> None:
+    """Await ``work``, unless ``stop`` is set first: then cancel it and raise :class:`_Stopped`.
+
+    ``work`` runs in a task of its own so that cancelling it leaves this run (and its caller)
+    uncancelled, free to record what the work had done so far.
+    """
+    if stop is None:
+        return await work
+    task = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not task.done():  # stopped, or this run itself was cancelled
+            task.cancel()
+            await asyncio.wait({task})
+    if stop.is_set() and task.cancelled():
+        raise _Stopped
+    return task.result()
+
+
+async def _settled(streaming: RunResultStreaming) -> None:
+    """Let a streamed lead run's own task (the SDK runs the agent loop in one) finish unwinding.
+
+    A stream cut short (the run's deadline, a stop) only asks that task to cancel; the lead call
+    and the tool call it was waiting on are logged as it unwinds, and must be before the run's
+    transcript is made.
+    """
+    task = streaming.run_loop_task
+    if task is not None and not task.done():
+        task.cancel()
+        await asyncio.wait({task})
 
 
 class Orchestrator:
@@ -170,6 +221,7 @@ class Orchestrator:
         run_id: str | None = None,
         on_delta: OnDelta | None = None,
         max_tokens: int | None = None,
+        stop: asyncio.Event | None = None,
     ) -> RunResult:
         """Answer ``request`` (a prompt or a chat history ending with a user turn) in ``mode``.
 
@@ -178,6 +230,10 @@ class Orchestrator:
         final-answer tokens (only from the turn that answers, never from a turn that calls
         tools), or a specialist's answer in one piece once accepted. A degraded answer is never
         handed over: the caller decides, from the result, whether to deliver it.
+
+        ``stop``, once set, ends the run where it is (a server whose drain ran out): the work
+        in progress is cancelled and the run ends with :attr:`FailureKind.shutdown`, recorded
+        like any other run, instead of vanishing with a cancelled task.
 
         A run that ends without an answer, or answers from a fallback, says why in its
         ``failure``; the exceptions below are raised before anything runs, except
@@ -214,17 +270,8 @@ class Orchestrator:
             deadline=state.deadline,
         )
         try:
-            if mode is Mode.llm:
-                state.route = "lead"
-                state.answer = await self._ask_lead(state, deps, messages, with_tools=False)
-            elif mode is Mode.router:
-                state.route = "router"
-                await self._router(state, deps, messages)
-            elif mode is Mode.slm:
-                await self._slm(state, deps, forced)
-            else:
-                await self._cascade(state, deps, forced)
-        except (LeadFailed, _OutOfTime) as exc:  # nothing to fall back to
+            await _unless_stopped(self._answer(state, deps, forced), stop)
+        except (LeadFailed, _OutOfTime, _Stopped) as exc:  # nothing to fall back to
             state.failure = exc.failure
         if on_delta is not None and state.answer and not (state.streamed or state.degraded):
             await on_delta(state.answer)
@@ -234,6 +281,18 @@ class Orchestrator:
         return result
 
     # ------------------------------------------------------------------------------ modes
+
+    async def _answer(self, state: RunState, deps: ToolDeps, forced: Specialist | None) -> None:
+        if state.mode is Mode.llm:
+            state.route = "lead"
+            state.answer = await self._ask_lead(state, deps, state.messages, with_tools=False)
+        elif state.mode is Mode.router:
+            state.route = "router"
+            await self._router(state, deps, state.messages)
+        elif state.mode is Mode.slm:
+            await self._slm(state, deps, forced)
+        else:
+            await self._cascade(state, deps, forced)
 
     async def _slm(self, state: RunState, deps: ToolDeps, forced: Specialist | None) -> None:
         catalog = state.lineup.catalog
@@ -421,9 +480,12 @@ class Orchestrator:
                         final_output = (await Runner.run(agent, items, **arguments)).final_output
                     else:
                         streaming = Runner.run_streamed(agent, items, **arguments)
-                        await self._forward_answer_text(
-                            state, streaming.stream_events(), hold_turns=with_tools
-                        )
+                        try:
+                            await self._forward_answer_text(
+                                state, streaming.stream_events(), hold_turns=with_tools
+                            )
+                        finally:
+                            await _settled(streaming)
                         final_output = streaming.final_output
             except LEAD_FAILURES as exc:
                 raise lead_failed(exc, self.lead.display_name) from exc

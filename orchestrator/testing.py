@@ -37,8 +37,9 @@ class Step:
 
     content: str | None = None
     """Assistant text: the final answer, or (with tool calls) what the lead says before them."""
-    tool_calls: tuple[tuple[str, dict[str, Any]], ...] = ()
-    """(tool name, arguments) pairs the lead asks for."""
+    tool_calls: tuple[tuple[str, dict[str, Any] | str], ...] = ()
+    """(tool name, arguments) pairs the lead asks for; arguments given as a string are sent as
+    they are, so a script can send what no JSON encoder would (malformed arguments)."""
     status: int = 200
     """A non-200 status makes this step an HTTP failure (429, 500, …)."""
     delay_s: float = 0.0
@@ -52,7 +53,7 @@ def reply(content: str, **kwargs: Any) -> Step:
     return Step(content=content, **kwargs)
 
 
-def tool_calls(*calls: tuple[str, dict[str, Any]], **kwargs: Any) -> Step:
+def tool_calls(*calls: tuple[str, dict[str, Any] | str], **kwargs: Any) -> Step:
     """A turn that calls tools (the SDK runs them, then asks the lead again)."""
     return Step(tool_calls=tuple(calls), **kwargs)
 
@@ -182,7 +183,10 @@ def _completion(step: Step, body: dict[str, Any], model: str) -> dict[str, Any]:
             {
                 "id": f"call_{uuid.uuid4().hex[:12]}",
                 "type": "function",
-                "function": {"name": name, "arguments": json.dumps(arguments)},
+                "function": {
+                    "name": name,
+                    "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments),
+                },
             }
             for name, arguments in step.tool_calls
         ]

@@ -170,16 +170,24 @@ def _tool(name: str, description: str, schema: type[BaseModel], invoke: Invoke) 
             parsed_input = {"raw": raw_args}
         call = ToolCall(name=name, input=parsed_input, output="", latency_ms=0.0)
         try:
-            args = schema.model_validate(parsed_input)
-        except ValidationError as exc:
-            call.error = "invalid arguments"
-            output = f"ERROR: invalid arguments for {name}: {exc.errors(include_url=False)}"
+            try:
+                args = schema.model_validate(parsed_input)
+            except ValidationError as exc:
+                call.error = "invalid arguments"
+                output = f"ERROR: invalid arguments for {name}: {exc.errors(include_url=False)}"
+            else:
+                output = await _within_budget(name, invoke, deps, args, call)
+        except asyncio.CancelledError:
+            # The run ended around the call (its deadline struck the lead and the tool at
+            # once, a stop, a client gone): the transcript still shows what was being waited on.
+            call.error = "the run ended before the tool finished"
+            raise
         else:
-            output = await _within_budget(name, invoke, deps, args, call)
-        call.output = output
-        call.latency_ms = (time.perf_counter() - started) * 1000
-        deps.calls.append(call)
-        return output
+            call.output = output
+            return output
+        finally:
+            call.latency_ms = (time.perf_counter() - started) * 1000
+            deps.calls.append(call)
 
     params = schema.model_json_schema()
     params.pop("title", None)

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from orchestrator.transcripts import TranscriptStore
 from serving.api import batches, chat, feedback, files
+from serving.api.drain import Drain, RefuseWhileDraining
 from serving.api.errors import install_error_handlers
 from serving.api.limits import BodySizeLimit
 from serving.api.observability import Metrics, RequestContextMiddleware
@@ -43,12 +44,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.started_at = time.time()
     app.state.metrics = Metrics(multiprocess_dir=settings.api.metrics_dir)
+    app.state.drain = Drain(settings.shutdown_drain_s)
     install_error_handlers(app)
     app.include_router(chat.router)
     app.include_router(feedback.router)
     app.include_router(files.router)
     app.include_router(batches.router)
     app.include_router(observability_router)
+    app.add_middleware(RefuseWhileDraining, drain=app.state.drain)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.api.body_limit_bytes,
@@ -61,7 +64,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    drain: Drain = app.state.drain
     async with AsyncExitStack() as stack:
+        stack.enter_context(drain.on_stop_signals())
         # One database for the whole process: every store below writes through its one queue.
         database = await open_database(settings)
         stack.push_async_callback(database.close)
@@ -75,7 +80,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.orchestrator = build_orchestrator(settings, store=store, backend=backend)
         app.state.batches = BatchStore(database)
         app.state.files = FileStore(database)
-        app.state.readiness = _readiness_checks(settings, store, backend)
+        app.state.readiness = _readiness_checks(settings, store, backend, drain)
         sync = catalog_sync(settings, app.state.orchestrator)
         app.state.readiness["adapters"] = sync.check
         await stack.enter_async_context(sync.running())
@@ -89,7 +94,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def _readiness_checks(
-    settings: Settings, store: TranscriptStore, backend: SLMBackend
+    settings: Settings, store: TranscriptStore, backend: SLMBackend, drain: Drain
 ) -> dict[str, Callable[[], Awaitable[None]]]:
     async def database() -> None:
         await store.list_runs(limit=1)
@@ -105,4 +110,14 @@ def _readiness_checks(
     async def sandbox() -> None:
         await asyncio.to_thread(require_sandbox, settings)
 
-    return {"database": database, "slm": slm, "lead": lead, "sandbox": sandbox}
+    async def accepting() -> None:
+        if drain.stopping:
+            raise RuntimeError("the server is shutting down")
+
+    return {
+        "database": database,
+        "slm": slm,
+        "lead": lead,
+        "sandbox": sandbox,
+        "accepting": accepting,
+    }

@@ -100,11 +100,11 @@ async def chat_completions(
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return StreamingResponse(
-            _stream(request, orchestrator, call, run_id, policy, include_usage=include_usage),
+            _stream(request, call, run_id, policy, include_usage=include_usage),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", RUN_ID: run_id},
         )
-    result = await _run(orchestrator, call, run_id=run_id)
+    result = await _run(request, call, run_id=run_id)
     await _account(request, body.model, result)
     headers = {RUN_ID: run_id, **({DEGRADED: "true"} if result.degraded else {})}
     if result.answer is None:
@@ -129,13 +129,16 @@ router.add_api_route(
 )
 
 
-async def _run(orchestrator: Orchestrator, call: ChatCall, **kwargs: Any) -> RunResult:
+async def _run(request: Request, call: ChatCall, **kwargs: Any) -> RunResult:
+    """The run ``call`` asks for; stopped, with a transcript, when the app's drain runs out."""
+    orchestrator: Orchestrator = request.app.state.orchestrator
     try:
         return await orchestrator.run(
             call.messages,
             call.mode,
             specialist=call.specialist,
             max_tokens=call.max_tokens,
+            stop=request.app.state.drain.expired,
             **kwargs,
         )
     except (InvalidRequest, ConfigurationError) as exc:
@@ -144,7 +147,6 @@ async def _run(orchestrator: Orchestrator, call: ChatCall, **kwargs: Any) -> Run
 
 async def _stream(
     request: Request,
-    orchestrator: Orchestrator,
     call: ChatCall,
     run_id: str,
     policy: OnDegraded,
@@ -166,7 +168,7 @@ async def _stream(
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         return _event(completion_chunk(chunk_id, created, call.model, delta, finish, **extra))
 
-    run = asyncio.create_task(_run(orchestrator, call, run_id=run_id, on_delta=deltas.put))
+    run = asyncio.create_task(_run(request, call, run_id=run_id, on_delta=deltas.put))
     streamed = False
     try:
         yield chunk({"role": "assistant", "content": ""})

@@ -28,6 +28,8 @@ def serve(
     """
     import uvicorn
 
+    from serving.api.drain import ANSWER_S
+
     everything = get_settings()
     drain_s = everything.shutdown_drain_s  # refuses a drain shorter than the run budget
     settings = everything.api
@@ -46,5 +48,6 @@ def serve(
             workers=workers,
             log_config=None,
             access_log=False,
-            timeout_graceful_shutdown=math.ceil(drain_s),
+            # The app's own drain (serving/api/drain.py) ends first and answers what it cuts.
+            timeout_graceful_shutdown=math.ceil(drain_s + ANSWER_S),
         )

@@ -14,6 +14,7 @@ from serving.protocol.errors import (
     error_body,
     invalid_body,
     refusal,
+    shutting_down,
     unanswered,
 )
 from serving.protocol.models import MODE_MODELS, ServedModels, resolve_model, served_models
@@ -57,6 +58,7 @@ __all__ = [
     "refusal",
     "resolve_model",
     "served_models",
+    "shutting_down",
     "unanswered",
     "understudy_block",
     "usage_block",

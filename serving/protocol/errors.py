@@ -128,6 +128,7 @@ _FAILURES: dict[FailureKind, str] = {
     FailureKind.run_timeout: "the run's time budget ran out",
     FailureKind.specialist_unavailable: "the specialist model is unavailable",
     FailureKind.specialist_failed: "the specialist model failed to answer",
+    FailureKind.shutdown: "the server shut down before the run ended",
     FailureKind.invalid_request: "the request was refused",
     FailureKind.unclassified: "the run failed",
 }
@@ -141,9 +142,28 @@ def describe_failure(result: RunResult) -> str:
     return _FAILURES[kind]
 
 
+SHUTDOWN_RETRY_AFTER_S = 1
+"""``Retry-After`` of a request a stopping server refused or cut: another server (behind the
+same balancer), or this one restarted, can take it at once."""
+
+
+def shutting_down() -> ProtocolError:
+    """The error of a request a stopping server will not finish: 503 ``shutting_down``, for a
+    request that arrived during the drain and for a run still going when the drain ran out."""
+    return ProtocolError(
+        503,
+        "shutting_down",
+        "The server is shutting down; retry the request.",
+        headers={"Retry-After": str(SHUTDOWN_RETRY_AFTER_S)},
+    )
+
+
 def unanswered(result: RunResult) -> ProtocolError:
     """The error of a run that produced no answer: 503 ``upstream_unavailable``, saying what
-    failed from the run's failure kind (whatever the kind: clients retry on the status)."""
+    failed from the run's failure kind (whatever the kind: clients retry on the status); a run
+    the server's shutdown cut is :func:`shutting_down`."""
+    if result.failure is not None and result.failure.kind is FailureKind.shutdown:
+        return shutting_down()
     return ProtocolError(
         503, "upstream_unavailable", f"No answer was produced: {describe_failure(result)}."
     )

@@ -1,4 +1,5 @@
-"""``understudy serve`` lets requests in flight finish for at least the run budget when stopped."""
+"""``understudy serve`` lets requests in flight finish for at least the run budget when stopped,
+and gives uvicorn's drain time beyond the app's own to answer what the app stops."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from serving.api.drain import ANSWER_S
 from serving.cli import app
 from specialists.errors import ConfigurationError
 
@@ -22,7 +24,7 @@ def uvicorn_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize(
-    ("environment", "drain_s"),
+    ("environment", "app_drain_s"),
     [
         ({}, 125),  # the default run budget (120 s) and a margin for the reply
         ({"UNDERSTUDY_RUN_MAX_SECONDS": "30"}, 35),
@@ -33,13 +35,14 @@ def test_the_drain_covers_the_run_budget(
     uvicorn_calls: list[dict[str, Any]],
     monkeypatch: pytest.MonkeyPatch,
     environment: dict[str, str],
-    drain_s: int,
+    app_drain_s: int,
 ) -> None:
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     result = CliRunner().invoke(app, ["serve"])
     assert result.exit_code == 0, result.output
-    assert [call["timeout_graceful_shutdown"] for call in uvicorn_calls] == [drain_s]
+    expected = app_drain_s + ANSWER_S
+    assert [call["timeout_graceful_shutdown"] for call in uvicorn_calls] == [expected]
 
 
 def test_a_drain_shorter_than_the_run_budget_is_refused(
