@@ -19,6 +19,7 @@ from orchestrator.transcripts import TranscriptStore
 from serving.runtime import Log, build_backend, build_prerouter
 from serving.sandbox import sandbox_limits
 from serving.settings import Settings
+from serving.stores import transcript_spool
 from specialists.backend import SLMBackend
 from specialists.catalog import Catalog
 
@@ -65,6 +66,7 @@ def build_orchestrator(
         prerouter=optional_prerouter(settings, catalog),
         lead=lead_config(settings),
         store=store,
+        spool=transcript_spool(settings) if store is not None else None,
         prices=price_book(settings),
         budget=RunBudget(
             max_seconds=settings.run.max_seconds,

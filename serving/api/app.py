@@ -13,6 +13,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
+from database import Database
 from orchestrator.transcripts import TranscriptStore
 from serving.api import batches, chat, feedback, files
 from serving.api.errors import install_error_handlers
@@ -26,7 +27,7 @@ from serving.orchestration import build_orchestrator, catalog_sync
 from serving.runtime import build_backend
 from serving.sandbox import require_sandbox
 from serving.settings import Settings, get_settings
-from serving.stores import open_database
+from serving.stores import open_database, spool_drainer
 from specialists.backend import SLMBackend
 from specialists.vllm_client import VLLMBackend
 
@@ -75,7 +76,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.orchestrator = build_orchestrator(settings, store=store, backend=backend)
         app.state.batches = BatchStore(database)
         app.state.files = FileStore(database)
-        app.state.readiness = _readiness_checks(settings, store, backend)
+        app.state.spool = app.state.orchestrator.spool
+        app.state.readiness = _readiness_checks(settings, database, backend)
+        await stack.enter_async_context(spool_drainer(settings, database))
         await stack.enter_async_context(catalog_sync(settings, app.state.orchestrator).running())
         if settings.batch.api_worker:
             await stack.enter_async_context(
@@ -85,10 +88,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def _readiness_checks(
-    settings: Settings, store: TranscriptStore, backend: SLMBackend
+    settings: Settings, database: Database, backend: SLMBackend
 ) -> dict[str, Callable[[], Awaitable[None]]]:
-    async def database() -> None:
-        await store.list_runs(limit=1)
+    async def writable_database() -> None:
+        await database.probe_write("readyz")
 
     async def slm() -> None:
         if isinstance(backend, VLLMBackend):
@@ -101,4 +104,4 @@ def _readiness_checks(
     async def sandbox() -> None:
         await asyncio.to_thread(require_sandbox, settings)
 
-    return {"database": database, "slm": slm, "lead": lead, "sandbox": sandbox}
+    return {"database": writable_database, "slm": slm, "lead": lead, "sandbox": sandbox}
