@@ -83,8 +83,25 @@ class TranscriptSpool:
         await asyncio.to_thread(self._write, record.run_id, data)
 
     def pending(self) -> int:
-        """Records waiting for the database (unreadable ones included)."""
+        """Records waiting for the database (unreadable ones included).
+
+        Raises:
+            OSError: The spool directory cannot be read.
+        """
         return len(self._files())
+
+    def check(self) -> None:
+        """Make sure the spool can take records: its directory exists (or is made now) and can
+        be read. What readiness checks ask.
+
+        Raises:
+            SpoolRefused: It cannot.
+        """
+        try:
+            self.directory.mkdir(mode=_DIRECTORY_MODE, parents=True, exist_ok=True)
+            self._files()
+        except OSError as exc:
+            raise SpoolRefused(f"the spool {self.directory} cannot be used: {exc}") from exc
 
     async def drain(self, store: TranscriptStore) -> int:
         """Write every waiting record into ``store``, removing each once it is there; a record
@@ -155,16 +172,18 @@ async def keep_draining(
     spool: TranscriptSpool, store: TranscriptStore, *, interval_s: float, stop: asyncio.Event
 ) -> None:
     """Drain ``spool`` into ``store`` every ``interval_s`` seconds until ``stop`` is set; a
-    database still down is logged and tried again at the next pass."""
+    database still down (or a spool that cannot be read) is logged and tried again at the next
+    pass."""
     while not stop.is_set():
-        if spool.pending():
-            try:
-                written = await spool.drain(store)
-            except StoreError as exc:
-                logger.warning("spooled transcripts wait for the database: %s", exc)
-            else:
-                if written:
-                    logger.info("wrote %d spooled transcript(s) to the database", written)
+        try:
+            written = await spool.drain(store) if spool.pending() else 0
+        except StoreError as exc:
+            logger.warning("spooled transcripts wait for the database: %s", exc)
+        except OSError as exc:
+            logger.error("the spool %s cannot be read: %s", spool.directory, exc)
+        else:
+            if written:
+                logger.info("wrote %d spooled transcript(s) to the database", written)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval_s)
 

@@ -14,7 +14,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 
 from database import Database
-from orchestrator.transcripts import TranscriptStore
+from orchestrator.transcripts import TranscriptSpool, TranscriptStore
 from serving.api import batches, chat, feedback, files
 from serving.api.errors import install_error_handlers
 from serving.api.limits import BodySizeLimit
@@ -27,7 +27,7 @@ from serving.orchestration import build_orchestrator, catalog_sync
 from serving.runtime import build_backend
 from serving.sandbox import require_sandbox
 from serving.settings import Settings, get_settings
-from serving.stores import open_database, spool_drainer
+from serving.stores import open_database, spool_drainer, transcript_spool
 from specialists.backend import SLMBackend
 from specialists.vllm_client import VLLMBackend
 
@@ -76,8 +76,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.orchestrator = build_orchestrator(settings, store=store, backend=backend)
         app.state.batches = BatchStore(database)
         app.state.files = FileStore(database)
-        app.state.spool = app.state.orchestrator.spool
-        app.state.readiness = _readiness_checks(settings, database, backend)
+        app.state.spool = transcript_spool(settings)
+        app.state.readiness = _readiness_checks(settings, database, app.state.spool, backend)
         await stack.enter_async_context(spool_drainer(settings, database))
         await stack.enter_async_context(catalog_sync(settings, app.state.orchestrator).running())
         if settings.batch.api_worker:
@@ -88,10 +88,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def _readiness_checks(
-    settings: Settings, database: Database, backend: SLMBackend
+    settings: Settings, database: Database, spool: TranscriptSpool, backend: SLMBackend
 ) -> dict[str, Callable[[], Awaitable[None]]]:
     async def writable_database() -> None:
         await database.probe_write("readyz")
+
+    async def usable_spool() -> None:
+        await asyncio.to_thread(spool.check)
 
     async def slm() -> None:
         if isinstance(backend, VLLMBackend):
@@ -104,4 +107,10 @@ def _readiness_checks(
     async def sandbox() -> None:
         await asyncio.to_thread(require_sandbox, settings)
 
-    return {"database": writable_database, "slm": slm, "lead": lead, "sandbox": sandbox}
+    return {
+        "database": writable_database,
+        "transcript_spool": usable_spool,
+        "slm": slm,
+        "lead": lead,
+        "sandbox": sandbox,
+    }

@@ -425,9 +425,15 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 async def _spooled(request: Request) -> int | None:
-    """Transcripts waiting in the app's spool; ``None`` when the app has none."""
+    """Transcripts waiting in the app's spool; ``None`` when the app has none, or it cannot be
+    read (its readiness check says why)."""
     spool: TranscriptSpool | None = getattr(request.app.state, "spool", None)
-    return None if spool is None else await asyncio.to_thread(spool.pending)
+    if spool is None:
+        return None
+    try:
+        return await asyncio.to_thread(spool.pending)
+    except OSError:
+        return None
 
 
 async def _run_check(name: str, check: ReadinessCheck) -> str:
