@@ -16,7 +16,11 @@ from orchestrator.testing import failure
 from serving.cli import keys_cmd
 from serving.keys import KeyStore
 from serving.protocol import OnDegraded
-from tests.api.test_chat_api import Api, api, ask, understudy  # noqa: F401 (api: a fixture)
+from tests.api import test_chat_api
+from tests.api.test_chat_api import Api, understudy
+
+api = test_chat_api.api
+"""The chat API's server fixture (SmolLM2 specialists, a scripted lead, a key), used here too."""
 
 DEGRADE = {"understudy": {"on_degraded": "degrade"}}
 
