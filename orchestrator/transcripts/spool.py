@@ -27,7 +27,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from database import StoreError
 from orchestrator.outcome import Failure, FailureKind
@@ -77,9 +76,7 @@ class TranscriptSpool:
         Raises:
             SpoolRefused: The spool is full or cannot be written; nothing was kept.
         """
-        data = json.dumps(
-            {"version": FORMAT_VERSION, "run": _encode(record)}, default=_encode_value
-        ).encode()
+        data = json.dumps({"version": FORMAT_VERSION, "run": record}, default=_encode).encode()
         await asyncio.to_thread(self._write, record.run_id, data)
 
     def pending(self) -> int:
@@ -188,12 +185,9 @@ async def keep_draining(
             await asyncio.wait_for(stop.wait(), interval_s)
 
 
-def _encode(record: RunRecord) -> dict[str, Any]:
-    return {field.name: getattr(record, field.name) for field in dataclasses.fields(record)}
-
-
-def _encode_value(value: object) -> object:
-    """What :func:`json.dumps` cannot encode itself: nested dataclasses and datetimes."""
+def _encode(value: object) -> object:
+    """What :func:`json.dumps` cannot encode itself: the record and the dataclasses in it (as
+    their fields), and datetimes."""
     if isinstance(value, datetime):
         return value.isoformat()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
