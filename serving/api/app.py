@@ -73,10 +73,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.store = store
         app.state.keys = KeyStore(database)
         app.state.backend = backend
-        app.state.orchestrator = build_orchestrator(settings, store=store, backend=backend)
+        app.state.spool = transcript_spool(settings)
+        app.state.orchestrator = build_orchestrator(
+            settings, store=store, spool=app.state.spool, backend=backend
+        )
         app.state.batches = BatchStore(database)
         app.state.files = FileStore(database)
-        app.state.spool = transcript_spool(settings)
         app.state.readiness = _readiness_checks(settings, database, app.state.spool, backend)
         await stack.enter_async_context(spool_drainer(settings, database))
         await stack.enter_async_context(catalog_sync(settings, app.state.orchestrator).running())
