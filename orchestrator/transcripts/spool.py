@@ -12,7 +12,7 @@ The spool is bounded in runs and bytes: past its bounds a record is refused
 rather than filling the disk. A run id spooled again (a batch attempt re-run while the database
 is still down) replaces its earlier record: neither reached the store, and the caller saw only
 the latest. A spool file that cannot be read back stays where it is, counted as pending and
-logged at every pass, for the operator to inspect.
+logged at every pass, for the operator to inspect; so does one the store refuses.
 """
 
 from __future__ import annotations
@@ -123,9 +123,15 @@ class TranscriptSpool:
                 continue
             try:
                 await store.save_run(record)
-                written += 1
             except RunAlreadyRecorded:
                 pass
+            except (ValueError, TypeError) as exc:  # edited since: the store will never take it
+                logger.error(
+                    "the store refuses spooled transcript %s (%s); left in place", path, exc
+                )
+                continue
+            else:
+                written += 1
             path.unlink(missing_ok=True)
         return written
 

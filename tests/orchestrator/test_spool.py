@@ -67,17 +67,18 @@ async def test_a_run_the_store_already_has_is_removed_from_the_spool_not_written
     assert (await transcript_store.get_run(run.run_id)).answer == run.answer
 
 
-async def test_an_unreadable_spool_file_stays_pending_and_does_not_block_the_others(
+async def test_a_spool_file_unreadable_or_refused_stays_and_does_not_block_the_others(
     transcript_store: TranscriptStore, tmp_path: Path
 ) -> None:
     spool = TranscriptSpool(tmp_path / "spool")
     run = make_run()
     await spool.put(run)
     (tmp_path / "spool" / "0-damaged.json").write_text("{not json")
+    await spool.put(make_run(mode="m" * 100))  # no store takes a mode that long
 
     assert await spool.drain(transcript_store) == 1
     assert await transcript_store.get_run(run.run_id) == run
-    assert spool.pending() == 1  # left for the operator, never dropped
+    assert spool.pending() == 2  # left for the operator, never dropped
 
 
 async def test_a_full_spool_refuses_and_a_run_spooled_again_replaces_its_record(
