@@ -15,6 +15,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -23,12 +24,15 @@ from alembic import command
 from alembic.config import Config
 from alembic.util import CommandError
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DisconnectionError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from database.errors import StoreError, mask_url
+from database.tables import WriteProbeRow, table_of
 from specialists.errors import ConfigurationError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -87,7 +91,10 @@ def create_engine(url: str) -> AsyncEngine:
     For SQLite the parent directory is created, and every connection gets WAL journaling (readers
     do not block the writer), foreign keys (ON DELETE CASCADE works) and a busy timeout. SQLite's
     driver is also told to leave BEGIN to SQLAlchemy, so transactions (migrations included) are
-    real transactions rather than the driver's legacy autocommit-for-DDL behaviour.
+    real transactions rather than the driver's legacy autocommit-for-DDL behaviour. A pooled
+    SQLite connection whose file is no longer the one at the URL's path (deleted, replaced,
+    moved away) is replaced on checkout, so writes fail or reach the file that is there instead
+    of vanishing into an unlinked one.
 
     Raises:
         ConfigurationError: The URL is not supported.
@@ -108,7 +115,34 @@ def create_engine(url: str) -> AsyncEngine:
     engine = create_async_engine(parsed)
     event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
     event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
+    if database and database != ":memory:" and not database.startswith("file:"):
+        _follow_file(engine, Path(database))
     return engine
+
+
+def _follow_file(engine: AsyncEngine, path: Path) -> None:
+    """Keep every pooled connection on the file now at ``path``: a connection remembers the
+    file it opened, and checking it out after that file was deleted or replaced discards it
+    (the pool then connects afresh, to whatever is at ``path`` now)."""
+
+    def on_connect(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info["file"] = _file_identity(path)
+
+    def on_checkout(_dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        if record.info.get("file") != _file_identity(path):
+            raise DisconnectionError(f"{path} is no longer the file this connection opened")
+
+    event.listen(engine.sync_engine, "connect", on_connect)
+    event.listen(engine.sync_engine, "checkout", on_checkout)
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """Device and inode of the regular file at ``path``; ``None`` when there is none."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_dev, stat.st_ino) if path.is_file() else None
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -219,6 +253,25 @@ class Database:
             ):
                 yield session
                 await session.flush()
+
+    async def probe_write(self, prober: str) -> None:
+        """Write one row (``prober``'s in ``write_probes``): proof that the database takes
+        writes now. Reading is not enough: a read-only SQLite file or a PostgreSQL database in
+        ``default_transaction_read_only`` still answers reads.
+
+        Raises:
+            StoreError: The write failed.
+        """
+        now = datetime.now(UTC)
+        insert = sqlite_insert if self.dialect == "sqlite" else postgresql_insert
+        statement = (
+            insert(table_of(WriteProbeRow))
+            .values(name=prober, probed_at=now)
+            .on_conflict_do_update(index_elements=["name"], set_={"probed_at": now})
+        )
+        with wrap_errors("probe_write", self.url):
+            async with self.writing(), self.engine.begin() as connection:
+                await connection.execute(statement)
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Self:

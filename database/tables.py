@@ -38,6 +38,8 @@ MODE_LENGTH = 32
 """Longest mode name (``llm``, ``slm``, ``router``, ``cascade``)."""
 FAILURE_KIND_LENGTH = 32
 """Longest failure kind name (``specialist_unavailable``, …)."""
+FINISH_REASON_LENGTH = 16
+"""Longest finish reason (``stop``, ``length``)."""
 
 JSONColumn = JSON().with_variant(JSONB(), "postgresql")
 """JSON everywhere, JSONB on PostgreSQL so transcripts can be queried and indexed there."""
@@ -108,6 +110,10 @@ class RunRow(Base):
     runs recorded before migration 0005."""
     route_scores: Mapped[dict[str, Any] | None] = mapped_column(JSONColumn)
     """The pre-router's scores; NULL for runs recorded before migration 0005."""
+    finish_reason: Mapped[str] = mapped_column(
+        String(FINISH_REASON_LENGTH), server_default=text("'stop'")
+    )
+    """``stop`` or ``length`` (migration 0007); earlier runs read ``stop``, what they reported."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     # lazy="raise": children are loaded on purpose (selectinload) or not at all; an accidental
@@ -192,6 +198,10 @@ KEY_HASH_LENGTH = 64
 """Hex SHA-256."""
 USAGE_KIND_LENGTH = 8
 """Longest usage window kind (``minute``, ``day``)."""
+ON_DEGRADED_LENGTH = 16
+"""Longest degradation policy (``degrade``, ``error``)."""
+WRITE_PROBE_NAME_LENGTH = 64
+"""Longest write-probe name (who probed: ``readyz``, ``doctor``)."""
 
 
 class ApiKeyRow(Base):
@@ -211,6 +221,9 @@ class ApiKeyRow(Base):
     """None: no limit. Days are UTC days."""
     admin: Mapped[bool] = mapped_column(server_default=false())
     """Sees every key's files and batches (migration 0006); other keys see only their own."""
+    on_degraded: Mapped[str | None] = mapped_column(String(ON_DEGRADED_LENGTH))
+    """``degrade`` or ``error`` for this key's degraded answers (migration 0007); NULL: the
+    server's setting. A request's own ``on_degraded`` overrides either."""
 
 
 class ApiKeyUsageRow(Base):
@@ -380,6 +393,16 @@ VERSION_STATUSES = ("candidate", "active", "retired")
 """``candidate``: trained, maybe evaluated; ``active``: served; ``retired``: served once."""
 PROPOSAL_STATUSES = ("open", "accepted", "dismissed")
 SHA256_LENGTH = 64
+
+
+class WriteProbeRow(Base):
+    """One row per prober, rewritten by every readiness probe: proof the database takes writes
+    (migration 0007)."""
+
+    __tablename__ = "write_probes"
+
+    name: Mapped[str] = mapped_column(String(WRITE_PROBE_NAME_LENGTH), primary_key=True)
+    probed_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class RegistryStateRow(Base):

@@ -12,12 +12,14 @@ error file — and never on the text, which is for people.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, Self
 
 FinishReason = Literal["stop", "length"]
 """How an answer ended, in OpenAI's words."""
+FINISH_REASONS: tuple[FinishReason, ...] = typing.get_args(FinishReason)
 
 
 class FailureKind(StrEnum):
@@ -113,8 +115,7 @@ class RunResult:
     finish_reason: FinishReason = "stop"
     """How the answer ended: ``stop`` (complete) or ``length`` (a specialist's answer cut at
     ``max_tokens``). The lead's answers report ``stop``: the agents SDK does not hand over its
-    model's finish reason. Not kept in transcripts (no column yet): a replayed run says
-    ``stop``."""
+    model's finish reason. Kept in transcripts (schema 0007), so a replayed run says it too."""
 
     @property
     def error(self) -> str | None:

@@ -66,7 +66,13 @@ from orchestrator.run_state import (
     run_record,
     run_result,
 )
-from orchestrator.transcripts import RunAlreadyRecorded, TranscriptStore
+from orchestrator.transcripts import (
+    RunAlreadyRecorded,
+    SpoolRefused,
+    TranscriptLost,
+    TranscriptSpool,
+    TranscriptStore,
+)
 from specialists.backend import ChatMessage, Generation, SLMBackend
 from specialists.catalog import Catalog, Specialist
 from specialists.errors import ConfigurationError, SpecialistUnavailable, UnderstudyError
@@ -138,6 +144,9 @@ class Orchestrator:
             for ``slm`` and sends every ``cascade`` request to the lead.
         lead: The lead model; ``None`` or unconfigured leaves only ``slm`` mode working.
         store: Transcript store; ``None`` records nothing.
+        spool: Where a run's record goes when ``store``'s database refuses it, to be written
+            later (:class:`TranscriptSpool`); ``None``: such a run fails with
+            :class:`TranscriptLost`.
         prices: Lead prices and the SLM price.
         budget: Each run's seconds, lead turns and lead tokens.
         limits: How large a request may be; every run is checked against them.
@@ -153,6 +162,7 @@ class Orchestrator:
         prerouter: PreRouter | None = None,
         lead: LeadConfig | None = None,
         store: TranscriptStore | None = None,
+        spool: TranscriptSpool | None = None,
         prices: PriceBook | None = None,
         budget: RunBudget | None = None,
         limits: RequestLimits | None = None,
@@ -162,6 +172,7 @@ class Orchestrator:
         self.backend = backend
         self.lead = lead if lead is not None and lead.configured else None
         self.store = store
+        self.spool = spool
         self.prices = prices or PriceBook()
         self.budget = budget or RunBudget()
         self.limits = limits or RequestLimits()
@@ -246,6 +257,8 @@ class Orchestrator:
             UnknownSpecialistError: ``specialist`` is not in the catalog.
             RunAlreadyRecorded: ``run_id`` is already in the transcript store; the run was
                 made but not recorded (nor is anything else changed).
+            TranscriptLost: the run was made, but its record reached neither the database nor
+                the spool: the run must not count as done.
         """
         mode = parse_mode(mode)
         messages = admit(request, self.limits, max_tokens=max_tokens)
@@ -525,12 +538,14 @@ class Orchestrator:
     # ------------------------------------------------------------------- results & records
 
     async def _record(self, state: RunState, deps: ToolDeps, result: RunResult) -> None:
-        """Keep the run's transcript.
+        """Keep the run's transcript: in the store, or, while its database refuses writes, in
+        the spool (written to the store later).
 
         Raises:
             RunAlreadyRecorded: The caller's ``run_id`` is taken; this run was not recorded.
-                Deliberately not swallowed like a database failure: an exactly-once caller
-                (the batch runner) replays the recorded run instead of answering twice.
+                An exactly-once caller (the batch runner) replays the recorded run instead of
+                answering twice.
+            TranscriptLost: Neither the database nor the spool took the record.
         """
         if self.store is None:
             return
@@ -539,8 +554,14 @@ class Orchestrator:
             await self.store.save_run(record)
         except RunAlreadyRecorded:
             raise
-        except StoreError:  # the user still gets the answer; the operator gets the log line
-            logger.exception("could not record run %s", result.run_id)
+        except StoreError as exc:
+            if self.spool is None:
+                raise TranscriptLost(record.run_id, exc, "no spool is configured") from exc
+            try:
+                await self.spool.put(record)
+            except SpoolRefused as refused:
+                raise TranscriptLost(record.run_id, exc, str(refused)) from refused
+            logger.warning("database refused run %s (%s); spooled it", record.run_id, exc)
 
     @property
     def _lead_model(self) -> str | None:

@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from database.engine import Database, Store, wrap_errors
 from database.tables import KEY_NAME_LENGTH, KEY_PREFIX_LENGTH, ApiKeyRow, ApiKeyUsageRow, table_of
+from serving.protocol import OnDegraded
 from specialists.errors import UnderstudyError
 
 KEY_MARKER = "us-"
@@ -98,6 +99,9 @@ class ApiKey:
     """None: no limit."""
     admin: bool = False
     """Sees every key's files and batches; other keys see only their own."""
+    on_degraded: OnDegraded | None = None
+    """What this key's callers get when a fallback answered; None: the server's setting. A
+    request's own ``understudy.on_degraded`` overrides it."""
 
     @property
     def revoked(self) -> bool:
@@ -137,6 +141,7 @@ class KeyStore(Store):
         requests_per_minute: int | None = None,
         tokens_per_day: int | None = None,
         admin: bool = False,
+        on_degraded: OnDegraded | None = None,
     ) -> tuple[ApiKey, str]:
         """Make a key; returns it with its plaintext, which is not stored and cannot be recovered.
 
@@ -159,6 +164,7 @@ class KeyStore(Store):
             requests_per_minute=requests_per_minute,
             tokens_per_day=tokens_per_day,
             admin=admin,
+            on_degraded=on_degraded,
         )
         values = {**dataclasses.asdict(key), "key_hash": _hash(plaintext)}
         with wrap_errors("create_key", self._url):
@@ -406,6 +412,7 @@ def _api_key(row: Any) -> ApiKey:
         requests_per_minute=row.requests_per_minute,
         tokens_per_day=row.tokens_per_day,
         admin=row.admin,
+        on_degraded=OnDegraded(row.on_degraded) if row.on_degraded else None,
     )
 
 

@@ -15,10 +15,11 @@ from orchestrator.lead import LeadConfig
 from orchestrator.lead_gate import LeadGate
 from orchestrator.prerouter import PreRouter
 from orchestrator.run import Orchestrator
-from orchestrator.transcripts import TranscriptStore
+from orchestrator.transcripts import TranscriptSpool, TranscriptStore
 from serving.runtime import Log, build_backend, build_prerouter
 from serving.sandbox import sandbox_limits
 from serving.settings import Settings
+from serving.stores import transcript_spool
 from specialists.backend import SLMBackend
 from specialists.catalog import Catalog
 
@@ -54,10 +55,16 @@ def build_orchestrator(
     *,
     store: TranscriptStore | None,
     backend: SLMBackend,
+    spool: TranscriptSpool | None = None,
     catalog: Catalog | None = None,
     lead_gate: LeadGate | None = None,
 ) -> Orchestrator:
-    """The orchestrator the settings describe, over an opened store and backend."""
+    """The orchestrator the settings describe, over an opened store and backend.
+
+    ``spool`` stands in for ``store``'s database while it refuses writes: give the settings'
+    spool (:func:`~serving.stores.transcript_spool`) only with the settings' database, whose
+    drainers write it there — never with another one (an evaluation's), whose runs would land
+    in production."""
     catalog = catalog or settings.catalog()
     return Orchestrator(
         catalog=catalog,
@@ -65,6 +72,7 @@ def build_orchestrator(
         prerouter=optional_prerouter(settings, catalog),
         lead=lead_config(settings),
         store=store,
+        spool=spool,
         prices=price_book(settings),
         budget=RunBudget(
             max_seconds=settings.run.max_seconds,
@@ -87,14 +95,16 @@ async def open_orchestrator(
     log: Log = lambda _m: None,
     lead_gate: LeadGate | None = None,
 ) -> AsyncIterator[Orchestrator]:
-    """An orchestrator recording on ``database``, with its backend opened (closed again on
-    exit); by default with the catalog the registry serves (promoted specialists included)."""
+    """An orchestrator recording on ``database`` (the settings' own, so with the settings'
+    spool), with its backend opened (closed again on exit); by default with the catalog the
+    registry serves (promoted specialists included)."""
     slm = build_backend(settings, backend=backend, log=log)
     try:
         catalog = catalog or await served_catalog(database, settings.catalog())
         yield build_orchestrator(
             settings,
             store=TranscriptStore(database),
+            spool=transcript_spool(settings),
             backend=slm,
             catalog=catalog,
             lead_gate=lead_gate,

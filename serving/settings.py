@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from database import mask_url
 from distill.config import DEFAULT_CLUSTER_THRESHOLD, DEFAULT_COVERAGE_THRESHOLD
 from orchestrator.request import RequestLimits
+from orchestrator.transcripts import SpoolLimits
 from serving.protocol.requests import OnDegraded
 from specialists.catalog import Catalog
 from specialists.errors import ConfigurationError
@@ -156,6 +157,23 @@ class DatabaseSettings(BaseModel):
 
     url: str | None = None
     """SQLAlchemy URL; default ``sqlite+aiosqlite:///$UNDERSTUDY_HOME/understudy.db``."""
+    spool_dir: Path | None = None
+    """Where transcripts wait while the database refuses writes; default
+    ``$UNDERSTUDY_HOME/spool``. Give every process on a host the same one."""
+    spool_max_runs: int = Field(10_000, ge=1)
+    """Spooled runs at most; past it (or ``spool_max_bytes``) a run that cannot be recorded
+    fails with 503 instead."""
+    spool_max_bytes: int = Field(1024 * 1024 * 1024, ge=1024)
+    spool_drain_s: float = Field(5.0, gt=0)
+    """How often serving processes try to write spooled transcripts to the database."""
+
+    @field_validator("spool_dir", mode="after")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value else None
+
+    def spool_limits(self) -> SpoolLimits:
+        return SpoolLimits(max_runs=self.spool_max_runs, max_bytes=self.spool_max_bytes)
 
 
 class SpecialistOverride(BaseModel):
@@ -396,6 +414,11 @@ class Settings(BaseSettings):
     def files_dir(self) -> Path:
         """Uploaded files (``/v1/files``), referenced from the database by path and hash."""
         return self.home / "files"
+
+    @property
+    def spool_dir(self) -> Path:
+        """The transcript spool (``database.spool_dir``, by default under ``home``)."""
+        return self.database.spool_dir or self.home / "spool"
 
     @property
     def database_url(self) -> str:

@@ -20,6 +20,7 @@ from serving.batch.worker import BatchWorker, batch_worker, lead_limiter
 from serving.orchestration import catalog_sync, open_orchestrator
 from serving.runtime import Log, distill_config, slm_access
 from serving.settings import Settings
+from serving.stores import drain_spool
 from specialists.errors import ConfigurationError
 
 
@@ -117,6 +118,7 @@ JOB_KINDS: dict[str, JobLoop] = {"batch": run_batches, "distill": run_distillati
 
 async def run_worker(context: WorkerContext, kinds: Sequence[str], stop: asyncio.Event) -> None:
     """Run the loops of ``kinds`` until ``stop`` is set; the first to fail stops the others.
+    Alongside them, transcripts spooled while the database refused writes are written to it.
 
     Raises:
         ConfigurationError: A kind is not in :data:`JOB_KINDS`.
@@ -127,5 +129,6 @@ async def run_worker(context: WorkerContext, kinds: Sequence[str], stop: asyncio
             f"unknown job kind(s) {', '.join(unknown)}; kinds: {', '.join(JOB_KINDS)}"
         )
     async with asyncio.TaskGroup() as group:
+        group.create_task(drain_spool(context.settings, context.database, stop), name="spool")
         for kind in dict.fromkeys(kinds):
             group.create_task(JOB_KINDS[kind](context, stop), name=f"worker-{kind}")

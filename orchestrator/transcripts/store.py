@@ -26,7 +26,7 @@ from database.tables import (
     RunRow,
     ToolCallRow,
 )
-from orchestrator.outcome import Failure, FailureKind
+from orchestrator.outcome import FINISH_REASONS, Failure, FailureKind, FinishReason
 from orchestrator.transcripts.errors import RunAlreadyRecorded, RunNotFound
 from orchestrator.transcripts.records import FeedbackRecord, LeadCallRecord, RunRecord
 from tools.context import ToolCall
@@ -51,7 +51,8 @@ class TranscriptStore(Store):
 
         Raises:
             RunAlreadyRecorded: A run with this id is stored already; nothing was written.
-            ValueError: The id or mode is empty or too long, or ``created_at`` is naive.
+            ValueError: The id or mode is empty or too long, ``created_at`` is naive, or the
+                finish reason is not one of :data:`~orchestrator.outcome.FINISH_REASONS`.
             TypeError: Message or tool-call content holds something that is not JSON.
             StoreError: The database failed.
         """
@@ -199,6 +200,10 @@ def _run_rows(run: RunRecord) -> tuple[dict[str, Any], Rows, Rows]:
         raise ValueError(f"mode must be 1 to {MODE_LENGTH} characters, got {run.mode!r}")
     if run.created_at.tzinfo is None:
         raise ValueError("created_at must be timezone-aware (datetime.now(UTC))")
+    if run.finish_reason not in FINISH_REASONS:
+        raise ValueError(
+            f"finish_reason must be one of {FINISH_REASONS}, got {run.finish_reason!r}"
+        )
     run_values = {
         "id": run.run_id,
         "mode": run.mode,
@@ -219,6 +224,7 @@ def _run_rows(run: RunRecord) -> tuple[dict[str, Any], Rows, Rows]:
         "error": _clean_optional(run.error),
         "failure_kind": run.failure.kind.value if run.failure else None,
         "route_scores": _clean_json(run.route_scores, "route_scores"),
+        "finish_reason": run.finish_reason,
         "created_at": run.created_at,
     }
     lead_values = [
@@ -275,6 +281,7 @@ def _run_record(row: RunRow, *, with_children: bool) -> RunRecord:
         latency_ms=row.latency_ms,
         failure=_failure(row),
         route_scores=row.route_scores or {},
+        finish_reason=_finish_reason(row.finish_reason),
         created_at=row.created_at,
         lead_calls=[
             LeadCallRecord(
@@ -317,6 +324,12 @@ def _failure(row: RunRow) -> Failure | None:
         return None
     kind = FailureKind(row.failure_kind) if row.failure_kind else FailureKind.unclassified
     return Failure(kind, row.error)
+
+
+def _finish_reason(stored: str) -> FinishReason:
+    if stored not in FINISH_REASONS:
+        raise ValueError(f"the runs table holds an unknown finish reason {stored!r}")
+    return stored
 
 
 def _clean_text(text: str) -> str:

@@ -13,7 +13,8 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
-from orchestrator.transcripts import TranscriptStore
+from database import Database
+from orchestrator.transcripts import TranscriptSpool, TranscriptStore
 from serving.api import batches, chat, feedback, files
 from serving.api.drain import Drain, RefuseWhileDraining
 from serving.api.errors import install_error_handlers
@@ -27,7 +28,7 @@ from serving.orchestration import build_orchestrator, catalog_sync
 from serving.runtime import build_backend
 from serving.sandbox import require_sandbox
 from serving.settings import Settings, get_settings
-from serving.stores import open_database
+from serving.stores import open_database, spool_drainer, transcript_spool
 from specialists.backend import SLMBackend
 from specialists.vllm_client import VLLMBackend
 
@@ -77,10 +78,16 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.store = store
         app.state.keys = KeyStore(database)
         app.state.backend = backend
-        app.state.orchestrator = build_orchestrator(settings, store=store, backend=backend)
+        app.state.spool = transcript_spool(settings)
+        app.state.orchestrator = build_orchestrator(
+            settings, store=store, spool=app.state.spool, backend=backend
+        )
         app.state.batches = BatchStore(database)
         app.state.files = FileStore(database)
-        app.state.readiness = _readiness_checks(settings, store, backend, drain)
+        app.state.readiness = _readiness_checks(
+            settings, database, app.state.spool, backend, drain
+        )
+        await stack.enter_async_context(spool_drainer(settings, database))
         sync = catalog_sync(settings, app.state.orchestrator)
         app.state.readiness["adapters"] = sync.check
         await stack.enter_async_context(sync.running())
@@ -94,10 +101,17 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def _readiness_checks(
-    settings: Settings, store: TranscriptStore, backend: SLMBackend, drain: Drain
+    settings: Settings,
+    database: Database,
+    spool: TranscriptSpool,
+    backend: SLMBackend,
+    drain: Drain,
 ) -> dict[str, Callable[[], Awaitable[None]]]:
-    async def database() -> None:
-        await store.list_runs(limit=1)
+    async def writable_database() -> None:
+        await database.probe_write("readyz")
+
+    async def usable_spool() -> None:
+        await asyncio.to_thread(spool.check)
 
     async def slm() -> None:
         if isinstance(backend, VLLMBackend):
@@ -115,7 +129,8 @@ def _readiness_checks(
             raise RuntimeError("the server is shutting down")
 
     return {
-        "database": database,
+        "database": writable_database,
+        "transcript_spool": usable_spool,
         "slm": slm,
         "lead": lead,
         "sandbox": sandbox,

@@ -16,7 +16,7 @@ from fastapi import Depends, Request
 
 from database import StoreError
 from serving.keys import ApiKey, KeyStore
-from serving.protocol import ProtocolError
+from serving.protocol import ProtocolError, database_unavailable
 from serving.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ async def require_api_key(request: Request) -> ApiKey:
     Raises:
         ProtocolError: 401 ``invalid_api_key`` when the key is missing, unknown or revoked;
             429 ``rate_limit_exceeded`` with ``Retry-After`` when a limit is reached;
-            503 ``service_unavailable`` when the key database cannot be reached.
+            503 ``database_unavailable`` when the key database cannot be reached.
     """
     settings: Settings = request.app.state.settings
     if not settings.api.auth:
@@ -77,12 +77,7 @@ async def require_api_key(request: Request) -> ApiKey:
         admission = await keys.admit_request(key)
     except StoreError as exc:
         logger.error("API key check failed: %s", exc)
-        raise ProtocolError(
-            503,
-            "service_unavailable",
-            "The API key database is unavailable; try again shortly.",
-            headers={"Retry-After": "5"},
-        ) from exc
+        raise database_unavailable() from exc
     if not admission.allowed:
         raise ProtocolError(
             429,

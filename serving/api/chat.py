@@ -6,8 +6,9 @@ side: routes, streaming as server-sent events, accounting, and the degradation p
 
 A degraded answer (a fallback answered because the lead failed) is marked where every client
 and proxy sees it: the ``x-understudy-degraded: true`` header next to ``understudy.degraded``.
-With the policy ``error`` (``UNDERSTUDY_API_DEGRADED``, or the request's
-``understudy.on_degraded``) the client gets 503 ``degraded`` instead. A stream's headers go out
+With the policy ``error`` — the request's ``understudy.on_degraded``, else its key's
+(``keys create --on-degraded``), else ``UNDERSTUDY_API_DEGRADED`` — the client gets 503
+``degraded`` instead. A stream's headers go out
 before the run ends, so a stream says it in-band: a degraded answer's final chunk carries
 ``understudy.degraded``, and a run that degrades after its answer began streaming (or under
 ``error``) ends with an error event. Every response carries ``x-understudy-run-id``.
@@ -90,12 +91,12 @@ async def list_models(request: Request, _key: ApiKeyDep) -> dict[str, Any]:
 
 
 async def chat_completions(
-    body: ChatCompletionRequest, request: Request, _key: ApiKeyDep
+    body: ChatCompletionRequest, request: Request, key: ApiKeyDep
 ) -> JSONResponse | StreamingResponse:
     orchestrator: Orchestrator = request.app.state.orchestrator
     call = admit_chat_request(body, served_models(orchestrator.catalog), orchestrator.limits)
     request.state.model = body.model
-    policy = call.on_degraded or request.app.state.settings.api.degraded
+    policy = call.on_degraded or key.on_degraded or request.app.state.settings.api.degraded
     run_id = uuid.uuid4().hex
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)

@@ -2,7 +2,8 @@
 
 Handlers route code raises :class:`~serving.protocol.ProtocolError`;
 :func:`install_error_handlers` also turns FastAPI's validation errors, Starlette's HTTP
-exceptions (404, 405, …) and any unexpected exception into that shape. An unexpected exception
+exceptions (404, 405, …), a failing database (:class:`~database.StoreError`, on any route: 503
+``database_unavailable``) and any unexpected exception into that shape. An unexpected exception
 is logged with its traceback, and the client gets a generic message: exception text can hold
 prompts, URLs or keys. (Keep the app's ``debug`` off: Starlette's debug mode sends tracebacks to
 the client.)
@@ -17,7 +18,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from serving.protocol import ProtocolError, describe_validation_errors
+from database import StoreError
+from serving.protocol import ProtocolError, database_unavailable, describe_validation_errors
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProtocolError, _protocol_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
+    app.add_exception_handler(StoreError, _store_error)
     app.add_exception_handler(Exception, _unexpected)
 
 
@@ -54,6 +57,11 @@ async def _http_exception(_request: Request, exc: Exception) -> JSONResponse:
     code = _STATUS_CODES.get(exc.status_code)
     message = str(exc.detail)
     return error_response(ProtocolError(exc.status_code, code, message, headers=exc.headers))
+
+
+async def _store_error(request: Request, exc: Exception) -> JSONResponse:
+    logger.error("database failed on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(database_unavailable())
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -15,7 +15,8 @@ Three pieces, each usable alone, wired by ``create_app``:
   to put on ``request.state`` (``model``, ``route``, ``api_key_prefix``).
 - :data:`router`: ``/metrics``, ``/healthz`` (the process serves) and ``/readyz`` (its
   dependencies answer), the latter running the checks the app puts on
-  ``app.state.readiness``.
+  ``app.state.readiness``. Both tell how many transcripts wait in the app's spool
+  (``app.state.spool``) for the database.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -46,6 +48,7 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from orchestrator.transcripts import TranscriptSpool
 from specialists.errors import ConfigurationError
 
 __all__ = [
@@ -179,6 +182,13 @@ class Metrics:
             "Runs answered by a specialist because the lead failed.",
             namespace=ns,
             registry=registry,
+        )
+        self.spooled = Gauge(
+            "transcripts_spooled",
+            "Run transcripts waiting in the spool for the database to take writes again.",
+            namespace=ns,
+            registry=registry,
+            multiprocess_mode="livemax",  # every worker of a host sees the same spool
         )
         self.confidence = Histogram(
             "specialist_confidence",
@@ -387,6 +397,9 @@ router = APIRouter(tags=["operations"])
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
     """Prometheus text exposition of ``app.state.metrics``."""
+    spooled = await _spooled(request)
+    if spooled is not None:
+        request.app.state.metrics.spooled.set(spooled)
     body, content_type = request.app.state.metrics.render()
     return Response(body, media_type=content_type)
 
@@ -404,10 +417,23 @@ async def readyz(request: Request) -> JSONResponse:
     outcomes = await asyncio.gather(*(_run_check(name, check) for name, check in checks.items()))
     results = dict(zip(checks, outcomes, strict=True))
     ready = all(outcome == "ok" for outcome in outcomes)
-    return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": results},
-        status_code=200 if ready else 503,
-    )
+    body: dict[str, Any] = {"status": "ready" if ready else "not ready", "checks": results}
+    spooled = await _spooled(request)
+    if spooled is not None:
+        body["transcripts_spooled"] = spooled
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+async def _spooled(request: Request) -> int | None:
+    """Transcripts waiting in the app's spool; ``None`` when the app has none, or it cannot be
+    read (its readiness check says why)."""
+    spool: TranscriptSpool | None = getattr(request.app.state, "spool", None)
+    if spool is None:
+        return None
+    try:
+        return await asyncio.to_thread(spool.pending)
+    except OSError:
+        return None
 
 
 async def _run_check(name: str, check: ReadinessCheck) -> str:

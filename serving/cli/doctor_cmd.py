@@ -22,7 +22,7 @@ from serving.cli.output import console, print_json
 from serving.runtime import model_store
 from serving.sandbox import UNSAFE_SETTING
 from serving.settings import Settings, get_settings
-from serving.stores import open_database
+from serving.stores import open_database, transcript_spool
 from specialists.catalog import Catalog
 from specialists.errors import AdaptersNotServed, UnderstudyError
 from specialists.vllm_client import VLLMBackend
@@ -64,10 +64,21 @@ async def check_sandbox(settings: Settings) -> Finding:
 
 
 async def check_database(settings: Settings) -> Finding:
+    """The database answers; transcripts waiting in the spool (it refused them) are a warning."""
     database = await open_database(settings, migrate=False)
     async with database, database.engine.connect() as connection:
         await connection.execute(text("SELECT 1"))
-    return Finding("ok", f"{mask_url(settings.database_url)} answers")
+    answers = f"{mask_url(settings.database_url)} answers"
+    spool = transcript_spool(settings)
+    pending = await asyncio.to_thread(spool.pending)
+    if pending:
+        return Finding(
+            "warning",
+            f"{answers}; {pending} transcript(s) it refused wait in {spool.directory}",
+            "a running `understudy serve` or `understudy worker` writes them once the database "
+            "takes writes; check that it does (GET /readyz)",
+        )
+    return Finding("ok", f"{answers}; no transcripts wait in the spool")
 
 
 async def check_lead(settings: Settings) -> Finding:

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from serving.cli.output import console, err_console, print_json
 from serving.keys import ApiKey, KeyStore
+from serving.protocol import OnDegraded
 from serving.settings import get_settings
 from serving.stores import run_with_database
 
@@ -51,6 +52,15 @@ def create(
             "--admin", help="The key sees every key's files and batches, not only its own."
         ),
     ] = False,
+    on_degraded: Annotated[
+        OnDegraded | None,
+        typer.Option(
+            "--on-degraded",
+            help="What this key gets when a fallback answered: 'degrade' (the answer, marked) "
+            "or 'error' (503). Default: the api.degraded setting; a request's own "
+            "understudy.on_degraded overrides either.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Create a key and print it. It is shown this once: only its hash is stored."""
@@ -64,6 +74,7 @@ def create(
                 requests_per_minute=rpm or None,
                 tokens_per_day=tokens_per_day or None,
                 admin=admin,
+                on_degraded=on_degraded,
             )
         )
     except ValueError as exc:
@@ -76,7 +87,7 @@ def create(
     console.print(plaintext, markup=False, highlight=False)
     err_console.print(
         f"[yellow]{warning}[/]\n[dim]id {key.id} · {key.name}{' · admin' if key.admin else ''}"
-        f" · {_limits(key)}[/]",
+        f" · {_limits(key)} · on degraded: {_on_degraded(key)}[/]",
         highlight=False,
     )
 
@@ -92,7 +103,7 @@ def list_keys(
         for key in keys:
             print_json(_public(key), compact=True)
         return
-    table = Table("id", "name", "prefix", "created", "limits", "admin", "status")
+    table = Table("id", "name", "prefix", "created", "limits", "admin", "on degraded", "status")
     for key in keys:
         table.add_row(
             key.id,
@@ -101,6 +112,7 @@ def list_keys(
             _when(key.created_at),
             _limits(key),
             "yes" if key.admin else "",
+            _on_degraded(key),
             f"revoked {_when(key.revoked_at)}" if key.revoked_at else "active",
         )
     console.print(table)
@@ -129,6 +141,10 @@ def _limits(key: ApiKey) -> str:
     rpm = "∞" if key.requests_per_minute is None else str(key.requests_per_minute)
     tokens = "∞" if key.tokens_per_day is None else f"{key.tokens_per_day:,}"
     return f"{rpm} req/min, {tokens} tokens/day"
+
+
+def _on_degraded(key: ApiKey) -> str:
+    return key.on_degraded.value if key.on_degraded else "(server setting)"
 
 
 def _when(moment: datetime | None) -> str:

@@ -87,7 +87,7 @@ def show(
             markup=False,
             highlight=False,
         )
-    console.print("[bold]answer:[/]")
+    console.print(f"[bold]answer[/] (finish_reason {run.finish_reason}):")
     console.print(run.answer or "(none)", markup=False, highlight=False)
     if run.error:
         console.print(run.error, style="yellow", markup=False, highlight=False)

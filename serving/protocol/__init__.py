@@ -8,6 +8,7 @@ Nothing here knows HTTP servers: ``serving.api`` turns these into FastAPI routes
 from serving.protocol.admission import ChatCall, admit_chat_request
 from serving.protocol.errors import (
     ProtocolError,
+    database_unavailable,
     degraded,
     describe_failure,
     describe_validation_errors,
@@ -48,6 +49,7 @@ __all__ = [
     "admit_chat_request",
     "completion_body",
     "completion_chunk",
+    "database_unavailable",
     "degraded",
     "describe_failure",
     "describe_validation_errors",

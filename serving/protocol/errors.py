@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from database import StoreError
 from orchestrator.outcome import FailureKind, RunResult
 from orchestrator.request import InvalidRequest, Limit, OverLimit
 from specialists.errors import ConfigurationError, UnderstudyError
@@ -106,7 +107,8 @@ def refusal(exc: UnderstudyError) -> ProtocolError:
 
     A request over a limit gets the limit's own status and code; any other malformed request
     400 ``invalid_request``; a mode whose lead is not configured 503 ``model_not_configured``;
-    anything else 500 ``internal_error``.
+    a database failure (the run's record lost included) 503 ``database_unavailable``; anything
+    else 500 ``internal_error``.
     """
     if isinstance(exc, OverLimit):
         status, code, param = _OVER_LIMIT[exc.limit]
@@ -115,7 +117,22 @@ def refusal(exc: UnderstudyError) -> ProtocolError:
         return ProtocolError(400, "invalid_request", str(exc))
     if isinstance(exc, ConfigurationError):
         return ProtocolError(503, "model_not_configured", str(exc))
+    if isinstance(exc, StoreError):
+        return database_unavailable()
     return ProtocolError(500, "internal_error", str(exc))
+
+
+def database_unavailable() -> ProtocolError:
+    """The database failed (it refused a write, or cannot be reached): 503
+    ``database_unavailable``, with ``Retry-After``. The cause stays in the server's log: it
+    names the database."""
+    return ProtocolError(
+        503,
+        "database_unavailable",
+        "The service's database is unavailable, so the request could not be completed; "
+        "try again shortly.",
+        headers={"Retry-After": "5"},
+    )
 
 
 _FAILURES: dict[FailureKind, str] = {

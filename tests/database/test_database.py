@@ -22,7 +22,7 @@ from specialists.errors import ConfigurationError, UnderstudyError
 from tests.helpers.stores import open_store
 from tests.orchestrator.test_transcripts import make_run
 
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 """The newest migration; bump it with each new one."""
 
 
@@ -49,7 +49,12 @@ async def test_public_names_are_pinned() -> None:
         "RunAlreadyRecorded",
         "RunNotFound",
         "RunRecord",
+        "SpoolLimits",
+        "SpoolRefused",
+        "TranscriptLost",
+        "TranscriptSpool",
         "TranscriptStore",
+        "keep_draining",
     ]
     assert sorted(serving.batch.store.__all__) == [
         "BatchJob",
@@ -76,6 +81,8 @@ async def test_public_names_are_pinned() -> None:
         database.StoreError,
         orchestrator.transcripts.RunAlreadyRecorded,
         orchestrator.transcripts.RunNotFound,
+        orchestrator.transcripts.SpoolRefused,
+        orchestrator.transcripts.TranscriptLost,
         serving.batch.store.BatchNotFound,
         serving.batch.store.FileNotFound,
         serving.batch.store.ValidationLost,
@@ -150,6 +157,7 @@ async def test_migration_matches_the_orm_metadata(database_url: str) -> None:
         "specialists",
         "specialist_versions",
         "distill_jobs",
+        "write_probes",
     }
 
 

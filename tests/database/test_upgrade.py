@@ -57,6 +57,8 @@ async def test_a_database_of_the_previous_schema_upgrades_with_nothing_lost(
         # what schema 0005 added reads as "not known then", not as an error
         assert (run0.failure, run0.route_scores) == (None, {})
         assert [(c.specialist, c.slm_prompt_tokens) for c in run0.tool_calls] == [(None, 0)]
+        # schema 0008: runs before it reported "stop", and keys follow the server's policy
+        assert run0.finish_reason == "stop"
         assert [(f.score, f.comment) for f in await transcripts.feedback_for("run0")] == [
             (1.0, "right")
         ]
@@ -64,6 +66,7 @@ async def test_a_database_of_the_previous_schema_upgrades_with_nothing_lost(
         key = await KeyStore(database).authenticate(FIXTURE_KEY)
         assert key is not None
         assert (key.name, key.requests_per_minute, key.tokens_per_day) == ("alice", 60, 1000)
+        assert key.on_degraded is None
 
         [upload] = await FileStore(database).list_files()
         assert (upload.filename, upload.bytes, upload.path) == ("in.jsonl", 10, "f/in.jsonl")
@@ -92,6 +95,7 @@ async def test_a_database_of_the_previous_schema_upgrades_with_nothing_lost(
 
         # …and the upgraded database takes new writes in every table family.
         await transcripts.save_run(make_run(run_id="after-upgrade"))
+        await database.probe_write("after-upgrade")
         await transcripts.add_feedback("after-upgrade", 0.5)
         await KeyStore(database).create("bob")
         assert await WorkerStore(database).heartbeat(WorkerInfo.this_process(), lease_s=60) >= 1
@@ -132,9 +136,10 @@ async def _copy_rows(source_url: str, target_url: str) -> None:
                     for t in inspect(c).get_table_names()
                 }
             )
-            for table in reversed(Base.metadata.sorted_tables):
+            tables = [t for t in Base.metadata.sorted_tables if t.name in present]
+            for table in reversed(tables):
                 await writer.execute(table.delete())
-            for table in Base.metadata.sorted_tables:
+            for table in tables:
                 columns = [column for column in table.c if column.name in present[table.name]]
                 rows = (await reader.execute(select(*columns))).mappings().all()
                 if rows:

@@ -421,3 +421,6 @@ async def test_a_truncated_draft_is_escalated_never_accepted(
     assert "cut off at its token limit" in str(lead.requests[0]["messages"])
     assert result.finish_reason == "stop"  # the lead's complete answer
     assert alone.finish_reason == "length" and alone.slm_completion_tokens == 2
+    # the transcript keeps how each answer ended
+    assert (await store.get_run(alone.run_id)).finish_reason == "length"
+    assert (await store.get_run(result.run_id)).finish_reason == "stop"

@@ -28,7 +28,9 @@ def test_ask_code_specialist_answers_from_smollm2(home_with_smollm2: Path) -> No
     shown = json.loads(understudy("runs", "show", answer["run_id"], "--json").stdout)
     assert shown["tool_calls"][0]["name"] == "code_specialist"
     assert shown["tool_calls"][0]["output"] == answer["answer"]
-    assert "code_specialist" in understudy("runs", "show", answer["run_id"]).stdout
+    assert shown["finish_reason"] == answer["finish_reason"]  # kept by the transcript
+    text = understudy("runs", "show", answer["run_id"]).stdout
+    assert "code_specialist" in text and f"finish_reason {answer['finish_reason']}" in text
 
 
 def test_runs_show_unknown_id() -> None:
