@@ -84,9 +84,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         app.state.batches = BatchStore(database)
         app.state.files = FileStore(database)
-        app.state.readiness = _readiness_checks(
-            settings, database, app.state.spool, backend, drain
-        )
+        app.state.readiness = _readiness_checks(settings, database, app.state.spool, backend, drain)
         await stack.enter_async_context(spool_drainer(settings, database))
         sync = catalog_sync(settings, app.state.orchestrator)
         app.state.readiness["adapters"] = sync.check
