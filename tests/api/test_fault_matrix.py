@@ -9,15 +9,20 @@ lead that calls tools) is run all the same: the invariants hold for every cell.
 
 The lead is scripted (:class:`~orchestrator.testing.ScriptedLead`, the paid-API boundary); the
 specialists are served by a scripted vLLM-compatible server, or by nothing at all (SLM down), or
-by the local backend with adapters that cannot load. Budgets are tiny, so a hang costs seconds.
+by the local backend with adapters that cannot load. The database rows take the database away
+(the run is spooled, then drained into it) or hold its write lock while the request runs.
+Budgets are tiny, so a hang costs seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
+import threading
+import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, ExitStack, nullcontext
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,17 +30,24 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from sqlalchemy.engine import make_url
 from starlette.responses import JSONResponse, Response
 
 from orchestrator.testing import ScriptedLead, Step, failure, reply, tool_calls
-from orchestrator.transcripts import TranscriptStore
+from orchestrator.transcripts import RunNotFound, TranscriptStore
 from serving.api.app import create_app
 from serving.settings import Settings
+from serving.stores import transcript_spool
 from tests.helpers.http_server import chat_completion, free_port, serve, serve_app, sleep_then
+from tests.helpers.outage import take_down
 from tests.helpers.stores import open_store
 
 RUN_BUDGET_S = 3.0
 """Each run's budget: what a hanging dependency costs a cell."""
+SPOOL_DRAIN_S = 0.2
+"""How often the servers write spooled transcripts to their database."""
+RECORD_WAIT_S = 15.0
+"""How long a spooled run may take to reach the database once it is back."""
 MODES = ["llm", "router", "cascade", "slm"]
 QUESTION = "What is 12 + 30? Answer with the number only."
 MESSAGES: list[Any] = [{"role": "user", "content": QUESTION}]
@@ -134,9 +146,53 @@ FAULTS = [
     Fault("lead_bad_json", "fake_slm", lead=always(tool_calls(("calculator", '{"expr')))),
     Fault("lead_unknown_tool", "fake_slm", lead=always(tool_calls(("no_such_tool", {})))),
 ]
-DATABASE_FAULTS: list[Fault] = []
-"""Rows for a database that is locked or read-only (their ``during`` makes it so; the spool keeps
-their runs): added with the database-fault handling, so the same invariants cover them."""
+
+
+@contextmanager
+def database_gone(api: Deployment) -> Iterator[None]:
+    """The database file is taken away while the request runs: the run's record must go to the
+    spool, and reach the database once it is back (:func:`_recorded` waits for the drain)."""
+    bring_back = asyncio.run(take_down(api.settings.database_url))
+    try:
+        yield
+        assert transcript_spool(api.settings).pending() == 1, "the run was not spooled"
+    finally:
+        asyncio.run(bring_back())
+
+
+@contextmanager
+def database_locked(api: Deployment) -> Iterator[None]:
+    """Another process holds SQLite's write lock for a while (well inside its busy timeout):
+    the run waits for it and records, without failing the request."""
+    path = make_url(api.settings.database_url).database or ""
+    locked = threading.Event()
+
+    def hold_the_lock() -> None:
+        connection = sqlite3.connect(path, isolation_level=None)
+        try:
+            connection.execute("BEGIN EXCLUSIVE")
+            locked.set()
+            time.sleep(LOCK_HELD_S)
+            connection.execute("COMMIT")
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    assert locked.wait(10), "could not take the database's write lock"
+    try:
+        yield
+    finally:
+        holder.join()
+
+
+LOCK_HELD_S = 1.5
+DATABASE_FAULTS = [
+    Fault("database_gone", "fake_slm", during=database_gone),
+    Fault("database_locked", "fake_slm", during=database_locked),
+]
+"""Rows for a database that refuses writes: gone (the run is spooled, then drained into it) or
+locked by another process (the write waits for the lock)."""
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +240,10 @@ def deployments(
                     specialists[specialist] = {**specialists.get(specialist, {}), **adapter}
             settings = Settings(
                 home=home,
-                database={"url": f"sqlite+aiosqlite:///{home / 'understudy.db'}"},
+                database={
+                    "url": f"sqlite+aiosqlite:///{home / 'understudy.db'}",
+                    "spool_drain_s": SPOOL_DRAIN_S,
+                },
                 api={"auth": False},
                 lead={
                     "base_url": lead[0].base_url,
@@ -206,8 +265,14 @@ def deployments(
 
 
 async def _recorded(settings: Settings, run_id: str) -> Any:
+    """The run as the store has it; a spooled run is waited for until the drain writes it."""
     store = await open_store(TranscriptStore, settings.database_url)
     try:
+        for _ in range(int(RECORD_WAIT_S / SPOOL_DRAIN_S)):
+            try:
+                return await store.get_run(run_id)
+            except RunNotFound:
+                await asyncio.sleep(SPOOL_DRAIN_S)
         return await store.get_run(run_id)
     finally:
         await store.database.close()
