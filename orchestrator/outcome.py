@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, Self
 
+from specialists.backend import TokenLogprob
+
 FinishReason = Literal["stop", "length"]
 """How an answer ended, in OpenAI's words."""
 
@@ -111,6 +113,9 @@ class RunResult:
     ``max_tokens``). The lead's answers report ``stop``: the agents SDK does not hand over its
     model's finish reason. Not kept in transcripts (no column yet): a replayed run says
     ``stop``."""
+    logprobs: tuple[TokenLogprob, ...] | None = None
+    """The answer's token logprobs, when they were asked for (specialist answers only). Not
+    kept in transcripts: a replayed run has none."""
 
     @property
     def error(self) -> str | None:
@@ -145,6 +150,7 @@ class RunResult:
         return {
             **own,
             "failure": dataclasses.asdict(self.failure) if self.failure else None,
+            "logprobs": [dataclasses.asdict(t) for t in self.logprobs] if self.logprobs else None,
             "error": self.error,
             "lead_tokens": self.lead_tokens,
             "slm_tokens": self.slm_tokens,

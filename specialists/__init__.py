@@ -22,6 +22,7 @@ from specialists.errors import (
     UnknownSpecialistError,
 )
 from specialists.model_store import KNOWN_MODELS, ModelStore, validate_model_dir
+from specialists.sampling import Sampling
 from specialists.validators import Validation
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "ModelError",
     "ModelStore",
     "SLMBackend",
+    "Sampling",
     "Specialist",
     "SpecialistError",
     "SpecialistUnavailable",

@@ -10,7 +10,14 @@ With the policy ``error`` (``UNDERSTUDY_API_DEGRADED``, or the request's
 ``understudy.on_degraded``) the client gets 503 ``degraded`` instead. A stream's headers go out
 before the run ends, so a stream says it in-band: a degraded answer's final chunk carries
 ``understudy.degraded``, and a run that degrades after its answer began streaming (or under
-``error``) ends with an error event. Every response carries ``x-understudy-run-id``.
+``error``) ends with an error event.
+
+The routing metadata is also in response headers, which proxies keep when they rewrite bodies
+(LiteLLM's does): ``x-understudy-run-id`` on every response; ``-route``, ``-cost-usd``,
+``-saved-usd`` and ``-degraded`` once the run has ended. A stream's headers go out with its
+first answer text (no later than OpenAI's first token would): a specialist's answer and any
+run that ends before its answer streams get all of them; a lead answer streamed token by token
+gets the run id only, and its route and cost are in the final chunk's ``understudy`` block.
 """
 
 from __future__ import annotations
@@ -42,7 +49,10 @@ from serving.protocol import (
     degraded,
     error_chunk,
     invalid_body,
+    logprobs_block,
+    model_object,
     refusal,
+    resolve_model,
     served_models,
     unanswered,
     understudy_block,
@@ -74,6 +84,23 @@ RUN_ID = "x-understudy-run-id"
 """Response header: the run's id (its transcript, feedback), on every chat response."""
 DEGRADED = "x-understudy-degraded"
 """Response header, ``true`` on a degraded answer (or its 503): proxies keep headers."""
+ROUTE = "x-understudy-route"
+"""Response header: where the answer came from (``understudy.route``)."""
+COST = "x-understudy-cost-usd"
+"""Response header: what the run cost (``understudy.cost_usd``)."""
+SAVED = "x-understudy-saved-usd"
+"""Response header: what it saved against the lead alone (``understudy.saved_usd``)."""
+
+
+def _result_headers(result: RunResult) -> dict[str, str]:
+    """The headers of a run that has ended: its id, route, cost, savings, degradation."""
+    headers = {RUN_ID: result.run_id, COST: f"{result.cost_usd:.8f}"}
+    headers[SAVED] = f"{result.saved_usd:.8f}"
+    if result.route:
+        headers[ROUTE] = result.route
+    if result.degraded:
+        headers[DEGRADED] = "true"
+    return headers
 
 
 @router.get("/models")
@@ -83,10 +110,17 @@ async def list_models(request: Request, _key: ApiKeyDep) -> dict[str, Any]:
     return {
         "object": "list",
         "data": [
-            {"id": name, "object": "model", "created": created, "owned_by": "understudy"}
-            for name in served_models(orchestrator.catalog)
+            model_object(name, created=created) for name in served_models(orchestrator.catalog)
         ],
     }
+
+
+@router.get("/models/{model_id:path}")
+async def retrieve_model(model_id: str, request: Request, _key: ApiKeyDep) -> dict[str, Any]:
+    """One listed model; 404 ``model_not_found`` for any other (ids may hold ``/``)."""
+    orchestrator: Orchestrator = request.app.state.orchestrator
+    resolve_model(model_id, served_models(orchestrator.catalog))
+    return model_object(model_id, created=int(request.app.state.started_at))
 
 
 async def chat_completions(
@@ -99,14 +133,32 @@ async def chat_completions(
     run_id = uuid.uuid4().hex
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        deltas: asyncio.Queue[str] = asyncio.Queue()
+        begun = asyncio.Event()
+
+        async def on_delta(text: str) -> None:
+            begun.set()
+            await deltas.put(text)
+
+        run = asyncio.create_task(_run(orchestrator, call, run_id=run_id, on_delta=on_delta))
+        await _first_text_or_end(run, begun)
+        refused = run.exception() if run.done() else None
+        if isinstance(refused, ProtocolError):  # refused before it ran: nothing is sent yet
+            raise _with_headers(refused, {RUN_ID: run_id})
+        ended = run.done() and refused is None
         return StreamingResponse(
-            _stream(request, orchestrator, call, run_id, policy, include_usage=include_usage),
+            _stream(request, call, run, deltas, policy, include_usage=include_usage),
             media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", RUN_ID: run_id},
+            headers={
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+                RUN_ID: run_id,
+                **(_result_headers(run.result()) if ended else {}),
+            },
         )
     result = await _run(orchestrator, call, run_id=run_id)
     await _account(request, body.model, result)
-    headers = {RUN_ID: run_id, **({DEGRADED: "true"} if result.degraded else {})}
+    headers = _result_headers(result)
     if result.answer is None:
         raise _with_headers(unanswered(result), headers)
     if result.degraded and policy is OnDegraded.error:
@@ -135,18 +187,31 @@ async def _run(orchestrator: Orchestrator, call: ChatCall, **kwargs: Any) -> Run
             call.messages,
             call.mode,
             specialist=call.specialist,
-            max_tokens=call.max_tokens,
+            options=call.options,
             **kwargs,
         )
     except (InvalidRequest, ConfigurationError) as exc:
         raise refusal(exc) from exc
 
 
+async def _first_text_or_end(run: asyncio.Task[RunResult], begun: asyncio.Event) -> None:
+    """Wait until the run hands over answer text or ends, whichever is first; the run is
+    cancelled if the client goes away meanwhile."""
+    waiter = asyncio.ensure_future(begun.wait())
+    try:
+        await asyncio.wait({run, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        run.cancel()
+        raise
+    finally:
+        waiter.cancel()
+
+
 async def _stream(
     request: Request,
-    orchestrator: Orchestrator,
     call: ChatCall,
-    run_id: str,
+    run: asyncio.Task[RunResult],
+    deltas: asyncio.Queue[str],
     policy: OnDegraded,
     *,
     include_usage: bool,
@@ -161,12 +226,10 @@ async def _stream(
     """
     chunk_id = f"chatcmpl-{time.time_ns():x}"
     created = int(time.time())
-    deltas: asyncio.Queue[str] = asyncio.Queue()
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         return _event(completion_chunk(chunk_id, created, call.model, delta, finish, **extra))
 
-    run = asyncio.create_task(_run(orchestrator, call, run_id=run_id, on_delta=deltas.put))
     streamed = False
     try:
         yield chunk({"role": "assistant", "content": ""})
@@ -195,7 +258,12 @@ async def _stream(
             return
         if result.degraded:
             yield chunk({"content": result.answer})
-        yield chunk({}, result.finish_reason, understudy=understudy_block(result))
+        yield chunk(
+            {},
+            result.finish_reason,
+            logprobs=logprobs_block(result),
+            understudy=understudy_block(result),
+        )
         if include_usage:
             yield _event(usage_chunk(chunk_id, created, call.model, result))
         yield "data: [DONE]\n\n"

@@ -16,7 +16,13 @@ from serving.protocol.errors import (
     refusal,
     unanswered,
 )
-from serving.protocol.models import MODE_MODELS, ServedModels, resolve_model, served_models
+from serving.protocol.models import (
+    MODE_MODELS,
+    ServedModels,
+    model_object,
+    resolve_model,
+    served_models,
+)
 from serving.protocol.requests import (
     ChatCompletionRequest,
     ChatMessageIn,
@@ -29,6 +35,7 @@ from serving.protocol.responses import (
     completion_body,
     completion_chunk,
     error_chunk,
+    logprobs_block,
     understudy_block,
     usage_block,
     usage_chunk,
@@ -53,6 +60,8 @@ __all__ = [
     "error_body",
     "error_chunk",
     "invalid_body",
+    "logprobs_block",
+    "model_object",
     "parse_chat_request",
     "refusal",
     "resolve_model",

@@ -25,6 +25,7 @@ from distill.registry import RegistryStore, SpecialistDefinition
 from serving.settings import Settings
 from serving.slm_server import find_vllm
 from specialists import Catalog, ConfigurationError
+from specialists.sampling import Sampling
 from specialists.vllm_client import VLLMBackend
 from tests.helpers.http_server import free_port
 from tests.helpers.models import build_random_lora
@@ -109,7 +110,9 @@ def test_token_logprobs_come_back(vllm_server: RunningServer) -> None:
         client = backend(vllm_server)
         try:
             return await client.generate(
-                code, [{"role": "user", "content": "Reverse a string."}], max_tokens=32
+                code,
+                [{"role": "user", "content": "Reverse a string."}],
+                sampling=Sampling(max_tokens=32),
             )
         finally:
             await client.aclose()
@@ -128,8 +131,8 @@ def test_selecting_a_lora_adapter_changes_the_output(vllm_server: RunningServer)
         client = backend(vllm_server)
         try:
             return await asyncio.gather(
-                client.generate(math, QUESTION, max_tokens=24),
-                client.generate(tuned, QUESTION, max_tokens=24),
+                client.generate(math, QUESTION, sampling=Sampling(max_tokens=24)),
+                client.generate(tuned, QUESTION, sampling=Sampling(max_tokens=24)),
             )
         finally:
             await client.aclose()
@@ -150,7 +153,7 @@ def test_an_adapter_loaded_at_runtime_is_usable_without_restart(vllm_server: Run
             assert "hot" not in await client.served_models()
             await client.load_adapter("hot", vllm_server.adapters["hot"])
             assert "hot" in await client.served_models()
-            return await client.generate(hot, QUESTION, max_tokens=24)
+            return await client.generate(hot, QUESTION, sampling=Sampling(max_tokens=24))
         finally:
             await client.aclose()
 

@@ -16,6 +16,7 @@ from agents import FunctionTool, RunContextWrapper
 
 from specialists.backend import ChatMessage, Generation, SLMBackend
 from specialists.catalog import Catalog, Specialist
+from specialists.sampling import Sampling
 from tests.helpers.processes import spinning_calculator_workers
 from tools.context import ToolDeps
 from tools.function_tools import build_tools
@@ -31,8 +32,7 @@ class BrokenBackend(SLMBackend):
         specialist: Specialist,
         messages: Sequence[ChatMessage],
         *,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
+        sampling: Sampling | None = None,
     ) -> Generation:
         raise RuntimeError("index out of range in the batcher")
 
