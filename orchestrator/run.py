@@ -181,8 +181,9 @@ class Orchestrator:
         Its ``max_tokens`` caps the answer: the specialist's generation, or each lead call.
         With ``on_delta``, the answer's text is also handed over as it is produced: the lead's
         final-answer tokens (only from the turn that answers, never from a turn that calls
-        tools), or a specialist's answer in one piece once accepted. A degraded answer is never
-        handed over: the caller decides, from the result, whether to deliver it.
+        tools), or a specialist's answer in one piece once the run has ended and is recorded.
+        A degraded answer is never handed over: the caller decides, from the result, whether
+        to deliver it.
 
         A run that ends without an answer, or answers from a fallback, says why in its
         ``failure``; the exceptions below are raised before anything runs, except
@@ -234,11 +235,11 @@ class Orchestrator:
                 await self._cascade(state, deps, forced)
         except (LeadFailed, _OutOfTime) as exc:  # nothing to fall back to
             state.failure = exc.failure
-        if on_delta is not None and state.answer and not (state.streamed or state.degraded):
-            await on_delta(state.answer)
         latency_ms = (time.perf_counter() - started) * 1000
         result = run_result(state, deps, self.prices, self._lead_model, latency_ms)
         await self._record(state, deps, result)
+        if on_delta is not None and state.answer and not (state.streamed or state.degraded):
+            await on_delta(state.answer)  # the run has ended: its result is final
         return result
 
     def _check_options(self, mode: Mode, options: CallOptions) -> None:

@@ -144,7 +144,7 @@ async def chat_completions(
         await _first_text_or_end(run, begun)
         refused = run.exception() if run.done() else None
         if isinstance(refused, ProtocolError):  # refused before it ran: nothing is sent yet
-            raise _with_headers(refused, {RUN_ID: run_id})
+            raise refused
         ended = run.done() and refused is None
         return StreamingResponse(
             _stream(request, call, run, deltas, policy, include_usage=include_usage),

@@ -102,7 +102,8 @@ class ChatCompletionRequest(BaseModel):
     n: int | None = Field(None, ge=1, le=1, description="Only one choice is generated.")
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
-    stop: str | Annotated[list[str], Field(max_length=4)] | None = None
+    stop: Annotated[list[str], Field(max_length=4)] | None = None
+    """Up to 4 strings; one string alone is accepted as OpenAI accepts it."""
     seed: int | None = None
     presence_penalty: Penalty | None = None
     frequency_penalty: Penalty | None = None
@@ -126,6 +127,11 @@ class ChatCompletionRequest(BaseModel):
             raise ValueError("the last message must come from the user")
         return messages
 
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _one_stop(cls, stop: object) -> object:
+        return [stop] if isinstance(stop, str) else stop
+
     @model_validator(mode="after")
     def _top_logprobs_need_logprobs(self) -> Self:
         if self.top_logprobs and not self.logprobs:
@@ -139,12 +145,11 @@ class ChatCompletionRequest(BaseModel):
 
     def call_options(self) -> CallOptions:
         """The request's sampling and attribution, as the orchestrator takes them."""
-        stop = [self.stop] if isinstance(self.stop, str) else self.stop or []
         sampling = Sampling(
             max_tokens=self.answer_tokens,
             temperature=self.temperature,
             top_p=self.top_p,
-            stop=tuple(stop),
+            stop=tuple(self.stop or ()),
             seed=self.seed,
             presence_penalty=self.presence_penalty,
             frequency_penalty=self.frequency_penalty,
