@@ -102,12 +102,12 @@ class ChatCompletionRequest(BaseModel):
     n: int | None = Field(None, ge=1, le=1, description="Only one choice is generated.")
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
-    stop: Annotated[list[str], Field(max_length=4)] | None = None
+    stop: Annotated[list[Annotated[str, Field(min_length=1)]], Field(max_length=4)] | None = None
     """Up to 4 strings; one string alone is accepted as OpenAI accepts it."""
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-(2**63), lt=2**63)
     presence_penalty: Penalty | None = None
     frequency_penalty: Penalty | None = None
-    logit_bias: dict[int, Bias] | None = Field(None, max_length=300)
+    logit_bias: dict[Annotated[int, Field(ge=0)], Bias] | None = Field(None, max_length=300)
     """Token id (as a JSON string) → bias, in the answering model's vocabulary."""
     logprobs: StrictBool | None = None
     top_logprobs: int | None = Field(None, ge=0, le=20)
