@@ -13,7 +13,7 @@ before the run ends, so a stream says it in-band: a degraded answer's final chun
 ``error``) ends with an error event.
 
 The routing metadata is also in response headers, which proxies keep when they rewrite bodies
-(LiteLLM's does): ``x-understudy-run-id`` on every response; ``-route``, ``-cost-usd``,
+(LiteLLM's does): ``x-understudy-run-id`` on every response of a run; ``-route``, ``-cost-usd``,
 ``-saved-usd`` and ``-degraded`` once the run has ended. A stream's headers go out with its
 first answer text (no later than OpenAI's first token would): a specialist's answer and any
 run that ends before its answer streams get all of them; a lead answer streamed token by token
@@ -133,28 +133,8 @@ async def chat_completions(
     run_id = uuid.uuid4().hex
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        deltas: asyncio.Queue[str] = asyncio.Queue()
-        begun = asyncio.Event()
-
-        async def on_delta(text: str) -> None:
-            begun.set()
-            await deltas.put(text)
-
-        run = asyncio.create_task(_run(orchestrator, call, run_id=run_id, on_delta=on_delta))
-        await _first_text_or_end(run, begun)
-        refused = run.exception() if run.done() else None
-        if isinstance(refused, ProtocolError):  # refused before it ran: nothing is sent yet
-            raise refused
-        ended = run.done() and refused is None
-        return StreamingResponse(
-            _stream(request, call, run, deltas, policy, include_usage=include_usage),
-            media_type="text/event-stream",
-            headers={
-                "Cache-Control": "no-cache",
-                "X-Accel-Buffering": "no",
-                RUN_ID: run_id,
-                **(_result_headers(run.result()) if ended else {}),
-            },
+        return await _start_stream(
+            request, orchestrator, call, run_id, policy, include_usage=include_usage
         )
     result = await _run(orchestrator, call, run_id=run_id)
     await _account(request, body.model, result)
@@ -192,6 +172,43 @@ async def _run(orchestrator: Orchestrator, call: ChatCall, **kwargs: Any) -> Run
         )
     except (InvalidRequest, ConfigurationError) as exc:
         raise refusal(exc) from exc
+
+
+async def _start_stream(
+    request: Request,
+    orchestrator: Orchestrator,
+    call: ChatCall,
+    run_id: str,
+    policy: OnDegraded,
+    *,
+    include_usage: bool,
+) -> StreamingResponse:
+    """Start the run, and the stream once the run hands over answer text or ends: its headers
+    then carry everything known (:func:`_result_headers` if the run is over). A run refused
+    before it began is an HTTP error, as nothing is sent yet."""
+    deltas: asyncio.Queue[str] = asyncio.Queue()
+    begun = asyncio.Event()
+
+    async def on_delta(text: str) -> None:
+        begun.set()
+        await deltas.put(text)
+
+    run = asyncio.create_task(_run(orchestrator, call, run_id=run_id, on_delta=on_delta))
+    await _first_text_or_end(run, begun)
+    refused = run.exception() if run.done() else None
+    if isinstance(refused, ProtocolError):
+        raise refused
+    ended = run.done() and refused is None
+    return StreamingResponse(
+        _stream(request, call, run, deltas, policy, include_usage=include_usage),
+        media_type="text/event-stream",
+        headers={
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+            RUN_ID: run_id,
+            **(_result_headers(run.result()) if ended else {}),
+        },
+    )
 
 
 async def _first_text_or_end(run: asyncio.Task[RunResult], begun: asyncio.Event) -> None:
