@@ -1,10 +1,11 @@
 """The chat request body, in OpenAI's shape, validated with pydantic at the edge.
 
-Every parameter is honoured or refused with a 400 naming it: a field this model does not
-declare (``tools``, ``response_format``, a typo) is refused, never ignored, because a client
-that sent it expects it to change the answer. ``null`` is accepted wherever OpenAI accepts it
-and means the default. The chat API and batch lines validate bodies with this one model
-(:func:`parse_chat_request` for batch lines).
+Every request parameter is honoured or refused with a 400 naming it: a top-level field this
+model does not declare (``tools``, ``response_format``, a typo) is refused, never ignored,
+because a client that sent it expects it to change the answer. (Inside a message, fields other
+than ``role`` and ``content``, such as ``name``, are still ignored.) ``null`` is accepted
+wherever OpenAI accepts it and means the default. The chat API and batch lines validate bodies
+with this one model (:func:`parse_chat_request` for batch lines).
 """
 
 from __future__ import annotations

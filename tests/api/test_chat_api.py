@@ -337,6 +337,7 @@ USER_HI = {"role": "user", "content": "hi"}
         ),
         ({"model": "understudy-llm", "messages": []}, 400, "invalid_body"),
         ({"model": "understudy-llm", "messages": [USER_HI], "n": 2}, 400, "invalid_body"),
+        ({"model": "understudy-llm", "messages": [USER_HI], "tools": []}, 400, "invalid_body"),
         (
             {"model": "understudy-llm", "messages": [{"role": "user", "content": "   "}]},
             400,
