@@ -27,9 +27,9 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
@@ -115,8 +115,15 @@ async def list_models(request: Request, _key: ApiKeyDep) -> dict[str, Any]:
     }
 
 
+ModelIdPath = Annotated[
+    str, Path(min_length=1, max_length=200, description="A model id, as /v1/models lists it.")
+]
+
+
 @router.get("/models/{model_id:path}")
-async def retrieve_model(model_id: str, request: Request, _key: ApiKeyDep) -> dict[str, Any]:
+async def retrieve_model(
+    model_id: ModelIdPath, request: Request, _key: ApiKeyDep
+) -> dict[str, Any]:
     """One listed model; 404 ``model_not_found`` for any other (ids may hold ``/``)."""
     orchestrator: Orchestrator = request.app.state.orchestrator
     resolve_model(model_id, served_models(orchestrator.catalog))
