@@ -49,6 +49,7 @@ from specialists.catalog import Catalog, Specialist
 from specialists.local import LocalBackend
 from specialists.model_store import ModelStore
 from specialists.pull import pull_model
+from specialists.sampling import Sampling
 from tools.context import ToolCall
 
 console = Console(stderr=True)
@@ -272,7 +273,9 @@ async def exact_match(
 
             async def one(request: str) -> str:
                 generation = await backend.generate(
-                    specialist, [{"role": "user", "content": request}], max_tokens=16
+                    specialist,
+                    [{"role": "user", "content": request}],
+                    sampling=Sampling(max_tokens=16),
                 )
                 progress.advance(task)
                 return generation.text.strip()

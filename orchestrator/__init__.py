@@ -16,11 +16,18 @@ if TYPE_CHECKING:
     from orchestrator.cost import Price, PriceBook
     from orchestrator.lead import LeadConfig, LeadFailed
     from orchestrator.modes import Mode
+    from orchestrator.options import CallOptions
     from orchestrator.outcome import Failure, FailureKind, RunResult
-    from orchestrator.request import InvalidRequest, OverLimit, RequestLimits
+    from orchestrator.request import (
+        InvalidRequest,
+        OverLimit,
+        RequestLimits,
+        UnsupportedParameter,
+    )
     from orchestrator.run import Orchestrator
 
 _EXPORTS = {
+    "CallOptions": "orchestrator.options",
     "Failure": "orchestrator.outcome",
     "FailureKind": "orchestrator.outcome",
     "InvalidRequest": "orchestrator.request",
@@ -34,9 +41,11 @@ _EXPORTS = {
     "RequestLimits": "orchestrator.request",
     "RunBudget": "orchestrator.budget",
     "RunResult": "orchestrator.outcome",
+    "UnsupportedParameter": "orchestrator.request",
 }
 
 __all__ = [
+    "CallOptions",
     "Failure",
     "FailureKind",
     "InvalidRequest",
@@ -50,6 +59,7 @@ __all__ = [
     "RequestLimits",
     "RunBudget",
     "RunResult",
+    "UnsupportedParameter",
 ]
 
 

@@ -16,6 +16,7 @@ from agents.exceptions import MaxTurnsExceeded, ModelBehaviorError
 from openai import AsyncOpenAI, Timeout
 
 from orchestrator.budget import TokenBudgetExceeded
+from orchestrator.options import CallOptions
 from orchestrator.outcome import Failure, FailureKind
 from specialists.errors import ConfigurationError, UnderstudyError
 
@@ -134,3 +135,31 @@ def lead_model_settings(config: LeadConfig, *, max_tokens: int | None = None) ->
         else {"timeout": config.timeout_s, "num_retries": config.max_retries}
     )
     return ModelSettings(max_tokens=max_tokens, include_usage=True, extra_args=extra)
+
+
+def call_settings(options: CallOptions) -> ModelSettings | None:
+    """The settings one run's lead calls add to :func:`lead_model_settings`: the caller's
+    sampling and attribution. OpenAI fields ``ModelSettings`` has no slot for go through
+    ``extra_args``, which both the Chat Completions and the LiteLLM model send as they are.
+    ``None`` when the caller chose nothing."""
+    sampling = options.sampling
+    extra = {
+        name: value
+        for name, value in (
+            ("seed", sampling.seed),
+            ("stop", list(sampling.stop) or None),
+            ("logit_bias", {str(t): b for t, b in sampling.logit_bias} or None),
+            ("user", options.user),
+        )
+        if value is not None
+    }
+    settings = ModelSettings(
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        presence_penalty=sampling.presence_penalty,
+        frequency_penalty=sampling.frequency_penalty,
+        max_tokens=sampling.max_tokens,
+        metadata=dict(options.metadata) if options.metadata else None,
+        extra_args=extra or None,
+    )
+    return settings if settings != ModelSettings() else None

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, Self
 
+from specialists.backend import TokenLogprob
+
 FinishReason = Literal["stop", "length"]
 """How an answer ended, in OpenAI's words."""
 FINISH_REASONS: tuple[FinishReason, ...] = typing.get_args(FinishReason)
@@ -115,7 +117,10 @@ class RunResult:
     finish_reason: FinishReason = "stop"
     """How the answer ended: ``stop`` (complete) or ``length`` (a specialist's answer cut at
     ``max_tokens``). The lead's answers report ``stop``: the agents SDK does not hand over its
-    model's finish reason. Kept in transcripts (schema 0007), so a replayed run says it too."""
+    model's finish reason. Kept in transcripts (schema 0008), so a replayed run says it too."""
+    logprobs: tuple[TokenLogprob, ...] | None = None
+    """The answer's token logprobs, when they were asked for (specialist answers only). Not
+    kept in transcripts: a replayed run has none."""
 
     @property
     def error(self) -> str | None:
@@ -150,6 +155,7 @@ class RunResult:
         return {
             **own,
             "failure": dataclasses.asdict(self.failure) if self.failure else None,
+            "logprobs": [dataclasses.asdict(t) for t in self.logprobs] if self.logprobs else None,
             "error": self.error,
             "lead_tokens": self.lead_tokens,
             "slm_tokens": self.slm_tokens,

@@ -24,6 +24,19 @@ class InvalidRequest(UnderstudyError):
     """The request itself is malformed (empty, wrong roles, too large)."""
 
 
+class UnsupportedParameter(InvalidRequest):
+    """The request sets a parameter this run cannot honour the way it was asked.
+
+    Args:
+        param: The request field, by its OpenAI name.
+        reason: Why, and what would work instead.
+    """
+
+    def __init__(self, param: str, reason: str) -> None:
+        self.param = param
+        super().__init__(f"{param!r} is not supported here: {reason}")
+
+
 class Limit(StrEnum):
     """The limit a request is over."""
 

@@ -28,15 +28,7 @@ import uuid
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import Any, cast
 
-from agents import (
-    Agent,
-    ModelSettings,
-    RunConfig,
-    Runner,
-    RunResultStreaming,
-    StreamEvent,
-    TResponseInputItem,
-)
+from agents import Agent, RunConfig, Runner, RunResultStreaming, StreamEvent, TResponseInputItem
 from openai.types.responses import ResponseCompletedEvent, ResponseTextDeltaEvent
 
 from database import StoreError
@@ -47,17 +39,19 @@ from orchestrator.lead import (
     LeadConfig,
     LeadFailed,
     build_lead_model,
+    call_settings,
     lead_failed,
     lead_model_settings,
     require_lead,
 )
 from orchestrator.lead_gate import GatedModel, LeadGate
 from orchestrator.modes import Mode
+from orchestrator.options import CallOptions
 from orchestrator.outcome import Failure, FailureKind, RunResult
 from orchestrator.prerouter import PreRouter, RouteDecision
 from orchestrator.prompts import ESCALATION_NOTE, LEAD_INSTRUCTIONS, PLAIN_INSTRUCTIONS
 from orchestrator.recorder import transcript_processor
-from orchestrator.request import RequestLimits, admit, parse_mode
+from orchestrator.request import RequestLimits, UnsupportedParameter, admit, parse_mode
 from orchestrator.run_state import (
     Lineup,
     OnDelta,
@@ -231,16 +225,20 @@ class Orchestrator:
         specialist: str | None = None,
         run_id: str | None = None,
         on_delta: OnDelta | None = None,
-        max_tokens: int | None = None,
+        options: CallOptions | None = None,
         stop: asyncio.Event | None = None,
     ) -> RunResult:
         """Answer ``request`` (a prompt or a chat history ending with a user turn) in ``mode``.
 
-        ``max_tokens`` caps the answer: the specialist's generation, or each lead call.
+        ``options`` go to each lead call whole, and their sampling to the specialist whose
+        answer is the run's (``slm``, a cascade's draft, a degraded run's fallback) — not to the
+        specialists the lead consults, whose answers are the lead's material, not the caller's.
+        Its ``max_tokens`` caps the answer: the specialist's generation, or each lead call.
         With ``on_delta``, the answer's text is also handed over as it is produced: the lead's
         final-answer tokens (only from the turn that answers, never from a turn that calls
-        tools), or a specialist's answer in one piece once accepted. A degraded answer is never
-        handed over: the caller decides, from the result, whether to deliver it.
+        tools), or a specialist's answer in one piece once the run has ended and is recorded.
+        A degraded answer is never handed over: the caller decides, from the result, whether
+        to deliver it.
 
         ``stop``, once set, ends the run where it is (a server whose drain ran out): the work
         in progress is cancelled and the run ends with :attr:`FailureKind.shutdown`, recorded
@@ -253,7 +251,8 @@ class Orchestrator:
         Raises:
             ConfigurationError: the mode needs a lead (or a specialist) that is not configured.
             InvalidRequest: the request is malformed; :class:`OverLimit` when it is over
-                :attr:`limits`.
+                :attr:`limits`; :class:`UnsupportedParameter` when ``options`` ask for what
+                ``mode`` cannot give.
             UnknownSpecialistError: ``specialist`` is not in the catalog.
             RunAlreadyRecorded: ``run_id`` is already in the transcript store; the run was
                 made but not recorded (nor is anything else changed).
@@ -261,7 +260,9 @@ class Orchestrator:
                 the spool: the run must not count as done.
         """
         mode = parse_mode(mode)
-        messages = admit(request, self.limits, max_tokens=max_tokens)
+        options = options or CallOptions()
+        messages = admit(request, self.limits, max_tokens=options.sampling.max_tokens)
+        self._check_options(mode, options)
         if mode is not Mode.slm:
             require_lead(self.lead, mode.value)
         lineup = self._lineup
@@ -274,7 +275,7 @@ class Orchestrator:
             deadline=time.monotonic() + self.budget.max_seconds,
             lineup=lineup,
             on_delta=on_delta,
-            max_tokens=max_tokens,
+            options=options,
         )
         deps = ToolDeps(
             backend=self.backend,
@@ -286,12 +287,39 @@ class Orchestrator:
             await _unless_stopped(self._answer(state, deps, forced), stop)
         except (LeadFailed, _OutOfTime, _Stopped) as exc:  # nothing to fall back to
             state.failure = exc.failure
-        if on_delta is not None and state.answer and not (state.streamed or state.degraded):
-            await on_delta(state.answer)
         latency_ms = (time.perf_counter() - started) * 1000
         result = run_result(state, deps, self.prices, self._lead_model, latency_ms)
         await self._record(state, deps, result)
+        if on_delta is not None and state.answer and not (state.streamed or state.degraded):
+            await on_delta(state.answer)  # the run has ended: its result is final
         return result
+
+    def _check_options(self, mode: Mode, options: CallOptions) -> None:
+        """Refuse, by name, what ``mode`` would otherwise drop.
+
+        Token logprobs exist for specialist answers only (``slm``): a cascade may end up
+        answering from the lead, whose logprobs are not collected. A specialist whose answer
+        is the run's, in ``slm`` or ``cascade``, must honour every sampling field the caller
+        set; a degraded run's fallback honours what its backend can (it is marked degraded).
+
+        Raises:
+            UnsupportedParameter: naming the first such field.
+        """
+        sampling = options.sampling
+        if sampling.logprobs and mode is not Mode.slm:
+            raise UnsupportedParameter(
+                "logprobs",
+                "token logprobs are returned for specialist answers only: use understudy-slm or "
+                f"understudy-<specialist>, not {mode.value!r} mode",
+            )
+        if mode in (Mode.slm, Mode.cascade):
+            unsupported = sampling.unsupported(self.backend.sampling_fields)
+            if unsupported:
+                raise UnsupportedParameter(
+                    unsupported[0],
+                    f"the {self.backend.name} specialist backend does not apply it; "
+                    f"it applies {', '.join(sorted(self.backend.sampling_fields))}",
+                )
 
     # ------------------------------------------------------------------------------ modes
 
@@ -433,7 +461,9 @@ class Orchestrator:
         try:
             async with budget:
                 produced = await self.backend.generate(
-                    specialist, state.messages, max_tokens=state.max_tokens
+                    specialist,
+                    state.messages,
+                    sampling=state.options.sampling.restricted_to(self.backend.sampling_fields),
                 )
         except Exception as exc:  # any failure of the backend, a bug in it included, degrades
             if budget.expired():
@@ -477,7 +507,7 @@ class Orchestrator:
             trace_id=trace_id,
             workflow_name="understudy",
             trace_include_sensitive_data=True,
-            model_settings=ModelSettings(max_tokens=state.max_tokens) if state.max_tokens else None,
+            model_settings=call_settings(state.options),
         )
         arguments: dict[str, Any] = {
             "context": deps,

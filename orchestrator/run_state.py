@@ -12,10 +12,11 @@ from agents import Agent
 
 from orchestrator.cost import PriceBook
 from orchestrator.modes import Mode
+from orchestrator.options import CallOptions
 from orchestrator.outcome import Failure, FinishReason, RunResult
 from orchestrator.prerouter import PreRouter, RouteDecision
 from orchestrator.transcripts import LeadCallRecord, RunRecord
-from specialists.backend import ChatMessage, Generation
+from specialists.backend import ChatMessage, Generation, TokenLogprob
 from specialists.catalog import Catalog
 from tools.context import ToolDeps
 
@@ -54,18 +55,22 @@ class RunState:
     draft: Generation | None = None
     lead_calls: list[LeadCallRecord] = field(default_factory=list)
     on_delta: OnDelta | None = None
-    max_tokens: int | None = None
-    """The caller's cap on answer tokens, if any."""
+    options: CallOptions = field(default_factory=CallOptions)
+    """The caller's sampling (its cap on answer tokens included) and attribution."""
     streamed: bool = False
     """Whether answer text already went out through ``on_delta``."""
     finish_reason: FinishReason = "stop"
     """How the answer ended (``length``: a specialist's answer cut at its token limit)."""
+    logprobs: tuple[TokenLogprob, ...] | None = None
+    """The answer's token logprobs, when the caller asked for them."""
 
     def answer_with(self, generation: Generation) -> None:
         """Answer with a specialist's ``generation``: its text, confidence and finish reason."""
         self.answer = generation.text
         self.confidence = generation.confidence.mean_prob
         self.finish_reason = "length" if is_truncated(generation) else "stop"
+        if self.options.sampling.logprobs:
+            self.logprobs = generation.logprobs
 
     def remaining_s(self) -> float:
         return max(0.0, self.deadline - time.monotonic())
@@ -104,6 +109,7 @@ def run_result(
         failure=state.failure,
         route_scores=dict(state.decision.scores) if state.decision else {},
         finish_reason=state.finish_reason,
+        logprobs=state.logprobs,
     )
 
 

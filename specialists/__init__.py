@@ -23,6 +23,7 @@ from specialists.errors import (
     UnknownSpecialistError,
 )
 from specialists.model_store import KNOWN_MODELS, ModelStore, validate_model_dir
+from specialists.sampling import Sampling
 from specialists.validators import Validation
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "ModelStore",
     "PromptTooLong",
     "SLMBackend",
+    "Sampling",
     "Specialist",
     "SpecialistError",
     "SpecialistUnavailable",

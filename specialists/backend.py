@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal, TypedDict
 
 from specialists.catalog import Specialist
+from specialists.sampling import Sampling
 
 
 class ChatMessage(TypedDict):
@@ -29,6 +30,9 @@ class TokenLogprob:
 
     token: str
     logprob: float
+    top: tuple[TokenLogprob, ...] = ()
+    """The most likely tokens at this position, best first, when they were asked for
+    (:attr:`Sampling.top_logprobs <specialists.sampling.Sampling.top_logprobs>`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +90,8 @@ class SLMBackend(abc.ABC):
 
     name: str
     """``local`` or ``vllm``; shown in CLI output and metrics."""
+    sampling_fields: frozenset[str] = frozenset({"max_tokens", "temperature", "top_p"})
+    """The :class:`Sampling` fields this backend honours; callers refuse the others."""
 
     @abc.abstractmethod
     async def generate(
@@ -93,10 +99,12 @@ class SLMBackend(abc.ABC):
         specialist: Specialist,
         messages: Sequence[ChatMessage],
         *,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
+        sampling: Sampling | None = None,
     ) -> Generation:
         """Answer ``messages`` as ``specialist``; its system prompt is prepended here.
+
+        ``sampling`` overrides the specialist's own generation parameters where it sets them;
+        it must set only :attr:`sampling_fields`.
 
         Raises:
             SpecialistUnavailable: the backend could not answer within its timeout budget, or

@@ -47,6 +47,7 @@ from specialists.errors import (
     UnderstudyError,
 )
 from specialists.model_loading import MODEL_LOADING
+from specialists.sampling import Sampling, cut_at_stop
 
 logger = logging.getLogger(__name__)
 
@@ -62,9 +63,8 @@ class _Job:
 
     adapter: str = BASE_ADAPTER
     messages: list[ChatMessage] = field(default_factory=list)
-    max_tokens: int = 0
-    temperature: float = 0.0
-    top_p: float = 1.0
+    sampling: Sampling = field(default_factory=Sampling)
+    """Settled over the specialist's defaults (:meth:`Sampling.over`)."""
     specialist: str = ""
     run: Callable[[], Any] | None = None
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
@@ -73,8 +73,10 @@ class _Job:
     """The prompt's token ids, set by the worker when it admits the job to a batch."""
 
     @property
-    def sampling_key(self) -> tuple[int, float, float]:
-        return (self.max_tokens, self.temperature, self.top_p)
+    def sampling_key(self) -> Sampling:
+        """Jobs share a batch only when they decode alike: one ``generate`` call takes one
+        set of sampling parameters for all its rows."""
+        return self.sampling
 
 
 class LocalBackend(SLMBackend):
@@ -90,6 +92,9 @@ class LocalBackend(SLMBackend):
     """
 
     name = "local"
+    sampling_fields = frozenset(
+        {"max_tokens", "temperature", "top_p", "stop", "seed", "logprobs", "top_logprobs"}
+    )
 
     def __init__(
         self,
@@ -133,8 +138,7 @@ class LocalBackend(SLMBackend):
         specialist: Specialist,
         messages: Sequence[ChatMessage],
         *,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
+        sampling: Sampling | None = None,
     ) -> Generation:
         if specialist.base_model and specialist.base_model not in (
             self.base_ref,
@@ -152,9 +156,7 @@ class LocalBackend(SLMBackend):
         job = _Job(
             adapter=adapter,
             messages=with_system_prompt(specialist, messages),
-            max_tokens=max_tokens or specialist.generation.max_tokens,
-            temperature=specialist.generation.temperature if temperature is None else temperature,
-            top_p=specialist.generation.top_p,
+            sampling=(sampling or Sampling()).over(specialist.generation),
             specialist=specialist.name,
         )
         return await self._submit(job)
@@ -312,12 +314,13 @@ class LocalBackend(SLMBackend):
             return False
         job.prompt = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
         tokens, context = len(job.prompt), self._context_length
+        asked = job.sampling.max_tokens or 0  # set: the job's sampling is settled (``over``)
         if tokens > self._max_input_tokens:
             limit = self._max_input_tokens
             reason = f"prompt has {tokens} tokens; the local backend accepts {limit}"
-        elif context is not None and tokens + job.max_tokens > context:
+        elif context is not None and tokens + asked > context:
             reason = (
-                f"prompt has {tokens} tokens and asks for up to {job.max_tokens} more; the "
+                f"prompt has {tokens} tokens and asks for up to {asked} more; the "
                 f"model's context holds {context} (shorten the request or lower max_tokens)"
             )
         else:
@@ -425,29 +428,22 @@ class LocalBackend(SLMBackend):
         pad = tok.pad_token_id
         input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
         attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
-        first = batch[0]
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": first.max_tokens,
-            "do_sample": first.temperature > 0,
-            "output_logits": True,
-            "return_dict_in_generate": True,
-            "pad_token_id": pad,
-        }
-        if first.temperature > 0:
-            kwargs.update(temperature=first.temperature, top_p=first.top_p)
-        else:
-            kwargs.update(temperature=None, top_p=None, top_k=None)
+        sampling = batch[0].sampling
+        kwargs = self._decoding_kwargs(sampling)
         if self._adapters:
             kwargs["adapter_names"] = [job.adapter for job in batch]
         device = model.device
         self.batches_run += 1
         with torch.inference_mode():
+            if sampling.seed is not None:
+                torch.manual_seed(sampling.seed)  # the worker thread is the model's only user
             out = model.generate(
                 input_ids=input_ids.to(device), attention_mask=attention.to(device), **kwargs
             )
             new_tokens = out.sequences[:, width:].cpu()
             steps = torch.stack(out.logits, dim=1).float().log_softmax(-1).cpu()
             chosen = steps.gather(-1, new_tokens.unsqueeze(-1)).squeeze(-1)
+            top = steps.topk(sampling.top_logprobs, dim=-1) if sampling.top_logprobs else None
 
         finished = time.perf_counter()
         results: list[Generation] = []
@@ -455,24 +451,63 @@ class LocalBackend(SLMBackend):
             ids = new_tokens[row].tolist()
             end = next((i + 1 for i, t in enumerate(ids) if t in self._eos_ids), None)
             kept = ids[:end] if end is not None else ids
+            text = tok.decode(kept, skip_special_tokens=True)
+            answered = len(kept)  # the tokens that are the answer's, and have logprobs
+            text, stopped = cut_at_stop(text, sampling.stop)
+            if stopped:
+                answered = self._tokens_before_stop(kept, sampling.stop)
             logprobs = tuple(
-                TokenLogprob(token=tok.decode([t]), logprob=float(chosen[row, i]))
-                for i, t in enumerate(kept)
+                TokenLogprob(
+                    token=tok.decode([t]),
+                    logprob=float(chosen[row, i]),
+                    top=()
+                    if top is None
+                    else tuple(
+                        TokenLogprob(tok.decode([int(alt)]), float(value))
+                        for value, alt in zip(top.values[row, i], top.indices[row, i], strict=True)
+                    ),
+                )
+                for i, t in enumerate(kept[:answered])
             )
-            text = tok.decode(kept, skip_special_tokens=True).strip()
             results.append(
                 Generation(
                     specialist=job.specialist,
-                    text=text,
+                    text=text.strip(),
                     logprobs=logprobs,
                     confidence=Confidence.from_logprobs(logprobs),
                     usage=Usage(prompt_tokens=len(prompts[row]), completion_tokens=len(kept)),
                     latency_s=finished - job.enqueued,
                     model=self.base_ref if job.adapter == BASE_ADAPTER else job.adapter,
-                    finish_reason="stop" if end else "length",
+                    finish_reason="stop" if end or stopped else "length",
                 )
             )
         return results
+
+    def _decoding_kwargs(self, sampling: Sampling) -> dict[str, Any]:
+        """``generate``'s arguments for ``sampling`` (settled: its temperature is set)."""
+        assert sampling.temperature is not None
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": sampling.max_tokens,
+            "do_sample": sampling.temperature > 0,
+            "output_logits": True,
+            "return_dict_in_generate": True,
+            "pad_token_id": self._tokenizer.pad_token_id,
+        }
+        if sampling.temperature > 0:
+            kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p)
+        else:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        if sampling.stop:  # stops generating early; the text is still cut at the stop string
+            kwargs.update(stop_strings=list(sampling.stop), tokenizer=self._tokenizer)
+        return kwargs
+
+    def _tokens_before_stop(self, ids: list[int], stop: tuple[str, ...]) -> int:
+        """How many of ``ids`` come before the token that completes a stop string."""
+        for count in range(len(ids)):
+            text = self._tokenizer.decode(ids[: count + 1], skip_special_tokens=True)
+            if cut_at_stop(text, stop)[1]:
+                return count
+        return len(ids)
 
 
 def _settle(job: _Job, action: Callable[[], Any]) -> None:

@@ -10,6 +10,7 @@ jittered exponential backoff (tenacity) while the deadline allows, then
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -35,6 +36,7 @@ from specialists.backend import (
 )
 from specialists.catalog import Specialist
 from specialists.errors import AdaptersNotServed, SpecialistError, SpecialistUnavailable
+from specialists.sampling import Sampling
 
 _RETRYABLE = (
     httpx.ConnectError,
@@ -66,6 +68,8 @@ class VLLMBackend(SLMBackend):
     """
 
     name = "vllm"
+    sampling_fields = frozenset(field.name for field in dataclasses.fields(Sampling))
+    """All of them: vLLM's OpenAI API takes each, under OpenAI's name."""
 
     def __init__(
         self,
@@ -106,17 +110,14 @@ class VLLMBackend(SLMBackend):
         specialist: Specialist,
         messages: Sequence[ChatMessage],
         *,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
+        sampling: Sampling | None = None,
     ) -> Generation:
-        params = specialist.generation
+        settled = (sampling or Sampling()).over(specialist.generation)
         payload: dict[str, Any] = {
             "model": self.served_name(specialist),
             "messages": with_system_prompt(specialist, messages),
-            "max_tokens": max_tokens or params.max_tokens,
-            "temperature": params.temperature if temperature is None else temperature,
-            "top_p": params.top_p,
-            "logprobs": True,
+            **_sampling_payload(settled),
+            "logprobs": True,  # always: confidence is computed from them
         }
         started = time.perf_counter()
         response = await self._post(specialist.name, "/chat/completions", payload, started)
@@ -228,13 +229,40 @@ def _error_message(response: httpx.Response) -> str:
     return str(body)[:300]
 
 
+_SCALARS = ("max_tokens", "temperature", "top_p", "seed", "presence_penalty", "frequency_penalty")
+"""Sampling fields that go to vLLM as they are, under the same name."""
+
+
+def _sampling_payload(sampling: Sampling) -> dict[str, Any]:
+    """``sampling``'s fields that are set, as OpenAI request fields."""
+    payload: dict[str, Any] = {
+        name: getattr(sampling, name) for name in _SCALARS if getattr(sampling, name) is not None
+    }
+    if sampling.stop:
+        payload["stop"] = list(sampling.stop)
+    if sampling.logit_bias:
+        payload["logit_bias"] = {str(token): bias for token, bias in sampling.logit_bias}
+    if sampling.top_logprobs:
+        payload["top_logprobs"] = sampling.top_logprobs
+    return payload
+
+
+def _token_logprob(entry: dict[str, Any]) -> TokenLogprob:
+    alternatives = entry.get("top_logprobs") or []
+    return TokenLogprob(
+        entry["token"],
+        float(entry["logprob"]),
+        tuple(TokenLogprob(alt["token"], float(alt["logprob"])) for alt in alternatives),
+    )
+
+
 def _parse_generation(specialist: str, response: httpx.Response, latency_s: float) -> Generation:
     try:
         body = response.json()
         choice = body["choices"][0]
         content = choice["message"].get("content") or ""
         entries = (choice.get("logprobs") or {}).get("content") or []
-        logprobs = tuple(TokenLogprob(e["token"], float(e["logprob"])) for e in entries)
+        logprobs = tuple(_token_logprob(entry) for entry in entries)
         usage = body.get("usage") or {}
         return Generation(
             specialist=specialist,

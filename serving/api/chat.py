@@ -11,7 +11,14 @@ With the policy ``error`` — the request's ``understudy.on_degraded``, else its
 ``degraded`` instead. A stream's headers go out
 before the run ends, so a stream says it in-band: a degraded answer's final chunk carries
 ``understudy.degraded``, and a run that degrades after its answer began streaming (or under
-``error``) ends with an error event. Every response carries ``x-understudy-run-id``.
+``error``) ends with an error event.
+
+The routing metadata is also in response headers, which proxies keep when they rewrite bodies
+(LiteLLM's does): ``x-understudy-run-id`` on every response of a run; ``-route``, ``-cost-usd``,
+``-saved-usd`` and ``-degraded`` once the run has ended. A stream's headers go out with its
+first answer text (no later than OpenAI's first token would): a specialist's answer and any
+run that ends before its answer streams get all of them; a lead answer streamed token by token
+gets the run id only, and its route and cost are in the final chunk's ``understudy`` block.
 """
 
 from __future__ import annotations
@@ -21,9 +28,9 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
@@ -43,7 +50,10 @@ from serving.protocol import (
     degraded,
     error_chunk,
     invalid_body,
+    logprobs_block,
+    model_object,
     refusal,
+    resolve_model,
     served_models,
     unanswered,
     understudy_block,
@@ -75,6 +85,23 @@ RUN_ID = "x-understudy-run-id"
 """Response header: the run's id (its transcript, feedback), on every chat response."""
 DEGRADED = "x-understudy-degraded"
 """Response header, ``true`` on a degraded answer (or its 503): proxies keep headers."""
+ROUTE = "x-understudy-route"
+"""Response header: where the answer came from (``understudy.route``)."""
+COST = "x-understudy-cost-usd"
+"""Response header: what the run cost (``understudy.cost_usd``)."""
+SAVED = "x-understudy-saved-usd"
+"""Response header: what it saved against the lead alone (``understudy.saved_usd``)."""
+
+
+def _result_headers(result: RunResult) -> dict[str, str]:
+    """The headers of a run that has ended: its id, route, cost, savings, degradation."""
+    headers = {RUN_ID: result.run_id, COST: f"{result.cost_usd:.8f}"}
+    headers[SAVED] = f"{result.saved_usd:.8f}"
+    if result.route:
+        headers[ROUTE] = result.route
+    if result.degraded:
+        headers[DEGRADED] = "true"
+    return headers
 
 
 @router.get("/models")
@@ -84,10 +111,24 @@ async def list_models(request: Request, _key: ApiKeyDep) -> dict[str, Any]:
     return {
         "object": "list",
         "data": [
-            {"id": name, "object": "model", "created": created, "owned_by": "understudy"}
-            for name in served_models(orchestrator.catalog)
+            model_object(name, created=created) for name in served_models(orchestrator.catalog)
         ],
     }
+
+
+ModelIdPath = Annotated[
+    str, Path(min_length=1, max_length=200, description="A model id, as /v1/models lists it.")
+]
+
+
+@router.get("/models/{model_id:path}")
+async def retrieve_model(
+    model_id: ModelIdPath, request: Request, _key: ApiKeyDep
+) -> dict[str, Any]:
+    """One listed model; 404 ``model_not_found`` for any other (ids may hold ``/``)."""
+    orchestrator: Orchestrator = request.app.state.orchestrator
+    resolve_model(model_id, served_models(orchestrator.catalog))
+    return model_object(model_id, created=int(request.app.state.started_at))
 
 
 async def chat_completions(
@@ -100,14 +141,10 @@ async def chat_completions(
     run_id = uuid.uuid4().hex
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return StreamingResponse(
-            _stream(request, call, run_id, policy, include_usage=include_usage),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", RUN_ID: run_id},
-        )
+        return await _start_stream(request, call, run_id, policy, include_usage=include_usage)
     result = await _run(request, call, run_id=run_id)
     await _account(request, body.model, result)
-    headers = {RUN_ID: run_id, **({DEGRADED: "true"} if result.degraded else {})}
+    headers = _result_headers(result)
     if result.answer is None:
         raise _with_headers(unanswered(result), headers)
     if result.degraded and policy is OnDegraded.error:
@@ -138,7 +175,7 @@ async def _run(request: Request, call: ChatCall, **kwargs: Any) -> RunResult:
             call.messages,
             call.mode,
             specialist=call.specialist,
-            max_tokens=call.max_tokens,
+            options=call.options,
             stop=request.app.state.drain.expired,
             **kwargs,
         )
@@ -146,10 +183,60 @@ async def _run(request: Request, call: ChatCall, **kwargs: Any) -> RunResult:
         raise refusal(exc) from exc
 
 
-async def _stream(
+async def _start_stream(
     request: Request,
     call: ChatCall,
     run_id: str,
+    policy: OnDegraded,
+    *,
+    include_usage: bool,
+) -> StreamingResponse:
+    """Start the run, and the stream once the run hands over answer text or ends: its headers
+    then carry everything known (:func:`_result_headers` if the run is over). A run refused
+    before it began is an HTTP error, as nothing is sent yet."""
+    deltas: asyncio.Queue[str] = asyncio.Queue()
+    begun = asyncio.Event()
+
+    async def on_delta(text: str) -> None:
+        begun.set()
+        await deltas.put(text)
+
+    run = asyncio.create_task(_run(request, call, run_id=run_id, on_delta=on_delta))
+    await _first_text_or_end(run, begun)
+    refused = run.exception() if run.done() else None
+    if isinstance(refused, ProtocolError):
+        raise refused
+    ended = run.done() and refused is None
+    return StreamingResponse(
+        _stream(request, call, run, deltas, policy, include_usage=include_usage),
+        media_type="text/event-stream",
+        headers={
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+            RUN_ID: run_id,
+            **(_result_headers(run.result()) if ended else {}),
+        },
+    )
+
+
+async def _first_text_or_end(run: asyncio.Task[RunResult], begun: asyncio.Event) -> None:
+    """Wait until the run hands over answer text or ends, whichever is first; the run is
+    cancelled if the client goes away meanwhile."""
+    waiter = asyncio.ensure_future(begun.wait())
+    try:
+        await asyncio.wait({run, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        run.cancel()
+        raise
+    finally:
+        waiter.cancel()
+
+
+async def _stream(
+    request: Request,
+    call: ChatCall,
+    run: asyncio.Task[RunResult],
+    deltas: asyncio.Queue[str],
     policy: OnDegraded,
     *,
     include_usage: bool,
@@ -164,12 +251,10 @@ async def _stream(
     """
     chunk_id = f"chatcmpl-{time.time_ns():x}"
     created = int(time.time())
-    deltas: asyncio.Queue[str] = asyncio.Queue()
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         return _event(completion_chunk(chunk_id, created, call.model, delta, finish, **extra))
 
-    run = asyncio.create_task(_run(request, call, run_id=run_id, on_delta=deltas.put))
     streamed = False
     try:
         yield chunk({"role": "assistant", "content": ""})
@@ -198,7 +283,12 @@ async def _stream(
             return
         if result.degraded:
             yield chunk({"content": result.answer})
-        yield chunk({}, result.finish_reason, understudy=understudy_block(result))
+        yield chunk(
+            {},
+            result.finish_reason,
+            logprobs=logprobs_block(result),
+            understudy=understudy_block(result),
+        )
         if include_usage:
             yield _event(usage_chunk(chunk_id, created, call.model, result))
         yield "data: [DONE]\n\n"

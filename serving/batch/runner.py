@@ -155,7 +155,7 @@ class ItemRunner:
                 call.mode,
                 specialist=call.specialist,
                 run_id=run_id,
-                max_tokens=call.max_tokens,
+                options=call.options,
             )
         except RunAlreadyRecorded:  # a worker whose lease ran out recorded it meanwhile
             replayed = await self._replay(run_id)

@@ -18,7 +18,13 @@ from serving.protocol.errors import (
     shutting_down,
     unanswered,
 )
-from serving.protocol.models import MODE_MODELS, ServedModels, resolve_model, served_models
+from serving.protocol.models import (
+    MODE_MODELS,
+    ServedModels,
+    model_object,
+    resolve_model,
+    served_models,
+)
 from serving.protocol.requests import (
     ChatCompletionRequest,
     ChatMessageIn,
@@ -31,6 +37,7 @@ from serving.protocol.responses import (
     completion_body,
     completion_chunk,
     error_chunk,
+    logprobs_block,
     understudy_block,
     usage_block,
     usage_chunk,
@@ -56,6 +63,8 @@ __all__ = [
     "error_body",
     "error_chunk",
     "invalid_body",
+    "logprobs_block",
+    "model_object",
     "parse_chat_request",
     "refusal",
     "resolve_model",

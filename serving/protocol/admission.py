@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from orchestrator.modes import Mode
+from orchestrator.options import CallOptions
 from orchestrator.request import InvalidRequest, RequestLimits, admit
 from serving.protocol.errors import refusal
 from serving.protocol.models import ServedModels, resolve_model
@@ -27,7 +28,8 @@ class ChatCall:
     mode: Mode
     specialist: str | None
     messages: list[ChatMessage]
-    max_tokens: int | None
+    options: CallOptions
+    """Sampling (``max_tokens`` included) and attribution."""
     on_degraded: OnDegraded | None
     """The request's degradation policy; ``None``: the server's default."""
 
@@ -60,6 +62,6 @@ def admit_chat_request(
         mode,
         specialist,
         messages,
-        request.answer_tokens,
+        request.call_options(),
         options.on_degraded if options else None,
     )

@@ -18,7 +18,7 @@ from typing import Any
 
 from database import StoreError
 from orchestrator.outcome import FailureKind, RunResult
-from orchestrator.request import InvalidRequest, Limit, OverLimit
+from orchestrator.request import InvalidRequest, Limit, OverLimit, UnsupportedParameter
 from specialists.errors import ConfigurationError, UnderstudyError
 
 MAX_VALIDATION_ERRORS = 5
@@ -105,14 +105,17 @@ def invalid_body(errors: Sequence[Any]) -> ProtocolError:
 def refusal(exc: UnderstudyError) -> ProtocolError:
     """Why the orchestrator would not run a request, as the error the client gets.
 
-    A request over a limit gets the limit's own status and code; any other malformed request
-    400 ``invalid_request``; a mode whose lead is not configured 503 ``model_not_configured``;
-    a database failure (the run's record lost included) 503 ``database_unavailable``; anything
+    A request over a limit gets the limit's own status and code; a parameter the run cannot
+    honour 400 ``unsupported_parameter`` naming it; any other malformed request 400
+    ``invalid_request``; a mode whose lead is not configured 503 ``model_not_configured``; a
+    database failure (the run's record lost included) 503 ``database_unavailable``; anything
     else 500 ``internal_error``.
     """
     if isinstance(exc, OverLimit):
         status, code, param = _OVER_LIMIT[exc.limit]
         return ProtocolError(status, code, str(exc), param=param)
+    if isinstance(exc, UnsupportedParameter):
+        return ProtocolError(400, "unsupported_parameter", str(exc), param=exc.param)
     if isinstance(exc, InvalidRequest):
         return ProtocolError(400, "invalid_request", str(exc))
     if isinstance(exc, ConfigurationError):
@@ -201,6 +204,11 @@ def degraded(result: RunResult, *, streamed: bool = False) -> ProtocolError:
     return ProtocolError(503, "degraded", f"{describe_failure(result).capitalize()}: {why}.")
 
 
+_UNKNOWN_PARAMETER = (
+    "unknown or unsupported parameter (Understudy refuses what it would otherwise ignore)"
+)
+
+
 def describe_validation_errors(errors: Sequence[Any]) -> tuple[str, str | None]:
     """One readable message naming each bad field, and the first field's dotted path.
 
@@ -222,7 +230,12 @@ def describe_validation_errors(errors: Sequence[Any]) -> tuple[str, str | None]:
         field = ".".join(location)
         params.append(field or source)
         where = f"'{field}'" if field else f"the request {source}"
-        parts.append(f"{where}: {error.get('msg', 'invalid value')}")
+        reason = (
+            _UNKNOWN_PARAMETER
+            if error.get("type") == "extra_forbidden"
+            else error.get("msg", "invalid value")
+        )
+        parts.append(f"{where}: {reason}")
     if not parts:
         return "The request is invalid.", None
     shown = parts[:MAX_VALIDATION_ERRORS]

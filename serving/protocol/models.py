@@ -8,6 +8,7 @@ model (an OpenAI file's ``gpt-4o-mini``): those run in the job's mode.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from orchestrator.modes import Mode
 from serving.protocol.errors import ProtocolError
@@ -28,6 +29,11 @@ def served_models(catalog: Catalog) -> dict[str, tuple[Mode, str | None]]:
     for name in catalog.names:
         models.setdefault(f"{MODEL_PREFIX}{name}", (Mode.slm, name))
     return models
+
+
+def model_object(name: str, *, created: int) -> dict[str, Any]:
+    """``name`` as OpenAI's ``model`` object (``/v1/models`` and ``/v1/models/{id}``)."""
+    return {"id": name, "object": "model", "created": created, "owned_by": "understudy"}
 
 
 def resolve_model(

@@ -1,19 +1,35 @@
 """The chat request body, in OpenAI's shape, validated with pydantic at the edge.
 
-Unknown OpenAI fields are accepted and ignored so existing clients work unchanged, but anything
-we would have to misinterpret is refused with a 400 naming the field. The chat API and batch
-lines validate bodies with this one model (:func:`parse_chat_request` for batch lines).
+Every request parameter is honoured or refused with a 400 naming it: a top-level field this
+model does not declare (``tools``, ``response_format``, a typo) is refused, never ignored,
+because a client that sent it expects it to change the answer. (Inside a message, fields other
+than ``role`` and ``content``, such as ``name``, are still ignored.) ``null`` is accepted
+wherever OpenAI accepts it and means the default. The chat API and batch lines validate bodies
+with this one model (:func:`parse_chat_request` for batch lines).
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from orchestrator.options import CallOptions
 from serving.protocol.errors import invalid_body
 from specialists.backend import ChatMessage
+from specialists.sampling import Sampling
+
+Penalty = Annotated[float, Field(ge=-2, le=2)]
+Bias = Annotated[float, Field(ge=-100, le=100)]
 
 
 class TextPart(BaseModel):
@@ -75,16 +91,34 @@ class StreamOptions(BaseModel):
 class ChatCompletionRequest(BaseModel):
     """``POST /v1/chat/completions``, and the ``body`` of a batch line."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
     model: str = Field(min_length=1, max_length=200)
     messages: list[ChatMessageIn] = Field(min_length=1)
-    stream: StrictBool = False
-    """JSON ``true`` or ``false`` only: ``"yes"`` or ``1`` are refused, not guessed at."""
+    stream: StrictBool | None = None
+    """JSON ``true``, ``false`` or ``null`` only: ``"yes"`` or ``1`` are refused, not guessed
+    at."""
     stream_options: StreamOptions | None = None
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
-    n: int = Field(1, ge=1, le=1, description="Only one choice is generated.")
+    n: int | None = Field(None, ge=1, le=1, description="Only one choice is generated.")
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    stop: Annotated[list[Annotated[str, Field(min_length=1)]], Field(max_length=4)] | None = None
+    """Up to 4 strings; one string alone is accepted as OpenAI accepts it."""
+    seed: int | None = Field(None, ge=-(2**63), lt=2**63)
+    presence_penalty: Penalty | None = None
+    frequency_penalty: Penalty | None = None
+    logit_bias: dict[Annotated[int, Field(ge=0)], Bias] | None = Field(None, max_length=300)
+    """Token id (as a JSON string) → bias, in the answering model's vocabulary."""
+    logprobs: StrictBool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
     user: str | None = Field(None, max_length=256)
+    metadata: (
+        dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=512)]] | None
+    ) = Field(None, max_length=16)
+    store: Literal[True] | None = Field(
+        None, description="Every run's transcript is kept: ``false`` cannot be honoured."
+    )
     understudy: UnderstudyOptions | None = None
 
     @field_validator("messages")
@@ -94,10 +128,37 @@ class ChatCompletionRequest(BaseModel):
             raise ValueError("the last message must come from the user")
         return messages
 
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _one_stop(cls, stop: object) -> object:
+        return [stop] if isinstance(stop, str) else stop
+
+    @model_validator(mode="after")
+    def _top_logprobs_need_logprobs(self) -> Self:
+        if self.top_logprobs and not self.logprobs:
+            raise ValueError("'top_logprobs' needs 'logprobs': true")
+        return self
+
     @property
     def answer_tokens(self) -> int | None:
         """The cap on the answer: ``max_completion_tokens``, else the older ``max_tokens``."""
         return self.max_completion_tokens or self.max_tokens
+
+    def call_options(self) -> CallOptions:
+        """The request's sampling and attribution, as the orchestrator takes them."""
+        sampling = Sampling(
+            max_tokens=self.answer_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            stop=tuple(self.stop or ()),
+            seed=self.seed,
+            presence_penalty=self.presence_penalty,
+            frequency_penalty=self.frequency_penalty,
+            logit_bias=tuple((self.logit_bias or {}).items()),
+            logprobs=bool(self.logprobs),
+            top_logprobs=self.top_logprobs or 0,
+        )
+        return CallOptions(sampling, user=self.user, metadata=self.metadata)
 
     def chat_messages(self) -> list[ChatMessage]:
         """Messages as the orchestrator takes them (``developer`` is OpenAI's new ``system``)."""

@@ -8,6 +8,7 @@ from typing import Any
 
 from orchestrator.outcome import RunResult
 from serving.protocol.errors import ProtocolError
+from specialists.backend import TokenLogprob
 
 
 def completion_body(result: RunResult, model: str, *, created: int) -> dict[str, Any]:
@@ -21,6 +22,7 @@ def completion_body(result: RunResult, model: str, *, created: int) -> dict[str,
             {
                 "index": 0,
                 "message": {"role": "assistant", "content": result.answer},
+                "logprobs": logprobs_block(result),
                 "finish_reason": result.finish_reason,
             }
         ],
@@ -35,16 +37,20 @@ def completion_chunk(
     model: str,
     delta: dict[str, Any],
     finish_reason: str | None = None,
+    *,
+    logprobs: dict[str, Any] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """One ``chat.completion.chunk`` carrying ``delta`` (``extra``: the last chunk's
-    ``understudy`` block)."""
+    ``understudy`` block; ``logprobs``: the last chunk's, for the whole answer, which a
+    specialist gives in one piece)."""
+    choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}
     return {
         "id": chunk_id,
         "object": "chat.completion.chunk",
         "created": created,
         "model": model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+        "choices": [choice],
         **extra,
     }
 
@@ -79,6 +85,27 @@ def understudy_block(result: RunResult) -> dict[str, Any]:
         "cost_usd": result.cost_usd,
         "saved_usd": result.saved_usd,
         "latency_ms": round(result.latency_ms, 1),
+    }
+
+
+def logprobs_block(result: RunResult) -> dict[str, Any] | None:
+    """The answer's token logprobs in OpenAI's ``choices[].logprobs`` shape, if asked for."""
+    if result.logprobs is None:
+        return None
+    return {
+        "content": [
+            {**_token(entry), "top_logprobs": [_token(alt) for alt in entry.top]}
+            for entry in result.logprobs
+        ],
+        "refusal": None,
+    }
+
+
+def _token(entry: TokenLogprob) -> dict[str, Any]:
+    return {
+        "token": entry.token,
+        "logprob": entry.logprob,
+        "bytes": list(entry.token.encode("utf-8")),
     }
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from specialists.backend import ChatMessage, Generation, SLMBackend
 from specialists.catalog import Specialist
+from specialists.sampling import Sampling
 
 
 class BrokenBackend(SLMBackend):
@@ -26,8 +27,7 @@ class BrokenBackend(SLMBackend):
         specialist: Specialist,
         messages: Sequence[ChatMessage],
         *,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
+        sampling: Sampling | None = None,
     ) -> Generation:
         raise self.error
 

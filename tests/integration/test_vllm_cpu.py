@@ -29,6 +29,7 @@ from serving.slm_server import find_vllm
 from specialists import Catalog, ConfigurationError, Generation
 from specialists.adapters import adapter_sha256
 from specialists.errors import AdaptersNotServed
+from specialists.sampling import Sampling
 from specialists.vllm_client import VLLMBackend
 from tests.helpers.http_server import free_port
 from tests.helpers.models import build_random_lora
@@ -117,7 +118,9 @@ def test_token_logprobs_come_back(vllm_server: RunningServer) -> None:
         client = backend(vllm_server)
         try:
             return await client.generate(
-                code, [{"role": "user", "content": "Reverse a string."}], max_tokens=32
+                code,
+                [{"role": "user", "content": "Reverse a string."}],
+                sampling=Sampling(max_tokens=32),
             )
         finally:
             await client.aclose()
@@ -136,8 +139,8 @@ def test_selecting_a_lora_adapter_changes_the_output(vllm_server: RunningServer)
         client = backend(vllm_server)
         try:
             return await asyncio.gather(
-                client.generate(math, QUESTION, max_tokens=24),
-                client.generate(tuned, QUESTION, max_tokens=24),
+                client.generate(math, QUESTION, sampling=Sampling(max_tokens=24)),
+                client.generate(tuned, QUESTION, sampling=Sampling(max_tokens=24)),
             )
         finally:
             await client.aclose()
@@ -160,7 +163,7 @@ def test_an_adapter_loaded_at_runtime_is_usable_without_restart(vllm_server: Run
             assert name not in await client.served_models()
             await client.load_adapter(name, vllm_server.adapters["hot"])
             assert name in await client.served_models()
-            return name, await client.generate(hot, QUESTION, max_tokens=24)
+            return name, await client.generate(hot, QUESTION, sampling=Sampling(max_tokens=24))
         finally:
             await client.aclose()
 
@@ -277,7 +280,8 @@ def test_a_restarted_vllm_gets_the_promoted_adapter_back_from_the_next_sync(
             assert not await sync.sync()
             await client.require_adapters(orchestrator.catalog)
             museum = orchestrator.catalog.get("museum")
-            return str(missing.value), await client.generate(museum, QUESTION, max_tokens=8)
+            answer = await client.generate(museum, QUESTION, sampling=Sampling(max_tokens=8))
+            return str(missing.value), answer
         finally:
             await client.aclose()
             await registry.database.close()

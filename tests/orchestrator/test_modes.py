@@ -14,6 +14,7 @@ import pytest
 from orchestrator.budget import RunBudget
 from orchestrator.cost import PriceBook
 from orchestrator.lead import LeadConfig
+from orchestrator.options import CallOptions
 from orchestrator.outcome import FailureKind
 from orchestrator.request import InvalidRequest, OverLimit, RequestLimits
 from orchestrator.run import Orchestrator
@@ -21,6 +22,7 @@ from orchestrator.testing import ScriptedLead, failure, reply, tool_calls
 from orchestrator.transcripts import RunAlreadyRecorded, TranscriptStore
 from specialists import Catalog, ConfigurationError
 from specialists.local import LocalBackend
+from specialists.sampling import Sampling
 from specialists.vllm_client import VLLMBackend
 from tests.helpers.http_server import free_port
 from tests.helpers.stores import open_store
@@ -30,6 +32,11 @@ SHORT = {"generation": {"max_tokens": 24}}
 
 SHORT_MATH = "What is 12 + 30? Answer with the number only."
 """A question SmolLM2 answers within ``SHORT``'s token limit."""
+
+
+def capped(max_tokens: int) -> CallOptions:
+    """Options that cap the answer at ``max_tokens``."""
+    return CallOptions(Sampling(max_tokens=max_tokens))
 
 
 def catalog(**math: object) -> Catalog:
@@ -240,8 +247,8 @@ async def test_every_caller_is_held_to_the_limits_it_was_given(smollm2: LocalBac
     with pytest.raises(OverLimit, match="11 characters; the limit is 10"):
         await orchestrator.run("x" * 11, "slm", specialist="math")
     with pytest.raises(OverLimit, match="max_tokens 6 is above the limit of 5"):
-        await orchestrator.run("hi", "slm", specialist="math", max_tokens=6)
-    assert (await orchestrator.run("1+1?", "slm", specialist="math", max_tokens=5)).answer
+        await orchestrator.run("hi", "slm", specialist="math", options=capped(6))
+    assert (await orchestrator.run("1+1?", "slm", specialist="math", options=capped(5))).answer
 
 
 async def test_a_run_id_already_recorded_is_refused_not_overwritten(
@@ -330,8 +337,8 @@ async def test_answers_stream_through_on_delta(smollm2: LocalBackend) -> None:
 async def test_max_tokens_caps_the_specialist_and_the_lead(smollm2: LocalBackend) -> None:
     with ScriptedLead([reply("ok")]) as lead:
         orchestrator = Orchestrator(catalog=catalog(), backend=smollm2, lead=lead_for(lead))
-        await orchestrator.run("hello", "llm", max_tokens=7)
-        short = await orchestrator.run("Count to 50.", "slm", specialist="math", max_tokens=3)
+        await orchestrator.run("hello", "llm", options=capped(7))
+        short = await orchestrator.run("Count to 50.", "slm", specialist="math", options=capped(3))
     assert lead.requests[0]["max_tokens"] == 7
     assert short.slm_completion_tokens == 3
 
@@ -415,8 +422,8 @@ async def test_a_truncated_draft_is_escalated_never_accepted(
             lead=lead_for(lead),
             store=store,
         )
-        result = await orchestrator.run(SHORT_MATH, "cascade", specialist="math", max_tokens=2)
-        alone = await orchestrator.run(SHORT_MATH, "slm", specialist="math", max_tokens=2)
+        result = await orchestrator.run(SHORT_MATH, "cascade", specialist="math", options=capped(2))
+        alone = await orchestrator.run(SHORT_MATH, "slm", specialist="math", options=capped(2))
     assert result.route == "cascade:escalated:math" and result.answer == "42"
     assert "cut off at its token limit" in str(lead.requests[0]["messages"])
     assert result.finish_reason == "stop"  # the lead's complete answer

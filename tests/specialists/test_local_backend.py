@@ -13,6 +13,7 @@ from specialists.adapters import adapter_sha256
 from specialists.catalog import GenerationParams
 from specialists.local import LocalBackend
 from specialists.model_loading import MODEL_LOADING
+from specialists.sampling import Sampling
 
 QUESTION = [{"role": "user", "content": "What is 2 + 3?"}]
 
@@ -46,6 +47,53 @@ async def test_generation_carries_per_token_logprobs_and_confidence(backend: Loc
 async def test_an_answer_cut_at_max_tokens_says_length(backend: LocalBackend) -> None:
     generation = await backend.generate(spec(max_tokens=3), QUESTION)
     assert generation.finish_reason == "length" and generation.usage.completion_tokens == 3
+
+
+async def test_stop_ends_the_answer_before_the_stop_string(backend: LocalBackend) -> None:
+    # The random model's greedy answer is blank lines; a seeded sample is varied text, and
+    # the same seed samples the same text up to the stop string.
+    sampled = Sampling(max_tokens=16, temperature=1.0, seed=7)
+    full = await backend.generate(spec(), QUESTION, sampling=sampled)
+    later = [t.token.strip() for t in full.logprobs[len(full.logprobs) // 2 :]]
+    stop = next(token for token in later if token and full.text.find(token) > 0)
+    cut = await backend.generate(
+        spec(), QUESTION, sampling=dataclasses.replace(sampled, stop=(stop,))
+    )
+    assert cut.text == full.text[: full.text.find(stop)].strip() and stop not in cut.text
+    assert cut.finish_reason == "stop" and len(cut.logprobs) < len(full.logprobs)
+
+
+async def test_a_seed_makes_sampling_repeatable(backend: LocalBackend) -> None:
+    greedy = await backend.generate(spec(), QUESTION)
+    seeded = [
+        await backend.generate(spec(), QUESTION, sampling=Sampling(temperature=1.0, seed=seed))
+        for seed in (5, 5, 6)
+    ]
+    assert seeded[0].text == seeded[1].text  # same seed, same sample
+    assert seeded[2].text != seeded[0].text and greedy.text != seeded[0].text
+
+
+async def test_top_logprobs_rank_the_alternatives(backend: LocalBackend) -> None:
+    sampling = Sampling(logprobs=True, top_logprobs=3)
+    generation = await backend.generate(spec(), QUESTION, sampling=sampling)
+    assert generation.logprobs
+    for entry in generation.logprobs:
+        assert len(entry.top) == 3
+        assert [t.logprob for t in entry.top] == sorted(
+            (t.logprob for t in entry.top), reverse=True
+        )
+        assert entry.top[0].logprob == pytest.approx(entry.logprob)  # greedy: the best token
+
+
+async def test_jobs_decoding_differently_never_share_a_batch(backend: LocalBackend) -> None:
+    samplings = [Sampling(), Sampling(temperature=1.0, seed=5), Sampling(max_tokens=2)]
+    alone = [await backend.generate(spec(), QUESTION, sampling=s) for s in samplings]
+    before = backend.batches_run
+    together = await asyncio.gather(
+        *(backend.generate(spec(), QUESTION, sampling=s) for s in samplings)
+    )
+    assert [g.text for g in together] == [g.text for g in alone]
+    assert backend.batches_run - before == len(samplings)
 
 
 async def test_concurrent_calls_are_batched_and_match_single_calls(backend: LocalBackend) -> None:

@@ -1,6 +1,7 @@
 """The vLLM client against real HTTP servers on 127.0.0.1 that play vLLM's replies."""
 
 import dataclasses
+import json
 import math
 import shutil
 import time
@@ -12,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from specialists import Catalog, SpecialistError, SpecialistUnavailable
 from specialists.adapters import adapter_sha256
 from specialists.errors import AdaptersNotServed
+from specialists.sampling import Sampling
 from specialists.vllm_client import VLLMBackend
 from tests.helpers.http_server import chat_completion, free_port, serve, sleep_then
 from tests.helpers.vllm import ScriptedVLLM
@@ -51,9 +53,51 @@ async def test_an_answer_cut_at_max_tokens_says_length() -> None:
 
     with serve(handler) as (root, _seen):
         backend = client(root)
-        generation = await backend.generate(MATH, QUESTION, max_tokens=1)
+        generation = await backend.generate(MATH, QUESTION, sampling=Sampling(max_tokens=1))
         await backend.aclose()
     assert generation.finish_reason == "length" and generation.text == "Answer:"
+
+
+async def test_sampling_goes_to_vllm_and_top_logprobs_come_back() -> None:
+    async def handler(path, body):
+        top = [{"token": "5", "logprob": math.log(0.5)}, {"token": "6", "logprob": math.log(0.25)}]
+        reply = json.loads(chat_completion("5", [math.log(0.5)]).body)
+        reply["choices"][0]["logprobs"]["content"][0]["top_logprobs"] = top
+        return JSONResponse(reply)
+
+    sampling = Sampling(
+        max_tokens=9,
+        temperature=0.7,
+        top_p=0.8,
+        stop=("\n", "END"),
+        seed=3,
+        presence_penalty=0.5,
+        frequency_penalty=0.0,  # the default: not sent
+        logit_bias=((42, -100.0),),
+        logprobs=True,
+        top_logprobs=2,
+    )
+    with serve(handler) as (root, seen):
+        backend = client(root)
+        generation = await backend.generate(MATH, QUESTION, sampling=sampling)
+        await backend.aclose()
+    body = seen[0][1]
+    sent = {key: body[key] for key in body if key not in ("model", "messages")}
+    assert sent == {
+        "max_tokens": 9,
+        "temperature": 0.7,
+        "top_p": 0.8,
+        "stop": ["\n", "END"],
+        "seed": 3,
+        "presence_penalty": 0.5,
+        "logit_bias": {"42": -100.0},
+        "logprobs": True,
+        "top_logprobs": 2,
+    }
+    assert [(t.token, round(math.exp(t.logprob), 2)) for t in generation.logprobs[0].top] == [
+        ("5", 0.5),
+        ("6", 0.25),
+    ]
 
 
 async def test_each_adapter_version_is_served_under_a_name_of_its_own(

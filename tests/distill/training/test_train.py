@@ -19,6 +19,7 @@ from specialists.adapters import adapter_sha256, check_adapter_fits, read_adapte
 from specialists.catalog import Specialist
 from specialists.errors import ConfigurationError, DatasetError, ModelError, TrainingError
 from specialists.local import LocalBackend
+from specialists.sampling import Sampling
 from tests.distill.dataset.helpers import saved_dataset, sums
 from tests.helpers.models import build_random_lora, build_tiny_llama
 
@@ -93,7 +94,9 @@ async def test_training_lowers_the_loss_and_leaves_a_servable_adapter(
     try:
         specialist = Specialist("math", "d", "Reply with the number.", adapter=adapter)
         generation = await backend.generate(
-            specialist, [{"role": "user", "content": "What is 2 plus 2?"}], max_tokens=4
+            specialist,
+            [{"role": "user", "content": "What is 2 plus 2?"}],
+            sampling=Sampling(max_tokens=4),
         )
     finally:
         await backend.aclose()

@@ -1,0 +1,254 @@
+"""OpenAI's request parameters through the chat API, with the official ``openai`` client: each is
+honoured (it reaches the scripted lead, or changes what SmolLM2 answers) or refused with a 400
+naming it; ``null`` means the default; ``models.retrieve``; the routing metadata headers."""
+
+from __future__ import annotations
+
+import math
+
+import httpx
+import openai
+import pytest
+
+from orchestrator.testing import reply
+from tests.api.test_chat_api import SHORT_QUESTION, Api, ask, understudy
+from tests.api.test_chat_api import api as api  # the server fixture, re-exported
+
+EVERY_PARAMETER = {
+    "temperature": 0.3,
+    "top_p": 0.9,
+    "seed": 7,
+    "stop": ["END"],
+    "presence_penalty": 0.5,
+    "frequency_penalty": 0.25,
+    "max_completion_tokens": 50,
+    "logit_bias": {"50256": -100},
+    "user": "user-1",
+    "metadata": {"app": "tests"},
+}
+
+
+@pytest.mark.parametrize("model", ["understudy-llm", "understudy-router"])
+def test_every_sampling_parameter_reaches_the_lead(api: Api, model: str) -> None:
+    api.lead.enqueue(reply("Paris."))
+    completion = ask(api, model, "Capital of France?", **EVERY_PARAMETER)
+    assert completion.choices[0].message.content == "Paris."
+    sent = api.lead.requests[-1]
+    expected = dict(EVERY_PARAMETER)
+    expected["max_tokens"] = expected.pop("max_completion_tokens")
+    assert {key: sent.get(key) for key in expected} == expected
+
+
+def test_the_older_max_tokens_reaches_the_lead_too(api: Api) -> None:
+    api.lead.enqueue(reply("ok"))
+    ask(api, "understudy-llm", max_tokens=11)
+    assert api.lead.requests[-1]["max_tokens"] == 11
+
+
+def test_stop_cuts_the_specialist_answer(api: Api) -> None:
+    full = ask(api, "understudy-math", SHORT_QUESTION).choices[0].message.content
+    assert full and full.find("=") > 0, full
+    cut = ask(api, "understudy-math", SHORT_QUESTION, stop=["="])
+    assert cut.choices[0].message.content == full[: full.find("=")].strip()
+    assert cut.choices[0].finish_reason == "stop" and "=" not in cut.choices[0].message.content
+
+
+def test_temperature_and_seed_reach_the_specialist(api: Api) -> None:
+    question = "Write one sentence about the sea."
+    greedy = ask(api, "understudy-email", question).choices[0].message.content
+    sampled = [
+        ask(api, "understudy-email", question, temperature=1.5, seed=seed)
+        .choices[0]
+        .message.content
+        for seed in (11, 11, 12)
+    ]
+    assert sampled[0] == sampled[1]  # the seed makes the sample repeatable
+    assert sampled[0] != greedy and sampled[2] != sampled[0]
+    assert api.lead.requests == []
+
+
+def test_explicit_nulls_mean_the_defaults(api: Api) -> None:
+    api.lead.enqueue(reply("Paris."))
+    body = {
+        "model": "understudy-llm",
+        "messages": [{"role": "user", "content": "Capital of France?"}],
+        **dict.fromkeys(
+            [
+                "n",
+                "stream",
+                "stream_options",
+                "temperature",
+                "top_p",
+                "stop",
+                "seed",
+                "presence_penalty",
+                "frequency_penalty",
+                "logit_bias",
+                "logprobs",
+                "top_logprobs",
+                "max_tokens",
+                "max_completion_tokens",
+                "user",
+                "metadata",
+                "store",
+                "understudy",
+            ]
+        ),
+    }
+    response = httpx.post(
+        f"{api.url}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {api.key}"},
+        json=body,
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["message"]["content"] == "Paris."
+    sent = api.lead.requests[-1]
+    assert not {"temperature", "top_p", "stop", "seed", "user", "metadata"} & set(sent)
+
+
+def test_the_openai_client_sends_nulls_that_are_accepted(api: Api) -> None:
+    api.lead.enqueue(reply("Paris."))
+    completion = ask(api, "understudy-llm", n=None, stream=None, temperature=None, seed=None)
+    assert completion.choices[0].message.content == "Paris."
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"frobnicate": 1}, "frobnicate"),
+        ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools"),
+        ({"response_format": {"type": "json_object"}}, "response_format"),
+    ],
+)
+def test_an_unknown_or_unsupported_parameter_is_a_400_naming_it(
+    api: Api, extra: dict, param: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        ask(api, "understudy-llm", extra_body=extra)
+    error = info.value.response.json()["error"]
+    assert error["param"] == param and f"'{param}'" in error["message"]
+    assert "unknown or unsupported parameter" in error["message"]
+    assert api.lead.requests == []
+
+
+@pytest.mark.parametrize(
+    ("model", "arguments", "param"),
+    [
+        ("understudy-llm", {"logprobs": True}, "logprobs"),
+        ("understudy-cascade", {"logprobs": True, "top_logprobs": 2}, "logprobs"),
+        ("understudy-math", {"presence_penalty": 0.5}, "presence_penalty"),
+        ("understudy-slm", {"logit_bias": {"11": 5}}, "logit_bias"),
+    ],
+)
+@pytest.mark.parametrize("stream", [False, True])
+def test_what_a_route_cannot_honour_is_a_400_naming_it(
+    api: Api, model: str, arguments: dict, param: str, stream: bool
+) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        ask(api, model, SHORT_QUESTION, stream=stream, **arguments)
+    error = info.value.response.json()["error"]
+    assert (error["param"], error["code"]) == (param, "unsupported_parameter")
+    assert api.lead.requests == []
+
+
+@pytest.mark.parametrize(
+    ("arguments", "param"),
+    [
+        ({"n": 2}, "n"),
+        ({"store": False}, "store"),
+        ({"temperature": 2.5}, "temperature"),
+        ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
+    ],
+)
+def test_values_that_cannot_be_honoured_are_refused_by_name(
+    api: Api, arguments: dict, param: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        ask(api, "understudy-llm", **arguments)
+    assert info.value.response.json()["error"]["param"] == param
+
+
+def test_top_logprobs_need_logprobs(api: Api) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        ask(api, "understudy-math", top_logprobs=2)
+    assert "'top_logprobs' needs 'logprobs'" in info.value.response.json()["error"]["message"]
+
+
+def test_logprobs_of_a_specialist_answer(api: Api) -> None:
+    completion = ask(api, "understudy-math", SHORT_QUESTION, logprobs=True, top_logprobs=2)
+    content = completion.choices[0].logprobs.content
+    assert content and all(len(entry.top_logprobs) == 2 for entry in content)
+    # The local backend's tokens end with SmolLM2's end-of-answer token, which confidence counts.
+    tokens = "".join(entry.token for entry in content)
+    assert tokens.strip().removesuffix("<|im_end|>") == completion.choices[0].message.content
+    mean_prob = sum(math.exp(entry.logprob) for entry in content) / len(content)
+    assert understudy(completion)["confidence"] == pytest.approx(mean_prob)
+    assert all(entry.bytes == list(entry.token.encode()) for entry in content)
+
+    plain = ask(api, "understudy-math", SHORT_QUESTION)
+    assert plain.choices[0].logprobs is None
+
+
+def test_logprobs_of_a_streamed_specialist_answer_come_with_its_last_chunk(api: Api) -> None:
+    chunks = list(ask(api, "understudy-slm", SHORT_QUESTION, stream=True, logprobs=True))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    carrying = [c for c in chunks if c.choices and c.choices[0].logprobs]
+    assert len(carrying) == 1 and carrying[0].choices[0].finish_reason == "stop"
+    tokens = "".join(entry.token for entry in carrying[0].choices[0].logprobs.content)
+    assert tokens.strip().removesuffix("<|im_end|>") == text
+
+
+def test_every_listed_model_can_be_retrieved(api: Api) -> None:
+    client = api.client()
+    listed = list(client.models.list())
+    assert listed
+    for model in listed:
+        assert client.models.retrieve(model.id) == model
+
+
+@pytest.mark.parametrize("model_id", ["gpt-4o", "org/model:v1", "understudy-nope"])
+def test_retrieving_an_unknown_model_is_an_openai_shaped_404(api: Api, model_id: str) -> None:
+    with pytest.raises(openai.NotFoundError) as info:
+        api.client().models.retrieve(model_id)
+    error = info.value.response.json()["error"]
+    assert error["code"] == "model_not_found" and model_id in error["message"]
+
+
+def assert_metadata_headers(headers: httpx.Headers, meta: dict) -> None:
+    assert headers["x-understudy-run-id"] == meta["run_id"]
+    assert headers["x-understudy-route"] == meta["route"]
+    assert float(headers["x-understudy-cost-usd"]) == pytest.approx(meta["cost_usd"], abs=1e-8)
+    assert float(headers["x-understudy-saved-usd"]) == pytest.approx(meta["saved_usd"], abs=1e-8)
+
+
+@pytest.mark.parametrize("model", ["understudy-llm", "understudy-math"])
+def test_routing_metadata_is_in_headers(api: Api, model: str) -> None:
+    api.lead.enqueue(reply("42"))
+    raw = api.client().chat.completions.with_raw_response.create(
+        model=model, messages=[{"role": "user", "content": SHORT_QUESTION}]
+    )
+    assert_metadata_headers(raw.headers, understudy(raw.parse()))
+    assert "x-understudy-degraded" not in raw.headers
+
+
+def test_a_streamed_specialist_answer_has_every_header(api: Api) -> None:
+    raw = api.client().chat.completions.with_raw_response.create(
+        model="understudy-slm", messages=[{"role": "user", "content": SHORT_QUESTION}], stream=True
+    )
+    final = [c for c in raw.parse() if c.choices and c.choices[0].finish_reason]
+    assert_metadata_headers(raw.headers, final[0].model_extra["understudy"])
+
+
+def test_a_streamed_lead_answer_has_its_run_id_and_its_cost_in_the_last_chunk(api: Api) -> None:
+    api.lead.enqueue(reply("The answer is 42 indeed"))
+    raw = api.client().chat.completions.with_raw_response.create(
+        model="understudy-llm", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    chunks = list(raw.parse())
+    meta = next(c for c in chunks if c.choices and c.choices[0].finish_reason).model_extra[
+        "understudy"
+    ]
+    assert raw.headers["x-understudy-run-id"] == meta["run_id"]
+    assert "x-understudy-cost-usd" not in raw.headers  # the run was still going
+    assert meta["route"] == "lead" and meta["cost_usd"] > 0
