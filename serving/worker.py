@@ -72,6 +72,7 @@ async def open_batch_worker(
             job_id=job_id,
             # A worker bound to one job (`batch run`) runs it; the others validate new jobs too.
             files_dir=settings.files_dir if job_id is None else None,
+            degraded=settings.api.degraded,
         )
 
 

@@ -92,7 +92,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.batch.api_worker:
             await stack.enter_async_context(
                 background_worker(
-                    settings.batch, app.state.orchestrator, files_dir=settings.files_dir
+                    settings.batch,
+                    app.state.orchestrator,
+                    files_dir=settings.files_dir,
+                    degraded=settings.api.degraded,
                 )
             )
         yield

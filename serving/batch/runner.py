@@ -36,6 +36,7 @@ from orchestrator.outcome import RunResult
 from orchestrator.run import Orchestrator
 from orchestrator.transcripts import RunAlreadyRecorded, RunNotFound, TranscriptStore
 from serving.batch.output import failure_line, success_line
+from serving.batch.policy import DegradationPolicies
 from serving.batch.store import ClaimedItem, ItemResult
 from serving.batch.validation import check_body
 from serving.protocol import (
@@ -82,17 +83,20 @@ class ItemRunner:
         orchestrator: Orchestrator,
         transcripts: TranscriptStore,
         retry: RetryPolicy | None = None,
+        policies: DegradationPolicies | None = None,
     ) -> None:
         self.orchestrator = orchestrator
         self.transcripts = transcripts
         self.retry = retry or RetryPolicy()
+        self.policies = policies
+        """Where a line that sets no degradation policy gets one; ``None``: ``degrade``."""
 
     async def run(self, item: ClaimedItem) -> ItemResult:
         """The item's result; a failed request is a result too (its error line).
 
         Raises:
-            StoreError: A transcript could not be looked up; the item stays claimed and the
-                caller tries again later.
+            StoreError: A transcript (or the batch owner's key) could not be looked up; the
+                item stays claimed and the caller tries again later.
         """
         try:
             call = check_body(  # checked when stored; the catalog may have changed since
@@ -111,12 +115,20 @@ class ItemRunner:
         result = attempt.result
         if result.answer is None:
             return ItemResult(failure_line(item, unanswered(result), result), result)
-        if result.degraded and call.on_degraded is OnDegraded.error:
+        if result.degraded and await self._policy(item, call) is OnDegraded.error:
             line = failure_line(item, degraded(result), result)
             return ItemResult(line, result, answer_refused=True)
         return ItemResult(
             success_line(item, result, model=call.model, created=attempt.created), result
         )
+
+    async def _policy(self, item: ClaimedItem, call: ChatCall) -> OnDegraded:
+        """The line's own policy, else its batch owner's key's, else the server's."""
+        if call.on_degraded is not None:
+            return call.on_degraded
+        if self.policies is None:
+            return OnDegraded.degrade
+        return await self.policies.of_owner(item.owner_key_id)
 
     async def _attempts(self, item: ClaimedItem, call: ChatCall) -> _Attempt:
         """Attempt until an answer, a failure not worth repeating, or ``max_attempts``."""

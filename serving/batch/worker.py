@@ -32,6 +32,7 @@ from database import StoreError
 from orchestrator.run import Orchestrator
 from serving.batch.limiter import LeadLimiter, LeadLimits
 from serving.batch.output import finalize
+from serving.batch.policy import DegradationPolicies
 from serving.batch.runner import ItemRunner, RetryPolicy, refused
 from serving.batch.store import (
     BatchStore,
@@ -42,7 +43,8 @@ from serving.batch.store import (
     WorkerStore,
 )
 from serving.batch.validator import Validator
-from serving.protocol import ProtocolError, served_models
+from serving.keys import KeyStore
+from serving.protocol import OnDegraded, ProtocolError, served_models
 from serving.settings import BatchSettings
 
 logger = logging.getLogger(__name__)
@@ -285,9 +287,11 @@ def batch_worker(
     limiter: LeadLimiter | None = None,
     job_id: str | None = None,
     files_dir: Path | None = None,
+    degraded: OnDegraded = OnDegraded.degrade,
 ) -> BatchWorker:
     """A worker on the database of ``orchestrator``'s transcript store; given ``files_dir``
-    (where uploads are on this machine), it validates new jobs too."""
+    (where uploads are on this machine), it validates new jobs too. ``degraded`` is the server's
+    degradation policy, for lines that set none and whose batch's key has none."""
     transcripts = orchestrator.store
     if transcripts is None:
         raise ValueError("batch workers need an orchestrator that records transcripts")
@@ -307,7 +311,12 @@ def batch_worker(
     return BatchWorker(
         store,
         WorkerStore(transcripts.database),
-        ItemRunner(orchestrator, transcripts, retry),
+        ItemRunner(
+            orchestrator,
+            transcripts,
+            retry,
+            DegradationPolicies(KeyStore(transcripts.database), degraded),
+        ),
         info=info,
         concurrency=concurrency or settings.concurrency,
         lease_s=settings.lease_s,
@@ -320,7 +329,11 @@ def batch_worker(
 
 @asynccontextmanager
 async def background_worker(
-    settings: BatchSettings, orchestrator: Orchestrator, *, files_dir: Path
+    settings: BatchSettings,
+    orchestrator: Orchestrator,
+    *,
+    files_dir: Path,
+    degraded: OnDegraded = OnDegraded.degrade,
 ) -> AsyncIterator[None]:
     """Run and validate batches in this process (``understudy serve``) while the context lasts.
 
@@ -340,6 +353,7 @@ async def background_worker(
         info=WorkerInfo.this_process(),
         concurrency=settings.api_worker_concurrency,
         files_dir=files_dir,
+        degraded=degraded,
     )
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop), name="batch-worker")

@@ -35,17 +35,25 @@ async def store(database_url: str) -> AsyncIterator[BatchStore]:
         await opened.database.close()
 
 
-async def validating(store: BatchStore, *, mode: str = "llm") -> ValidationClaim:
+async def validating(
+    store: BatchStore, *, mode: str = "llm", owner_key_id: str | None = None
+) -> ValidationClaim:
     """A new job, claimed for validation as a worker claims one."""
-    job = await store.create_job(mode=mode, input_name="in.jsonl")
+    job = await store.create_job(mode=mode, input_name="in.jsonl", owner_key_id=owner_key_id)
     claim = await store.claim_validation("validator", lease_s=30, job_id=job.id)
     assert claim is not None
     return claim
 
 
-async def loaded_job(store: BatchStore, items: list[NewItem], *, mode: str = "llm") -> str:
+async def loaded_job(
+    store: BatchStore,
+    items: list[NewItem],
+    *,
+    mode: str = "llm",
+    owner_key_id: str | None = None,
+) -> str:
     """A job validated with these items and started, as a validator leaves it."""
-    claim = await validating(store, mode=mode)
+    claim = await validating(store, mode=mode, owner_key_id=owner_key_id)
     assert await store.add_items(claim, items) == []
     job = await store.start_job(claim)
     assert (job.status, job.total) == ("in_progress", len(items))

@@ -24,11 +24,13 @@ from orchestrator.run import Orchestrator
 from orchestrator.testing import ScriptedLead, Step, failure, reply
 from orchestrator.transcripts import TranscriptStore
 from serving.batch.output import ERROR_STATUSES, OUTPUT_STATUSES, file_lines
+from serving.batch.policy import DegradationPolicies
 from serving.batch.runner import ItemRunner, RetryPolicy, run_id_for
 from serving.batch.store import BatchStore, NewItem, WorkerInfo, WorkerStore
 from serving.batch.worker import BatchWorker, batch_worker
+from serving.keys import KeyStore
 from serving.orchestration import open_orchestrator
-from serving.protocol import unanswered
+from serving.protocol import OnDegraded, unanswered
 from serving.settings import Settings
 from specialists.catalog import Catalog
 from specialists.vllm_client import VLLMBackend
@@ -45,11 +47,18 @@ class Stack:
     batches: BatchStore
     orchestrator: Orchestrator
 
-    def worker(self, job_id: str, *, retry: RetryPolicy = NO_WAIT, lease_s: float = 30.0):
+    def worker(
+        self,
+        job_id: str,
+        *,
+        retry: RetryPolicy = NO_WAIT,
+        lease_s: float = 30.0,
+        policies: DegradationPolicies | None = None,
+    ):
         return BatchWorker(
             self.batches,
             WorkerStore(self.batches.database),
-            ItemRunner(self.orchestrator, self.transcripts, retry),
+            ItemRunner(self.orchestrator, self.transcripts, retry, policies),
             info=WorkerInfo.this_process(),
             concurrency=4,
             lease_s=lease_s,
@@ -58,7 +67,13 @@ class Stack:
         )
 
     async def job(
-        self, prompts: list[str], *, mode: str = "llm", model: str = "gpt-4o-mini", **extra: Any
+        self,
+        prompts: list[str],
+        *,
+        mode: str = "llm",
+        model: str = "gpt-4o-mini",
+        owner_key_id: str | None = None,
+        **extra: Any,
     ) -> str:
         """A started job of one line per prompt; ``extra``: more fields of every body."""
         items = [
@@ -67,7 +82,7 @@ class Stack:
             )
             for line, prompt in enumerate(prompts, 1)
         ]
-        return await loaded_job(self.batches, items, mode=mode)
+        return await loaded_job(self.batches, items, mode=mode, owner_key_id=owner_key_id)
 
     async def lines(self, job_id: str, statuses: tuple[str, ...]) -> list[dict]:
         return [json.loads(line) async for line in file_lines(self.batches, job_id, statuses)]
@@ -363,3 +378,44 @@ async def test_a_line_asking_for_errors_on_degraded_answers_gets_a_degraded_erro
     assert answered["response"]["body"]["understudy"]["degraded"] is True
     assert error["error"]["code"] == "degraded" and error["response"]["status_code"] == 503
     assert [run.answer for run in runs if run.degraded] == ["4", "4"]  # both recorded
+
+
+@pytest.mark.parametrize("server", [OnDegraded.degrade, OnDegraded.error])
+async def test_a_line_without_a_policy_follows_its_batch_keys_then_the_servers(
+    database_url: str, server: OnDegraded
+) -> None:
+    """As in the chat API: the line's own policy, else the policy of the key that created the
+    batch, else the server's setting; each job's one line degrades (lead down)."""
+
+    async def slm(_path: str, _body: dict) -> JSONResponse:
+        return chat_completion("4", [math.log(0.9)])
+
+    with serve(slm) as (root, _seen), ScriptedLead([failure(500)], repeat_last=True) as lead:
+        prerouter = PreRouter(Catalog.default(), MiniLMEmbedder())
+        async with stack(database_url, lead, slm_url=f"{root}/v1", prerouter=prerouter) as s:
+            keys = KeyStore(s.transcripts.database)
+            strict, _ = await keys.create("strict", on_degraded=OnDegraded.error)
+            lenient, _ = await keys.create("lenient", on_degraded=OnDegraded.degrade)
+            plain, _ = await keys.create("plain")
+            deleted = "key_deleted_since"
+            owners = [strict.id, lenient.id, plain.id, None, deleted]
+            jobs = [await s.job(["What is 2 + 2?"], mode="router", owner_key_id=o) for o in owners]
+            overridden = await s.job(
+                ["What is 2 + 2?"],
+                mode="router",
+                owner_key_id=strict.id,
+                understudy={"on_degraded": "degrade"},
+            )
+            policies = DegradationPolicies(keys, server)
+            for job in [*jobs, overridden]:
+                await s.worker(job, policies=policies).run()
+
+            async def refused(job: str) -> bool:
+                errors = await s.lines(job, ERROR_STATUSES)
+                assert all(line["error"]["code"] == "degraded" for line in errors)
+                return bool(errors)
+
+            outcomes = [await refused(job) for job in jobs]
+            assert not await refused(overridden)  # the line decides last
+    by_server = server is OnDegraded.error
+    assert outcomes == [True, False, by_server, by_server, by_server]

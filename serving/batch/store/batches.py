@@ -221,7 +221,9 @@ class BatchStore(ValidationStore):
             StoreError: The database failed.
         """
         now = datetime.now(UTC)
-        jobs = select(_JOBS.c.id, _JOBS.c.mode).where(_JOBS.c.status == "in_progress")
+        jobs = select(_JOBS.c.id, _JOBS.c.mode, _JOBS.c.owner_key_id).where(
+            _JOBS.c.status == "in_progress"
+        )
         if job_id is not None:
             jobs = jobs.where(_JOBS.c.id == job_id)
         jobs = jobs.order_by(_JOBS.c.created_at, _JOBS.c.id)
@@ -237,11 +239,13 @@ class BatchStore(ValidationStore):
             if not running_jobs:
                 return []
             async with self._write_transaction() as connection:
-                for job, mode in running_jobs:
+                for job, mode, owner in running_jobs:
                     rows = await _claim_in_job(connection, job, limit=limit, lease=lease, now=now)
                     if rows:
                         claimed = [
-                            ClaimedItem(job, row.line, row.custom_id, row.body, row.claims, mode)
+                            ClaimedItem(
+                                job, row.line, row.custom_id, row.body, row.claims, mode, owner
+                            )
                             for row in rows
                         ]
                         return sorted(claimed, key=lambda item: item.line)

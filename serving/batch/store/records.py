@@ -107,6 +107,9 @@ class ClaimedItem:
     """1 on the first claim; more means an earlier worker may have started it."""
     mode: str
     """The job's mode."""
+    owner_key_id: str | None = None
+    """The API key that created the job (``None``: made by the CLI, or with authentication
+    off): its degradation policy applies to lines that set none."""
 
 
 @dataclass(frozen=True)
