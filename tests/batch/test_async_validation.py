@@ -121,10 +121,14 @@ async def test_a_file_with_bad_lines_fails_with_the_errors_the_request_used_to_a
     )
     batch = _create(server.client, _upload(server.client, path))
     assert batch.status == "validating"
-    async with running_worker(server.settings) as worker:
+    # Polled with the async client: a blocking call would stall the worker sharing this event
+    # loop in the middle of its write, holding SQLite's write lock against the server's writes.
+    client = openai.AsyncOpenAI(base_url=server.base_url, api_key=server.key, max_retries=0)
+    async with running_worker(server.settings) as worker, asyncio.timeout(120):
         assert worker.validator is not None
-        while (server.client.batches.retrieve(batch.id)).status == "validating":
+        while (await client.batches.retrieve(batch.id)).status == "validating":
             await asyncio.sleep(0.05)
+    await client.close()
     failed = server.client.batches.retrieve(batch.id)
     assert failed.status == "failed" and failed.failed_at is not None
     assert [(e.line, e.code, e.param) for e in failed.errors.data] == [
