@@ -65,6 +65,7 @@ async def test_public_names_are_pinned() -> None:
         "ClaimedItem",
         "FINAL_STATUSES",
         "FileDigest",
+        "FileExpired",
         "FileNotFound",
         "FileStore",
         "ItemOutput",
