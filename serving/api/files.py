@@ -18,6 +18,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
 from serving.api.auth import ApiKeyDep, owner_of, visible_to
+from serving.batch.expiry import ExpiresAfter
 from serving.batch.files import (
     UPLOAD_PURPOSE,
     FileTooLarge,
@@ -27,7 +28,6 @@ from serving.batch.files import (
     upload_path,
 )
 from serving.batch.output import ERROR_STATUSES, OUTPUT_STATUSES, file_lines
-from serving.batch.expiry import ExpiresAfter
 from serving.batch.store import BatchStore, FileExpired, FileNotFound, FileStore, StoredFile
 from serving.keys import ApiKey
 from serving.protocol import ProtocolError, describe_validation_errors

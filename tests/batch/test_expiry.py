@@ -18,7 +18,7 @@ from database import Database
 from database.tables import FileRow
 from serving.batch.expiry import sweep_expired
 from serving.batch.files import upload_path
-from serving.batch.output import OUTPUT_STATUSES
+from serving.batch.output import OUTPUT_STATUSES, OutputExpired, file_lines
 from serving.batch.store import BatchStore, FileExpired, FileNotFound, FileStore
 from tests.batch.conftest import Server, batch_server, write_requests
 from tests.helpers.stores import open_store
@@ -153,6 +153,8 @@ def test_a_batch_output_file_expires_as_output_expires_after_says(
         "the sweeper never deleted the expired output file's lines",
     )
     assert client.batches.retrieve(batch.id).request_counts.completed == 2  # counts stay
+    with pytest.raises(OutputExpired):  # `understudy batch results` says so, too
+        asyncio.run(_render(server, batch.id))
 
 
 def test_an_invalid_output_expires_after_is_a_400_naming_the_field(
@@ -228,5 +230,13 @@ async def _output_lines(server: Server, job_id: str) -> list[str | None]:
     batches = await open_store(BatchStore, server.settings.database_url)
     try:
         return [item.output async for item in batches.outputs(job_id, statuses=OUTPUT_STATUSES)]
+    finally:
+        await batches.database.close()
+
+
+async def _render(server: Server, job_id: str) -> list[str]:
+    batches = await open_store(BatchStore, server.settings.database_url)
+    try:
+        return [line async for line in file_lines(batches, job_id, OUTPUT_STATUSES)]
     finally:
         await batches.database.close()
