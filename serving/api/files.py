@@ -35,6 +35,9 @@ from serving.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["files"])
 
+_FORM_FIELDS = frozenset({"file", "purpose", "expires_after[anchor]", "expires_after[seconds]"})
+"""What an upload's form may hold; anything else is refused by name, never silently ignored."""
+
 FileIdPath = Annotated[str, Path(min_length=1, max_length=64, description="A file id (file-…).")]
 
 
@@ -57,6 +60,15 @@ async def create_file(
             "unsupported_purpose",
             f"purpose {purpose!r} is not supported; Understudy stores files for 'batch' only",
             param="purpose",
+        )
+    unknown = sorted(set((await request.form()).keys()) - _FORM_FIELDS)
+    if unknown:
+        raise ProtocolError(
+            400,
+            "unknown_parameter",
+            f"unknown parameter(s) {', '.join(map(repr, unknown))}; uploads take "
+            f"{', '.join(sorted(_FORM_FIELDS))}",
+            param=unknown[0],
         )
     expires_after = _expires_after(anchor, seconds)
     settings: Settings = request.app.state.settings

@@ -119,6 +119,19 @@ def test_an_invalid_expires_after_is_a_400_naming_the_field(
     assert server.client.files.list().data == []  # nothing was kept
 
 
+def test_an_unknown_upload_field_is_refused_by_name(server: Server, tmp_path: Path) -> None:
+    with (
+        write_requests(tmp_path / "in.jsonl", 1).open("rb") as file,
+        pytest.raises(openai.BadRequestError) as caught,
+    ):
+        server.client.files.create(
+            file=file, purpose="batch", extra_body={"expires_after": '{"seconds": 3600}'}
+        )
+    body = caught.value.body
+    assert isinstance(body, dict) and body["param"] == "expires_after"
+    assert body["code"] == "unknown_parameter"
+
+
 def test_a_batch_output_file_expires_as_output_expires_after_says(
     server: Server, tmp_path: Path
 ) -> None:
