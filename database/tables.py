@@ -269,6 +269,7 @@ class FileRow(Base):
     __table_args__ = (
         Index("ix_files_created_at", "created_at"),
         Index("ix_files_owner_key_id_created_at", "owner_key_id", "created_at"),
+        Index("ix_files_expires_at", "expires_at"),
     )
 
     id: Mapped[str] = mapped_column(String(FILE_ID_LENGTH), primary_key=True)
@@ -284,6 +285,12 @@ class FileRow(Base):
     authentication off, or before migration 0006. Not a foreign key: keys are revoked, never
     deleted."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """When it disappears (an upload's ``expires_after``, a batch's ``output_expires_after``);
+    None: never (migration 0009)."""
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """When the expiry sweeper deleted its bytes; the row stays so that asking for the file
+    says it expired rather than that it never was."""
 
 
 class BatchJobRow(Base):
@@ -331,6 +338,9 @@ class BatchJobRow(Base):
     """When another worker may take the validation over (its validator stopped renewing)."""
     validation_claims: Mapped[int] = mapped_column(server_default="0")
     """How often a worker claimed the validation; only the latest claim may write."""
+    output_expires_after_s: Mapped[int | None] = mapped_column(Integer)
+    """``output_expires_after.seconds``: its output and error files expire that long after they
+    are made; None: never (migration 0009)."""
 
 
 class BatchItemRow(Base):

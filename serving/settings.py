@@ -228,6 +228,10 @@ class ApiSettings(BaseModel):
     """What a chat request gets when a fallback answered (``UNDERSTUDY_API_DEGRADED``):
     ``degrade`` (the answer, marked degraded) or ``error`` (503 ``degraded``); a request's
     ``understudy.on_degraded`` overrides it."""
+    cors_origins: list[str] = Field(default_factory=list)
+    """Browser origins allowed to call the API cross-origin (CORS), e.g.
+    ``["https://app.example.com"]``, or ``["*"]`` for any; empty (the default): CORS is off and
+    browsers refuse cross-origin calls."""
 
     @property
     def request_limits(self) -> RequestLimits:
@@ -295,6 +299,9 @@ class BatchSettings(BaseModel):
     ``validating``."""
     api_worker_concurrency: int = Field(16, ge=1, le=4096)
     """Items each API process runs at once when ``api_worker`` is on."""
+    expiry_sweep_s: float = Field(60.0, gt=0)
+    """How often ``understudy serve`` deletes the bytes of expired files (``expires_after``,
+    ``output_expires_after``); an expired file is gone for callers at once, whatever this is."""
 
 
 class DistillSettings(BaseModel):

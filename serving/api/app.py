@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from database import Database
 from orchestrator.transcripts import TranscriptSpool, TranscriptStore
@@ -21,6 +22,7 @@ from serving.api.errors import install_error_handlers
 from serving.api.limits import BodySizeLimit
 from serving.api.observability import Metrics, RequestContextMiddleware
 from serving.api.observability import router as observability_router
+from serving.batch.expiry import expiry_sweeper
 from serving.batch.store import BatchStore, FileStore
 from serving.batch.worker import background_worker
 from serving.keys import KeyStore
@@ -59,6 +61,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         larger={"/v1/files": settings.batch.max_file_bytes},
     )
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
+    if settings.api.cors_origins:  # outermost: preflights are answered before anything else
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.api.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["*"],
+        )
     return app
 
 
@@ -84,6 +94,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         app.state.batches = BatchStore(database)
         app.state.files = FileStore(database)
+        await stack.enter_async_context(
+            expiry_sweeper(
+                app.state.files,
+                app.state.batches,
+                settings.files_dir,
+                every_s=settings.batch.expiry_sweep_s,
+            )
+        )
         app.state.readiness = _readiness_checks(settings, database, app.state.spool, backend, drain)
         await stack.enter_async_context(spool_drainer(settings, database))
         sync = catalog_sync(settings, app.state.orchestrator)

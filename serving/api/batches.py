@@ -19,7 +19,8 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from serving.api.auth import ApiKeyDep, owner_of, visible_to
-from serving.api.files import page
+from serving.api.files import not_found, page
+from serving.batch.expiry import ExpiresAfter
 from serving.batch.files import UPLOAD_PURPOSE, upload_path
 from serving.batch.output import finalize
 from serving.batch.store import (
@@ -52,6 +53,8 @@ class BatchRequest(BaseModel):
     metadata: dict[str, Annotated[str, Field(max_length=512)]] | None = Field(
         None, max_length=MAX_METADATA_PAIRS
     )
+    output_expires_after: ExpiresAfter | None = None
+    """When the batch's output and error files expire, counted from their creation."""
 
 
 @router.post("/batches")
@@ -62,7 +65,7 @@ async def create_batch(body: BatchRequest, request: Request, key: ApiKeyDep) -> 
     try:
         stored = await files.get_file(body.input_file_id, owned_by=visible_to(key))
     except FileNotFound as exc:
-        raise ProtocolError(404, "file_not_found", str(exc), param="input_file_id") from exc
+        raise not_found(exc, param="input_file_id") from exc
     if stored.purpose != UPLOAD_PURPOSE or stored.path is None:
         raise ProtocolError(
             400,
@@ -80,6 +83,9 @@ async def create_batch(body: BatchRequest, request: Request, key: ApiKeyDep) -> 
         completion_window=body.completion_window,
         metadata=body.metadata,
         owner_key_id=owner_of(key),
+        output_expires_after_s=(
+            body.output_expires_after.seconds if body.output_expires_after else None
+        ),
     )
     return await batch_object(store, job)
 

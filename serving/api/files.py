@@ -1,7 +1,9 @@
 """``/v1/files``: upload batch input, download batch output — OpenAI's Files API, for batches.
 
 Uploads (``purpose=batch``) are kept on disk under the data directory; a finished batch's output
-and error files are listed here too, rendered from its items when downloaded. The official
+and error files are listed here too, rendered from its items when downloaded. A file made with
+``expires_after`` (or a batch's ``output_expires_after``) is a 404 ``file_expired`` from its
+``expires_at`` on, and its bytes are deleted (:mod:`serving.batch.expiry`). The official
 ``openai`` client works unchanged: ``client.files.create(file=…, purpose="batch")``,
 ``client.files.content(batch.output_file_id)``.
 """
@@ -13,8 +15,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
 
 from serving.api.auth import ApiKeyDep, owner_of, visible_to
+from serving.batch.expiry import ExpiresAfter
 from serving.batch.files import (
     UPLOAD_PURPOSE,
     FileTooLarge,
@@ -24,12 +28,15 @@ from serving.batch.files import (
     upload_path,
 )
 from serving.batch.output import ERROR_STATUSES, OUTPUT_STATUSES, file_lines
-from serving.batch.store import BatchStore, FileNotFound, FileStore, StoredFile
+from serving.batch.store import BatchStore, FileExpired, FileNotFound, FileStore, StoredFile
 from serving.keys import ApiKey
-from serving.protocol import ProtocolError
+from serving.protocol import ProtocolError, describe_validation_errors
 from serving.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["files"])
+
+_FORM_FIELDS = frozenset({"file", "purpose", "expires_after[anchor]", "expires_after[seconds]"})
+"""What an upload's form may hold; anything else is refused by name, never silently ignored."""
 
 FileIdPath = Annotated[str, Path(min_length=1, max_length=64, description="A file id (file-…).")]
 
@@ -40,6 +47,12 @@ async def create_file(
     key: ApiKeyDep,
     file: Annotated[UploadFile, File(description="JSONL in OpenAI's Batch format.")],
     purpose: Annotated[str, Form(description="Only 'batch' is supported.")],
+    anchor: Annotated[
+        str | None, Form(alias="expires_after[anchor]", description="'created_at'.")
+    ] = None,
+    seconds: Annotated[
+        str | None, Form(alias="expires_after[seconds]", description="3600 to 2592000.")
+    ] = None,
 ) -> dict[str, Any]:
     if purpose != UPLOAD_PURPOSE:
         raise ProtocolError(
@@ -48,6 +61,16 @@ async def create_file(
             f"purpose {purpose!r} is not supported; Understudy stores files for 'batch' only",
             param="purpose",
         )
+    unknown = sorted(set((await request.form()).keys()) - _FORM_FIELDS)
+    if unknown:
+        raise ProtocolError(
+            400,
+            "unknown_parameter",
+            f"unknown parameter(s) {', '.join(map(repr, unknown))}; uploads take "
+            f"{', '.join(sorted(_FORM_FIELDS))}",
+            param=unknown[0],
+        )
+    expires_after = _expires_after(anchor, seconds)
     settings: Settings = request.app.state.settings
     try:
         stored = await save_upload(
@@ -57,6 +80,7 @@ async def create_file(
             filename=file.filename or "upload.jsonl",
             max_bytes=settings.batch.max_file_bytes,
             owner_key_id=owner_of(key),
+            expires_after_s=expires_after.seconds if expires_after else None,
         )
     except FileTooLarge as exc:
         raise ProtocolError(413, "file_too_large", str(exc), param="file") from exc
@@ -109,7 +133,7 @@ async def delete_file(file_id: FileIdPath, request: Request, key: ApiKeyDep) -> 
     try:
         stored = await _files(request).delete_file(file_id, owned_by=visible_to(key))
     except FileNotFound as exc:
-        raise ProtocolError(404, "file_not_found", str(exc), param="file_id") from exc
+        raise not_found(exc, param="file_id") from exc
     remove_upload(request.app.state.settings.files_dir, stored)
     return {"id": stored.id, "object": "file", "deleted": True}
 
@@ -124,9 +148,22 @@ def file_object(stored: StoredFile) -> dict[str, Any]:
         "filename": stored.filename,
         "purpose": stored.purpose,
         "status": "processed",
-        "expires_at": None,
+        "expires_at": int(stored.expires_at.timestamp()) if stored.expires_at else None,
         "status_details": None,
     }
+
+
+def _expires_after(anchor: str | None, seconds: str | None) -> ExpiresAfter | None:
+    """The form's ``expires_after`` (multipart: ``expires_after[anchor]`` and
+    ``expires_after[seconds]``), or None when it has neither; a 400 naming what is wrong."""
+    if anchor is None and seconds is None:
+        return None
+    try:
+        return ExpiresAfter.model_validate({"anchor": anchor, "seconds": seconds})
+    except ValidationError as exc:
+        errors = [{**error, "loc": ("expires_after", *error["loc"])} for error in exc.errors()]
+        message, param = describe_validation_errors(errors)
+        raise ProtocolError(400, "invalid_value", message, param=param) from exc
 
 
 def page(data: list[dict[str, Any]], *, has_more: bool) -> dict[str, Any]:
@@ -145,7 +182,13 @@ async def _file(request: Request, file_id: str, key: ApiKey) -> StoredFile:
     try:
         return await _files(request).get_file(file_id, owned_by=visible_to(key))
     except FileNotFound as exc:
-        raise ProtocolError(404, "file_not_found", str(exc), param="file_id") from exc
+        raise not_found(exc, param="file_id") from exc
+
+
+def not_found(exc: FileNotFound, *, param: str) -> ProtocolError:
+    """The 404 of a file that is not there: ``file_expired`` when it was, and expired."""
+    code = "file_expired" if isinstance(exc, FileExpired) else "file_not_found"
+    return ProtocolError(404, code, str(exc), param=param)
 
 
 def _files(request: Request) -> FileStore:

@@ -35,8 +35,10 @@ async def save_upload(
     filename: str,
     max_bytes: int,
     owner_key_id: str | None,
+    expires_after_s: int | None = None,
 ) -> StoredFile:
-    """Copy ``source`` into ``files_dir`` and record it as ``owner_key_id``'s.
+    """Copy ``source`` into ``files_dir`` and record it as ``owner_key_id``'s, expiring
+    ``expires_after_s`` after now (None: never).
 
     Raises:
         FileTooLarge: ``source`` holds more than ``max_bytes``.
@@ -55,6 +57,7 @@ async def save_upload(
             sha256=sha256,
             path=name,
             owner_key_id=owner_key_id,
+            expires_after_s=expires_after_s,
         )
     except BaseException:
         partial.unlink(missing_ok=True)

@@ -27,6 +27,7 @@ from typing import Any
 from orchestrator.outcome import RunResult
 from serving.batch.store import BatchJob, BatchStore, ClaimedItem, FileDigest
 from serving.protocol import ProtocolError, completion_body, understudy_block
+from specialists.errors import UnderstudyError
 
 OUTPUT_STATUSES = ("succeeded",)
 """Items whose lines make the output file."""
@@ -106,11 +107,30 @@ def cancelled_line(job_id: str, line: int, custom_id: str | None) -> str:
     )
 
 
+class OutputExpired(UnderstudyError):
+    """The job's output or error file expired (``output_expires_after``) and its lines were
+    deleted: there is nothing left to render.
+
+    Args:
+        job_id: The job whose lines were asked for.
+    """
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"the output of {job_id} expired and was deleted")
+
+
 async def file_lines(
     store: BatchStore, job_id: str, statuses: tuple[str, ...]
 ) -> AsyncIterator[str]:
-    """The lines (newline-terminated) of a job's output or error file, in input order."""
+    """The lines (newline-terminated) of a job's output or error file, in input order.
+
+    Raises:
+        OutputExpired: The file expired and its lines are gone.
+    """
     async for item in store.outputs(job_id, statuses=statuses):
+        if item.output is None and item.status != "cancelled":
+            raise OutputExpired(job_id)
         yield (item.output or cancelled_line(job_id, item.line, item.custom_id)) + "\n"
 
 

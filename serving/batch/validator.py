@@ -127,8 +127,11 @@ class Validator:
         """
         job = claim.job
         try:
-            stored = await self.files.get_file(job.input_file_id or "")
+            # a file that expired after the batch was created is still the batch's input
+            stored = await self.files.get_file(job.input_file_id or "", expired_ok=True)
         except FileNotFound:
+            stored = None
+        if stored is None or stored.purged_at is not None:
             await self.store.fail_job(claim, [_input_gone(job)])
             return True
         path = upload_path(self.files_dir, stored)

@@ -22,7 +22,7 @@ from specialists.errors import ConfigurationError, UnderstudyError
 from tests.helpers.stores import open_store
 from tests.orchestrator.test_transcripts import make_run
 
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0009"
 """The newest migration; bump it with each new one."""
 
 
@@ -65,6 +65,7 @@ async def test_public_names_are_pinned() -> None:
         "ClaimedItem",
         "FINAL_STATUSES",
         "FileDigest",
+        "FileExpired",
         "FileNotFound",
         "FileStore",
         "ItemOutput",

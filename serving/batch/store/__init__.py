@@ -4,7 +4,12 @@ Public names are re-exported here; the modules behind them are not the API.
 """
 
 from serving.batch.store.batches import BatchStore
-from serving.batch.store.errors import BatchNotFound, FileNotFound, ValidationLost
+from serving.batch.store.errors import (
+    BatchNotFound,
+    FileExpired,
+    FileNotFound,
+    ValidationLost,
+)
 from serving.batch.store.files import FileDigest, FileStore, StoredFile
 from serving.batch.store.records import (
     CHAT_ENDPOINT,
@@ -28,6 +33,7 @@ __all__ = [
     "BatchStore",
     "ClaimedItem",
     "FileDigest",
+    "FileExpired",
     "FileNotFound",
     "FileStore",
     "ItemOutput",

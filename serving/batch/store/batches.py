@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from database.engine import wrap_errors
 from database.tables import BatchItemRow, BatchJobRow, FileRow, table_of
 from serving.batch.store.errors import BatchNotFound
-from serving.batch.store.files import FileDigest, newest_first_page, owned
+from serving.batch.store.files import FileDigest, expires_at, newest_first_page, owned
 from serving.batch.store.records import (
     BatchJob,
     BatchProgress,
@@ -304,6 +304,17 @@ class BatchStore(ValidationStore):
                 return
             last = rows[-1].line
 
+    async def forget_outputs(self, job_id: str, statuses: Sequence[str]) -> None:
+        """Delete the lines of a job's items with these statuses — the bytes of its expired
+        output or error file; their status, tokens and cost stay, for the job's counts."""
+        with wrap_errors("forget_batch_outputs", self._url):
+            async with self._writing(), self._engine.begin() as connection:
+                await connection.execute(
+                    update(_ITEMS)
+                    .where(_ITEMS.c.job_id == job_id, _ITEMS.c.status.in_(statuses))
+                    .values(output=None)
+                )
+
     # ----------------------------------------------------------------------- output files
 
     async def job_of_output_file(self, file_id: str) -> BatchJob | None:
@@ -323,9 +334,9 @@ class BatchStore(ValidationStore):
 
         They have no path — their lines are the items' — and ids derived from the job's, so
         finalising twice (two workers, or a worker and the API) records each file once. They
-        belong to the job's owner.
+        belong to the job's owner, and expire as its ``output_expires_after`` says.
         """
-        owner = (await self.get_job(job_id)).owner_key_id
+        job = await self.get_job(job_id)
         now = datetime.now(UTC)
         ids: dict[str, str | None] = {}
         rows = []
@@ -341,8 +352,9 @@ class BatchStore(ValidationStore):
                         "bytes": digest.bytes,
                         "sha256": digest.sha256,
                         "path": None,
-                        "owner_key_id": owner,
+                        "owner_key_id": job.owner_key_id,
                         "created_at": now,
+                        "expires_at": expires_at(now, job.output_expires_after_s),
                     }
                 )
         with wrap_errors("attach_batch_files", self._url):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from specialists.errors import UnderstudyError
 
 
@@ -22,11 +24,27 @@ class FileNotFound(UnderstudyError):
 
     Args:
         file_id: The id that was looked up.
+        message: Why it is not found, when more is known than that.
     """
 
-    def __init__(self, file_id: str) -> None:
+    def __init__(self, file_id: str, message: str | None = None) -> None:
         self.file_id = file_id
-        super().__init__(f"no file with id {file_id!r}")
+        super().__init__(message or f"no file with id {file_id!r}")
+
+
+class FileExpired(FileNotFound):
+    """The file existed, and expired (its ``expires_after`` or its batch's
+    ``output_expires_after``): it is as gone as a missing one, and says why.
+
+    Args:
+        file_id: The id that was looked up.
+        expired_at: When it expired.
+    """
+
+    def __init__(self, file_id: str, expired_at: datetime) -> None:
+        self.expired_at = expired_at
+        when = expired_at.isoformat(timespec="seconds")
+        super().__init__(file_id, f"the file {file_id!r} expired at {when} and was deleted")
 
 
 class ValidationLost(UnderstudyError):

@@ -11,15 +11,25 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, delete, insert, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    delete,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from database.engine import Store, wrap_errors
-from database.tables import FileRow, table_of
-from serving.batch.store.errors import FileNotFound
+from database.tables import BatchJobRow, FileRow, table_of
+from serving.batch.store.errors import FileExpired, FileNotFound
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,10 @@ class StoredFile:
     owner_key_id: str | None
     """The API key it belongs to; None: made with authentication off, or before ownership."""
     created_at: datetime
+    expires_at: datetime | None = None
+    """When it disappears; None: never."""
+    purged_at: datetime | None = None
+    """When the expiry sweeper deleted its bytes (the record stays, to say it expired)."""
 
 
 @dataclass(frozen=True)
@@ -58,8 +72,11 @@ class FileStore(Store):
         sha256: str,
         path: str | None,
         owner_key_id: str | None,
+        expires_after_s: int | None = None,
     ) -> StoredFile:
-        """Record a file; for uploads, its bytes must already be on disk at ``path``."""
+        """Record a file; for uploads, its bytes must already be on disk at ``path``. It expires
+        ``expires_after_s`` after now (None: never)."""
+        now = datetime.now(UTC)
         stored = StoredFile(
             id=f"file-{uuid.uuid4().hex}",
             purpose=purpose,
@@ -68,26 +85,35 @@ class FileStore(Store):
             sha256=sha256,
             path=path,
             owner_key_id=owner_key_id,
-            created_at=datetime.now(UTC),
+            created_at=now,
+            expires_at=expires_at(now, expires_after_s),
         )
         with wrap_errors("add_file", self._url):
             async with self._writing(), self._engine.begin() as connection:
                 await connection.execute(insert(FileRow), [asdict(stored)])
         return stored
 
-    async def get_file(self, file_id: str, *, owned_by: str | None = None) -> StoredFile:
-        """The file with this id, if ``owned_by`` (a key id; None: anyone) owns it.
+    async def get_file(
+        self, file_id: str, *, owned_by: str | None = None, expired_ok: bool = False
+    ) -> StoredFile:
+        """The file with this id, if ``owned_by`` (a key id; None: anyone) owns it and it has
+        not expired (``expired_ok``: even if it has — a validator reading the input of a batch
+        created before its file expired).
 
-        Raises: FileNotFound, StoreError.
+        Raises: FileExpired (a FileNotFound), FileNotFound, StoreError.
         """
         files = table_of(FileRow)
         query = select(files).where(files.c.id == file_id, owned(files, owned_by))
+        now = datetime.now(UTC)
         with wrap_errors("get_file", self._url):
             async with self._engine.connect() as connection:
                 row = (await connection.execute(query)).one_or_none()
         if row is None:
             raise FileNotFound(file_id)
-        return StoredFile(**row._mapping)
+        stored = StoredFile(**row._mapping)
+        if stored.expires_at is not None and stored.expires_at <= now and not expired_ok:
+            raise FileExpired(file_id, stored.expires_at)
+        return stored
 
     async def list_files(
         self,
@@ -97,9 +123,10 @@ class FileStore(Store):
         after: str | None = None,
         owned_by: str | None = None,
     ) -> list[StoredFile]:
-        """Files of ``owned_by`` (None: everyone's) newest first; ``after`` is the id of the last
-        file of the previous page (one ``owned_by`` does not own is not found)."""
+        """Unexpired files of ``owned_by`` (None: everyone's) newest first; ``after`` is the id of
+        the last file of the previous page (one ``owned_by`` does not own is not found)."""
         files = table_of(FileRow)
+        live = or_(files.c.expires_at.is_(None), files.c.expires_at > datetime.now(UTC))
         with wrap_errors("list_files", self._url):
             async with self._engine.connect() as connection:
                 query = await newest_first_page(
@@ -107,10 +134,44 @@ class FileStore(Store):
                 )
                 if query is None:
                     raise FileNotFound(after or "")
+                query = query.where(live)
                 if purpose is not None:
                     query = query.where(files.c.purpose == purpose)
                 rows = (await connection.execute(query)).all()
         return [StoredFile(**row._mapping) for row in rows]
+
+    async def expired_files(self, now: datetime, *, limit: int = 1000) -> list[StoredFile]:
+        """Files expired by ``now`` whose bytes are not yet purged, oldest expiry first — but
+        not the input of a batch still ``validating``: its validator reads it (whatever expires
+        after a batch was created, the batch keeps)."""
+        files, jobs = table_of(FileRow), table_of(BatchJobRow)
+        validating = select(jobs.c.input_file_id).where(
+            jobs.c.status == "validating", jobs.c.input_file_id.is_not(None)
+        )
+        query = (
+            select(files)
+            .where(
+                files.c.expires_at <= now,
+                files.c.purged_at.is_(None),
+                files.c.id.not_in(validating),
+            )
+            .order_by(files.c.expires_at)
+            .limit(limit)
+        )
+        with wrap_errors("expired_files", self._url):
+            async with self._engine.connect() as connection:
+                rows = (await connection.execute(query)).all()
+        return [StoredFile(**row._mapping) for row in rows]
+
+    async def mark_purged(self, file_ids: list[str], now: datetime) -> None:
+        """Record that the bytes of these expired files are gone."""
+        if not file_ids:
+            return
+        with wrap_errors("mark_purged", self._url):
+            async with self._writing(), self._engine.begin() as connection:
+                await connection.execute(
+                    update(FileRow).where(FileRow.id.in_(file_ids)).values(purged_at=now)
+                )
 
     async def delete_file(self, file_id: str, *, owned_by: str | None = None) -> StoredFile:
         """Forget a file ``owned_by`` owns (jobs that used it keep their items); the caller
@@ -123,6 +184,11 @@ class FileStore(Store):
             async with self._writing(), self._engine.begin() as connection:
                 await connection.execute(delete(FileRow).where(FileRow.id == file_id))
         return stored
+
+
+def expires_at(created_at: datetime, expires_after_s: int | None) -> datetime | None:
+    """When something made at ``created_at`` expires ``expires_after_s`` later (None: never)."""
+    return None if expires_after_s is None else created_at + timedelta(seconds=expires_after_s)
 
 
 def owned(table: Any, owned_by: str | None) -> ColumnElement[bool]:

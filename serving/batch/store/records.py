@@ -44,6 +44,8 @@ class BatchJob:
     owner_key_id: str | None
     """The API key it belongs to, and its output and error files with it; None: made with
     authentication off, by the CLI, or before ownership."""
+    output_expires_after_s: int | None
+    """Its output and error files expire this long after they are made; None: never."""
     created_at: datetime
     started_at: datetime | None
     cancel_requested_at: datetime | None
@@ -157,6 +159,7 @@ def job_from_row(values: Any) -> BatchJob:
         errors=values["errors"],
         total=values["total"],
         owner_key_id=values["owner_key_id"],
+        output_expires_after_s=values["output_expires_after_s"],
         created_at=values["created_at"],
         started_at=values["started_at"],
         cancel_requested_at=values["cancel_requested_at"],

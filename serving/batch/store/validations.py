@@ -67,8 +67,11 @@ class ValidationStore(Store):
         completion_window: str = "24h",
         metadata: dict[str, Any] | None = None,
         owner_key_id: str | None = None,
+        output_expires_after_s: int | None = None,
     ) -> BatchJob:
         """A new job in ``validating``: the next validator claims it; no worker runs it before.
+        Its output and error files expire ``output_expires_after_s`` after they are made (None:
+        never).
 
         Raises:
             StoreError: The database failed (an unknown ``input_file_id`` included).
@@ -87,6 +90,7 @@ class ValidationStore(Store):
             "errors": None,
             "total": 0,
             "owner_key_id": owner_key_id,
+            "output_expires_after_s": output_expires_after_s,
             "created_at": datetime.now(UTC),
             "started_at": None,
             "cancel_requested_at": None,
