@@ -125,7 +125,6 @@ def lead_items(messages: Sequence[ChatMessage]) -> list[TResponseInputItem]:
     return cast(list[TResponseInputItem], items)
 
 
-
 def lead_only(app: AppTools | None, messages: Sequence[ChatMessage]) -> bool:
     """Whether only the lead can answer: its tools may be called, or the history has tool turns
     (specialists neither call tools nor read tool turns)."""

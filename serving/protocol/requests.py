@@ -49,7 +49,7 @@ class ChatMessageIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[TextPart] | None
+    content: str | list[TextPart] | None = None
     tool_calls: list[ToolCallIn] | None = None
     tool_call_id: str | None = Field(None, min_length=1)
 
@@ -60,7 +60,9 @@ class ChatMessageIn(BaseModel):
         if self.role == "tool" and self.tool_call_id is None:
             raise ValueError("a tool message needs the 'tool_call_id' it answers")
         if self.content is None and not (self.role == "assistant" and self.tool_calls):
-            raise ValueError("'content' may be null only on an assistant message with tool_calls")
+            raise ValueError(
+                "'content' is required, except on an assistant message with tool_calls"
+            )
         return self
 
     @field_validator("content")
@@ -229,9 +231,7 @@ class ChatCompletionRequest(BaseModel):
             logprobs=bool(self.logprobs),
             top_logprobs=self.top_logprobs or 0,
         )
-        return CallOptions(
-            sampling, user=self.user, metadata=self.metadata, tools=self.app_tools()
-        )
+        return CallOptions(sampling, user=self.user, metadata=self.metadata, tools=self.app_tools())
 
     def app_tools(self) -> AppTools | None:
         """The app's tools and how the lead may call them; ``None`` without ``tools``."""
