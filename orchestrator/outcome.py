@@ -116,8 +116,9 @@ class RunResult:
     """The pre-router's score of each specialist, when it was asked."""
     finish_reason: FinishReason = "stop"
     """How the answer ended: ``stop`` (complete), ``length`` (a specialist's answer cut at
-    ``max_tokens``) or ``tool_calls`` (the lead called the caller's own tools). The lead's answers report ``stop``: the agents SDK does not hand over its
-    model's finish reason. Kept in transcripts (schema 0008), so a replayed run says it too."""
+    ``max_tokens``) or ``tool_calls`` (the lead called the caller's own tools). A lead's text
+    answer reports ``stop``: the agents SDK does not hand over its model's finish reason. Kept
+    in transcripts (schema 0008), so a replayed run says it too."""
     logprobs: tuple[TokenLogprob, ...] | None = None
     """The answer's token logprobs, when they were asked for (specialist answers only). Not
     kept in transcripts: a replayed run has none."""
