@@ -21,6 +21,8 @@ from agents import FunctionTool, RunItem, ToolCallItem, TResponseInputItem
 from agents.tool_context import ToolContext
 from openai.types.responses import ResponseFunctionToolCall
 
+from orchestrator.modes import Mode
+from orchestrator.request import UnsupportedParameter
 from specialists.backend import ChatMessage, FunctionCall
 
 ToolChoice = Literal["auto", "none", "required"] | str
@@ -129,3 +131,24 @@ def lead_only(app: AppTools | None, messages: Sequence[ChatMessage]) -> bool:
     """Whether only the lead can answer: its tools may be called, or the history has tool turns
     (specialists neither call tools nor read tool turns)."""
     return (app is not None and app.callable) or has_tool_turns(messages)
+
+
+def check_mode(mode: Mode, app: AppTools | None, messages: Sequence[ChatMessage]) -> None:
+    """Refuse the caller's tools, or a history with tool turns, in ``slm`` mode: it has no lead
+    to call them (the chat API and batch validation refuse it up front, the run again).
+
+    Raises:
+        UnsupportedParameter: naming ``tools`` or ``messages``.
+    """
+    if mode is not Mode.slm:
+        return
+    if app is not None:
+        raise UnsupportedParameter(
+            "tools",
+            "specialists answer without tools, and slm mode has no lead to call them; "
+            "use understudy-llm, understudy-router or understudy-cascade",
+        )
+    if has_tool_turns(messages):
+        raise UnsupportedParameter(
+            "messages", "tool calls and tool results are answered by the lead; slm mode has none"
+        )

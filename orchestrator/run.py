@@ -31,7 +31,7 @@ from typing import Any
 from agents import Agent
 
 from database import StoreError
-from orchestrator.app_tools import lead_only
+from orchestrator.app_tools import check_mode, lead_only
 from orchestrator.budget import RunBudget
 from orchestrator.cost import PriceBook
 from orchestrator.lead import (
@@ -312,24 +312,14 @@ class Orchestrator:
         mode: Mode, options: CallOptions, messages: list[ChatMessage], lineup: Lineup
     ) -> None:
         """Refuse the caller's tools (or tool turns) where they cannot be honoured: ``slm``
-        has no lead to call them, and in ``router`` (and a cascade's lead) a caller's tool
-        named like one of ours would be ambiguous.
+        has no lead to call them (:func:`check_mode`), and in ``router`` (and a cascade's lead)
+        a caller's tool named like one of ours would be ambiguous.
 
         Raises:
             UnsupportedParameter: naming ``tools`` or ``messages``.
         """
         app = options.tools
-        if mode is Mode.slm and app is not None:
-            raise UnsupportedParameter(
-                "tools",
-                "specialists answer without tools, and slm mode has no lead to call them; "
-                "use understudy-llm, understudy-router or understudy-cascade",
-            )
-        if mode is Mode.slm and lead_only(None, messages):
-            raise UnsupportedParameter(
-                "messages",
-                "tool calls and tool results are answered by the lead; slm mode has none",
-            )
+        check_mode(mode, app, messages)
         if app is None or mode is Mode.llm or lineup.agents is None:
             return
         ours = {tool.name for tool in lineup.agents[0].tools}
