@@ -14,7 +14,9 @@ Dependencies never fail a run: a dead SLM becomes tool output the lead reacts to
 ``degraded``. Every run has a budget (seconds, lead turns, lead tokens) and leaves a transcript.
 
 Around this module: what a run accepts (:mod:`orchestrator.request`), its budget
-(:mod:`orchestrator.budget`), how the lead fails (:mod:`orchestrator.lead`), what a run
+(:mod:`orchestrator.budget`), how the lead fails (:mod:`orchestrator.lead`), one turn with the
+lead (:mod:`orchestrator.lead_call`), the caller's own tools, which send ``cascade`` to the
+lead and end a lead loop that calls them (:mod:`orchestrator.app_tools`), what a run
 accumulates and becomes (:mod:`orchestrator.run_state`), and the result it returns, with its
 typed failure (:mod:`orchestrator.outcome`).
 """
