@@ -13,11 +13,14 @@ the run's items (:func:`app_calls`).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from agents import FunctionTool, RunItem, ToolCallItem, TResponseInputItem
+from agents.exceptions import UserError
+from agents.strict_schema import ensure_strict_json_schema
 from agents.tool_context import ToolContext
 from openai.types.responses import ResponseFunctionToolCall
 
@@ -38,6 +41,17 @@ class AppTool:
     parameters: dict[str, Any]
     """The arguments' JSON schema, passed to the lead as it is."""
     strict: bool = False
+    """OpenAI's ``strict``: the lead must follow the schema exactly, which must then be one the
+    SDK can make strict (:func:`strict_schema_problem`)."""
+
+
+def strict_schema_problem(parameters: dict[str, Any]) -> str | None:
+    """Why ``parameters`` cannot be a strict tool schema, or ``None`` if it can."""
+    try:
+        ensure_strict_json_schema(copy.deepcopy(parameters))
+    except (UserError, TypeError, ValueError, LookupError) as exc:  # what it raises on bad input
+        return str(exc)
+    return None
 
 
 @dataclass(frozen=True, slots=True)

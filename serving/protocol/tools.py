@@ -7,11 +7,11 @@ orchestrator takes them as :class:`~orchestrator.app_tools.AppTools`.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from orchestrator.app_tools import AppTool
+from orchestrator.app_tools import AppTool, strict_schema_problem
 
 TOOL_NAME = r"^[a-zA-Z0-9_-]{1,64}$"
 """OpenAI's rule for function names."""
@@ -24,6 +24,13 @@ class FunctionDefinition(BaseModel):
     parameters: dict[str, Any] | None = None
     """The arguments' JSON schema; none: the function takes no arguments."""
     strict: bool | None = None
+
+    @model_validator(mode="after")
+    def _strict_schema(self) -> Self:
+        problem = strict_schema_problem(self.parameters or {}) if self.strict else None
+        if problem is not None:
+            raise ValueError(f"'strict' needs a schema that can be made strict: {problem}")
+        return self
 
 
 class FunctionToolIn(BaseModel):

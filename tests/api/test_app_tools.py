@@ -11,7 +11,7 @@ import json
 import openai
 import pytest
 
-from orchestrator.testing import reply, tool_calls
+from orchestrator.testing import failure, reply, tool_calls
 from tests.api.test_chat_api import SHORT_QUESTION, Api, ask, recorded_run, understudy
 from tests.api.test_chat_api import api as api  # the server fixture, re-exported
 
@@ -218,3 +218,28 @@ def test_what_cannot_be_honoured_is_refused_by_name(
 ) -> None:
     error = refused(api, "understudy-llm", extra_body=extra)
     assert error["param"].split(".")[0] == param and words in error["message"]
+
+
+def test_a_failed_lead_with_the_apps_tools_has_no_specialist_fallback(api: Api) -> None:
+    api.lead.enqueue(failure(500))
+    with pytest.raises(openai.APIStatusError) as info:
+        ask(api, "understudy-router", SHORT_QUESTION, tools=[WEATHER])
+    assert info.value.status_code >= 500  # a specialist's text would not be the tool call asked
+    assert len(api.lead.requests) == 1
+
+
+def test_a_strict_tool_reaches_the_lead_strict_and_an_unstrictable_one_is_refused(
+    api: Api,
+) -> None:
+    strict = {**WEATHER, "function": {**WEATHER["function"], "strict": True}}
+    api.lead.enqueue(reply("ok"))
+    ask(api, "understudy-llm", tools=[strict])
+    (sent,) = api.lead.requests[-1]["tools"]
+    assert sent["function"]["strict"] is True
+    assert sent["function"]["parameters"]["additionalProperties"] is False
+
+    loose = {"type": "object", "properties": {"city": 3}}
+    bad = {**WEATHER, "function": {**WEATHER["function"], "strict": True, "parameters": loose}}
+    api.lead.requests.clear()
+    error = refused(api, "understudy-llm", tools=[bad])
+    assert error["param"] == "tools.0.function" and "'strict' needs a schema" in error["message"]
