@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from orchestrator.app_tools import AppTools
 from specialists.sampling import Sampling
 
 
@@ -22,3 +23,5 @@ class CallOptions:
     """The end user's id, passed to the lead provider (OpenAI's ``user``)."""
     metadata: Mapping[str, str] | None = None
     """Tags for the lead provider's own records (OpenAI's ``metadata``)."""
+    tools: AppTools | None = None
+    """The caller's own function tools, for the lead (:mod:`orchestrator.app_tools`)."""

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, Self
 
-from specialists.backend import TokenLogprob
+from specialists.backend import FunctionCall, TokenLogprob
 
-FinishReason = Literal["stop", "length"]
+FinishReason = Literal["stop", "length", "tool_calls"]
 """How an answer ended, in OpenAI's words."""
 FINISH_REASONS: tuple[FinishReason, ...] = typing.get_args(FinishReason)
 
@@ -115,12 +115,16 @@ class RunResult:
     route_scores: dict[str, float] = field(default_factory=dict)
     """The pre-router's score of each specialist, when it was asked."""
     finish_reason: FinishReason = "stop"
-    """How the answer ended: ``stop`` (complete) or ``length`` (a specialist's answer cut at
-    ``max_tokens``). The lead's answers report ``stop``: the agents SDK does not hand over its
-    model's finish reason. Kept in transcripts (schema 0008), so a replayed run says it too."""
+    """How the answer ended: ``stop`` (complete), ``length`` (a specialist's answer cut at
+    ``max_tokens``) or ``tool_calls`` (the lead called the caller's own tools). A lead's text
+    answer reports ``stop``: the agents SDK does not hand over its model's finish reason. Kept
+    in transcripts (schema 0008), so a replayed run says it too."""
     logprobs: tuple[TokenLogprob, ...] | None = None
     """The answer's token logprobs, when they were asked for (specialist answers only). Not
     kept in transcripts: a replayed run has none."""
+    app_tool_calls: tuple[FunctionCall, ...] = ()
+    """The lead's calls of the caller's own tools (``finish_reason`` ``tool_calls``), for the
+    caller to run. Transcripts keep them in the lead call that made them."""
 
     @property
     def error(self) -> str | None:

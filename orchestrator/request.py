@@ -78,8 +78,9 @@ def admit(
     Raises:
         OverLimit: The request has too many messages or characters, or asks for more tokens
             than ``limits`` allow.
-        InvalidRequest: It has no messages, a role other than system/user/assistant, content
-            that is not text, or does not end with a non-empty user message.
+        InvalidRequest: It has no messages, a role other than system/user/assistant/tool,
+            content that is not text, a tool result without its call's id, or does not end
+            with a non-empty user message or a tool result.
     """
     messages: list[ChatMessage] = (
         [{"role": "user", "content": request}] if isinstance(request, str) else list(request)
@@ -91,10 +92,12 @@ def admit(
     if not messages:
         raise InvalidRequest("the request has no messages")
     for index, message in enumerate(messages):
-        if message.get("role") not in ("system", "user", "assistant"):
+        if message.get("role") not in ("system", "user", "assistant", "tool"):
             raise InvalidRequest(f"message {index} has role {message.get('role')!r}")
         if not isinstance(message.get("content"), str):
             raise InvalidRequest(f"message {index} has no text content")
+        if message["role"] == "tool" and not message.get("tool_call_id"):
+            raise InvalidRequest(f"message {index} (a tool result) has no tool_call_id")
     characters = sum(len(message["content"]) for message in messages)
     if characters > limits.max_request_chars:
         raise OverLimit(
@@ -105,8 +108,11 @@ def admit(
         raise OverLimit(
             Limit.max_tokens, f"max_tokens {max_tokens} is above the limit of {limits.max_tokens}"
         )
-    if messages[-1]["role"] != "user" or not messages[-1]["content"].strip():
-        raise InvalidRequest("the last message must be a non-empty user message")
+    last = messages[-1]
+    if last["role"] == "tool":  # the app answers its tool calls; the lead continues
+        return messages
+    if last["role"] != "user" or not last["content"].strip():
+        raise InvalidRequest("the last message must be a non-empty user message or a tool result")
     return messages
 
 

@@ -14,7 +14,9 @@ Dependencies never fail a run: a dead SLM becomes tool output the lead reacts to
 ``degraded``. Every run has a budget (seconds, lead turns, lead tokens) and leaves a transcript.
 
 Around this module: what a run accepts (:mod:`orchestrator.request`), its budget
-(:mod:`orchestrator.budget`), how the lead fails (:mod:`orchestrator.lead`), what a run
+(:mod:`orchestrator.budget`), how the lead fails (:mod:`orchestrator.lead`), one turn with the
+lead (:mod:`orchestrator.lead_call`), the caller's own tools, which send ``cascade`` to the
+lead and end a lead loop that calls them (:mod:`orchestrator.app_tools`), what a run
 accumulates and becomes (:mod:`orchestrator.run_state`), and the result it returns, with its
 typed failure (:mod:`orchestrator.outcome`).
 """
@@ -25,25 +27,23 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Sequence
-from typing import Any, cast
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
-from agents import Agent, RunConfig, Runner, RunResultStreaming, StreamEvent, TResponseInputItem
-from openai.types.responses import ResponseCompletedEvent, ResponseTextDeltaEvent
+from agents import Agent
 
 from database import StoreError
-from orchestrator.budget import RunBudget, TokenBudget
+from orchestrator.app_tools import check_mode, lead_only
+from orchestrator.budget import RunBudget
 from orchestrator.cost import PriceBook
 from orchestrator.lead import (
-    LEAD_FAILURES,
     LeadConfig,
     LeadFailed,
     build_lead_model,
-    call_settings,
-    lead_failed,
     lead_model_settings,
     require_lead,
 )
+from orchestrator.lead_call import LeadCall
 from orchestrator.lead_gate import GatedModel, LeadGate
 from orchestrator.modes import Mode
 from orchestrator.options import CallOptions
@@ -113,19 +113,6 @@ async def _unless_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event |
     if stop.is_set() and task.cancelled():
         raise _Stopped
     return task.result()
-
-
-async def _settled(streaming: RunResultStreaming) -> None:
-    """Let a streamed lead run's own task (the SDK runs the agent loop in one) finish unwinding.
-
-    A stream cut short (the run's deadline, a stop) only asks that task to cancel; the lead call
-    and the tool call it was waiting on are logged as it unwinds, and must be before the run's
-    transcript is made.
-    """
-    task = streaming.run_loop_task
-    if task is not None and not task.done():
-        task.cancel()
-        await asyncio.wait({task})
 
 
 class Orchestrator:
@@ -266,6 +253,7 @@ class Orchestrator:
         if mode is not Mode.slm:
             require_lead(self.lead, mode.value)
         lineup = self._lineup
+        self._check_tools(mode, options, messages, lineup)
         forced = lineup.catalog.get(specialist) if specialist else None
         started = time.perf_counter()
         state = RunState(
@@ -321,12 +309,36 @@ class Orchestrator:
                     f"it applies {', '.join(sorted(self.backend.sampling_fields))}",
                 )
 
+    @staticmethod
+    def _check_tools(
+        mode: Mode, options: CallOptions, messages: list[ChatMessage], lineup: Lineup
+    ) -> None:
+        """Refuse the caller's tools (or tool turns) where they cannot be honoured: ``slm``
+        has no lead to call them (:func:`check_mode`), and in ``router`` (and a cascade's lead)
+        a caller's tool named like one of ours would be ambiguous.
+
+        Raises:
+            UnsupportedParameter: naming ``tools`` or ``messages``.
+        """
+        app = options.tools
+        check_mode(mode, app, messages)
+        if app is None or mode is Mode.llm or lineup.agents is None:
+            return
+        ours = {tool.name for tool in lineup.agents[0].tools}
+        for name in app.names:
+            if name in ours:
+                raise UnsupportedParameter(
+                    "tools",
+                    f"the tool name {name!r} is one of Understudy's own tools in {mode.value} "
+                    f"mode ({', '.join(sorted(ours))}); rename the app's tool",
+                )
+
     # ------------------------------------------------------------------------------ modes
 
     async def _answer(self, state: RunState, deps: ToolDeps, forced: Specialist | None) -> None:
         if state.mode is Mode.llm:
             state.route = "lead"
-            state.answer = await self._ask_lead(state, deps, state.messages, with_tools=False)
+            await self._ask_lead(state, deps, state.messages, with_tools=False)
         elif state.mode is Mode.router:
             state.route = "router"
             await self._router(state, deps, state.messages)
@@ -348,6 +360,10 @@ class Orchestrator:
             state.answer_with(generation)
 
     async def _cascade(self, state: RunState, deps: ToolDeps, forced: Specialist | None) -> None:
+        if lead_only(state.options.tools, state.messages):
+            state.route = "cascade:lead"
+            await self._router(state, deps, state.messages)
+            return
         if forced is None:
             decision = await self._route(state, required=False)
             if decision is None or decision.specialist is None:
@@ -385,7 +401,7 @@ class Orchestrator:
 
     async def _router(self, state: RunState, deps: ToolDeps, messages: list[ChatMessage]) -> None:
         try:
-            state.answer = await self._ask_lead(state, deps, messages, with_tools=True)
+            await self._ask_lead(state, deps, messages, with_tools=True)
         except LeadFailed as exc:
             await self._degrade(state, deps, exc.failure)
         else:
@@ -397,6 +413,10 @@ class Orchestrator:
         """The lead failed: answer with the best specialist answer we have or can get; the
         run's failure is the lead's, whether or not a specialist answered."""
         state.degraded = True
+        if lead_only(state.options.tools, state.messages):
+            message = f"{cause.message}; and only the lead can use the app's tools"
+            state.failure = Failure(cause.kind, message)
+            return
         generation = state.draft
         if generation is None:
             try:
@@ -497,73 +517,12 @@ class Orchestrator:
 
     async def _ask_lead(
         self, state: RunState, deps: ToolDeps, messages: list[ChatMessage], *, with_tools: bool
-    ) -> str:
+    ) -> None:
         agents = state.lineup.agents
         assert self.lead is not None and agents is not None
+        call = LeadCall(self.budget, self.lead.display_name, self._processor)
         agent = agents[0] if with_tools else agents[1]
-        trace_id = f"trace_{state.run_id}"
-        hooks = TokenBudget(self.budget.max_lead_tokens)
-        config = RunConfig(
-            trace_id=trace_id,
-            workflow_name="understudy",
-            trace_include_sensitive_data=True,
-            model_settings=call_settings(state.options),
-        )
-        arguments: dict[str, Any] = {
-            "context": deps,
-            "hooks": hooks,
-            "max_turns": self.budget.max_lead_turns,
-            "run_config": config,
-        }
-        with self._processor.capture(trace_id) as capture:
-            try:
-                async with asyncio.timeout(state.remaining_s()):
-                    items = cast(list[TResponseInputItem], list(messages))
-                    if state.on_delta is None:
-                        final_output = (await Runner.run(agent, items, **arguments)).final_output
-                    else:
-                        streaming = Runner.run_streamed(agent, items, **arguments)
-                        try:
-                            await self._forward_answer_text(
-                                state, streaming.stream_events(), hold_turns=with_tools
-                            )
-                        finally:
-                            await _settled(streaming)
-                        final_output = streaming.final_output
-            except LEAD_FAILURES as exc:
-                raise lead_failed(exc, self.lead.display_name) from exc
-            finally:
-                state.lead_calls.extend(capture.lead_calls)
-        return str(final_output)
-
-    @staticmethod
-    async def _forward_answer_text(
-        state: RunState, events: AsyncIterator[StreamEvent], *, hold_turns: bool
-    ) -> None:
-        """Hand the answering turn's text to ``state.on_delta``, and no other turn's.
-
-        With ``hold_turns`` (a lead with tools), a turn's text is held until the turn ends: a
-        turn that also calls tools (the lead thinking aloud before delegating) is not the
-        answer, and its text is dropped; the answer arrives when its turn is complete, in the
-        deltas it streamed as. A lead without tools answers in its one turn, as it streams.
-        """
-        assert state.on_delta is not None
-        held: list[str] = []
-        async for event in events:
-            if event.type != "raw_response_event":
-                continue
-            if isinstance(event.data, ResponseTextDeltaEvent) and not hold_turns:
-                state.streamed = True
-                await state.on_delta(event.data.delta)
-            elif isinstance(event.data, ResponseTextDeltaEvent):
-                held.append(event.data.delta)
-            elif isinstance(event.data, ResponseCompletedEvent):
-                turn, held = held, []
-                if any(item.type == "function_call" for item in event.data.response.output):
-                    continue
-                for delta in turn:
-                    state.streamed = True
-                    await state.on_delta(delta)
+        await call.ask(state, deps, agent, messages, with_tools=with_tools)
 
     # ------------------------------------------------------------------- results & records
 

@@ -16,7 +16,7 @@ from orchestrator.options import CallOptions
 from orchestrator.outcome import Failure, FinishReason, RunResult
 from orchestrator.prerouter import PreRouter, RouteDecision
 from orchestrator.transcripts import LeadCallRecord, RunRecord
-from specialists.backend import ChatMessage, Generation, TokenLogprob
+from specialists.backend import ChatMessage, FunctionCall, Generation, TokenLogprob
 from specialists.catalog import Catalog
 from tools.context import ToolDeps
 
@@ -63,6 +63,9 @@ class RunState:
     """How the answer ended (``length``: a specialist's answer cut at its token limit)."""
     logprobs: tuple[TokenLogprob, ...] | None = None
     """The answer's token logprobs, when the caller asked for them."""
+    app_tool_calls: tuple[FunctionCall, ...] = ()
+    """The lead's calls of the caller's tools, which end the run (``finish_reason``
+    ``tool_calls``)."""
 
     def answer_with(self, generation: Generation) -> None:
         """Answer with a specialist's ``generation``: its text, confidence and finish reason."""
@@ -110,6 +113,7 @@ def run_result(
         route_scores=dict(state.decision.scores) if state.decision else {},
         finish_reason=state.finish_reason,
         logprobs=state.logprobs,
+        app_tool_calls=state.app_tool_calls,
     )
 
 

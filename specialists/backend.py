@@ -11,17 +11,34 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 from specialists.catalog import Specialist
 from specialists.sampling import Sampling
 
 
-class ChatMessage(TypedDict):
-    """One OpenAI-style chat message."""
+class FunctionCall(TypedDict):
+    """A function call an assistant turn made (OpenAI's ``tool_calls[]``, flattened)."""
 
-    role: Literal["system", "user", "assistant"]
+    id: str
+    name: str
+    arguments: str
+    """The arguments as the model wrote them: a JSON string."""
+
+
+class ChatMessage(TypedDict):
+    """One OpenAI-style chat message.
+
+    Tool turns (an assistant's ``tool_calls``, a ``tool`` result) appear only in histories the
+    lead answers; specialists are never given them (:mod:`orchestrator.app_tools`).
+    """
+
+    role: Literal["system", "user", "assistant", "tool"]
     content: str
+    tool_calls: NotRequired[list[FunctionCall]]
+    """An assistant turn's calls of the app's tools."""
+    tool_call_id: NotRequired[str]
+    """A ``tool`` turn's answer to that call."""
 
 
 @dataclass(frozen=True, slots=True)

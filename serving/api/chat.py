@@ -55,6 +55,7 @@ from serving.protocol import (
     refusal,
     resolve_model,
     served_models,
+    tool_calls_block,
     unanswered,
     understudy_block,
     usage_chunk,
@@ -283,6 +284,8 @@ async def _stream(
             return
         if result.degraded:
             yield chunk({"content": result.answer})
+        if result.app_tool_calls:
+            yield chunk({"tool_calls": tool_calls_block(result, indexed=True)})
         yield chunk(
             {},
             result.finish_reason,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from orchestrator.app_tools import check_mode
 from orchestrator.modes import Mode
 from orchestrator.options import CallOptions
 from orchestrator.request import InvalidRequest, RequestLimits, admit
@@ -49,11 +50,14 @@ def admit_chat_request(
 
     Raises:
         ProtocolError: 404 ``model_not_found``; 400 ``too_many_messages`` or
-            ``max_tokens_too_large``; 413 ``request_too_large``; 400 ``invalid_request``.
+            ``max_tokens_too_large``; 413 ``request_too_large``; 400 ``invalid_request``; 400
+            ``unsupported_parameter`` for the app's tools in ``slm`` mode.
     """
     mode, specialist = resolve_model(request.model, served, fallback=fallback)
+    call_options = request.call_options()
     try:
         messages = admit(request.chat_messages(), limits, max_tokens=request.answer_tokens)
+        check_mode(mode, call_options.tools, messages)
     except InvalidRequest as exc:
         raise refusal(exc) from exc
     options = request.understudy
@@ -62,6 +66,6 @@ def admit_chat_request(
         mode,
         specialist,
         messages,
-        request.call_options(),
+        call_options,
         options.on_degraded if options else None,
     )

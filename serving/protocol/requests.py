@@ -3,7 +3,8 @@
 Every request parameter is honoured or refused with a 400 naming it: a top-level field this
 model does not declare (``tools``, ``response_format``, a typo) is refused, never ignored,
 because a client that sent it expects it to change the answer. (Inside a message, fields other
-than ``role`` and ``content``, such as ``name``, are still ignored.) ``null`` is accepted
+than ``role``, ``content``, ``tool_calls`` and ``tool_call_id``, such as ``name``, are still
+ignored.) ``null`` is accepted
 wherever OpenAI accepts it and means the default. The chat API and batch lines validate bodies
 with this one model (:func:`parse_chat_request` for batch lines).
 """
@@ -19,13 +20,16 @@ from pydantic import (
     Field,
     StrictBool,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from orchestrator.app_tools import AppTools
 from orchestrator.options import CallOptions
 from serving.protocol.errors import invalid_body
-from specialists.backend import ChatMessage
+from serving.protocol.tools import FunctionToolIn, NamedToolChoice, ToolCallIn
+from specialists.backend import ChatMessage, FunctionCall
 from specialists.sampling import Sampling
 
 Penalty = Annotated[float, Field(ge=-2, le=2)]
@@ -39,15 +43,33 @@ class TextPart(BaseModel):
 
 
 class ChatMessageIn(BaseModel):
-    """One message of the conversation; content may be a string or OpenAI text parts."""
+    """One message of the conversation; content may be a string or OpenAI text parts. An
+    assistant message may carry the app's ``tool_calls`` (its content then may be ``null``),
+    and a ``tool`` message answers one of them by ``tool_call_id``."""
 
     model_config = ConfigDict(extra="ignore")
-    role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextPart]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart] | None = None
+    tool_calls: list[ToolCallIn] | None = None
+    tool_call_id: str | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _tool_turns(self) -> Self:
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError("only assistant messages carry 'tool_calls'")
+        if self.role == "tool" and self.tool_call_id is None:
+            raise ValueError("a tool message needs the 'tool_call_id' it answers")
+        if self.content is None and not (self.role == "assistant" and self.tool_calls):
+            raise ValueError(
+                "'content' is required, except on an assistant message with tool_calls"
+            )
+        return self
 
     @field_validator("content")
     @classmethod
-    def _encodable(cls, content: str | list[TextPart]) -> str | list[TextPart]:
+    def _encodable(cls, content: str | list[TextPart] | None) -> str | list[TextPart] | None:
+        if content is None:
+            return content
         # JSON's \uXXXX escapes can spell a lone surrogate, which Python's json accepts but no
         # encoder does: the first upstream call (lead request, tokenizer) would fail with a 500.
         texts = [content] if isinstance(content, str) else [part.text for part in content]
@@ -59,9 +81,24 @@ class ChatMessageIn(BaseModel):
         return content
 
     def text(self) -> str:
-        if isinstance(self.content, str):
-            return self.content
+        if self.content is None or isinstance(self.content, str):
+            return self.content or ""
         return "".join(part.text for part in self.content)
+
+    def chat_message(self) -> ChatMessage:
+        """As the orchestrator takes it (``developer`` is OpenAI's new ``system``)."""
+        message: ChatMessage = {
+            "role": "system" if self.role == "developer" else self.role,
+            "content": self.text(),
+        }
+        if self.tool_calls:
+            message["tool_calls"] = [
+                FunctionCall(id=c.id, name=c.function.name, arguments=c.function.arguments)
+                for c in self.tool_calls
+            ]
+        if self.tool_call_id is not None:
+            message["tool_call_id"] = self.tool_call_id
+        return message
 
 
 class OnDegraded(StrEnum):
@@ -120,13 +157,49 @@ class ChatCompletionRequest(BaseModel):
         None, description="Every run's transcript is kept: ``false`` cannot be honoured."
     )
     understudy: UnderstudyOptions | None = None
+    tools: list[FunctionToolIn] | None = Field(None, max_length=128)
+    """The app's own function tools, for the lead to call (it runs none of them)."""
+    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: StrictBool | None = None
+    functions: Any = Field(None, description="Refused: OpenAI's legacy form of ``tools``.")
+    function_call: Any = Field(None, description="Refused: the legacy ``tool_choice``.")
 
     @field_validator("messages")
     @classmethod
     def _ends_with_user(cls, messages: list[ChatMessageIn]) -> list[ChatMessageIn]:
-        if messages[-1].role != "user":
-            raise ValueError("the last message must come from the user")
+        if messages[-1].role not in ("user", "tool"):
+            raise ValueError("the last message must come from the user (or be a tool result)")
         return messages
+
+    @field_validator("tools")
+    @classmethod
+    def _distinct_tools(cls, tools: list[FunctionToolIn] | None) -> list[FunctionToolIn] | None:
+        names = [tool.function.name for tool in tools or ()]
+        if len(set(names)) != len(names):
+            raise ValueError("tool names must be distinct")
+        return tools
+
+    @field_validator("tool_choice", "parallel_tool_calls")
+    @classmethod
+    def _need_tools(cls, value: object, info: ValidationInfo) -> object:
+        tools = info.data.get("tools")
+        if value is not None and not tools:
+            raise ValueError(f"'{info.field_name}' is only allowed when 'tools' are given")
+        if isinstance(value, NamedToolChoice) and value.function.name not in {
+            tool.function.name for tool in tools or ()
+        }:
+            raise ValueError(f"tool_choice names {value.function.name!r}, which is not in 'tools'")
+        return value
+
+    @field_validator("functions", "function_call")
+    @classmethod
+    def _legacy(cls, value: object, info: ValidationInfo) -> object:
+        if value is not None:
+            raise ValueError(
+                f"'{info.field_name}' is OpenAI's deprecated form of function calling and is not "
+                "supported: send 'tools' and 'tool_choice' instead"
+            )
+        return value
 
     @field_validator("stop", mode="before")
     @classmethod
@@ -158,14 +231,22 @@ class ChatCompletionRequest(BaseModel):
             logprobs=bool(self.logprobs),
             top_logprobs=self.top_logprobs or 0,
         )
-        return CallOptions(sampling, user=self.user, metadata=self.metadata)
+        return CallOptions(sampling, user=self.user, metadata=self.metadata, tools=self.app_tools())
+
+    def app_tools(self) -> AppTools | None:
+        """The app's tools and how the lead may call them; ``None`` without ``tools``."""
+        if not self.tools:
+            return None
+        choice = self.tool_choice
+        return AppTools(
+            tools=tuple(tool.app_tool() for tool in self.tools),
+            choice=choice.function.name if isinstance(choice, NamedToolChoice) else choice,
+            parallel=self.parallel_tool_calls,
+        )
 
     def chat_messages(self) -> list[ChatMessage]:
-        """Messages as the orchestrator takes them (``developer`` is OpenAI's new ``system``)."""
-        return [
-            {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
-            for m in self.messages
-        ]
+        """Messages as the orchestrator takes them."""
+        return [m.chat_message() for m in self.messages]
 
 
 def parse_chat_request(body: Any) -> ChatCompletionRequest:

@@ -21,7 +21,7 @@ def completion_body(result: RunResult, model: str, *, created: int) -> dict[str,
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": result.answer},
+                "message": _message(result),
                 "logprobs": logprobs_block(result),
                 "finish_reason": result.finish_reason,
             }
@@ -29,6 +29,26 @@ def completion_body(result: RunResult, model: str, *, created: int) -> dict[str,
         "usage": usage_block(result),
         "understudy": understudy_block(result),
     }
+
+
+def _message(result: RunResult) -> dict[str, Any]:
+    if not result.app_tool_calls:
+        return {"role": "assistant", "content": result.answer}
+    return {"role": "assistant", "content": None, "tool_calls": tool_calls_block(result)}
+
+
+def tool_calls_block(result: RunResult, *, indexed: bool = False) -> list[dict[str, Any]]:
+    """The lead's calls of the app's tools in OpenAI's ``tool_calls`` shape (``indexed``: as
+    one streaming delta, each call whole, with its ``index``)."""
+    return [
+        {
+            **({"index": index} if indexed else {}),
+            "id": call["id"],
+            "type": "function",
+            "function": {"name": call["name"], "arguments": call["arguments"]},
+        }
+        for index, call in enumerate(result.app_tool_calls)
+    ]
 
 
 def completion_chunk(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.modes import Mode
 from orchestrator.request import RequestLimits
 from serving.batch.output import ERROR_STATUSES, file_lines
 from serving.batch.store import BatchStore
@@ -16,10 +17,11 @@ from serving.batch.validation import (
     CHUNK_ITEMS,
     LoadReport,
     ValidationStopped,
+    check_body,
     load_requests,
     read_lines,
 )
-from serving.protocol import served_models
+from serving.protocol import ProtocolError, served_models
 from serving.settings import BatchSettings
 from specialists.catalog import Catalog
 from tests.batch.conftest import request_line, validating, write_lines, write_requests
@@ -151,3 +153,32 @@ async def test_a_load_shows_its_progress_and_stops_between_chunks_when_told(
     assert (job.status, job.total) == ("validating", 2 * CHUNK_ITEMS)
     assert (await store.progress(job.id)).pending == 2 * CHUNK_ITEMS
     assert stream.read_lines <= 2 * CHUNK_ITEMS + 1
+
+
+def test_a_line_with_tools_is_checked_as_the_chat_api_checks_it() -> None:
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {}}}
+    body = {
+        "model": "understudy-llm",
+        "messages": [{"role": "user", "content": "Weather?"}],
+        "tools": [tool],
+        "tool_choice": "required",
+    }
+    call = check_body(body, served=SERVED, limits=RequestLimits(), job_mode=Mode.router)
+    assert call.options.tools is not None
+    assert (call.options.tools.names, call.options.tools.choice) == (["get_weather"], "required")
+    with pytest.raises(ProtocolError) as refused:
+        check_body(
+            {**body, "model": "understudy-slm", "tool_choice": None},
+            served=SERVED,
+            limits=RequestLimits(),
+            job_mode=Mode.router,
+        )
+    assert (refused.value.param, refused.value.code) == ("tools", "unsupported_parameter")
+    with pytest.raises(ProtocolError) as legacy:
+        check_body(
+            {**body, "functions": [tool["function"]]},
+            served=SERVED,
+            limits=RequestLimits(),
+            job_mode=Mode.router,
+        )
+    assert legacy.value.param == "functions"

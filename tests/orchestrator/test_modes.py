@@ -224,7 +224,8 @@ async def test_time_budget_bounds_a_slow_lead(smollm2: LocalBackend) -> None:
     [
         ([], "no messages"),
         ([{"role": "assistant", "content": "hi"}], "last message must be a non-empty user"),
-        ([{"role": "tool", "content": "x"}], "role 'tool'"),
+        ([{"role": "function", "content": "x"}], "role 'function'"),
+        ([{"role": "tool", "content": "x"}], "a tool result. has no tool_call_id"),
         ("x" * 200_001, "200001 characters; the limit is 200000"),
         ([{"role": "user", "content": "hi"}] * 101, "101 messages; the limit is 100"),
     ],

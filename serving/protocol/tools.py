@@ -1,0 +1,79 @@
+"""The app's own function tools in OpenAI's request shapes: ``tools``, ``tool_choice``, and the
+tool turns of a history (an assistant's ``tool_calls``, a ``tool`` result).
+
+Only function tools exist here; any other tool type is refused by pydantic, naming it. The
+orchestrator takes them as :class:`~orchestrator.app_tools.AppTools`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from orchestrator.app_tools import AppTool, strict_schema_problem
+
+TOOL_NAME = r"^[a-zA-Z0-9_-]{1,64}$"
+"""OpenAI's rule for function names."""
+
+
+class FunctionDefinition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=TOOL_NAME)
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    """The arguments' JSON schema; none: the function takes no arguments."""
+    strict: bool | None = None
+
+    @model_validator(mode="after")
+    def _strict_schema(self) -> Self:
+        problem = strict_schema_problem(self.parameters or {}) if self.strict else None
+        if problem is not None:
+            raise ValueError(f"'strict' needs a schema that can be made strict: {problem}")
+        return self
+
+
+class FunctionToolIn(BaseModel):
+    """One entry of ``tools``."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["function"]
+    function: FunctionDefinition
+
+    def app_tool(self) -> AppTool:
+        function = self.function
+        return AppTool(
+            name=function.name,
+            description=function.description or "",
+            parameters=function.parameters or {"type": "object", "properties": {}},
+            strict=bool(function.strict),
+        )
+
+
+class FunctionName(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=TOOL_NAME)
+
+
+class NamedToolChoice(BaseModel):
+    """``tool_choice`` naming the one function the model must call."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["function"]
+    function: FunctionName
+
+
+class FunctionCallIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    arguments: str
+    """A JSON string, as the model wrote it."""
+
+
+class ToolCallIn(BaseModel):
+    """One entry of an assistant message's ``tool_calls``."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1)
+    type: Literal["function"]
+    function: FunctionCallIn
