@@ -113,7 +113,12 @@ class RunRow(Base):
     finish_reason: Mapped[str] = mapped_column(
         String(FINISH_REASON_LENGTH), server_default=text("'stop'")
     )
-    """``stop`` or ``length`` (migration 0007); earlier runs read ``stop``, what they reported."""
+    """``stop``, ``length`` or ``tool_calls`` (migration 0008); earlier runs read ``stop``, what
+    they reported."""
+    app_tool_calls: Mapped[list[Any] | None] = mapped_column(JSONColumn)
+    """The calls of the caller's own tools the run answered with (``finish_reason`` ``tool_calls``:
+    ``{id, name, arguments}`` each), so a replayed run answers them again (migration 0010);
+    NULL when it made none."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     # lazy="raise": children are loaded on purpose (selectinload) or not at all; an accidental

@@ -33,6 +33,7 @@ from orchestrator.outcome import Failure, FailureKind
 from orchestrator.transcripts.errors import RunAlreadyRecorded
 from orchestrator.transcripts.records import LeadCallRecord, RunRecord
 from orchestrator.transcripts.store import TranscriptStore
+from specialists.backend import FunctionCall
 from specialists.errors import UnderstudyError
 from tools.context import ToolCall
 
@@ -223,6 +224,10 @@ def _read(path: Path) -> RunRecord:
             "created_at": datetime.fromisoformat(run["created_at"]),
             "lead_calls": [LeadCallRecord(**call) for call in run["lead_calls"]],
             "tool_calls": [ToolCall(**call) for call in run["tool_calls"]],
+            "app_tool_calls": tuple(
+                FunctionCall(id=call["id"], name=call["name"], arguments=call["arguments"])
+                for call in run.get("app_tool_calls", ())
+            ),
         }
     )
 

@@ -29,6 +29,7 @@ from database.tables import (
 from orchestrator.outcome import FINISH_REASONS, Failure, FailureKind, FinishReason
 from orchestrator.transcripts.errors import RunAlreadyRecorded, RunNotFound
 from orchestrator.transcripts.records import FeedbackRecord, LeadCallRecord, RunRecord
+from specialists.backend import FunctionCall
 from tools.context import ToolCall
 
 MAX_COMMENT_CHARS = 4000
@@ -225,6 +226,9 @@ def _run_rows(run: RunRecord) -> tuple[dict[str, Any], Rows, Rows]:
         "failure_kind": run.failure.kind.value if run.failure else None,
         "route_scores": _clean_json(run.route_scores, "route_scores"),
         "finish_reason": run.finish_reason,
+        "app_tool_calls": _clean_json(list(run.app_tool_calls), "app_tool_calls")
+        if run.app_tool_calls
+        else None,
         "created_at": run.created_at,
     }
     lead_values = [
@@ -282,6 +286,10 @@ def _run_record(row: RunRow, *, with_children: bool) -> RunRecord:
         failure=_failure(row),
         route_scores=row.route_scores or {},
         finish_reason=_finish_reason(row.finish_reason),
+        app_tool_calls=tuple(
+            FunctionCall(id=call["id"], name=call["name"], arguments=call["arguments"])
+            for call in row.app_tool_calls or ()
+        ),
         created_at=row.created_at,
         lead_calls=[
             LeadCallRecord(

@@ -26,7 +26,7 @@ from specialists.local import LocalBackend
 from tests.helpers.outage import read_only
 from tests.helpers.stores import open_store
 from tests.orchestrator.test_modes import lead_for
-from tests.orchestrator.test_transcripts import make_run
+from tests.orchestrator.test_transcripts import APP_TOOL_CALLS, make_run
 
 
 @pytest.fixture
@@ -42,6 +42,9 @@ async def test_a_spooled_run_is_written_to_the_store_exactly_and_leaves_the_spoo
 ) -> None:
     spool = TranscriptSpool(tmp_path / "spool")
     run = make_run(finish_reason="length", degraded=True)
+    answered_with_tools = make_run(
+        answer="", finish_reason="tool_calls", app_tool_calls=APP_TOOL_CALLS
+    )
 
     await spool.put(run)
 
@@ -52,6 +55,9 @@ async def test_a_spooled_run_is_written_to_the_store_exactly_and_leaves_the_spoo
     assert await spool.drain(transcript_store) == 1
     assert spool.pending() == 0 and not list((tmp_path / "spool").iterdir())
     assert await transcript_store.get_run(run.run_id) == run  # every field, run id included
+    await spool.put(answered_with_tools)
+    assert await spool.drain(transcript_store) == 1
+    assert await transcript_store.get_run(answered_with_tools.run_id) == answered_with_tools
 
 
 async def test_a_run_the_store_already_has_is_removed_from_the_spool_not_written_twice(

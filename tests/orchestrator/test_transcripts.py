@@ -22,6 +22,7 @@ from orchestrator.transcripts import (
     RunRecord,
     TranscriptStore,
 )
+from specialists.backend import FunctionCall
 from tools.context import ToolCall
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -111,6 +112,25 @@ async def test_round_trip_keeps_every_field_children_order_and_json(
     assert [c.name for c in loaded.tool_calls] == ["run_python", "math", "calculator"]
     assert loaded.created_at == T0 and loaded.created_at.utcoffset() == timedelta(0)
     assert loaded.input_messages[1]["content"] == "Combien font 17 × 23 ? 🤔"
+
+
+APP_TOOL_CALLS = (
+    FunctionCall(id="call_1", name="get_weather", arguments='{"city": "Paris"}'),
+    FunctionCall(id="call_2", name="get_time", arguments="{}"),
+)
+"""The caller's own tool calls a run answered with (``finish_reason`` ``tool_calls``)."""
+
+
+async def test_the_apps_tool_calls_a_run_answered_with_are_kept_in_order(
+    transcript_store: TranscriptStore,
+) -> None:
+    """A replayed run (a batch attempt claimed again) must answer the same tool calls."""
+    run = make_run(answer="", finish_reason="tool_calls", app_tool_calls=APP_TOOL_CALLS)
+    await transcript_store.save_run(run)
+    assert (await transcript_store.get_run(run.run_id)).app_tool_calls == APP_TOOL_CALLS
+    plain = make_run()
+    await transcript_store.save_run(plain)
+    assert (await transcript_store.get_run(plain.run_id)).app_tool_calls == ()
 
 
 async def test_children_are_read_in_seq_order_not_insertion_order(
