@@ -287,6 +287,7 @@ class Orchestrator:
             await _unless_stopped(self._answer(state, deps, forced), stop)
         except (LeadFailed, _OutOfTime, _Stopped) as exc:  # nothing to fall back to
             state.failure = exc.failure
+        state.withhold_misformatted()
         latency_ms = (time.perf_counter() - started) * 1000
         result = run_result(state, deps, self.prices, self._lead_model, latency_ms)
         await self._record(state, deps, result)
@@ -358,7 +359,7 @@ class Orchestrator:
         specialist = forced
         generation = await self._specialist(state, deps, specialist)
         if generation is not None:
-            verdict = specialist.validate(generation.text)
+            verdict = state.validate(specialist, generation.text)
             confident = generation.confidence.mean_prob >= specialist.confidence_threshold
             if confident and verdict.ok and not is_truncated(generation):
                 state.route = f"cascade:accepted:{specialist.name}"

@@ -1,7 +1,7 @@
 """The chat request body, in OpenAI's shape, validated with pydantic at the edge.
 
 Every request parameter is honoured or refused with a 400 naming it: a top-level field this
-model does not declare (``tools``, ``response_format``, a typo) is refused, never ignored,
+model does not declare (``tools``, a typo) is refused, never ignored,
 because a client that sent it expects it to change the answer. (Inside a message, fields other
 than ``role`` and ``content``, such as ``name``, are still ignored.) ``null`` is accepted
 wherever OpenAI accepts it and means the default. The chat API and batch lines validate bodies
@@ -25,6 +25,7 @@ from pydantic import (
 
 from orchestrator.options import CallOptions
 from serving.protocol.errors import invalid_body
+from serving.protocol.response_format import ResponseFormatIn
 from specialists.backend import ChatMessage
 from specialists.sampling import Sampling
 
@@ -120,6 +121,8 @@ class ChatCompletionRequest(BaseModel):
         None, description="Every run's transcript is kept: ``false`` cannot be honoured."
     )
     understudy: UnderstudyOptions | None = None
+    response_format: ResponseFormatIn | None = None
+    """``json_object`` or ``json_schema``: the answer must be that JSON, or the run fails."""
 
     @field_validator("messages")
     @classmethod
@@ -157,6 +160,7 @@ class ChatCompletionRequest(BaseModel):
             logit_bias=tuple((self.logit_bias or {}).items()),
             logprobs=bool(self.logprobs),
             top_logprobs=self.top_logprobs or 0,
+            response_format=self.response_format.format() if self.response_format else None,
         )
         return CallOptions(sampling, user=self.user, metadata=self.metadata)
 
