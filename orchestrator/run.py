@@ -274,7 +274,7 @@ class Orchestrator:
             messages=messages,
             deadline=time.monotonic() + self.budget.max_seconds,
             lineup=lineup,
-            on_delta=on_delta,
+            on_delta=None if options.sampling.response_format else on_delta,
             options=options,
         )
         deps = ToolDeps(

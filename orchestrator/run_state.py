@@ -56,6 +56,9 @@ class RunState:
     draft: Generation | None = None
     lead_calls: list[LeadCallRecord] = field(default_factory=list)
     on_delta: OnDelta | None = None
+    """Where the lead's answer streams to as it is produced; ``None`` when the caller set a
+    ``response_format``: the answer is then checked (:meth:`withhold_misformatted`) before any
+    of it goes out, and handed over whole."""
     options: CallOptions = field(default_factory=CallOptions)
     """The caller's sampling (its cap on answer tokens included) and attribution."""
     streamed: bool = False

@@ -62,9 +62,7 @@ class Sampling:
     def unsupported(self, supported: frozenset[str]) -> tuple[str, ...]:
         """The fields set here that a backend honouring ``supported`` would not (nor the
         orchestrator's check of the answer, :data:`CHECKED_FIELDS`)."""
-        return tuple(
-            name for name in self.requested if name not in supported | CHECKED_FIELDS
-        )
+        return tuple(name for name in self.requested if name not in supported | CHECKED_FIELDS)
 
     def restricted_to(self, supported: frozenset[str]) -> Sampling:
         """This value without the fields outside ``supported`` (their defaults instead)."""

@@ -12,7 +12,7 @@ import pytest
 from pydantic import BaseModel
 
 from orchestrator.testing import reply
-from tests.api.test_chat_api import SHORT_QUESTION, Api, ask, understudy
+from tests.api.test_chat_api import SHORT_QUESTION, Api, ask, events, streamed_text, understudy
 from tests.api.test_chat_api import api as api  # the server fixture, re-exported
 
 
@@ -119,3 +119,24 @@ def test_an_invalid_response_format_is_a_400_naming_it(api: Api, response_format
     assert error["code"] == "invalid_body"
     assert error["param"].startswith("response_format"), error
     assert api.lead.requests == []
+
+
+@pytest.mark.parametrize("model", ["understudy-llm", "understudy-router"])
+def test_a_streamed_answer_is_checked_before_any_of_it_goes_out(api: Api, model: str) -> None:
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": "Capital of France, as JSON?"}],
+        "response_format": {"type": "json_object"},
+    }
+    api.lead.enqueue(reply('{"capital": "Paris"}'))
+    response, received = events(api, body)
+    assert response.status_code == 200
+    assert json.loads(streamed_text(received)) == {"capital": "Paris"}
+
+    api.lead.enqueue(reply("The capital is Paris."))
+    response, received = events(api, body)
+    assert streamed_text(received) == ""  # not one token of the prose went out
+    error = next(e["error"] for e in received if isinstance(e, dict) and "error" in e)
+    assert error["code"] == "upstream_unavailable"
+    assert "did not match the requested response_format" in error["message"]
+    assert received[-1] == "[DONE]"
