@@ -141,7 +141,11 @@ def call_settings(options: CallOptions) -> ModelSettings | None:
     """The settings one run's lead calls add to :func:`lead_model_settings`: the caller's
     sampling and attribution. OpenAI fields ``ModelSettings`` has no slot for go through
     ``extra_args``, which both the Chat Completions and the LiteLLM model send as they are.
-    ``None`` when the caller chose nothing."""
+    ``None`` when the caller chose nothing.
+
+    ``response_format`` goes in ``extra_body``: both models send it into the request body as it
+    is, where ``extra_args`` would collide with the LiteLLM model's own ``response_format``
+    argument. The answer is checked against it afterwards either way (``RunState``)."""
     sampling = options.sampling
     extra = {
         name: value
@@ -161,5 +165,11 @@ def call_settings(options: CallOptions) -> ModelSettings | None:
         max_tokens=sampling.max_tokens,
         metadata=dict(options.metadata) if options.metadata else None,
         extra_args=extra or None,
+        extra_body=_response_format_body(options),
     )
     return settings if settings != ModelSettings() else None
+
+
+def _response_format_body(options: CallOptions) -> dict[str, object] | None:
+    fmt = options.sampling.response_format
+    return None if fmt is None else {"response_format": fmt.openai()}

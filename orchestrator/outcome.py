@@ -49,6 +49,10 @@ class FailureKind(StrEnum):
     """The specialist's backend could not be reached in time (``slm`` mode has no fallback)."""
     specialist_failed = "specialist_failed"
     """The specialist's backend refused the call or answered with something unusable."""
+    invalid_format = "invalid_format"
+    """The answer was not the JSON the request's ``response_format`` asks for (the lead's, or a
+    specialist's where no other model could answer); it was withheld, not passed off as
+    valid. Not retried: the same request mostly gets the same shape."""
     shutdown = "shutdown"
     """The server stopped before the run ended: its drain ran out with the run still going.
     Another server (or this one, restarted) can answer the same request."""

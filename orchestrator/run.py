@@ -262,7 +262,7 @@ class Orchestrator:
             messages=messages,
             deadline=time.monotonic() + self.budget.max_seconds,
             lineup=lineup,
-            on_delta=on_delta,
+            on_delta=None if options.sampling.response_format else on_delta,
             options=options,
         )
         deps = ToolDeps(
@@ -275,6 +275,7 @@ class Orchestrator:
             await _unless_stopped(self._answer(state, deps, forced), stop)
         except (LeadFailed, _OutOfTime, _Stopped) as exc:  # nothing to fall back to
             state.failure = exc.failure
+        state.withhold_misformatted()
         latency_ms = (time.perf_counter() - started) * 1000
         result = run_result(state, deps, self.prices, self._lead_model, latency_ms)
         await self._record(state, deps, result)
@@ -374,7 +375,7 @@ class Orchestrator:
         specialist = forced
         generation = await self._specialist(state, deps, specialist)
         if generation is not None:
-            verdict = specialist.validate(generation.text)
+            verdict = state.validate(specialist, generation.text)
             confident = generation.confidence.mean_prob >= specialist.confidence_threshold
             if confident and verdict.ok and not is_truncated(generation):
                 state.route = f"cascade:accepted:{specialist.name}"

@@ -13,11 +13,12 @@ from agents import Agent
 from orchestrator.cost import PriceBook
 from orchestrator.modes import Mode
 from orchestrator.options import CallOptions
-from orchestrator.outcome import Failure, FinishReason, RunResult
+from orchestrator.outcome import Failure, FailureKind, FinishReason, RunResult
 from orchestrator.prerouter import PreRouter, RouteDecision
 from orchestrator.transcripts import LeadCallRecord, RunRecord
 from specialists.backend import ChatMessage, FunctionCall, Generation, TokenLogprob
-from specialists.catalog import Catalog
+from specialists.catalog import Catalog, Specialist
+from specialists.validators import Validation
 from tools.context import ToolDeps
 
 OnDelta = Callable[[str], Awaitable[None]]
@@ -55,6 +56,9 @@ class RunState:
     draft: Generation | None = None
     lead_calls: list[LeadCallRecord] = field(default_factory=list)
     on_delta: OnDelta | None = None
+    """Where the lead's answer streams to as it is produced; ``None`` when the caller set a
+    ``response_format``: the answer is then checked (:meth:`withhold_misformatted`) before any
+    of it goes out, and handed over whole."""
     options: CallOptions = field(default_factory=CallOptions)
     """The caller's sampling (its cap on answer tokens included) and attribution."""
     streamed: bool = False
@@ -74,6 +78,34 @@ class RunState:
         self.finish_reason = "length" if is_truncated(generation) else "stop"
         if self.options.sampling.logprobs:
             self.logprobs = generation.logprobs
+
+    def validate(self, specialist: Specialist, text: str) -> Validation:
+        """``specialist``'s own validator on its answer, then the caller's ``response_format``."""
+        verdict = specialist.validate(text)
+        fmt = self.options.sampling.response_format
+        return verdict if fmt is None or not verdict.ok else fmt.check(text)
+
+    def withhold_misformatted(self) -> None:
+        """Withhold an answer that is not the JSON the caller asked for (``response_format``):
+        the run fails with :attr:`FailureKind.invalid_format`, saying why, rather than hand
+        over text the caller's parser would reject. (A cascade's draft was checked before it
+        was accepted; this catches the lead's answers and answers nothing else could replace.
+        A turn that calls the caller's tools is not checked: OpenAI applies the format to the
+        message that answers, after the tool results.)
+        """
+        fmt = self.options.sampling.response_format
+        if fmt is None or self.answer is None or self.app_tool_calls:
+            return  # an answer of tool calls is not text: the format binds the final answer
+        verdict = fmt.check(self.answer)
+        if verdict.ok:
+            return
+        who = "the specialist's" if self.degraded or self.mode is Mode.slm else "the lead's"
+        message = f"{who} answer is not the requested response_format: {verdict.reason}"
+        if self.failure is not None:  # a degraded answer: the lead's failure came first
+            message = f"{self.failure.message}; and {message}"
+        self.failure = Failure(FailureKind.invalid_format, message)
+        self.answer = None
+        self.logprobs = None
 
     def remaining_s(self) -> float:
         return max(0.0, self.deadline - time.monotonic())

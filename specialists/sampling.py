@@ -15,6 +15,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from specialists.catalog import GenerationParams
+from specialists.structured import ResponseFormat
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,9 @@ class Sampling:
     """Return each answer token's log-probability."""
     top_logprobs: int = 0
     """With ``logprobs``: also the most likely alternatives at each position, this many."""
+    response_format: ResponseFormat | None = None
+    """The JSON the answer must be. A backend that cannot decode by it is still given the
+    request (:data:`CHECKED_FIELDS`): its answer is checked instead."""
 
     def __post_init__(self) -> None:
         # Penalties of 0 are the defaults; clients that always send them have set nothing.
@@ -56,15 +60,15 @@ class Sampling:
         )
 
     def unsupported(self, supported: frozenset[str]) -> tuple[str, ...]:
-        """The fields set here that a backend honouring ``supported`` would not."""
-        return tuple(name for name in self.requested if name not in supported)
+        """The fields set here that a backend honouring ``supported`` would not (nor the
+        orchestrator's check of the answer, :data:`CHECKED_FIELDS`)."""
+        return tuple(name for name in self.requested if name not in supported | CHECKED_FIELDS)
 
     def restricted_to(self, supported: frozenset[str]) -> Sampling:
         """This value without the fields outside ``supported`` (their defaults instead)."""
         defaults = Sampling()
-        return dataclasses.replace(
-            self, **{name: getattr(defaults, name) for name in self.unsupported(supported)}
-        )
+        dropped = (name for name in self.requested if name not in supported)
+        return dataclasses.replace(self, **{name: getattr(defaults, name) for name in dropped})
 
     def over(self, defaults: GenerationParams) -> Sampling:
         """This value with the specialist's own defaults where it leaves a choice open, so
@@ -75,6 +79,11 @@ class Sampling:
             temperature=defaults.temperature if self.temperature is None else self.temperature,
             top_p=defaults.top_p if self.top_p is None else self.top_p,
         )
+
+
+CHECKED_FIELDS = frozenset({"response_format"})
+"""Fields honoured whatever the backend: the orchestrator checks every answer against them, so
+a backend that cannot decode by them needs no refusal (its answer may be refused instead)."""
 
 
 def cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:

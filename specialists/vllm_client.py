@@ -244,6 +244,8 @@ def _sampling_payload(sampling: Sampling) -> dict[str, Any]:
         payload["logit_bias"] = {str(token): bias for token, bias in sampling.logit_bias}
     if sampling.top_logprobs:
         payload["top_logprobs"] = sampling.top_logprobs
+    if sampling.response_format is not None:  # vLLM's structured outputs (guided decoding)
+        payload["response_format"] = sampling.response_format.openai()
     return payload
 
 

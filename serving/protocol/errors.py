@@ -148,6 +148,7 @@ _FAILURES: dict[FailureKind, str] = {
     FailureKind.run_timeout: "the run's time budget ran out",
     FailureKind.specialist_unavailable: "the specialist model is unavailable",
     FailureKind.specialist_failed: "the specialist model failed to answer",
+    FailureKind.invalid_format: "the answer did not match the requested response_format",
     FailureKind.shutdown: "the server shut down before the run ended",
     FailureKind.invalid_request: "the request was refused",
     FailureKind.unclassified: "the run failed",

@@ -1,7 +1,7 @@
 """The chat request body, in OpenAI's shape, validated with pydantic at the edge.
 
 Every request parameter is honoured or refused with a 400 naming it: a top-level field this
-model does not declare (``tools``, ``response_format``, a typo) is refused, never ignored,
+model does not declare (``web_search_options``, a typo) is refused, never ignored,
 because a client that sent it expects it to change the answer. (Inside a message, fields other
 than ``role``, ``content``, ``tool_calls`` and ``tool_call_id``, such as ``name``, are still
 ignored.) ``null`` is accepted
@@ -28,6 +28,7 @@ from pydantic import (
 from orchestrator.app_tools import AppTools
 from orchestrator.options import CallOptions
 from serving.protocol.errors import invalid_body
+from serving.protocol.response_format import ResponseFormatIn
 from serving.protocol.tools import FunctionToolIn, NamedToolChoice, ToolCallIn
 from specialists.backend import ChatMessage, FunctionCall
 from specialists.sampling import Sampling
@@ -163,6 +164,8 @@ class ChatCompletionRequest(BaseModel):
     parallel_tool_calls: StrictBool | None = None
     functions: Any = Field(None, description="Refused: OpenAI's legacy form of ``tools``.")
     function_call: Any = Field(None, description="Refused: the legacy ``tool_choice``.")
+    response_format: ResponseFormatIn | None = None
+    """``json_object`` or ``json_schema``: the answer must be that JSON, or the run fails."""
 
     @field_validator("messages")
     @classmethod
@@ -230,6 +233,7 @@ class ChatCompletionRequest(BaseModel):
             logit_bias=tuple((self.logit_bias or {}).items()),
             logprobs=bool(self.logprobs),
             top_logprobs=self.top_logprobs or 0,
+            response_format=self.response_format.format() if self.response_format else None,
         )
         return CallOptions(sampling, user=self.user, metadata=self.metadata, tools=self.app_tools())
 

@@ -77,6 +77,35 @@ def test_llm_tool_round_trip(api: Api) -> None:
     assert history[-1] == {"role": "tool", "tool_call_id": call.id, "content": '{"sky": "sunny"}'}
 
 
+def test_a_tool_call_turn_is_not_held_to_the_response_format(api: Api) -> None:
+    """The format binds the answer that follows the tool results, as OpenAI applies it: a turn
+    of tool calls comes back as tool calls, not as an answer that failed the format."""
+    json_only = {"type": "json_object"}
+    api.lead.enqueue(tool_calls(("get_weather", {"city": "Lima"})))
+    first = ask(
+        api, "understudy-llm", "Weather in Lima?", tools=[WEATHER], response_format=json_only
+    )
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.tool_calls[0].function.name == "get_weather"
+    assert api.lead.requests[-1]["response_format"] == json_only
+
+    api.lead.enqueue(reply("Sunny."))  # the answer after the tool result is held to it
+    with pytest.raises(openai.APIStatusError) as refused:
+        api.client().chat.completions.create(
+            model="understudy-llm",
+            messages=[
+                {"role": "user", "content": "Weather in Lima?"},
+                choice.message.model_dump(exclude_none=True),
+                {"role": "tool", "tool_call_id": choice.message.tool_calls[0].id, "content": "{}"},
+            ],
+            tools=[WEATHER],
+            response_format=json_only,
+        )
+    assert refused.value.status_code == 503
+    assert "response_format" in refused.value.response.json()["error"]["message"]
+
+
 def test_a_named_tool_choice_reaches_the_lead(api: Api) -> None:
     api.lead.enqueue(tool_calls(("get_weather", {"city": "Oslo"})))
     completion = ask(

@@ -339,6 +339,15 @@ USER_HI = {"role": "user", "content": "hi"}
         ({"model": "understudy-llm", "messages": [USER_HI], "n": 2}, 400, "invalid_body"),
         ({"model": "understudy-llm", "messages": [USER_HI], "tools": []}, 400, "invalid_body"),
         (
+            {
+                "model": "understudy-llm",
+                "messages": [USER_HI],
+                "response_format": {"type": "json_schema", "json_schema": {"name": "x"}},
+            },
+            400,
+            "invalid_body",
+        ),
+        (
             {"model": "understudy-llm", "messages": [{"role": "user", "content": "   "}]},
             400,
             "invalid_request",

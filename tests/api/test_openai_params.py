@@ -117,7 +117,7 @@ def test_the_openai_client_sends_nulls_that_are_accepted(api: Api) -> None:
     ("extra", "param"),
     [
         ({"frobnicate": 1}, "frobnicate"),
-        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"web_search_options": {}}, "web_search_options"),
     ],
 )
 def test_an_unknown_or_unsupported_parameter_is_a_400_naming_it(

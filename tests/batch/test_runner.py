@@ -242,6 +242,31 @@ async def test_retry_is_decided_by_the_failures_kind(
     assert line["response"]["request_id"] in {run.run_id for run in runs}
 
 
+async def test_lines_with_a_response_format_get_checked_json_or_an_error_once(
+    database_url: str,
+) -> None:
+    """A batch line's ``response_format`` reaches the lead like a chat request's; an answer
+    that is not the JSON asked for goes to the error file, saying so, without another attempt."""
+
+    def answer(body: dict[str, Any]) -> Step:
+        good = body["messages"][-1]["content"] == "good"
+        return reply('{"a": 1}' if good else "Not JSON at all.")
+
+    with ScriptedLead([answer, answer], model="gpt-4o-mini") as lead:
+        async with stack(database_url, lead) as s:
+            job_id = await s.job(["good", "bad"], response_format={"type": "json_object"})
+            await s.worker(job_id).run()
+            (done,) = await s.lines(job_id, OUTPUT_STATUSES)
+            (failed,) = await s.lines(job_id, ERROR_STATUSES)
+            runs = await s.transcripts.list_runs()
+        lead.assert_complete()
+    assert json.loads(done["response"]["body"]["choices"][0]["message"]["content"]) == {"a": 1}
+    assert failed["custom_id"] == "q2" and failed["response"]["status_code"] == 503
+    assert "did not match the requested response_format" in failed["error"]["message"]
+    assert sorted(run.failure.kind for run in runs if run.failure) == [FailureKind.invalid_format]
+    assert [r["response_format"] for r in lead.requests] == [{"type": "json_object"}] * 2
+
+
 async def test_a_run_another_worker_recorded_meanwhile_is_replayed_not_answered_twice(
     database_url: str,
 ) -> None:

@@ -30,6 +30,7 @@ from specialists import Catalog, ConfigurationError, Generation
 from specialists.adapters import adapter_sha256
 from specialists.errors import AdaptersNotServed
 from specialists.sampling import Sampling
+from specialists.structured import ResponseFormat
 from specialists.vllm_client import VLLMBackend
 from tests.helpers.http_server import free_port
 from tests.helpers.models import build_random_lora
@@ -129,6 +130,29 @@ def test_token_logprobs_come_back(vllm_server: RunningServer) -> None:
     assert generation.text and generation.model == "smollm2-135m"
     assert len(generation.logprobs) == generation.usage.completion_tokens > 0
     assert 0 < generation.confidence.min_prob <= generation.confidence.mean_prob <= 1
+
+
+def test_structured_outputs_make_smollm2_answer_in_the_schema(vllm_server: RunningServer) -> None:
+    """SmolLM2 alone answers in prose; vLLM's guided decoding makes it the caller's JSON."""
+    schema = {
+        "type": "object",
+        "properties": {"answer": {"type": "integer"}},
+        "required": ["answer"],
+        "additionalProperties": False,
+    }
+    response_format = ResponseFormat.json_schema("Sum", schema, strict=True)
+
+    async def go():
+        client = backend(vllm_server)
+        try:
+            sampling = Sampling(max_tokens=48, response_format=response_format)
+            return await client.generate(Catalog.default().get("math"), QUESTION, sampling=sampling)
+        finally:
+            await client.aclose()
+
+    generation = asyncio.run(go())
+    assert response_format.check(generation.text).ok, generation.text
+    assert isinstance(json.loads(generation.text)["answer"], int)
 
 
 def test_selecting_a_lora_adapter_changes_the_output(vllm_server: RunningServer) -> None:

@@ -14,6 +14,7 @@ from specialists import Catalog, SpecialistError, SpecialistUnavailable
 from specialists.adapters import adapter_sha256
 from specialists.errors import AdaptersNotServed
 from specialists.sampling import Sampling
+from specialists.structured import ResponseFormat
 from specialists.vllm_client import VLLMBackend
 from tests.helpers.http_server import chat_completion, free_port, serve, sleep_then
 from tests.helpers.vllm import ScriptedVLLM
@@ -98,6 +99,34 @@ async def test_sampling_goes_to_vllm_and_top_logprobs_come_back() -> None:
         ("5", 0.5),
         ("6", 0.25),
     ]
+
+
+@pytest.mark.parametrize(
+    ("response_format", "sent"),
+    [
+        (ResponseFormat(), {"type": "json_object"}),
+        (
+            ResponseFormat.json_schema("Sum", {"type": "object"}, strict=True),
+            {
+                "type": "json_schema",
+                "json_schema": {"name": "Sum", "schema": {"type": "object"}, "strict": True},
+            },
+        ),
+    ],
+)
+async def test_response_format_goes_to_vllm_structured_outputs(
+    response_format: ResponseFormat, sent: dict
+) -> None:
+    async def handler(path, body):
+        return chat_completion('{"answer": 5}', [math.log(0.9)])
+
+    with serve(handler) as (root, seen):
+        backend = client(root)
+        sampling = Sampling(response_format=response_format)
+        generation = await backend.generate(MATH, QUESTION, sampling=sampling)
+        await backend.aclose()
+    assert seen[0][1]["response_format"] == sent
+    assert generation.text == '{"answer": 5}'
 
 
 async def test_each_adapter_version_is_served_under_a_name_of_its_own(
