@@ -37,6 +37,13 @@ class CalculatorError(ValueError):
     """The expression is not allowed or cannot be computed; the message says why."""
 
 
+class CalculatorOutOfMemory(CalculatorError):
+    """The calculation ran out of memory (the worker's address-space limit, in the pool)."""
+
+    def __init__(self) -> None:
+        super().__init__("the calculation ran out of memory; split it into smaller steps")
+
+
 @dataclass(frozen=True, slots=True)
 class CalculatorResult:
     expression: str
@@ -124,7 +131,7 @@ def calculate(expression: str) -> CalculatorResult:
     except RecursionError:
         raise CalculatorError("the expression is too deeply nested to compute") from None
     except MemoryError:
-        raise CalculatorError("the calculation ran out of memory; split it into steps") from None
+        raise CalculatorOutOfMemory() from None
     except Exception as exc:  # sympy raises a zoo of types; each means "cannot compute this"
         raise CalculatorError(f"cannot compute: {type(exc).__name__}: {exc}"[:500]) from None
 
@@ -134,10 +141,12 @@ def _parse(text: str) -> ast.Expression:
         tree = ast.parse(text.replace("^", "**"), mode="eval")
     except SyntaxError as exc:
         raise CalculatorError(f"not a valid expression: {exc.msg}") from None
-    except (RecursionError, MemoryError):  # the parser's own stack, on deep nesting
+    except RecursionError:  # the parser's own stack, on deep nesting
         raise CalculatorError(
             f"the expression is nested more than {MAX_DEPTH} levels deep"
         ) from None
+    except MemoryError:
+        raise CalculatorOutOfMemory() from None
     if _depth(tree.body) > MAX_DEPTH:
         raise CalculatorError(f"the expression is nested more than {MAX_DEPTH} levels deep")
     return tree

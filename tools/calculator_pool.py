@@ -6,7 +6,9 @@ calculation runs in a small pool of worker processes (pebble's ``ProcessPool``, 
 a forkserver that has sympy imported already), each with an address-space limit and Python's
 int-to-str limit raised to what the calculator prints. A calculation that outlives its time is
 cancelled and its worker killed and replaced; one that runs out of memory ends with a
-:class:`~tools.calculator.CalculatorError` like any other refusal.
+:class:`~tools.calculator.CalculatorError` like any other refusal, and its worker is replaced
+too: a heap that once filled up (sympy's caches included) can stay near the limit and fail the
+next, small calculation.
 """
 
 from __future__ import annotations
@@ -14,12 +16,19 @@ from __future__ import annotations
 import asyncio
 import functools
 import multiprocessing
+import os
 import resource
 import sys
 
 from pebble import ProcessExpired, ProcessPool
 
-from tools.calculator import MAX_RESULT_DIGITS, CalculatorError, CalculatorResult, calculate
+from tools.calculator import (
+    MAX_RESULT_DIGITS,
+    CalculatorError,
+    CalculatorOutOfMemory,
+    CalculatorResult,
+    calculate,
+)
 
 TIMEOUT_S = 10.0
 """Longest calculation; a run's remaining budget can make it shorter."""
@@ -48,7 +57,7 @@ class CalculatorPool:
         Raises:
             CalculatorError: for every failure — the expression's own, the time limit, memory.
         """
-        future = self._pool.schedule(calculate, args=(expression,), timeout=timeout_s)
+        future = self._pool.schedule(_calculate_once, args=(expression,), timeout=timeout_s)
         try:
             async with asyncio.timeout(timeout_s):
                 return await asyncio.wrap_future(future)  # cancelling it kills the worker
@@ -58,9 +67,7 @@ class CalculatorPool:
                 "steps or ask for less (a remainder, a number of digits)"
             ) from None
         except (ProcessExpired, MemoryError):
-            raise CalculatorError(
-                "the calculation ran out of memory; split it into smaller steps"
-            ) from None
+            raise CalculatorOutOfMemory() from None
 
     def close(self) -> None:
         """Stop the workers (tasks in flight are cancelled)."""
@@ -72,6 +79,18 @@ class CalculatorPool:
 def shared_pool() -> CalculatorPool:
     """This process's pool, started on first use (so never inherited by a fork)."""
     return CalculatorPool()
+
+
+OUT_OF_MEMORY_EXIT = 3
+"""How a worker whose memory ran out ends itself (pebble then reports ``ProcessExpired``)."""
+
+
+def _calculate_once(expression: str) -> CalculatorResult:
+    """:func:`calculate` in a worker that does not outlive running out of memory."""
+    try:
+        return calculate(expression)
+    except CalculatorOutOfMemory:
+        os._exit(OUT_OF_MEMORY_EXIT)  # the pool starts a fresh worker; the caller is told why
 
 
 def _start_worker(memory_bytes: int) -> None:
