@@ -11,7 +11,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, NotRequired, TypedDict
+from typing import Literal, NotRequired
+
+# pydantic (evals' records hold run results) builds schemas of these only from this TypedDict
+# on Python < 3.12.
+from typing_extensions import TypedDict
 
 from specialists.catalog import Specialist
 from specialists.sampling import Sampling
