@@ -158,7 +158,7 @@ class ChatCompletionRequest(BaseModel):
         None, description="Every run's transcript is kept: ``false`` cannot be honoured."
     )
     understudy: UnderstudyOptions | None = None
-    tools: list[FunctionToolIn] | None = Field(None, max_length=128)
+    tools: list[FunctionToolIn] | None = Field(None, min_length=1, max_length=128)
     """The app's own function tools, for the lead to call (it runs none of them)."""
     tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: StrictBool | None = None
