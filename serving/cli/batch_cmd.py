@@ -278,12 +278,15 @@ async def _submit(
     _require_lead_for(settings, job_mode)
 
     async def load(store: BatchStore) -> LoadReport:
-        job = await store.create_job(mode=job_mode.value, input_name=input_path.name)
-        # Claimed like a worker claims an uploaded job, so a worker takes it over (and says
-        # the input is gone) if this process dies mid-load, instead of it validating forever.
-        claim = await store.claim_validation(
-            WorkerInfo.this_process().id, lease_s=settings.batch.lease_s, job_id=job.id
+        validator = WorkerInfo.this_process().id
+        lease_s = settings.batch.lease_s
+        # Created held by this process (a running worker cannot claim it first), and claimed
+        # like a worker claims an uploaded job, so a worker takes it over (and says the input
+        # is gone) if this process dies mid-load, instead of it validating forever.
+        job = await store.create_job(
+            mode=job_mode.value, input_name=input_path.name, held_by=(validator, lease_s)
         )
+        claim = await store.claim_validation(validator, lease_s=lease_s, job_id=job.id)
         assert claim is not None, "a job just created is free to claim"
         with input_path.open("rb") as stream:
             return await load_requests(

@@ -68,14 +68,18 @@ class ValidationStore(Store):
         metadata: dict[str, Any] | None = None,
         owner_key_id: str | None = None,
         output_expires_after_s: int | None = None,
+        held_by: tuple[str, float] | None = None,
     ) -> BatchJob:
         """A new job in ``validating``: the next validator claims it; no worker runs it before.
         Its output and error files expire ``output_expires_after_s`` after they are made (None:
-        never).
+        never). ``held_by`` (a validator id and a lease in seconds) creates it already held by
+        that validator, so no other can claim it before the creator does (the CLI, which
+        validates inline).
 
         Raises:
             StoreError: The database failed (an unknown ``input_file_id`` included).
         """
+        created_at = datetime.now(UTC)
         values = {
             "id": f"batch_{uuid.uuid4().hex}",
             "status": "validating",
@@ -91,11 +95,15 @@ class ValidationStore(Store):
             "total": 0,
             "owner_key_id": owner_key_id,
             "output_expires_after_s": output_expires_after_s,
-            "created_at": datetime.now(UTC),
+            "created_at": created_at,
             "started_at": None,
             "cancel_requested_at": None,
             "finished_at": None,
         }
+        if held_by is not None:
+            validator_id, lease_s = held_by
+            values["validator_id"] = validator_id
+            values["validation_lease_expires_at"] = created_at + timedelta(seconds=lease_s)
         with wrap_errors("create_batch", self._url):
             async with self._writing(), self._engine.begin() as connection:
                 await connection.execute(insert(_JOBS), values)
@@ -109,8 +117,8 @@ class ValidationStore(Store):
         job_id: str | None = None,
         skip: Collection[str] = (),
     ) -> ValidationClaim | None:
-        """The oldest ``validating`` job nobody holds (or whose validator's lease expired), now
-        held by ``validator_id``, with anything an earlier claim stored deleted; None if none.
+        """The oldest ``validating`` job nobody else holds (or whose validator's lease expired),
+        now held by ``validator_id``, with anything an earlier claim stored deleted; None if none.
 
         ``job_id`` restricts the claim to one job; ``skip`` passes over jobs this validator
         cannot load (their input is on another machine).
@@ -121,7 +129,11 @@ class ValidationStore(Store):
         now = datetime.now(UTC)
         free = and_(
             _JOBS.c.status == "validating",
-            or_(_JOBS.c.validator_id.is_(None), _JOBS.c.validation_lease_expires_at < now),
+            or_(
+                _JOBS.c.validator_id.is_(None),
+                _JOBS.c.validator_id == validator_id,
+                _JOBS.c.validation_lease_expires_at < now,
+            ),
         )
         pick = select(_JOBS.c.id).where(free).order_by(_JOBS.c.created_at, _JOBS.c.id).limit(1)
         if job_id is not None:
