@@ -206,6 +206,19 @@ async def test_one_validator_holds_a_job_until_its_lease_expires_then_the_next_s
     assert await store.claim_validation("third", lease_s=0.0) is None  # started: not claimable
 
 
+async def test_a_job_created_held_is_claimed_by_its_creator_alone_and_only_by_its_id(
+    store: BatchStore,
+) -> None:
+    """``understudy batch submit`` creates its job held, then validates it inline: a worker
+    running meanwhile must not take it, nor may the creator's own loop claim it a second time."""
+    job = await store.create_job(mode="llm", input_name="in.jsonl", held_by=("cli", 30))
+    assert await store.claim_validation("worker", lease_s=30) is None
+    assert await store.claim_validation("cli", lease_s=30) is None  # not without its id
+    claim = await store.claim_validation("cli", lease_s=30, job_id=job.id)
+    assert claim is not None and (claim.job.id, claim.claims) == (job.id, 1)
+    assert await store.claim_validation("worker", lease_s=30, job_id=job.id) is None
+
+
 async def test_a_validation_handed_back_is_taken_over_at_once(store: BatchStore) -> None:
     claim = await validating(store)
     await store.add_items(claim, [NewItem(1, "a", {})])

@@ -117,24 +117,24 @@ class ValidationStore(Store):
         job_id: str | None = None,
         skip: Collection[str] = (),
     ) -> ValidationClaim | None:
-        """The oldest ``validating`` job nobody else holds (or whose validator's lease expired),
-        now held by ``validator_id``, with anything an earlier claim stored deleted; None if none.
+        """The oldest ``validating`` job nobody holds (or whose validator's lease expired), now
+        held by ``validator_id``, with anything an earlier claim stored deleted; None if none.
 
-        ``job_id`` restricts the claim to one job; ``skip`` passes over jobs this validator
+        ``job_id`` restricts the claim to one job, which may be one ``validator_id`` already
+        holds (created so); ``skip`` passes over jobs this validator
         cannot load (their input is on another machine).
 
         Raises:
             StoreError: The database failed.
         """
         now = datetime.now(UTC)
-        free = and_(
-            _JOBS.c.status == "validating",
-            or_(
-                _JOBS.c.validator_id.is_(None),
-                _JOBS.c.validator_id == validator_id,
-                _JOBS.c.validation_lease_expires_at < now,
-            ),
-        )
+        claimable = [_JOBS.c.validator_id.is_(None), _JOBS.c.validation_lease_expires_at < now]
+        if job_id is not None:
+            # The creator taking up the job it made already held (``create_job``'s ``held_by``).
+            # Never without ``job_id``: a validator's loop must not re-claim the job that
+            # another of its own tasks is validating.
+            claimable.append(_JOBS.c.validator_id == validator_id)
+        free = and_(_JOBS.c.status == "validating", or_(*claimable))
         pick = select(_JOBS.c.id).where(free).order_by(_JOBS.c.created_at, _JOBS.c.id).limit(1)
         if job_id is not None:
             pick = pick.where(_JOBS.c.id == job_id)
