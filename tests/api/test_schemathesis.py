@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -103,16 +104,38 @@ class Known:
     run_ids: list[str]
 
 
-def steered(cases: st.SearchStrategy[Case], known: Known) -> st.SearchStrategy[Case]:
-    """``cases``, often with a served ``model``, an existing ``run_id``, a user turn last.
+def coherent(messages: list[Any]) -> None:
+    """``messages`` made a conversation the API answers: each has its content, tool calls only
+    on assistant turns, a tool turn answers a call id, a user turn last.
 
-    Without this nearly every generated body stops at a 404 (unknown model or run) or a 400 (the
-    schema cannot say that the last message must be the user's) before reaching the
-    orchestrator or the store. Only fields the generated body already has are changed.
+    The schema describes one message object for every role, so it cannot say that these fields
+    depend on the role; generated bodies nearly always break one of the rules.
+    """
+    for message in messages:
+        if not isinstance(message, dict) or "role" not in message:
+            continue
+        if message["role"] != "assistant":
+            message.pop("tool_calls", None)
+        if message["role"] == "tool" and message.get("tool_call_id") is None:
+            message["role"] = "user"
+        if message.get("content") is None and not message.get("tool_calls"):
+            message["content"] = "hi"
+    last = messages[-1] if messages else None
+    if isinstance(last, dict) and "role" in last:
+        last.update(role="user", content=last.get("content") or "hi")
+        last.pop("tool_calls", None)
+
+
+def steered(cases: st.SearchStrategy[Case], known: Known) -> st.SearchStrategy[Case]:
+    """``cases``, often with a served ``model``, an existing ``run_id``, coherent messages.
+
+    Without this nearly every generated body stops at a 404 (unknown model or run) or a 400
+    (see :func:`coherent`) before reaching the orchestrator or the store. Only fields the
+    generated body already has are changed.
     """
 
     def steer(drawn: tuple[Case, str | None, str | None, bool]) -> Case:
-        case, model, run_id, user_last = drawn
+        case, model, run_id, make_coherent = drawn
         body = case.body
         if isinstance(body, dict):
             if model is not None and "model" in body:
@@ -120,9 +143,8 @@ def steered(cases: st.SearchStrategy[Case], known: Known) -> st.SearchStrategy[C
             if run_id is not None and "run_id" in body:
                 body["run_id"] = run_id
             messages = body.get("messages")
-            last = messages[-1] if isinstance(messages, list) and messages else None
-            if user_last and isinstance(last, dict) and "role" in last:
-                last["role"] = "user"
+            if make_coherent and isinstance(messages, list):
+                coherent(messages)
         return case
 
     # Steering comes first in each list: it is what Hypothesis shrinks towards.
