@@ -5,7 +5,6 @@ server (real vLLM restarts in tests/integration)."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,14 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from distill.catalog import version_tag
-from distill.registry import RegistryStore
 from serving.api.app import create_app
 from serving.settings import Settings
-from specialists.adapters import adapter_name
 from tests.helpers.http_server import serve, serve_app
-from tests.helpers.registry import promoted
-from tests.helpers.stores import open_store
+from tests.helpers.registry import promoted_at
 from tests.helpers.vllm import ScriptedVLLM
 
 Body = dict[str, Any]
@@ -31,15 +26,7 @@ Body = dict[str, Any]
 def promoted_math(database_url: str, tiny_lora_dir: Path) -> str:
     """Math's v1 active in the registry at ``database_url``; its served name."""
 
-    async def promote() -> str:
-        registry = await open_store(RegistryStore, database_url)
-        try:
-            version = await promoted(registry, "math", tiny_lora_dir, base_model="smollm2-135m")
-        finally:
-            await registry.database.close()
-        return adapter_name("math", version_tag(version))
-
-    return asyncio.run(promote())
+    return promoted_at(database_url, "math", tiny_lora_dir, base_model="smollm2-135m")
 
 
 def readyz(url: str, until: Callable[[Body], bool] = lambda _body: True) -> httpx.Response:

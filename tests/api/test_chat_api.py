@@ -25,6 +25,7 @@ from serving.batch.validation import Problem, check_body, check_line
 from serving.keys import KeyStore
 from serving.protocol import ProtocolError, served_models
 from serving.settings import Settings
+from tests.helpers.cli import understudy_serve
 from tests.helpers.http_server import free_port
 from tests.helpers.stores import open_store
 
@@ -429,53 +430,30 @@ def test_serve_with_workers_aggregates_metrics(
     home_with_smollm2: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`understudy serve --workers 2`: both workers answer, /metrics aggregates them."""
-    import os
-    import subprocess
-    import sys
-
     lead = ScriptedLead([reply("ok")], repeat_last=True).start()
-    port = free_port()
     env = {
-        **os.environ,
         "UNDERSTUDY_LEAD_BASE_URL": lead.base_url,
         "UNDERSTUDY_LEAD_MODEL": "gpt-4o-mini",
         "UNDERSTUDY_API_AUTH": "false",
         "UNDERSTUDY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}",
     }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "serving", "serve", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert server.poll() is None, server.stderr.read().decode()[-3000:]
-            assert time.monotonic() < deadline, "server did not start"
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.3)
-        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
-        for _ in range(6):
-            answer = client.chat.completions.create(
-                model="understudy-llm", messages=[{"role": "user", "content": "hi"}]
-            )
-            assert answer.choices[0].message.content == "ok"
-        metrics = httpx.get(f"{url}/metrics", timeout=5).text
-        counted = sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in metrics.splitlines()
-            if line.startswith("understudy_requests_total{") and 'model="understudy-llm"' in line
-        )
-        assert counted == 6  # whichever worker answered the scrape, it saw all six
+        with understudy_serve("--workers", "2", env=env) as (_, url):
+            client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+            for _ in range(6):
+                answer = client.chat.completions.create(
+                    model="understudy-llm", messages=[{"role": "user", "content": "hi"}]
+                )
+                assert answer.choices[0].message.content == "ok"
+            metrics = httpx.get(f"{url}/metrics", timeout=5).text
     finally:
-        server.terminate()
-        server.wait(timeout=30)
         lead.stop()
+    counted = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("understudy_requests_total{") and 'model="understudy-llm"' in line
+    )
+    assert counted == 6  # whichever worker answered the scrape, it saw all six
 
 
 def test_tokens_per_day_counts_what_completions_spent(api: Api) -> None:

@@ -6,7 +6,6 @@ every run stopped is recorded."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import threading
@@ -25,8 +24,7 @@ from orchestrator.testing import ScriptedLead, reply
 from orchestrator.transcripts import RunRecord, TranscriptStore
 from serving.api.app import create_app
 from serving.settings import Settings
-from tests.helpers.cli import UNDERSTUDY
-from tests.helpers.http_server import free_port
+from tests.helpers.cli import understudy_serve
 from tests.helpers.stores import open_store
 
 HANGS = reply("too late", delay_s=600)
@@ -49,38 +47,18 @@ class Served:
 @pytest.fixture
 def served(home_with_smollm2: Path, tmp_path: Path) -> Iterator[Served]:
     lead = ScriptedLead([HANGS], repeat_last=True).start()
-    port = free_port()
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
     env = {
-        **os.environ,
         "UNDERSTUDY_LEAD_BASE_URL": lead.base_url,
         "UNDERSTUDY_LEAD_MODEL": "gpt-4o-mini",
         "UNDERSTUDY_LEAD_MAX_RETRIES": "0",
         "UNDERSTUDY_API_AUTH": "false",
         "UNDERSTUDY_DATABASE_URL": database_url,
     }
-    process = subprocess.Popen(
-        [*UNDERSTUDY, "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, process.stderr.read().decode()[-3000:]  # type: ignore[union-attr]
-            assert time.monotonic() < deadline, "server did not start"
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.3)
-        yield Served(url, process, database_url, lead)
+        with understudy_serve(env=env) as (process, url):
+            yield Served(url, process, database_url, lead)
     finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=30)
         lead.stop()
 
 

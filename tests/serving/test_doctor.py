@@ -3,7 +3,6 @@ fix it; the sandbox settings reach the orchestrator's limits."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -13,17 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from distill.catalog import version_tag
-from distill.registry import RegistryStore
 from serving.orchestration import build_orchestrator
 from serving.sandbox import require_sandbox, sandbox_limits
 from serving.settings import Settings
-from specialists.adapters import adapter_name
 from specialists.vllm_client import VLLMBackend
 from tests.helpers.cli import UNDERSTUDY, understudy
 from tests.helpers.http_server import free_port, serve
-from tests.helpers.registry import promoted
-from tests.helpers.stores import open_store
+from tests.helpers.registry import promoted_at
 from tests.helpers.vllm import ScriptedVLLM
 from tools.sandbox import SandboxLimits
 
@@ -84,15 +79,7 @@ def test_doctor_names_an_adapter_vllm_does_not_serve(
 ) -> None:
     database = f"sqlite+aiosqlite:///{tmp_path / 'understudy.db'}"
 
-    async def promote() -> str:
-        registry = await open_store(RegistryStore, database)
-        try:
-            version = await promoted(registry, "math", tiny_lora_dir, base_model="smollm2-135m")
-        finally:
-            await registry.database.close()
-        return adapter_name("math", version_tag(version))
-
-    served = asyncio.run(promote())
+    served = promoted_at(database, "math", tiny_lora_dir, base_model="smollm2-135m")
     vllm = ScriptedVLLM(base="smollm2-135m")
     with serve(vllm) as (root, _seen):
         env = {
