@@ -93,11 +93,12 @@ def continue_history(
     continued: Handover | None = None
     for index, message in enumerate(messages):
         ids = {call["id"] for call in message.get("tool_calls", ())}
-        runs = {by_call[call_id].run_id: by_call[call_id] for call_id in ids & by_call.keys()}
-        if not runs:
+        echoed = {by_call[call_id].run_id: by_call[call_id] for call_id in ids & by_call.keys()}
+        if not echoed:
             history.append(message)
             continue
-        if len(runs) > 1 or ids != (handover := next(iter(runs.values()))).call_ids:
+        handover = next(iter(echoed.values()))
+        if len(echoed) > 1 or ids != handover.call_ids:
             raise UnsupportedParameter(
                 "messages",
                 f"messages[{index}] carries tool calls that Understudy returned, but not "

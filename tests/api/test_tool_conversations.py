@@ -18,6 +18,7 @@ from serving.keys import KeyStore
 from tests.api.test_app_tools import WEATHER
 from tests.api.test_chat_api import SHORT_QUESTION, Api, recorded_run, understudy
 from tests.api.test_chat_api import api as api  # the server fixture, re-exported
+from tests.helpers.cli import understudy as cli
 from tests.helpers.stores import open_store
 
 QUESTION = {"role": "user", "content": f"{SHORT_QUESTION} And the weather in Rome?"}
@@ -101,6 +102,20 @@ def test_the_follow_up_continues_the_conversation_the_lead_had(
     assert understudy(second)["continues_run_id"] == run.run_id
     assert again.continues_run_id == run.run_id
     assert asyncio.run(continuations(api, run.run_id)) == [again.run_id]
+
+
+def test_the_cli_follows_the_conversation_turn_by_turn(api: Api) -> None:
+    first, run = first_turn(api, MIXED_TURNS["in one response"])
+    second = understudy(follow_up(api, first))["run_id"]
+
+    shown = json.loads(cli("runs", "show", run.run_id, "--json").stdout)
+    assert shown["continued_by"] == [second] and shown["continues_run_id"] is None
+    assert [m["role"] for m in shown["lead_turn"]] == ["assistant", "tool"]
+    text = cli("runs", "show", second).stdout
+    assert f"continues run {run.run_id}" in text
+    assert "→ math_specialist(" in text and "tool (" in text  # the spliced turn, readable
+    listed = json.loads(cli("runs", "list", "--json").stdout.splitlines()[0])  # newest first
+    assert (listed["id"], listed["continues_run_id"]) == (second, run.run_id)
 
 
 def test_another_keys_follow_up_is_taken_as_its_own_history(api: Api) -> None:
