@@ -115,7 +115,7 @@ def hand_over(
     makes one; ``()`` when it made none.
     """
     names = set(app.names)
-    ours: dict[str, str] = {}
+    renamed: dict[str, str] = {}
     """The lead's id of each call of the caller's tools → the id the caller gets."""
     turn: list[ChatMessage] = []
     for item in items:
@@ -126,15 +126,15 @@ def hand_over(
         ):
             call_id = raw.call_id
             if raw.name in names:
-                call_id = ours[raw.call_id] = new_call_id()
+                call_id = renamed[raw.call_id] = new_call_id()
             if not turn or turn[-1]["role"] != "assistant":
                 turn.append({"role": "assistant", "content": ""})
             call = FunctionCall(id=call_id, name=raw.name, arguments=raw.arguments)
             turn[-1].setdefault("tool_calls", []).append(call)
-        elif isinstance(item, ToolCallOutputItem) and item.call_id and item.call_id not in ours:
+        elif isinstance(item, ToolCallOutputItem) and item.call_id and item.call_id not in renamed:
             # Our tools return text: what the lead was shown.
             turn.append({"role": "tool", "tool_call_id": item.call_id, "content": str(item.output)})
-    handed = set(ours.values())
+    handed = set(renamed.values())
     return tuple(c for m in turn for c in m.get("tool_calls", ()) if c["id"] in handed), turn
 
 
