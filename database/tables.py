@@ -40,6 +40,10 @@ FAILURE_KIND_LENGTH = 32
 """Longest failure kind name (``specialist_unavailable``, …)."""
 FINISH_REASON_LENGTH = 16
 """Longest finish reason (``stop``, ``length``)."""
+CALL_ID_LENGTH = 64
+"""Longest id of a tool call handed over to the caller (``call_`` and a uuid4 hex)."""
+KEY_ID_LENGTH = 32
+"""uuid4 hex ids."""
 
 JSONColumn = JSON().with_variant(JSONB(), "postgresql")
 """JSON everywhere, JSONB on PostgreSQL so transcripts can be queried and indexed there."""
@@ -86,6 +90,7 @@ class RunRow(Base):
     __table_args__ = (
         Index("ix_runs_created_at", "created_at"),
         Index("ix_runs_mode", "mode"),
+        Index("ix_runs_continues_run_id", "continues_run_id"),
     )
 
     id: Mapped[str] = mapped_column(String(RUN_ID_LENGTH), primary_key=True)
@@ -119,6 +124,12 @@ class RunRow(Base):
     """The calls of the caller's own tools the run answered with (``finish_reason`` ``tool_calls``:
     ``{id, name, arguments}`` each), so a replayed run answers them again (migration 0010);
     NULL when it made none."""
+    lead_turn: Mapped[list[Any] | None] = mapped_column(JSONColumn)
+    """With ``app_tool_calls``: the run's turns, for the follow-up (0011); else NULL."""
+    owner_key_id: Mapped[str | None] = mapped_column(String(KEY_ID_LENGTH))
+    """The API key whose request it answered (0011); NULL: nobody in particular (no auth, CLI)."""
+    continues_run_id: Mapped[str | None] = mapped_column(String(RUN_ID_LENGTH))
+    """The run whose handed-over calls this one answered (0011); not a foreign key."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     # lazy="raise": children are loaded on purpose (selectinload) or not at all; an accidental
@@ -175,6 +186,18 @@ class ToolCallRow(Base):
     slm_completion_tokens: Mapped[int] = mapped_column(Integer, server_default=text("0"))
 
 
+class HandedOverCallRow(Base):
+    """A call of the caller's tools a run handed over (0011), for its owner to continue."""
+
+    __tablename__ = "handed_over_calls"
+
+    call_id: Mapped[str] = mapped_column(String(CALL_ID_LENGTH), primary_key=True)
+    run_id: Mapped[str] = mapped_column(
+        String(RUN_ID_LENGTH),
+        ForeignKey("runs.id", ondelete="CASCADE", name="fk_handed_over_calls_run_id_runs"),
+    )
+
+
 class FeedbackRow(Base):
     __tablename__ = "feedback"
     __table_args__ = (Index("ix_feedback_run_id", "run_id"),)
@@ -192,9 +215,6 @@ class FeedbackRow(Base):
 # API keys (migration 0002). Only a key's SHA-256 is stored: the plaintext is shown once, at
 # creation. Usage counters live in the database, not in process memory, so that every HTTP worker
 # process enforces the same limits.
-
-KEY_ID_LENGTH = 32
-"""uuid4 hex ids."""
 KEY_NAME_LENGTH = 100
 """Longest key name; a label for people, not a description."""
 KEY_PREFIX_LENGTH = 12

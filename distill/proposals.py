@@ -36,6 +36,7 @@ import numpy as np
 from distill.catalog import known_catalog
 from distill.config import DEFAULT_CLUSTER_THRESHOLD, DEFAULT_COVERAGE_THRESHOLD, ProposalConfig
 from distill.registry import Proposal, ProposalDraft, RegistryStore, SpecialistDefinition
+from orchestrator.handover import has_tool_turns
 from orchestrator.prerouter import Embedder, PreRouter, clip_prompt
 from orchestrator.transcripts import RunRecord, TranscriptStore
 from specialists.catalog import Catalog
@@ -85,10 +86,14 @@ class LeadQuery:
 
 def lead_answered(runs: Iterable[RunRecord]) -> list[LeadQuery]:
     """The runs whose answer is the lead's own work: lead tokens spent, no specialist consulted,
-    no error, no fallback. Oldest first."""
+    no error, no fallback, and no tools of the app's (a run that handed calls over has no
+    answer; one that continues a tool conversation answers from what the tools said). Oldest
+    first."""
     queries = []
     for run in runs:
-        if run.answer is None or run.error or run.degraded or run.specialists:
+        if not run.answer or run.error or run.degraded or run.specialists:
+            continue
+        if has_tool_turns(run.input_messages):
             continue
         if run.lead_input_tokens + run.lead_output_tokens == 0:
             continue

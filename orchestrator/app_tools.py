@@ -8,7 +8,7 @@ loop: an app tool call only ends it.
 
 The SDK needs a callable for every tool; an app tool's callable does nothing (the
 ``StopAtTools`` behaviour ends the run right after its turn), and the calls are read back from
-the run's items (:func:`app_calls`).
+the run's items, with the turn that made them (:func:`hand_over`).
 """
 
 from __future__ import annotations
@@ -18,12 +18,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from agents import FunctionTool, RunItem, ToolCallItem, TResponseInputItem
+from agents import (
+    FunctionTool,
+    ItemHelpers,
+    MessageOutputItem,
+    RunItem,
+    ToolCallItem,
+    ToolCallOutputItem,
+    TResponseInputItem,
+)
 from agents.exceptions import UserError
 from agents.strict_schema import ensure_strict_json_schema
 from agents.tool_context import ToolContext
 from openai.types.responses import ResponseFunctionToolCall
 
+from orchestrator.handover import has_tool_turns, new_call_id
 from orchestrator.modes import Mode
 from orchestrator.request import UnsupportedParameter
 from specialists.backend import ChatMessage, FunctionCall
@@ -93,22 +102,40 @@ def function_tools(app: AppTools) -> list[FunctionTool]:
     ]
 
 
-def app_calls(items: Sequence[RunItem], app: AppTools) -> tuple[FunctionCall, ...]:
-    """The calls of the caller's tools among a run's items (the lead's last turn's, since the
-    run stops at the first turn that makes one)."""
+def hand_over(
+    items: Sequence[RunItem], app: AppTools
+) -> tuple[tuple[FunctionCall, ...], list[ChatMessage]]:
+    """The calls of the caller's tools among a run's items, under ids of our own
+    (:func:`~orchestrator.handover.new_call_id`), and the run's turns as chat messages.
+
+    The turns are what the caller's next request lacks (:mod:`orchestrator.handover`): the
+    lead's text and calls (ours and the caller's, as it made them) and our tools' results.
+    The SDK's outputs for the caller's calls are placeholders and are left out: the caller
+    answers those. The calls are the last turn's, since the run stops at the first turn that
+    makes one; ``()`` when it made none.
+    """
     names = set(app.names)
-    return tuple(
-        FunctionCall(id=raw.call_id, name=raw.name, arguments=raw.arguments)
-        for item in items
-        if isinstance(item, ToolCallItem)
-        and isinstance(raw := item.raw_item, ResponseFunctionToolCall)
-        and raw.name in names
-    )
-
-
-def has_tool_turns(messages: Sequence[ChatMessage]) -> bool:
-    """Whether a history holds tool calls or tool results (only the lead can take those)."""
-    return any(m["role"] == "tool" or m.get("tool_calls") for m in messages)
+    renamed: dict[str, str] = {}
+    """The lead's id of each call of the caller's tools → the id the caller gets."""
+    turn: list[ChatMessage] = []
+    for item in items:
+        if isinstance(item, MessageOutputItem):
+            turn.append({"role": "assistant", "content": ItemHelpers.text_message_output(item)})
+        elif isinstance(item, ToolCallItem) and isinstance(
+            raw := item.raw_item, ResponseFunctionToolCall
+        ):
+            call_id = raw.call_id
+            if raw.name in names:
+                call_id = renamed[raw.call_id] = new_call_id()
+            if not turn or turn[-1]["role"] != "assistant":
+                turn.append({"role": "assistant", "content": ""})
+            call = FunctionCall(id=call_id, name=raw.name, arguments=raw.arguments)
+            turn[-1].setdefault("tool_calls", []).append(call)
+        elif isinstance(item, ToolCallOutputItem) and item.call_id and item.call_id not in renamed:
+            # Our tools return text: what the lead was shown.
+            turn.append({"role": "tool", "tool_call_id": item.call_id, "content": str(item.output)})
+    handed = set(renamed.values())
+    return tuple(c for m in turn for c in m.get("tool_calls", ()) if c["id"] in handed), turn
 
 
 def lead_items(messages: Sequence[ChatMessage]) -> list[TResponseInputItem]:

@@ -25,7 +25,7 @@ from agents import (
 )
 from openai.types.responses import ResponseCompletedEvent, ResponseTextDeltaEvent
 
-from orchestrator.app_tools import AppTools, app_calls, function_tools, lead_items
+from orchestrator.app_tools import AppTools, function_tools, hand_over, lead_items
 from orchestrator.budget import RunBudget, TokenBudget
 from orchestrator.lead import LEAD_FAILURES, call_settings, lead_failed
 from orchestrator.recorder import TranscriptProcessor
@@ -54,7 +54,9 @@ class LeadCall:
     ) -> None:
         """Run the lead loop on ``messages`` and set ``state``'s answer — or, when the lead
         called the caller's tools, its ``app_tool_calls`` (finish reason ``tool_calls``; the
-        text the lead wrote beside them is not an answer, and is dropped).
+        text the lead wrote beside them is not an answer, and is dropped from it) and the
+        ``lead_turn`` that made them, which the caller's next request continues
+        (:mod:`orchestrator.handover`).
 
         ``with_tools``: ``agent`` has our tools (router), so turns are held when streaming.
 
@@ -118,9 +120,10 @@ def _settings(state: RunState, offered: AppTools | None) -> ModelSettings | None
 def _conclude(
     state: RunState, offered: AppTools | None, final_output: Any, items: Sequence[RunItem]
 ) -> None:
-    calls = app_calls(items, offered) if offered is not None else ()
+    calls, turn = hand_over(items, offered) if offered is not None else ((), [])
     if calls:
         state.app_tool_calls = calls
+        state.lead_turn = turn
         state.finish_reason = "tool_calls"
         state.answer = ""
     else:

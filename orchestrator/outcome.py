@@ -128,7 +128,11 @@ class RunResult:
     kept in transcripts: a replayed run has none."""
     app_tool_calls: tuple[FunctionCall, ...] = ()
     """The lead's calls of the caller's own tools (``finish_reason`` ``tool_calls``), for the
-    caller to run. Transcripts keep them in the lead call that made them."""
+    caller to run, under ids of ours; the caller's next request answers them and continues
+    the run (:mod:`orchestrator.handover`)."""
+    continues_run_id: str | None = None
+    """The earlier run this one continues: the request answered that run's
+    ``app_tool_calls``. Runs linked this way are one tool conversation, turn by turn."""
 
     @property
     def error(self) -> str | None:

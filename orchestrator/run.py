@@ -36,6 +36,7 @@ from database import StoreError
 from orchestrator.app_tools import check_mode, lead_only
 from orchestrator.budget import RunBudget
 from orchestrator.cost import PriceBook
+from orchestrator.handover import Continuation, continue_history, echoed_call_ids
 from orchestrator.lead import (
     LeadConfig,
     LeadFailed,
@@ -214,6 +215,7 @@ class Orchestrator:
         on_delta: OnDelta | None = None,
         options: CallOptions | None = None,
         stop: asyncio.Event | None = None,
+        owner: str | None = None,
     ) -> RunResult:
         """Answer ``request`` (a prompt or a chat history ending with a user turn) in ``mode``.
 
@@ -231,6 +233,11 @@ class Orchestrator:
         in progress is cancelled and the run ends with :attr:`FailureKind.shutdown`, recorded
         like any other run, instead of vanishing with a cancelled task.
 
+        ``owner`` (the caller's API key id; ``None``: nobody in particular) is who may continue
+        the run's calls of its own tools; a history answering calls an earlier run of the same
+        owner handed over continues that run: its turn is spliced back in
+        (:mod:`orchestrator.handover`) and the run records ``continues_run_id``.
+
         A run that ends without an answer, or answers from a fallback, says why in its
         ``failure``; the exceptions below are raised before anything runs, except
         :class:`RunAlreadyRecorded`.
@@ -241,6 +248,8 @@ class Orchestrator:
                 :attr:`limits`; :class:`UnsupportedParameter` when ``options`` ask for what
                 ``mode`` cannot give.
             UnknownSpecialistError: ``specialist`` is not in the catalog.
+            StoreError: the history answers tool calls, and the runs that may have handed
+                them over could not be looked up.
             RunAlreadyRecorded: ``run_id`` is already in the transcript store; the run was
                 made but not recorded (nor is anything else changed).
             TranscriptLost: the run was made, but its record reached neither the database nor
@@ -255,11 +264,14 @@ class Orchestrator:
         lineup = self._lineup
         self._check_tools(mode, options, messages, lineup)
         forced = lineup.catalog.get(specialist) if specialist else None
+        continuation = await self._continuation(messages, owner)
         started = time.perf_counter()
         state = RunState(
             run_id=run_id or uuid.uuid4().hex,
             mode=mode,
-            messages=messages,
+            messages=continuation.messages,
+            continues_run_id=continuation.continues_run_id,
+            owner=owner,
             deadline=time.monotonic() + self.budget.max_seconds,
             lineup=lineup,
             on_delta=None if options.sampling.response_format else on_delta,
@@ -333,6 +345,19 @@ class Orchestrator:
                     f"the tool name {name!r} is one of Understudy's own tools in {mode.value} "
                     f"mode ({', '.join(sorted(ours))}); rename the app's tool",
                 )
+
+    async def _continuation(self, messages: list[ChatMessage], owner: str | None) -> Continuation:
+        """``messages`` with the turns of the runs they continue spliced back in; the store is
+        asked only when an assistant message carries tool calls.
+
+        Raises:
+            UnsupportedParameter: naming ``messages`` (:func:`continue_history`).
+            StoreError: The lookup failed.
+        """
+        call_ids = echoed_call_ids(messages)
+        if self.store is None or not call_ids:
+            return Continuation(messages, None)
+        return continue_history(messages, await self.store.handovers(call_ids, owner))
 
     # ------------------------------------------------------------------------------ modes
 

@@ -69,7 +69,15 @@ class RunState:
     """The answer's token logprobs, when the caller asked for them."""
     app_tool_calls: tuple[FunctionCall, ...] = ()
     """The lead's calls of the caller's tools, which end the run (``finish_reason``
-    ``tool_calls``)."""
+    ``tool_calls``), under our ids."""
+    lead_turn: list[ChatMessage] = field(default_factory=list)
+    """With ``app_tool_calls``: the run's turns as the lead made them, for the caller's next
+    request to continue (:mod:`orchestrator.handover`)."""
+    continues_run_id: str | None = None
+    """The earlier run whose handed-over calls ``messages`` answers (its turn spliced in)."""
+    owner: str | None = None
+    """Who may continue this run's handed-over calls: the API key it answered, or nobody in
+    particular (``None``: authentication off, the CLI)."""
 
     def answer_with(self, generation: Generation) -> None:
         """Answer with a specialist's ``generation``: its text, confidence and finish reason."""
@@ -146,6 +154,7 @@ def run_result(
         finish_reason=state.finish_reason,
         logprobs=state.logprobs,
         app_tool_calls=state.app_tool_calls,
+        continues_run_id=state.continues_run_id,
     )
 
 
@@ -166,4 +175,6 @@ def run_record(
             for call in state.lead_calls
         ],
         tool_calls=list(deps.calls),
+        lead_turn=list(state.lead_turn),
+        owner_key_id=state.owner,
     )

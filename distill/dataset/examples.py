@@ -9,6 +9,9 @@ teaches something different:
 - ``confirmed``: the specialist answered alone and a user's positive feedback confirmed it;
 - ``lead``: a run the lead answered without the specialist, picked by id (a proposal's cluster).
 
+A turn of a conversation with the app's own tools teaches nothing: its answer rests on tool
+results a specialist never sees (a run that hands tool calls over has no answer at all).
+
 The user turn is what the specialist is sent in production: the lead's delegated task when there
 is one, else the user's own request.
 """
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from distill.transcripts import Transcript
+from orchestrator.handover import has_tool_turns
 from specialists.validators import get_validator
 
 SPECIALIST_ALONE_ROUTES = ("slm:", "cascade:accepted:")
@@ -32,6 +36,9 @@ class Rejection(StrEnum):
     """Not this specialist's run (it was not consulted, or the run is not in the chosen set)."""
     FAILED = "failed"
     """The run errored, degraded to a fallback answer, or has no answer."""
+    TOOL_CONVERSATION = "tool_conversation"
+    """A turn of a conversation with the app's own tools (tool calls or results in its input):
+    its answer rests on what those tools said, which a specialist is never given."""
     NEGATIVE_FEEDBACK = "negative_feedback"
     """A user judged the answer wrong."""
     UNVERIFIED = "unverified"
@@ -99,6 +106,8 @@ def extract_example(
     answer = (transcript.answer or "").strip()
     if transcript.error or transcript.degraded or not answer:
         return Rejection.FAILED
+    if has_tool_turns(transcript.input_messages):
+        return Rejection.TOOL_CONVERSATION
     if any(score < 0 for score in transcript.feedback):
         return Rejection.NEGATIVE_FEEDBACK
     source = _source(transcript, target)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.outcome import RunResult
+from specialists.backend import ChatMessage
 from tools.context import ToolCall
 
 
@@ -50,6 +51,8 @@ class RunRecord(RunResult):
     """
 
     input_messages: list[dict[str, Any]]
+    """The conversation the run answered: the caller's messages, with the turns of the run it
+    continues (``continues_run_id``) in place of the assistant message the caller echoed."""
     created_at: datetime = field(default_factory=_now)
     """Timezone-aware; the store returns it in UTC."""
     lead_calls: list[LeadCallRecord] = field(default_factory=list)
@@ -57,6 +60,13 @@ class RunRecord(RunResult):
     tool_calls: list[ToolCall] = field(default_factory=list)
     """In call order, the specialist calls the orchestrator made itself (``slm`` mode, the
     cascade's draft) included; empty in :meth:`TranscriptStore.list_runs` results."""
+    lead_turn: list[ChatMessage] = field(default_factory=list)
+    """With ``app_tool_calls``: the run's turns as the lead made them (its calls of our tools
+    and of the caller's, our tools' results), which a follow-up answering those calls gets
+    back in place of the assistant message it echoes (:mod:`orchestrator.handover`)."""
+    owner_key_id: str | None = None
+    """The API key whose request the run answered; only that key's follow-ups continue it.
+    ``None``: nobody in particular (authentication off, the CLI)."""
 
 
 @dataclass

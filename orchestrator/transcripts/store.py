@@ -8,7 +8,7 @@ source for distillation. Readers get plain dataclasses (:mod:`orchestrator.trans
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,10 +22,12 @@ from database.tables import (
     MODE_LENGTH,
     RUN_ID_LENGTH,
     FeedbackRow,
+    HandedOverCallRow,
     LeadCallRow,
     RunRow,
     ToolCallRow,
 )
+from orchestrator.handover import Handover
 from orchestrator.outcome import FINISH_REASONS, Failure, FailureKind, FinishReason
 from orchestrator.transcripts.errors import RunAlreadyRecorded, RunNotFound
 from orchestrator.transcripts.records import FeedbackRecord, LeadCallRecord, RunRecord
@@ -58,6 +60,9 @@ class TranscriptStore(Store):
             StoreError: The database failed.
         """
         run_values, lead_values, tool_values = _run_rows(run)
+        handed_values = [
+            {"call_id": call["id"], "run_id": run.run_id} for call in run.app_tool_calls
+        ]
         with wrap_errors("save_run", self._url):
             try:
                 # Core inserts, not the ORM unit of work: a run is written on every request and
@@ -68,6 +73,8 @@ class TranscriptStore(Store):
                         await connection.execute(insert(LeadCallRow), lead_values)
                     if tool_values:
                         await connection.execute(insert(ToolCallRow), tool_values)
+                    if handed_values:
+                        await connection.execute(insert(HandedOverCallRow), handed_values)
             except IntegrityError:
                 if await self._run_exists(run.run_id):
                     raise RunAlreadyRecorded(run.run_id) from None
@@ -111,6 +118,49 @@ class TranscriptStore(Store):
             async with self._sessions() as session:
                 rows = (await session.scalars(query)).all()
                 return [_run_record(row, with_children=False) for row in rows]
+
+    async def handovers(self, call_ids: Collection[str], owner: str | None) -> list[Handover]:
+        """The runs of ``owner`` that handed over any of ``call_ids``, with their turns.
+
+        Another owner's runs are not found: their calls are, to this caller, ids like any
+        other. ``None`` is an owner too (nobody in particular: authentication off, the CLI).
+
+        Raises:
+            StoreError: The database failed.
+        """
+        if not call_ids:
+            return []
+        owned = RunRow.owner_key_id.is_(None) if owner is None else RunRow.owner_key_id == owner
+        handed = select(HandedOverCallRow.run_id).where(
+            HandedOverCallRow.call_id.in_(sorted(call_ids))
+        )
+        query = (
+            select(RunRow)
+            .where(RunRow.id.in_(handed), owned)
+            .order_by(RunRow.created_at, RunRow.id)
+        )
+        with wrap_errors("handovers", self._url):
+            async with self._sessions() as session:
+                rows = (await session.scalars(query)).all()
+        return [
+            Handover(run_id=row.id, calls=_app_tool_calls(row), turn=tuple(row.lead_turn or ()))
+            for row in rows
+        ]
+
+    async def continuations(self, run_id: str) -> list[str]:
+        """The runs that continue ``run_id`` (answered its handed-over calls), oldest first.
+
+        Raises:
+            StoreError: The database failed.
+        """
+        query = (
+            select(RunRow.id)
+            .where(RunRow.continues_run_id == run_id)
+            .order_by(RunRow.created_at, RunRow.id)
+        )
+        with wrap_errors("continuations", self._url):
+            async with self._sessions() as session:
+                return list((await session.scalars(query)).all())
 
     async def add_feedback(
         self, run_id: str, score: float, comment: str | None = None
@@ -229,6 +279,9 @@ def _run_rows(run: RunRecord) -> tuple[dict[str, Any], Rows, Rows]:
         "app_tool_calls": _clean_json(list(run.app_tool_calls), "app_tool_calls")
         if run.app_tool_calls
         else None,
+        "lead_turn": _clean_json(run.lead_turn, "lead_turn") if run.lead_turn else None,
+        "continues_run_id": run.continues_run_id,
+        "owner_key_id": run.owner_key_id,
         "created_at": run.created_at,
     }
     lead_values = [
@@ -286,10 +339,8 @@ def _run_record(row: RunRow, *, with_children: bool) -> RunRecord:
         failure=_failure(row),
         route_scores=row.route_scores or {},
         finish_reason=_finish_reason(row.finish_reason),
-        app_tool_calls=tuple(
-            FunctionCall(id=call["id"], name=call["name"], arguments=call["arguments"])
-            for call in row.app_tool_calls or ()
-        ),
+        app_tool_calls=_app_tool_calls(row),
+        continues_run_id=row.continues_run_id,
         created_at=row.created_at,
         lead_calls=[
             LeadCallRecord(
@@ -322,6 +373,15 @@ def _run_record(row: RunRow, *, with_children: bool) -> RunRecord:
         ]
         if with_children
         else [],
+        lead_turn=list(row.lead_turn or ()),
+        owner_key_id=row.owner_key_id,
+    )
+
+
+def _app_tool_calls(row: RunRow) -> tuple[FunctionCall, ...]:
+    return tuple(
+        FunctionCall(id=call["id"], name=call["name"], arguments=call["arguments"])
+        for call in row.app_tool_calls or ()
     )
 
 

@@ -38,7 +38,7 @@ from fastapi.routing import APIRoute
 from orchestrator.outcome import RunResult
 from orchestrator.request import InvalidRequest
 from orchestrator.run import Orchestrator
-from serving.api.auth import ApiKeyDep, record_token_usage
+from serving.api.auth import ApiKeyDep, owner_of, record_token_usage
 from serving.protocol import (
     ChatCall,
     ChatCompletionRequest,
@@ -169,7 +169,8 @@ router.add_api_route(
 
 
 async def _run(request: Request, call: ChatCall, **kwargs: Any) -> RunResult:
-    """The run ``call`` asks for; stopped, with a transcript, when the app's drain runs out."""
+    """The run ``call`` asks for; stopped, with a transcript, when the app's drain runs out.
+    It belongs to the caller's key: only that key's follow-ups continue its tool calls."""
     orchestrator: Orchestrator = request.app.state.orchestrator
     try:
         return await orchestrator.run(
@@ -178,6 +179,7 @@ async def _run(request: Request, call: ChatCall, **kwargs: Any) -> RunResult:
             specialist=call.specialist,
             options=call.options,
             stop=request.app.state.drain.expired,
+            owner=owner_of(request.state.api_key),
             **kwargs,
         )
     except (InvalidRequest, ConfigurationError) as exc:

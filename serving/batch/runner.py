@@ -168,6 +168,7 @@ class ItemRunner:
                 specialist=call.specialist,
                 run_id=run_id,
                 options=call.options,
+                owner=item.owner_key_id,
             )
         except RunAlreadyRecorded:  # a worker whose lease ran out recorded it meanwhile
             replayed = await self._replay(run_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -34,11 +34,14 @@ def list_runs(
         for run in runs:
             print_json(_as_json(run, with_calls=False), compact=True)
         return
-    table = Table("run", "when", "mode", "route", "lead tok", "slm tok", "cost $", "ms", "status")
+    table = Table(
+        "run", "continues", "when", "mode", "route", "lead tok", "slm tok", "cost $", "ms", "status"
+    )
     for run in runs:
         status = "degraded" if run.degraded else ("error" if run.error else "ok")
         table.add_row(
             run.run_id,
+            run.continues_run_id or "",
             run.created_at.strftime("%Y-%m-%d %H:%M:%S"),
             run.mode,
             run.route,
@@ -56,17 +59,19 @@ def show(
     run_id: Annotated[str, typer.Argument(help="The run id (from `runs list` or `ask --json`).")],
     as_json: Annotated[bool, typer.Option("--json", help="The whole transcript as JSON.")] = False,
 ) -> None:
-    """Show one run's full transcript: input, lead calls, tool calls, answer, totals."""
-    run = _with_store(lambda store: store.get_run(run_id))
+    """Show one run's full transcript: input, lead calls, tool calls, answer, totals — and the
+    runs of the same tool conversation before and after it."""
+    run, continued_by = _with_store(lambda store: _run_and_continuations(store, run_id))
     if as_json:
-        print_json(_as_json(run, with_calls=True))
+        print_json({**_as_json(run, with_calls=True), "continued_by": continued_by})
         return
     console.print(
         f"[bold]run {run.run_id}[/] · {run.mode} · {run.route} · {run.created_at:%Y-%m-%d %H:%M:%S}"
     )
+    if run.continues_run_id:
+        console.print(f"continues run {run.continues_run_id}", markup=False)
     for message in run.input_messages:
-        console.print(f"[cyan]{message['role']}:[/] ", end="")
-        console.print(message["content"], markup=False, highlight=False)
+        _print_message(message)
     for index, lead_call in enumerate(run.lead_calls, 1):
         console.print(
             f"[magenta]lead call {index}[/] {lead_call.model} · "
@@ -88,13 +93,35 @@ def show(
             highlight=False,
         )
     console.print(f"[bold]answer[/] (finish_reason {run.finish_reason}):")
-    console.print(run.answer or "(none)", markup=False, highlight=False)
+    if run.app_tool_calls:
+        _print_message({"role": "assistant", "content": "", "tool_calls": run.app_tool_calls})
+    else:
+        console.print(run.answer or "(none)", markup=False, highlight=False)
     if run.error:
         console.print(run.error, style="yellow", markup=False, highlight=False)
     console.print(
         f"[dim]cost ${run.cost_usd:.6f} · lead-only ${run.lead_only_cost_usd:.6f} · "
         f"{run.latency_ms:.0f} ms[/]"
     )
+    for later in continued_by:
+        console.print(f"continued by run {later}", markup=False)
+
+
+async def _run_and_continuations(
+    store: TranscriptStore, run_id: str
+) -> tuple[RunRecord, list[str]]:
+    return await store.get_run(run_id), await store.continuations(run_id)
+
+
+def _print_message(message: Mapping[str, Any]) -> None:
+    """One message of a history: its text, its tool calls, or the call a tool result answers."""
+    answers = f" ({message['tool_call_id']})" if message.get("tool_call_id") else ""
+    console.print(f"[cyan]{message['role']}{answers}:[/] ", end="")
+    console.print(message["content"], markup=False, highlight=False)
+    for call in message.get("tool_calls") or ():
+        console.print(
+            f"  → {call['name']}({call['arguments']}) [{call['id']}]", markup=False, highlight=False
+        )
 
 
 def _as_json(run: RunRecord, *, with_calls: bool) -> dict[str, Any]:

@@ -105,6 +105,7 @@ def understudy_block(result: RunResult) -> dict[str, Any]:
         "cost_usd": result.cost_usd,
         "saved_usd": result.saved_usd,
         "latency_ms": round(result.latency_ms, 1),
+        "continues_run_id": result.continues_run_id,
     }
 
 

@@ -17,6 +17,7 @@ from distill.registry import Proposal, RegistryStore
 from orchestrator.outcome import Failure, FailureKind
 from orchestrator.prerouter import MiniLMEmbedder
 from orchestrator.transcripts import TranscriptStore
+from specialists.backend import ChatMessage, FunctionCall
 from specialists.catalog import Catalog
 from tests.distill.helpers import (
     EPOCH,
@@ -149,7 +150,17 @@ def test_only_the_leads_own_successful_work_counts() -> None:
     failed = replace(lead_run("Hi", "x", minute=3), failure=failure)
     degraded = replace(lead_run("Hi", "x", minute=4), degraded=True)
     no_lead = replace(lead_run("Hi", "x", minute=5), lead_input_tokens=0, lead_output_tokens=0)
-    queries = lead_answered([degraded, failed, own, delegated, no_lead])
+    call = FunctionCall(id="call_1", name="get_weather", arguments="{}")
+    handed_over = replace(
+        lead_run("Weather?", "", minute=6), finish_reason="tool_calls", app_tool_calls=(call,)
+    )
+    tool_result: list[ChatMessage] = [
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+    ]
+    continued = replace(lead_run("Weather?", "Sunny.", minute=7), input_messages=tool_result)
+    queries = lead_answered([degraded, failed, own, delegated, no_lead, handed_over, continued])
     assert [q.run_id for q in queries] == [own.run_id]
     assert queries[0].query == "What are your support hours?"
 

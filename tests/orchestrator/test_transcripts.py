@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from database.engine import create_engine
 from database.tables import ToolCallRow
+from orchestrator.handover import Handover, new_call_id
 from orchestrator.outcome import Failure, FailureKind
 from orchestrator.transcripts import (
     LeadCallRecord,
@@ -22,7 +23,7 @@ from orchestrator.transcripts import (
     RunRecord,
     TranscriptStore,
 )
-from specialists.backend import FunctionCall
+from specialists.backend import ChatMessage, FunctionCall
 from tools.context import ToolCall
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -131,6 +132,61 @@ async def test_the_apps_tool_calls_a_run_answered_with_are_kept_in_order(
     plain = make_run()
     await transcript_store.save_run(plain)
     assert (await transcript_store.get_run(plain.run_id)).app_tool_calls == ()
+
+
+def handing_over(owner: str | None, **overrides: Any) -> RunRecord:
+    """A run that handed the caller's calls over, with ids of its own (as every run's are)."""
+    calls = tuple(replace_id(call) for call in APP_TOOL_CALLS)
+    turn: list[ChatMessage] = [
+        {"role": "assistant", "content": "", "tool_calls": [OUR_CALL, *calls]},
+        {"role": "tool", "tool_call_id": OUR_CALL["id"], "content": "42"},
+    ]
+    return make_run(
+        answer="",
+        finish_reason="tool_calls",
+        app_tool_calls=calls,
+        lead_turn=turn,
+        owner_key_id=owner,
+        **overrides,
+    )
+
+
+def replace_id(call: FunctionCall) -> FunctionCall:
+    return FunctionCall(id=new_call_id(), name=call["name"], arguments=call["arguments"])
+
+
+OUR_CALL = FunctionCall(id="lead_7", name="math_specialist", arguments='{"request": "6*7"}')
+
+
+async def test_a_handed_over_turn_is_found_by_its_calls_for_its_owner_only(
+    transcript_store: TranscriptStore,
+) -> None:
+    mine = handing_over("key-a")
+    anonymous = handing_over(None)
+    for run in (mine, anonymous, handing_over("key-b")):
+        await transcript_store.save_run(run)
+    asked = {mine.app_tool_calls[0]["id"], anonymous.app_tool_calls[1]["id"], "call_unknown"}
+
+    (found,) = await transcript_store.handovers(asked, "key-a")
+    assert found == Handover(mine.run_id, mine.app_tool_calls, tuple(mine.lead_turn))
+    (found,) = await transcript_store.handovers(asked, None)  # nobody in particular is one owner
+    assert found.run_id == anonymous.run_id
+    assert await transcript_store.handovers(asked, "key-b") == []
+    assert await transcript_store.handovers(set(), "key-a") == []
+
+
+async def test_a_continuation_is_linked_both_ways(transcript_store: TranscriptStore) -> None:
+    first = handing_over("key-a", created_at=T0)
+    second = make_run(continues_run_id=first.run_id, owner_key_id="key-a", created_at=T0)
+    for run in (first, second):
+        await transcript_store.save_run(run)
+
+    assert await transcript_store.get_run(second.run_id) == second
+    assert await transcript_store.get_run(first.run_id) == first  # its turn and owner included
+    (listed,) = [r for r in await transcript_store.list_runs() if r.run_id == second.run_id]
+    assert listed.continues_run_id == first.run_id
+    assert await transcript_store.continuations(first.run_id) == [second.run_id]
+    assert await transcript_store.continuations(second.run_id) == []
 
 
 async def test_children_are_read_in_seq_order_not_insertion_order(

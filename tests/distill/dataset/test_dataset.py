@@ -44,6 +44,7 @@ def test_every_filter_is_applied_and_counted_on_the_card() -> None:
     assert card.rejected == {
         "not_selected": 1,
         "failed": 2,
+        "tool_conversation": 0,
         "negative_feedback": 1,
         "unverified": 0,
         "too_long": 0,

@@ -52,6 +52,18 @@ def test_a_delegation_teaches_the_last_task_sent_with_the_leads_final_answer() -
     assert (example.user, example.assistant) == ("What is 17 * 24?", "408 pens.")
 
 
+TOOL_CONVERSATION = (
+    {"role": "user", "content": "What is 2 + 2, and the weather in Rome?"},
+    {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [{"id": "call_1", "name": "get_weather", "arguments": "{}"}],
+    },
+    {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+)
+"""A follow-up of the app's tool call: its answer rests on what the tool said."""
+
+
 @pytest.mark.parametrize(
     ("fields", "reason"),
     [
@@ -63,6 +75,7 @@ def test_a_delegation_teaches_the_last_task_sent_with_the_leads_final_answer() -
         ({"answer": "I cannot say."}, Rejection.VALIDATOR),  # numeric_answer: no number
         ({"answer": "4" * LIMIT}, Rejection.TOO_LONG),
         ({"specialists": ("code",)}, Rejection.NOT_SELECTED),
+        ({"input_messages": TOOL_CONVERSATION}, Rejection.TOOL_CONVERSATION),
     ],
 )
 def test_runs_that_teach_nothing_say_why(fields: dict, reason: Rejection) -> None:
