@@ -12,8 +12,9 @@ import json
 import openai
 import pytest
 from openai.types.responses import Response
+from pydantic import BaseModel
 
-from orchestrator.testing import reply, tool_calls
+from orchestrator.testing import failure, reply, tool_calls
 from serving.keys import KeyStore
 from tests.api.test_chat_api import SHORT_QUESTION, Api, recorded_run
 from tests.api.test_chat_api import api as api  # the server fixture, re-exported
@@ -257,3 +258,98 @@ def test_sampling_and_attribution_reach_the_lead(api: Api) -> None:
     assert (sent["temperature"], sent["top_p"], sent["user"]) == (0.2, 0.9, "user-7")
     assert sent["metadata"] == {"app": "tests"}
     assert response.temperature == 0.2 and response.metadata == {"app": "tests"}
+
+
+# ---------------------------------------------------------------- streaming
+
+
+@pytest.mark.parametrize("model", ["understudy-llm", "understudy-router", "understudy-math"])
+def test_a_streamed_answer_comes_as_typed_events(api: Api, model: str) -> None:
+    api.lead.enqueue(reply("The answer is 42 indeed"))
+    with api.client().responses.stream(model=model, input=SHORT_QUESTION) as stream:
+        received = list(stream)
+        final = stream.get_final_response()
+    kinds = [event.type for event in received]
+    assert kinds[:4] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+    ]
+    assert kinds[-4:] == [
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert [event.sequence_number for event in received] == list(range(len(received)))
+    deltas = [event.delta for event in received if event.type == "response.output_text.delta"]
+    assert "".join(deltas) == final.output_text and final.status == "completed"
+    if model != "understudy-math":
+        assert final.output_text == "The answer is 42 indeed" and len(deltas) > 1
+    assert final.model_extra["understudy"]["run_id"]
+    assert api.client().responses.retrieve(final.id).output_text == final.output_text
+
+
+def test_streamed_function_calls_and_their_continuation(api: Api) -> None:
+    api.lead.enqueue(tool_calls(("get_weather", {"city": "Lima"})))
+    with api.client().responses.stream(
+        model="understudy-llm", input="Weather in Lima?", tools=[WEATHER]
+    ) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    assert "response.function_call_arguments.delta" in kinds
+    assert "response.function_call_arguments.done" in kinds
+    assert kinds[-1] == "response.completed"
+    (call,) = final.output
+    assert call.type == "function_call" and json.loads(call.arguments) == {"city": "Lima"}
+
+    api.lead.enqueue(reply("Warm in Lima."))
+    with api.client().responses.stream(
+        model="understudy-llm",
+        previous_response_id=final.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "warm"}],
+        tools=[WEATHER],
+    ) as stream:
+        assert stream.get_final_response().output_text == "Warm in Lima."
+
+
+def test_a_stream_whose_run_fails_ends_with_response_failed(api: Api) -> None:
+    api.lead.enqueue(failure(500))
+    events = list(api.client().responses.create(model="understudy-llm", input="Hi.", stream=True))
+    assert [e.type for e in events] == [
+        "response.created",
+        "response.in_progress",
+        "response.failed",
+    ]
+    failed = events[-1].response
+    assert failed.status == "failed" and "lead model" in failed.error.message
+
+
+# ---------------------------------------------------------------- structured outputs
+
+
+class City(BaseModel):
+    name: str
+    population_millions: float
+
+
+def test_parse_with_a_pydantic_text_format(api: Api) -> None:
+    api.lead.enqueue(reply('{"name": "Paris", "population_millions": 2.1}'))
+    parsed = api.client().responses.parse(
+        model="understudy-llm", input="Capital of France?", text_format=City
+    )
+    assert parsed.output_parsed == City(name="Paris", population_millions=2.1)
+    sent = api.lead.requests[-1]["response_format"]
+    assert (sent["type"], sent["json_schema"]["name"]) == ("json_schema", "City")
+    assert sent["json_schema"]["schema"]["required"] == ["name", "population_millions"]
+
+
+def test_an_answer_that_is_not_the_format_is_a_clear_failure(api: Api) -> None:
+    api.lead.enqueue(reply("Paris, of course."))
+    with pytest.raises(openai.APIStatusError) as info:
+        api.client().responses.create(
+            model="understudy-llm", input="Capital?", text={"format": {"type": "json_object"}}
+        )
+    assert info.value.status_code == 503
+    assert "response_format" in info.value.response.json()["error"]["message"]
