@@ -580,28 +580,21 @@ class DistillJobRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-RESPONSE_ID_LENGTH = 70
-"""``resp_`` and a run id."""
+RESPONSE_ID_LENGTH = 70  # "resp_" and a run id
 
 
 class StoredResponseRow(Base):
-    """A response of ``/v1/responses`` kept for ``previous_response_id`` and retrieval
-    (``store`` not false), owned by the key that created it (migration 0011)."""
+    """A ``/v1/responses`` response kept for ``previous_response_id`` (migration 0011): the
+    response object, and the chat messages to its output (without instructions) that a next
+    one continues. Its run is no foreign key: its record may still wait in the spool."""
 
     __tablename__ = "stored_responses"
     __table_args__ = (Index("ix_stored_responses_created_at", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(RESPONSE_ID_LENGTH), primary_key=True)
     run_id: Mapped[str] = mapped_column(String(RUN_ID_LENGTH))
-    """The run that answered it (its transcript). Not a foreign key: a run's record may wait in
-    the spool while its response is already stored."""
     previous_response_id: Mapped[str | None] = mapped_column(String(RESPONSE_ID_LENGTH))
-    """The response it continued, linking a conversation's turns (gone if since deleted)."""
-    owner_key_id: Mapped[str | None] = mapped_column(String(KEY_ID_LENGTH))
-    """The API key that created it; None when made with authentication off."""
+    owner_key_id: Mapped[str | None] = mapped_column(String(KEY_ID_LENGTH))  # None: auth off
     conversation: Mapped[list[Any]] = mapped_column(JSONColumn)
-    """Chat messages up to and including its output, without the instructions: what a next
-    response continues from."""
     body: Mapped[dict[str, Any]] = mapped_column(JSONColumn)
-    """The response object as the client got it."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -43,8 +43,6 @@ from specialists.backend import ChatMessage
 from specialists.sampling import Sampling
 from specialists.structured import ResponseFormat
 
-RESPONSES_ENDPOINT = "/v1/responses"
-
 
 class FunctionToolIn(BaseModel):
     """A function tool in the Responses shape (flat, unlike chat's ``{"function": …}``).
