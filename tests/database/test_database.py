@@ -71,6 +71,7 @@ async def test_public_names_are_pinned() -> None:
         "ItemOutput",
         "ItemResult",
         "NewItem",
+        "RESPONSES_ENDPOINT",
         "StoredFile",
         "ValidationClaim",
         "ValidationLost",
@@ -159,6 +160,7 @@ async def test_migration_matches_the_orm_metadata(database_url: str) -> None:
         "specialist_versions",
         "distill_jobs",
         "write_probes",
+        "stored_responses",
     }
 
 

@@ -12,7 +12,6 @@ from serving.batch.store.errors import (
 )
 from serving.batch.store.files import FileDigest, FileStore, StoredFile
 from serving.batch.store.records import (
-    BATCH_ENDPOINTS,
     CHAT_ENDPOINT,
     FINAL_STATUSES,
     RESPONSES_ENDPOINT,
@@ -27,7 +26,6 @@ from serving.batch.store.validations import ValidationClaim, ValidationStore
 from serving.batch.store.workers import WorkerInfo, WorkerStore
 
 __all__ = [
-    "BATCH_ENDPOINTS",
     "CHAT_ENDPOINT",
     "FINAL_STATUSES",
     "RESPONSES_ENDPOINT",

@@ -15,7 +15,6 @@ from orchestrator.outcome import RunResult
 
 CHAT_ENDPOINT = "/v1/chat/completions"
 RESPONSES_ENDPOINT = "/v1/responses"
-BATCH_ENDPOINTS = (CHAT_ENDPOINT, RESPONSES_ENDPOINT)
 """The endpoints a batch may address; every line of a job addresses the job's one."""
 FINAL_STATUSES = frozenset({"failed", "completed", "cancelled"})
 """Job statuses that never change again."""
