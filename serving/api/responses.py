@@ -155,26 +155,19 @@ async def _stream(
     (a specialist's or a degraded fallback's answer in one piece), the app's tool calls once
     the run has ended, then ``response.completed`` — or ``response.failed`` once the run ends
     without an answer the client may take."""
-    opened = False
     try:
         for event in events.started():
             yield _sse(event)
         async for text in run.texts():
-            if not opened:
-                opened = True
-                for event in events.text_started():
-                    yield _sse(event)
-            yield _sse(events.text_delta(text))
+            for event in events.text_delta(text):
+                yield _sse(event)
         try:
-            result = await deliverable(request, call.model, run.result(), policy, streamed=opened)
+            result = await deliverable(
+                request, call.model, run.result(), policy, streamed=events.streamed
+            )
         except ProtocolError as exc:
             yield _sse(events.failed(exc))
             return
-        if not opened and not result.app_tool_calls:  # an answer given whole
-            for event in events.text_started():
-                yield _sse(event)
-            if result.answer:
-                yield _sse(events.text_delta(result.answer))
         for event in events.items_done(result):
             yield _sse(event)
         finished = events.finished(result)

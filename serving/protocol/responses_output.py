@@ -134,6 +134,7 @@ class ResponseEvents:
         self._run_id = run_id
         self._created_at = created_at
         self._sequence = 0
+        self._text_open = False
 
     def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
         event = {"type": kind, "sequence_number": self._sequence, **fields}
@@ -150,8 +151,21 @@ class ResponseEvents:
             self._event("response.in_progress", response=snapshot),
         ]
 
-    def text_started(self) -> list[dict[str, Any]]:
+    @property
+    def streamed(self) -> bool:
+        """Whether answer text went out already."""
+        return self._text_open
+
+    def text_delta(self, text: str) -> list[dict[str, Any]]:
+        """A piece of the answer; the first opens its message item and text part."""
+        where = {"item_id": _message_id(self._run_id), "output_index": 0, "content_index": 0}
+        opening = [] if self._text_open else self._open_text()
+        delta = self._event("response.output_text.delta", **where, delta=text, logprobs=[])
+        return [*opening, delta]
+
+    def _open_text(self) -> list[dict[str, Any]]:
         """The answer's message item and its one text part open, at output index 0."""
+        self._text_open = True
         where = {"item_id": _message_id(self._run_id), "output_index": 0}
         return [
             self._event(
@@ -164,18 +178,17 @@ class ResponseEvents:
             ),
         ]
 
-    def text_delta(self, text: str) -> dict[str, Any]:
-        where = {"item_id": _message_id(self._run_id), "output_index": 0, "content_index": 0}
-        return self._event("response.output_text.delta", **where, delta=text, logprobs=[])
-
     def items_done(self, result: RunResult) -> list[dict[str, Any]]:
-        """The rest of the output, once the run has ended: the answer's text closed, or each
+        """The rest of the output, once the run has ended: the answer's text closed (sent
+        whole first if none of it streamed: a specialist's, a degraded fallback's), or each
         tool call added, its arguments (in one delta), and done."""
         events: list[dict[str, Any]] = []
         for index, item in enumerate(output_items(result)):
             where = {"item_id": item["id"], "output_index": index}
             if item["type"] == "message":
                 part = item["content"][0]
+                if not self._text_open:
+                    events += self.text_delta(part["text"]) if part["text"] else self._open_text()
                 events += [
                     self._event(
                         "response.output_text.done",

@@ -353,3 +353,54 @@ def test_an_answer_that_is_not_the_format_is_a_clear_failure(api: Api) -> None:
         )
     assert info.value.status_code == 503
     assert "response_format" in info.value.response.json()["error"]["message"]
+
+
+# ---------------------------------------------------------------- degradation
+
+
+def test_a_degraded_answer_is_marked_and_the_policy_can_refuse_it(api: Api) -> None:
+    api.lead.enqueue(failure(500))
+    raw = api.client().responses.with_raw_response.create(
+        model="understudy-router", input=SHORT_QUESTION
+    )
+    response = raw.parse()
+    assert raw.headers["x-understudy-degraded"] == "true"
+    assert understudy(response)["degraded"] is True and response.output_text
+
+    api.lead.enqueue(failure(500))
+    with pytest.raises(openai.APIStatusError) as info:
+        api.client().responses.create(
+            model="understudy-router",
+            input=SHORT_QUESTION,
+            extra_body={"understudy": {"on_degraded": "error"}},
+        )
+    assert info.value.status_code == 503
+    assert info.value.response.json()["error"]["code"] == "degraded"
+
+
+def test_a_degraded_stream_sends_the_fallback_whole_or_fails_as_the_policy_asks(
+    api: Api,
+) -> None:
+    api.lead.enqueue(failure(500))
+    with api.client().responses.stream(model="understudy-router", input=SHORT_QUESTION) as stream:
+        final = stream.get_final_response()
+    assert final.output_text and final.model_extra["understudy"]["degraded"] is True
+
+    api.lead.enqueue(failure(500))
+    received = list(
+        api.client().responses.create(
+            model="understudy-router",
+            input=SHORT_QUESTION,
+            stream=True,
+            extra_body={"understudy": {"on_degraded": "error"}},
+        )
+    )
+    assert received[-1].type == "response.failed"
+    assert not [e for e in received if e.type == "response.output_text.delta"]
+
+
+def test_a_specialist_answer_cut_at_max_output_tokens_is_incomplete(api: Api) -> None:
+    response = raw_create(api, model="understudy-math", input=SHORT_QUESTION, max_output_tokens=2)
+    assert response.status == "incomplete" and response.output_text
+    assert response.incomplete_details.reason == "max_output_tokens"
+    assert response.output[0].status == "incomplete"
