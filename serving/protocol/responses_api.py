@@ -35,16 +35,16 @@ from orchestrator.request import RequestLimits
 from serving.protocol.admission import ChatCall, admit_call
 from serving.protocol.errors import ProtocolError, invalid_body
 from serving.protocol.models import ServedModels
-from serving.protocol.requests import OnDegraded, UnderstudyOptions
+from serving.protocol.requests import Metadata, OnDegraded, UnderstudyOptions, UnicodeText
 from serving.protocol.response_format import JsonSchemaSpec
-from serving.protocol.responses_input import InputItem, UnicodeText, conversation
-from serving.protocol.tools import TOOL_NAME
+from serving.protocol.responses_input import InputItem, conversation
+from serving.protocol.tools import TOOL_NAME, check_distinct, check_tool_use
 from specialists.backend import ChatMessage
 from specialists.sampling import Sampling
 from specialists.structured import ResponseFormat
 
 
-class FunctionToolIn(BaseModel):
+class ResponsesFunctionTool(BaseModel):
     """A function tool in the Responses shape (flat, unlike chat's ``{"function": …}``).
     ``strict`` defaults to true, as OpenAI's Responses API has it."""
 
@@ -135,9 +135,6 @@ class TextOptions(BaseModel):
     format: TextFormat | None = None
 
 
-Metadata = dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=512)]]
-
-
 class ResponsesRequest(BaseModel):
     """``POST /v1/responses``, and the ``body`` of a batch line addressed to it."""
 
@@ -147,7 +144,7 @@ class ResponsesRequest(BaseModel):
     """A string is one user message."""
     instructions: UnicodeText | None = None
     previous_response_id: str | None = Field(None, min_length=1, max_length=200)
-    tools: list[FunctionToolIn] | None = Field(None, max_length=128)
+    tools: list[ResponsesFunctionTool] | None = Field(None, max_length=128)
     """The app's own function tools, for the lead to call (it runs none of them)."""
     tool_choice: Literal["auto", "none", "required"] | FunctionChoice | None = None
     parallel_tool_calls: StrictBool | None = None
@@ -200,20 +197,18 @@ class ResponsesRequest(BaseModel):
 
     @field_validator("tools")
     @classmethod
-    def _distinct_tools(cls, tools: list[FunctionToolIn] | None) -> list[FunctionToolIn] | None:
-        names = [tool.name for tool in tools or ()]
-        if len(set(names)) != len(names):
-            raise ValueError("tool names must be distinct")
+    def _distinct_tools(
+        cls, tools: list[ResponsesFunctionTool] | None
+    ) -> list[ResponsesFunctionTool] | None:
+        check_distinct([tool.name for tool in tools or ()])
         return tools
 
     @field_validator("tool_choice", "parallel_tool_calls")
     @classmethod
     def _need_tools(cls, value: object, info: ValidationInfo) -> object:
-        tools = info.data.get("tools")
-        if value is not None and not tools:
-            raise ValueError(f"'{info.field_name}' is only allowed when 'tools' are given")
-        if isinstance(value, FunctionChoice) and value.name not in {t.name for t in tools or ()}:
-            raise ValueError(f"tool_choice names {value.name!r}, which is not in 'tools'")
+        names = {tool.name for tool in info.data.get("tools") or ()}
+        chosen = value.name if isinstance(value, FunctionChoice) else None
+        check_tool_use(info.field_name or "", value, names, chosen)
         return value
 
     def app_tools(self) -> AppTools | None:

@@ -14,24 +14,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
+from serving.protocol.requests import UnicodeText
 from specialists.backend import ChatMessage, FunctionCall
 
 ItemStatus = Literal["in_progress", "completed", "incomplete"]
-
-
-def _unicode(text: str) -> str:
-    # JSON's \uXXXX escapes can spell a lone surrogate, which no encoder takes: the first
-    # upstream call would fail with a 500 (as ChatMessageIn guards it).
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("text must be valid Unicode (it has an unpaired surrogate)") from None
-    return text
-
-
-UnicodeText = Annotated[str, AfterValidator(_unicode)]
 
 
 class InputText(BaseModel):
