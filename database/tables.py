@@ -598,3 +598,23 @@ class DistillJobRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+RESPONSE_ID_LENGTH = 70  # "resp_" and a run id
+
+
+class StoredResponseRow(Base):
+    """A ``/v1/responses`` response kept for ``previous_response_id`` (migration 0011): the
+    response object, and the chat messages to its output (without instructions) that a next
+    one continues. Its run is no foreign key: its record may still wait in the spool."""
+
+    __tablename__ = "stored_responses"
+    __table_args__ = (Index("ix_stored_responses_created_at", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(RESPONSE_ID_LENGTH), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(RUN_ID_LENGTH))
+    previous_response_id: Mapped[str | None] = mapped_column(String(RESPONSE_ID_LENGTH))
+    owner_key_id: Mapped[str | None] = mapped_column(String(KEY_ID_LENGTH))  # None: auth off
+    conversation: Mapped[list[Any]] = mapped_column(JSONColumn)
+    body: Mapped[dict[str, Any]] = mapped_column(JSONColumn)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

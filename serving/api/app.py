@@ -16,7 +16,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from database import Database
 from orchestrator.transcripts import TranscriptSpool, TranscriptStore
-from serving.api import batches, chat, feedback, files
+from serving.api import batches, chat, feedback, files, responses
 from serving.api.drain import Drain, RefuseWhileDraining
 from serving.api.errors import install_error_handlers
 from serving.api.limits import BodySizeLimit
@@ -30,6 +30,7 @@ from serving.orchestration import build_orchestrator, catalog_sync
 from serving.runtime import build_backend
 from serving.sandbox import require_sandbox
 from serving.settings import Settings, get_settings
+from serving.stored_responses import ResponseStore
 from serving.stores import open_database, spool_drainer, transcript_spool
 from specialists.backend import SLMBackend
 from specialists.vllm_client import VLLMBackend
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.drain = Drain(settings.shutdown_drain_s)
     install_error_handlers(app)
     app.include_router(chat.router)
+    app.include_router(responses.router)
     app.include_router(feedback.router)
     app.include_router(files.router)
     app.include_router(batches.router)
@@ -87,6 +89,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.database = database
         app.state.store = store
         app.state.keys = KeyStore(database)
+        app.state.responses = ResponseStore(database)
         app.state.backend = backend
         app.state.spool = transcript_spool(settings)
         app.state.orchestrator = build_orchestrator(

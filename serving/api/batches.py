@@ -48,7 +48,8 @@ class BatchRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     input_file_id: str = Field(min_length=1, max_length=64)
-    endpoint: Literal["/v1/chat/completions"]
+    endpoint: Literal["/v1/chat/completions", "/v1/responses"]
+    """Every line of the input must address it."""
     completion_window: Literal["24h"] = "24h"
     metadata: dict[str, Annotated[str, Field(max_length=512)]] | None = Field(
         None, max_length=MAX_METADATA_PAIRS
@@ -79,6 +80,7 @@ async def create_batch(body: BatchRequest, request: Request, key: ApiKeyDep) -> 
     job = await store.create_job(
         mode=settings.batch.mode,
         input_name=stored.filename,
+        endpoint=body.endpoint,
         input_file_id=stored.id,
         completion_window=body.completion_window,
         metadata=body.metadata,

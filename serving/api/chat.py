@@ -13,32 +13,34 @@ before the run ends, so a stream says it in-band: a degraded answer's final chun
 ``understudy.degraded``, and a run that degrades after its answer began streaming (or under
 ``error``) ends with an error event.
 
-The routing metadata is also in response headers, which proxies keep when they rewrite bodies
-(LiteLLM's does): ``x-understudy-run-id`` on every response of a run; ``-route``, ``-cost-usd``,
-``-saved-usd`` and ``-degraded`` once the run has ended. A stream's headers go out with its
-first answer text (no later than OpenAI's first token would): a specialist's answer and any
-run that ends before its answer streams get all of them; a lead answer streamed token by token
-gets the run id only, and its route and cost are in the final chunk's ``understudy`` block.
+The routing metadata is also in the ``x-understudy-*`` response headers, which proxies keep
+(:mod:`serving.api.runs`, shared with ``/v1/responses``); a stream's final chunk carries the
+``understudy`` block too.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
-from fastapi.routing import APIRoute
+from fastapi.responses import JSONResponse, StreamingResponse
 
-from orchestrator.outcome import RunResult
-from orchestrator.request import InvalidRequest
 from orchestrator.run import Orchestrator
-from serving.api.auth import ApiKeyDep, owner_of, record_token_usage
+from serving.api.auth import ApiKeyDep
+from serving.api.runs import (
+    ProtocolRoute,
+    StreamedRun,
+    degradation_policy,
+    deliverable,
+    result_headers,
+    run_call,
+    start_streamed_run,
+    with_headers,
+)
 from serving.protocol import (
     ChatCall,
     ChatCompletionRequest,
@@ -47,62 +49,17 @@ from serving.protocol import (
     admit_chat_request,
     completion_body,
     completion_chunk,
-    degraded,
     error_chunk,
-    invalid_body,
     logprobs_block,
     model_object,
-    refusal,
     resolve_model,
     served_models,
     tool_calls_block,
-    unanswered,
     understudy_block,
     usage_chunk,
 )
-from specialists.errors import ConfigurationError, UnderstudyError
-
-
-class ChatRoute(APIRoute):
-    """A route whose body failing validation is the protocol's ``invalid_body`` error — the
-    code and message a batch line with the same body gets — rather than the API's generic
-    validation error."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def checked(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RequestValidationError as exc:
-                raise invalid_body(exc.errors()) from exc
-
-        return checked
-
 
 router = APIRouter(prefix="/v1", tags=["chat"])
-
-RUN_ID = "x-understudy-run-id"
-"""Response header: the run's id (its transcript, feedback), on every chat response."""
-DEGRADED = "x-understudy-degraded"
-"""Response header, ``true`` on a degraded answer (or its 503): proxies keep headers."""
-ROUTE = "x-understudy-route"
-"""Response header: where the answer came from (``understudy.route``)."""
-COST = "x-understudy-cost-usd"
-"""Response header: what the run cost (``understudy.cost_usd``)."""
-SAVED = "x-understudy-saved-usd"
-"""Response header: what it saved against the lead alone (``understudy.saved_usd``)."""
-
-
-def _result_headers(result: RunResult) -> dict[str, str]:
-    """The headers of a run that has ended: its id, route, cost, savings, degradation."""
-    headers = {RUN_ID: result.run_id, COST: f"{result.cost_usd:.8f}"}
-    headers[SAVED] = f"{result.saved_usd:.8f}"
-    if result.route:
-        headers[ROUTE] = result.route
-    if result.degraded:
-        headers[DEGRADED] = "true"
-    return headers
 
 
 @router.get("/models")
@@ -138,25 +95,24 @@ async def chat_completions(
     orchestrator: Orchestrator = request.app.state.orchestrator
     call = admit_chat_request(body, served_models(orchestrator.catalog), orchestrator.limits)
     request.state.model = body.model
-    policy = call.on_degraded or key.on_degraded or request.app.state.settings.api.degraded
+    policy = degradation_policy(request, call, key)
     run_id = uuid.uuid4().hex
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return await _start_stream(request, call, run_id, policy, include_usage=include_usage)
-    result = await _run(request, call, run_id=run_id)
-    await _account(request, body.model, result)
-    headers = _result_headers(result)
-    if result.answer is None:
-        raise _with_headers(unanswered(result), headers)
-    if result.degraded and policy is OnDegraded.error:
-        raise _with_headers(degraded(result), headers)
+        run = await start_streamed_run(request, call, run_id)
+        return StreamingResponse(
+            _stream(request, call, run, policy, include_usage=include_usage),
+            media_type="text/event-stream",
+            headers=run.headers,
+        )
+    result = await run_call(request, call, run_id=run_id)
+    headers = result_headers(result)
+    try:
+        await deliverable(request, body.model, result, policy)
+    except ProtocolError as exc:
+        raise with_headers(exc, headers) from None
     body_out = completion_body(result, body.model, created=int(time.time()))
     return JSONResponse(body_out, headers=headers)
-
-
-def _with_headers(error: ProtocolError, headers: dict[str, str]) -> ProtocolError:
-    error.headers.update(headers)
-    return error
 
 
 router.add_api_route(
@@ -164,82 +120,14 @@ router.add_api_route(
     chat_completions,
     methods=["POST"],
     response_model=None,
-    route_class_override=ChatRoute,
+    route_class_override=ProtocolRoute,
 )
-
-
-async def _run(request: Request, call: ChatCall, **kwargs: Any) -> RunResult:
-    """The run ``call`` asks for; stopped, with a transcript, when the app's drain runs out.
-    It belongs to the caller's key: only that key's follow-ups continue its tool calls."""
-    orchestrator: Orchestrator = request.app.state.orchestrator
-    try:
-        return await orchestrator.run(
-            call.messages,
-            call.mode,
-            specialist=call.specialist,
-            options=call.options,
-            stop=request.app.state.drain.expired,
-            owner=owner_of(request.state.api_key),
-            **kwargs,
-        )
-    except (InvalidRequest, ConfigurationError) as exc:
-        raise refusal(exc) from exc
-
-
-async def _start_stream(
-    request: Request,
-    call: ChatCall,
-    run_id: str,
-    policy: OnDegraded,
-    *,
-    include_usage: bool,
-) -> StreamingResponse:
-    """Start the run, and the stream once the run hands over answer text or ends: its headers
-    then carry everything known (:func:`_result_headers` if the run is over). A run refused
-    before it began is an HTTP error, as nothing is sent yet."""
-    deltas: asyncio.Queue[str] = asyncio.Queue()
-    begun = asyncio.Event()
-
-    async def on_delta(text: str) -> None:
-        begun.set()
-        await deltas.put(text)
-
-    run = asyncio.create_task(_run(request, call, run_id=run_id, on_delta=on_delta))
-    await _first_text_or_end(run, begun)
-    refused = run.exception() if run.done() else None
-    if isinstance(refused, ProtocolError):
-        raise refused
-    ended = run.done() and refused is None
-    return StreamingResponse(
-        _stream(request, call, run, deltas, policy, include_usage=include_usage),
-        media_type="text/event-stream",
-        headers={
-            "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no",
-            RUN_ID: run_id,
-            **(_result_headers(run.result()) if ended else {}),
-        },
-    )
-
-
-async def _first_text_or_end(run: asyncio.Task[RunResult], begun: asyncio.Event) -> None:
-    """Wait until the run hands over answer text or ends, whichever is first; the run is
-    cancelled if the client goes away meanwhile."""
-    waiter = asyncio.ensure_future(begun.wait())
-    try:
-        await asyncio.wait({run, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:
-        run.cancel()
-        raise
-    finally:
-        waiter.cancel()
 
 
 async def _stream(
     request: Request,
     call: ChatCall,
-    run: asyncio.Task[RunResult],
-    deltas: asyncio.Queue[str],
+    run: StreamedRun,
     policy: OnDegraded,
     *,
     include_usage: bool,
@@ -261,28 +149,13 @@ async def _stream(
     streamed = False
     try:
         yield chunk({"role": "assistant", "content": ""})
-        while not (run.done() and deltas.empty()):
-            getter = asyncio.ensure_future(deltas.get())
-            await asyncio.wait({getter, run}, return_when=asyncio.FIRST_COMPLETED)
-            if getter.done():
-                streamed = True
-                yield chunk({"content": getter.result()})
-            else:
-                getter.cancel()
+        async for text in run.texts():
+            streamed = True
+            yield chunk({"content": text})
         try:
-            result = run.result()
+            result = await deliverable(request, call.model, run.result(), policy, streamed=streamed)
         except ProtocolError as exc:
-            yield _error_event(exc)
-            return
-        except UnderstudyError as exc:  # headers are sent: report in-band, OpenAI-style
-            yield _error_event(refusal(exc))
-            return
-        await _account(request, call.model, result)
-        if result.answer is None:
-            yield _error_event(unanswered(result))
-            return
-        if result.degraded and (streamed or policy is OnDegraded.error):
-            yield _error_event(degraded(result, streamed=streamed))
+            yield _event(error_chunk(exc)) + "data: [DONE]\n\n"
             return
         if result.degraded:
             yield chunk({"content": result.answer})
@@ -298,25 +171,11 @@ async def _stream(
             yield _event(usage_chunk(chunk_id, created, call.model, result))
         yield "data: [DONE]\n\n"
     finally:
-        if not run.done():  # the client went away: stop working for nobody
-            run.cancel()
+        run.stop()
 
 
 def _event(payload: dict[str, Any]) -> str:
     return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
-
-
-def _error_event(error: ProtocolError) -> str:
-    return _event(error_chunk(error)) + "data: [DONE]\n\n"
-
-
-async def _account(request: Request, model: str, result: RunResult) -> None:
-    """Count the run against the key's daily tokens and in the metrics."""
-    request.state.route = result.route
-    await record_token_usage(request, result.lead_tokens + result.slm_tokens)
-    metrics = getattr(request.app.state, "metrics", None)
-    if metrics is not None:
-        metrics.observe_run(model, result)
 
 
 __all__ = ["router"]

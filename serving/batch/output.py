@@ -7,7 +7,8 @@ An output line is what OpenAI's Batch API writes, plus Understudy's routing meta
      "error": null,
      "understudy": {"route": "cascade:accepted:math", "cost_usd": …, "lead_tokens": 0, …}}
 
-The body is exactly what ``POST /v1/chat/completions`` would have answered (the shapes are the
+The body is exactly what ``POST /v1/chat/completions`` (or ``/v1/responses``, for a job on that
+endpoint) would have answered (the shapes are the
 OpenAI protocol's, :mod:`serving.protocol`). Error lines carry ``error: {"code", "message"}``,
 and a ``response`` when the request came to run: the HTTP status and the OpenAI error body the
 chat API would have answered. Lines are stored as text when an item finishes and files are rendered
@@ -26,7 +27,9 @@ from typing import Any
 
 from orchestrator.outcome import RunResult
 from serving.batch.store import BatchJob, BatchStore, ClaimedItem, FileDigest
-from serving.protocol import ProtocolError, completion_body, understudy_block
+from serving.protocol import ChatCall, ProtocolError, completion_body, understudy_block
+from serving.protocol.responses_api import ResponsesCall
+from serving.protocol.responses_output import response_object
 from specialists.errors import UnderstudyError
 
 OUTPUT_STATUSES = ("succeeded",)
@@ -50,7 +53,17 @@ def routing_block(result: RunResult) -> dict[str, Any]:
     }
 
 
-def success_line(item: ClaimedItem, result: RunResult, *, model: str, created: int) -> str:
+def answer_body(
+    call: ChatCall | ResponsesCall, result: RunResult, *, created: int
+) -> dict[str, Any]:
+    """What the line's endpoint answers: a ``chat.completion``, or a Responses ``response``."""
+    if isinstance(call, ResponsesCall):
+        return response_object(call, result.run_id, created, result=result)
+    return completion_body(result, call.model, created=created)
+
+
+def success_line(item: ClaimedItem, result: RunResult, body: dict[str, Any]) -> str:
+    """The output line of an answered request; ``body`` is :func:`answer_body`'s."""
     return _line(
         {
             "id": request_id(item.job_id, item.line),
@@ -58,7 +71,7 @@ def success_line(item: ClaimedItem, result: RunResult, *, model: str, created: i
             "response": {
                 "status_code": 200,
                 "request_id": result.run_id,
-                "body": completion_body(result, model, created=created),
+                "body": body,
             },
             "error": None,
             "understudy": routing_block(result),

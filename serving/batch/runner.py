@@ -35,12 +35,11 @@ from orchestrator.modes import Mode
 from orchestrator.outcome import RunResult
 from orchestrator.run import Orchestrator
 from orchestrator.transcripts import RunAlreadyRecorded, RunNotFound, TranscriptStore
-from serving.batch.output import failure_line, success_line
+from serving.batch.output import answer_body, failure_line, success_line
 from serving.batch.policy import DegradationPolicies
 from serving.batch.store import ClaimedItem, ItemResult
-from serving.batch.validation import check_body
+from serving.batch.validation import BatchCall, check_body
 from serving.protocol import (
-    ChatCall,
     OnDegraded,
     ProtocolError,
     degraded,
@@ -48,6 +47,7 @@ from serving.protocol import (
     served_models,
     unanswered,
 )
+from serving.protocol.responses_api import ResponsesCall
 from specialists.errors import UnderstudyError
 
 
@@ -104,6 +104,7 @@ class ItemRunner:
                 served=served_models(self.orchestrator.catalog),
                 limits=self.orchestrator.limits,
                 job_mode=Mode(item.mode),
+                endpoint=item.endpoint,
             )
             attempt = await self._attempts(item, call)
         except ProtocolError as exc:
@@ -118,11 +119,10 @@ class ItemRunner:
         if result.degraded and await self._policy(item, call) is OnDegraded.error:
             line = failure_line(item, degraded(result), result)
             return ItemResult(line, result, answer_refused=True)
-        return ItemResult(
-            success_line(item, result, model=call.model, created=attempt.created), result
-        )
+        body = answer_body(call, result, created=attempt.created)
+        return ItemResult(success_line(item, result, body), result)
 
-    async def _policy(self, item: ClaimedItem, call: ChatCall) -> OnDegraded:
+    async def _policy(self, item: ClaimedItem, call: BatchCall) -> OnDegraded:
         """The line's own policy, else its batch owner's key's, else the server's."""
         if call.on_degraded is not None:
             return call.on_degraded
@@ -130,7 +130,7 @@ class ItemRunner:
             return OnDegraded.degrade
         return await self.policies.of_owner(item.owner_key_id)
 
-    async def _attempts(self, item: ClaimedItem, call: ChatCall) -> _Attempt:
+    async def _attempts(self, item: ClaimedItem, call: BatchCall) -> _Attempt:
         """Attempt until an answer, a failure not worth repeating, or ``max_attempts``."""
         backoff = wait_exponential_jitter(
             multiplier=self.retry.initial_s, max=self.retry.max_s, jitter=self.retry.initial_s
@@ -155,7 +155,8 @@ class ItemRunner:
         assert attempt is not None
         return attempt
 
-    async def _attempt(self, item: ClaimedItem, call: ChatCall, number: int) -> _Attempt:
+    async def _attempt(self, item: ClaimedItem, batch_call: BatchCall, number: int) -> _Attempt:
+        call = batch_call.call if isinstance(batch_call, ResponsesCall) else batch_call
         run_id = run_id_for(item, number)
         if item.claims > 1:  # an earlier claim may have recorded this attempt
             replayed = await self._replay(run_id)

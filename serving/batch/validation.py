@@ -1,8 +1,9 @@
 """Check a batch input file and store its requests, before anything runs.
 
 The file is read one line at a time (a line longer than the limit is skipped over, never held in
-memory) and every line is checked — JSON, ``custom_id``, ``method``, ``url``, and the body by
-the chat API's own check (:func:`serving.protocol.admit_chat_request`: schema, model name,
+memory) and every line is checked — JSON, ``custom_id``, ``method``, ``url`` (the job's
+endpoint, as OpenAI's batches have one), and the body by that endpoint's own check
+(:func:`serving.protocol.admit_chat_request`, or the Responses API's: schema, model name,
 limits), so a body is refused here with the code and message the API would answer it with.
 The checks run in a thread, a chunk of lines at a time, so a worker sharing the API's event loop
 keeps answering while it validates a 200 MB file.
@@ -34,6 +35,7 @@ from orchestrator.request import RequestLimits
 from serving.batch.output import invalid_line
 from serving.batch.store import (
     CHAT_ENDPOINT,
+    RESPONSES_ENDPOINT,
     BatchJob,
     NewItem,
     ValidationClaim,
@@ -45,6 +47,11 @@ from serving.protocol import (
     ServedModels,
     admit_chat_request,
     parse_chat_request,
+)
+from serving.protocol.responses_api import (
+    ResponsesCall,
+    admit_responses_request,
+    parse_responses_request,
 )
 from serving.settings import BatchSettings
 from specialists.errors import UnderstudyError
@@ -150,7 +157,12 @@ async def load_requests(
     """
     report = LoadReport(claim.job)
     checked_lines = _checked_lines(
-        stream, limits=limits, served=served, request_limits=request_limits, job_mode=claim.job.mode
+        stream,
+        limits=limits,
+        served=served,
+        request_limits=request_limits,
+        job_mode=claim.job.mode,
+        endpoint=claim.job.endpoint,
     )
     accepted = 0
     full = False
@@ -220,6 +232,7 @@ def _checked_lines(
     served: ServedModels,
     request_limits: RequestLimits,
     job_mode: str,
+    endpoint: str,
 ) -> Iterator[NewItem | Problem]:
     """Every non-blank line of ``stream``, checked."""
     mode = Mode(job_mode)
@@ -228,7 +241,9 @@ def _checked_lines(
             message = f"the line is longer than {limits.max_line_bytes} bytes"
             yield Problem(line, "line_too_long", message)
         else:
-            yield check_line(raw, line, served=served, limits=request_limits, job_mode=mode)
+            yield check_line(
+                raw, line, served=served, limits=request_limits, job_mode=mode, endpoint=endpoint
+            )
 
 
 def _take(lines: Iterator[NewItem | Problem], count: int) -> list[NewItem | Problem]:
@@ -255,9 +270,16 @@ def read_lines(stream: BinaryIO, *, max_bytes: int) -> Iterator[tuple[int, bytes
 
 
 def check_line(
-    raw: bytes, line: int, *, served: ServedModels, limits: RequestLimits, job_mode: Mode
+    raw: bytes,
+    line: int,
+    *,
+    served: ServedModels,
+    limits: RequestLimits,
+    job_mode: Mode,
+    endpoint: str = CHAT_ENDPOINT,
 ) -> NewItem | Problem:
-    """One input line as a request to store, or the reason it cannot run."""
+    """One input line of a job addressing ``endpoint`` as a request to store, or the reason it
+    cannot run."""
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -276,39 +298,60 @@ def check_line(
     if data.get("method") != "POST":
         message = f"'method' must be \"POST\", got {data.get('method')!r}"
         return Problem(line, "unsupported_method", message, custom_id)
-    if data.get("url") != CHAT_ENDPOINT:
-        message = (
-            f"'url' must be {CHAT_ENDPOINT!r} (the only endpoint batches run), "
-            f"got {data.get('url')!r}"
-        )
+    if data.get("url") != endpoint:
+        message = f"'url' must be the batch's endpoint {endpoint!r}, got {data.get('url')!r}"
         return Problem(line, "unsupported_url", message, custom_id)
     body = data.get("body")
     if not isinstance(body, dict):
-        message = "'body' must be a chat completion request object"
+        message = f"'body' must be a request object for {endpoint}"
         return Problem(line, "invalid_body", message, custom_id, "body")
     try:
-        check_body(body, served=served, limits=limits, job_mode=job_mode)
+        check_body(body, served=served, limits=limits, job_mode=job_mode, endpoint=endpoint)
     except ProtocolError as exc:
         return Problem(line, exc.code or "invalid_body", exc.message, custom_id, exc.param)
     return NewItem(line=line, custom_id=custom_id, body=body)
 
 
+BatchCall = ChatCall | ResponsesCall
+"""A line's admitted call, by its endpoint: a chat request's, or a Responses request's."""
+
+
 def check_body(
-    body: dict[str, Any], *, served: ServedModels, limits: RequestLimits, job_mode: Mode
-) -> ChatCall:
-    """A line's body as the call it will make: what the chat API would accept, and not a
+    body: dict[str, Any],
+    *,
+    served: ServedModels,
+    limits: RequestLimits,
+    job_mode: Mode,
+    endpoint: str = CHAT_ENDPOINT,
+) -> BatchCall:
+    """A line's body as the call it will make: what ``endpoint`` would accept, and not a
     stream. Model names that are not Understudy's run in ``job_mode``.
 
+    A Responses line runs on its own: it is not stored, so it cannot continue one
+    (``previous_response_id``) nor ask to be kept (``store: true``).
+
     Raises:
-        ProtocolError: What the chat API would answer the same body with; or 400
-            ``invalid_body`` for a stream.
+        ProtocolError: What the API would answer the same body with; or 400 ``invalid_body``
+            for a stream, a ``previous_response_id`` or ``store: true``.
     """
-    request = parse_chat_request(body)
-    if request.stream:
+    if endpoint == RESPONSES_ENDPOINT:
+        request = parse_responses_request(body)
+        _refuse_in_batch("stream", request.stream)
+        _refuse_in_batch("previous_response_id", request.previous_response_id)
+        _refuse_in_batch("store", request.store)
+        responses = request.model_copy(update={"store": False})
+        return admit_responses_request(responses, served, limits, fallback=job_mode)
+    chat = parse_chat_request(body)
+    _refuse_in_batch("stream", chat.stream)
+    return admit_chat_request(chat, served, limits, fallback=job_mode)
+
+
+def _refuse_in_batch(param: str, value: object) -> None:
+    """Refuse ``param`` set to anything but its default (``None``, or ``false``)."""
+    if value is not None and value is not False:
         raise ProtocolError(
-            400, "invalid_body", "'stream' is not supported in batch requests", param="stream"
+            400, "invalid_body", f"'{param}' is not supported in batch requests", param=param
         )
-    return admit_chat_request(request, served, limits, fallback=job_mode)
 
 
 def _invalid_item(job_id: str, problem: Problem) -> NewItem:

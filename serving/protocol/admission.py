@@ -53,19 +53,38 @@ def admit_chat_request(
             ``max_tokens_too_large``; 413 ``request_too_large``; 400 ``invalid_request``; 400
             ``unsupported_parameter`` for the app's tools in ``slm`` mode.
     """
-    mode, specialist = resolve_model(request.model, served, fallback=fallback)
-    call_options = request.call_options()
+    options = request.understudy
+    return admit_call(
+        request.model,
+        request.chat_messages(),
+        request.call_options(),
+        options.on_degraded if options else None,
+        served,
+        limits,
+        fallback=fallback,
+    )
+
+
+def admit_call(
+    model: str,
+    messages: list[ChatMessage],
+    options: CallOptions,
+    on_degraded: OnDegraded | None,
+    served: ServedModels,
+    limits: RequestLimits,
+    *,
+    fallback: Mode | None = None,
+) -> ChatCall:
+    """A call of ``model`` with ``messages`` and ``options``, once the model is served and the
+    call is within ``limits`` — the check of every request shape (chat, Responses) alike.
+
+    Raises:
+        ProtocolError: as :func:`admit_chat_request`.
+    """
+    mode, specialist = resolve_model(model, served, fallback=fallback)
     try:
-        messages = admit(request.chat_messages(), limits, max_tokens=request.answer_tokens)
-        check_mode(mode, call_options.tools, messages)
+        admitted = admit(messages, limits, max_tokens=options.sampling.max_tokens)
+        check_mode(mode, options.tools, admitted)
     except InvalidRequest as exc:
         raise refusal(exc) from exc
-    options = request.understudy
-    return ChatCall(
-        request.model,
-        mode,
-        specialist,
-        messages,
-        call_options,
-        options.on_degraded if options else None,
-    )
+    return ChatCall(model, mode, specialist, admitted, options, on_degraded)

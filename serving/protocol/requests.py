@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -29,10 +30,37 @@ from orchestrator.app_tools import AppTools
 from orchestrator.options import CallOptions
 from serving.protocol.errors import invalid_body
 from serving.protocol.response_format import ResponseFormatIn
-from serving.protocol.tools import FunctionToolIn, NamedToolChoice, ToolCallIn
+from serving.protocol.tools import (
+    FunctionToolIn,
+    NamedToolChoice,
+    ToolCallIn,
+    check_distinct,
+    check_tool_use,
+)
 from specialists.backend import ChatMessage, FunctionCall
 from specialists.sampling import Sampling
 
+
+def valid_unicode(text: str) -> str:
+    """``text``, if every encoder can take it.
+
+    JSON's \\uXXXX escapes can spell a lone surrogate, which Python's json accepts but no
+    encoder does: the first upstream call (lead request, tokenizer) would fail with a 500.
+
+    Raises:
+        ValueError: it holds an unpaired surrogate.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text must be valid Unicode (it has an unpaired surrogate)") from None
+    return text
+
+
+UnicodeText = Annotated[str, AfterValidator(valid_unicode)]
+"""A request's text: a string every encoder can take (:func:`valid_unicode`)."""
+Metadata = dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=512)]]
+"""OpenAI's ``metadata``: string tags for the lead provider's records (at most 16)."""
 Penalty = Annotated[float, Field(ge=-2, le=2)]
 Bias = Annotated[float, Field(ge=-100, le=100)]
 
@@ -71,14 +99,8 @@ class ChatMessageIn(BaseModel):
     def _encodable(cls, content: str | list[TextPart] | None) -> str | list[TextPart] | None:
         if content is None:
             return content
-        # JSON's \uXXXX escapes can spell a lone surrogate, which Python's json accepts but no
-        # encoder does: the first upstream call (lead request, tokenizer) would fail with a 500.
-        texts = [content] if isinstance(content, str) else [part.text for part in content]
-        try:
-            for text in texts:
-                text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError("text must be valid Unicode (it has an unpaired surrogate)") from None
+        for text in [content] if isinstance(content, str) else [part.text for part in content]:
+            valid_unicode(text)
         return content
 
     def text(self) -> str:
@@ -151,9 +173,7 @@ class ChatCompletionRequest(BaseModel):
     logprobs: StrictBool | None = None
     top_logprobs: int | None = Field(None, ge=0, le=20)
     user: str | None = Field(None, max_length=256)
-    metadata: (
-        dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=512)]] | None
-    ) = Field(None, max_length=16)
+    metadata: Metadata | None = Field(None, max_length=16)
     store: Literal[True] | None = Field(
         None, description="Every run's transcript is kept: ``false`` cannot be honoured."
     )
@@ -177,21 +197,15 @@ class ChatCompletionRequest(BaseModel):
     @field_validator("tools")
     @classmethod
     def _distinct_tools(cls, tools: list[FunctionToolIn] | None) -> list[FunctionToolIn] | None:
-        names = [tool.function.name for tool in tools or ()]
-        if len(set(names)) != len(names):
-            raise ValueError("tool names must be distinct")
+        check_distinct([tool.function.name for tool in tools or ()])
         return tools
 
     @field_validator("tool_choice", "parallel_tool_calls")
     @classmethod
     def _need_tools(cls, value: object, info: ValidationInfo) -> object:
-        tools = info.data.get("tools")
-        if value is not None and not tools:
-            raise ValueError(f"'{info.field_name}' is only allowed when 'tools' are given")
-        if isinstance(value, NamedToolChoice) and value.function.name not in {
-            tool.function.name for tool in tools or ()
-        }:
-            raise ValueError(f"tool_choice names {value.function.name!r}, which is not in 'tools'")
+        names = {tool.function.name for tool in info.data.get("tools") or ()}
+        chosen = value.function.name if isinstance(value, NamedToolChoice) else None
+        check_tool_use(info.field_name or "", value, names, chosen)
         return value
 
     @field_validator("functions", "function_call")

@@ -7,6 +7,7 @@ orchestrator takes them as :class:`~orchestrator.app_tools.AppTools`.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -15,6 +16,25 @@ from orchestrator.app_tools import AppTool, strict_schema_problem
 
 TOOL_NAME = r"^[a-zA-Z0-9_-]{1,64}$"
 """OpenAI's rule for function names."""
+
+
+def check_distinct(names: Sequence[str]) -> None:
+    """Raises ValueError: two of the request's tools share a name."""
+    if len(set(names)) != len(names):
+        raise ValueError("tool names must be distinct")
+
+
+def check_tool_use(field: str, value: object, names: Collection[str], chosen: str | None) -> None:
+    """Refuse ``tool_choice`` or ``parallel_tool_calls`` (``field``) without tools, and a
+    ``tool_choice`` naming (``chosen``) a function not among the tools' ``names``.
+
+    Raises:
+        ValueError: saying which.
+    """
+    if value is not None and not names:
+        raise ValueError(f"'{field}' is only allowed when 'tools' are given")
+    if chosen is not None and chosen not in names:
+        raise ValueError(f"tool_choice names {chosen!r}, which is not in 'tools'")
 
 
 class FunctionDefinition(BaseModel):

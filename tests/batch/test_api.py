@@ -10,6 +10,7 @@ from pathlib import Path
 
 import openai
 import pytest
+from openai.types.responses import Response
 
 from tests.batch.conftest import Server, batch_server, request_line, write_lines, write_requests
 
@@ -128,3 +129,64 @@ def test_requests_are_refused_in_openai_shape(server: Server, tmp_path: Path) ->
     anonymous = openai.OpenAI(base_url=str(server.client.base_url), api_key="us-wrong")
     with pytest.raises(openai.AuthenticationError):
         anonymous.batches.list()
+
+
+def _responses_line(custom_id: str, **body: object) -> dict:
+    return {
+        "custom_id": custom_id,
+        "method": "POST",
+        "url": "/v1/responses",
+        "body": {"model": "understudy-llm", "input": "Say ok.", **body},
+    }
+
+
+def test_a_responses_batch_answers_each_line_with_a_response(
+    server: Server, tmp_path: Path
+) -> None:
+    client = server.client
+    path = write_lines(
+        tmp_path / "responses.jsonl",
+        [_responses_line("r0", instructions="Be brief."), _responses_line("r1")],
+    )
+    with path.open("rb") as file:
+        uploaded = client.files.create(file=file, purpose="batch")
+    batch = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/responses", completion_window="24h"
+    )
+    assert batch.endpoint == "/v1/responses"
+    batch = _wait(client, batch.id, {"completed", "failed"})
+    assert (batch.request_counts.completed, batch.request_counts.failed) == (2, 0)
+    content = client.files.content(batch.output_file_id).content.decode()
+    lines = [json.loads(line) for line in content.splitlines()]
+    assert [line["custom_id"] for line in lines] == ["r0", "r1"]
+    body = Response.model_validate(lines[0]["response"]["body"])
+    assert body.output_text == "ok" and body.instructions == "Be brief." and body.store is False
+    assert lines[0]["understudy"]["route"] == "lead"
+    assert {"role": "system", "content": "Be brief."} in server.lead.requests[0]["messages"]
+
+
+def test_a_responses_batch_refuses_lines_it_cannot_run_naming_them(
+    server: Server, tmp_path: Path
+) -> None:
+    path = write_lines(
+        tmp_path / "mixed.jsonl",
+        [
+            _responses_line("ok"),
+            request_line("chat", "a chat line in a responses batch"),
+            _responses_line("prev", previous_response_id="resp_1"),
+            _responses_line("hosted", tools=[{"type": "web_search"}]),
+        ],
+    )
+    with path.open("rb") as file:
+        uploaded = server.client.files.create(file=file, purpose="batch")
+    batch = server.client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/responses", completion_window="24h"
+    )
+    batch = _wait(server.client, batch.id, {"failed", "completed"})
+    assert batch.status == "failed"
+    assert [(e.line, e.code, e.param) for e in batch.errors.data] == [
+        (2, "unsupported_url", None),
+        (3, "invalid_body", "previous_response_id"),
+        (4, "invalid_body", "tools"),
+    ]
+    assert server.lead.requests == []

@@ -22,7 +22,7 @@ from specialists.errors import ConfigurationError, UnderstudyError
 from tests.helpers.stores import open_store
 from tests.orchestrator.test_transcripts import make_run
 
-HEAD_REVISION = "0011"
+HEAD_REVISION = "0012"
 """The newest migration; bump it with each new one."""
 
 
@@ -71,6 +71,7 @@ async def test_public_names_are_pinned() -> None:
         "ItemOutput",
         "ItemResult",
         "NewItem",
+        "RESPONSES_ENDPOINT",
         "StoredFile",
         "ValidationClaim",
         "ValidationLost",
@@ -160,6 +161,7 @@ async def test_migration_matches_the_orm_metadata(database_url: str) -> None:
         "specialist_versions",
         "distill_jobs",
         "write_probes",
+        "stored_responses",
     }
 
 

@@ -14,6 +14,7 @@ from serving.batch.store.files import FileDigest, FileStore, StoredFile
 from serving.batch.store.records import (
     CHAT_ENDPOINT,
     FINAL_STATUSES,
+    RESPONSES_ENDPOINT,
     BatchJob,
     BatchProgress,
     ClaimedItem,
@@ -27,6 +28,7 @@ from serving.batch.store.workers import WorkerInfo, WorkerStore
 __all__ = [
     "CHAT_ENDPOINT",
     "FINAL_STATUSES",
+    "RESPONSES_ENDPOINT",
     "BatchJob",
     "BatchNotFound",
     "BatchProgress",

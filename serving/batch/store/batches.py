@@ -221,7 +221,7 @@ class BatchStore(ValidationStore):
             StoreError: The database failed.
         """
         now = datetime.now(UTC)
-        jobs = select(_JOBS.c.id, _JOBS.c.mode, _JOBS.c.owner_key_id).where(
+        jobs = select(_JOBS.c.id, _JOBS.c.mode, _JOBS.c.owner_key_id, _JOBS.c.endpoint).where(
             _JOBS.c.status == "in_progress"
         )
         if job_id is not None:
@@ -239,12 +239,19 @@ class BatchStore(ValidationStore):
             if not running_jobs:
                 return []
             async with self._write_transaction() as connection:
-                for job, mode, owner in running_jobs:
+                for job, mode, owner, endpoint in running_jobs:
                     rows = await _claim_in_job(connection, job, limit=limit, lease=lease, now=now)
                     if rows:
                         claimed = [
                             ClaimedItem(
-                                job, row.line, row.custom_id, row.body, row.claims, mode, owner
+                                job,
+                                row.line,
+                                row.custom_id,
+                                row.body,
+                                row.claims,
+                                mode,
+                                owner,
+                                endpoint,
                             )
                             for row in rows
                         ]

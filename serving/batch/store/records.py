@@ -14,7 +14,8 @@ from database.tables import ITEM_STATUSES
 from orchestrator.outcome import RunResult
 
 CHAT_ENDPOINT = "/v1/chat/completions"
-"""The one endpoint batch requests may address."""
+RESPONSES_ENDPOINT = "/v1/responses"
+"""The endpoints a batch may address; every line of a job addresses the job's one."""
 FINAL_STATUSES = frozenset({"failed", "completed", "cancelled"})
 """Job statuses that never change again."""
 
@@ -112,6 +113,8 @@ class ClaimedItem:
     owner_key_id: str | None = None
     """The API key that created the job (``None``: made by the CLI, or with authentication
     off): its degradation policy applies to lines that set none."""
+    endpoint: str = CHAT_ENDPOINT
+    """The job's endpoint: what shape its lines' bodies and answers have."""
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,7 @@ class ValidationStore(Store):
         *,
         mode: str,
         input_name: str,
+        endpoint: str = CHAT_ENDPOINT,
         input_file_id: str | None = None,
         completion_window: str = "24h",
         metadata: dict[str, Any] | None = None,
@@ -70,11 +71,11 @@ class ValidationStore(Store):
         output_expires_after_s: int | None = None,
         held_by: tuple[str, float] | None = None,
     ) -> BatchJob:
-        """A new job in ``validating``: the next validator claims it; no worker runs it before.
-        Its output and error files expire ``output_expires_after_s`` after they are made (None:
-        never). ``held_by`` (a validator id and a lease in seconds) creates it already held by
-        that validator, so no other can claim it before the creator does (the CLI, which
-        validates inline).
+        """A new job in ``validating``, whose lines address ``endpoint``: the next validator
+        claims it; no worker runs it before. Its output and error files expire
+        ``output_expires_after_s`` after they are made (None: never). ``held_by`` (a validator
+        id and a lease in seconds) creates it already held by that validator, so no other can
+        claim it before the creator does (the CLI, which validates inline).
 
         Raises:
             StoreError: The database failed (an unknown ``input_file_id`` included).
@@ -83,7 +84,7 @@ class ValidationStore(Store):
         values = {
             "id": f"batch_{uuid.uuid4().hex}",
             "status": "validating",
-            "endpoint": CHAT_ENDPOINT,
+            "endpoint": endpoint,
             "mode": mode,
             "input_name": input_name,
             "input_file_id": input_file_id,
