@@ -1,0 +1,88 @@
+"""The openai-agents SDK against the chat API, through ``OpenAIChatCompletionsModel`` (its model
+for any OpenAI-compatible server): an agent's own ``@function_tool`` runs on the client and its
+result reaches the lead, and an ``output_type`` comes back parsed — in ``llm`` and ``router``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from agents import Agent, OpenAIChatCompletionsModel, RunConfig, Runner, function_tool
+from agents.result import RunResultBase
+from openai import AsyncOpenAI
+from pydantic import BaseModel
+
+from orchestrator.testing import reply, tool_calls
+from tests.api.test_chat_api import Api
+from tests.api.test_chat_api import api as api  # the server fixture, re-exported
+
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+APP_MODES = ["understudy-llm", "understudy-router"]
+LOCAL = RunConfig(tracing_disabled=True)
+"""The client's runs trace nothing: the server's transcript recorder is this process's."""
+
+
+def chat_model(api: Api, model: str) -> OpenAIChatCompletionsModel:
+    client = AsyncOpenAI(base_url=f"{api.url}/v1", api_key=api.key, max_retries=0)
+    return OpenAIChatCompletionsModel(model=model, openai_client=client)
+
+
+@pytest.mark.parametrize("model", APP_MODES)
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_an_agents_own_function_tool_runs_and_its_result_reaches_the_lead(
+    api: Api, model: str, streamed: bool
+) -> None:
+    asked: list[str] = []
+
+    @function_tool
+    def get_weather(city: str) -> str:
+        """The weather in a city.
+
+        Args:
+            city: The city's name.
+        """
+        asked.append(city)
+        return f"sunny in {city}"
+
+    agent = Agent(
+        name="weather",
+        instructions="Answer with the weather tool.",
+        tools=[get_weather],
+        model=chat_model(api, model),
+    )
+    api.lead.enqueue(tool_calls(("get_weather", {"city": "Paris"})), reply("Sunny in Paris."))
+    if streamed:
+        result: RunResultBase = Runner.run_streamed(agent, "Weather in Paris?", run_config=LOCAL)
+        events = [event.type async for event in result.stream_events()]
+        assert "run_item_stream_event" in events
+    else:
+        result = await Runner.run(agent, "Weather in Paris?", run_config=LOCAL)
+
+    assert asked == ["Paris"]
+    assert result.final_output == "Sunny in Paris."
+    first, second = api.lead.requests
+    assert "get_weather" in [tool["function"]["name"] for tool in first["tools"]]
+    assert second["messages"][-1]["role"] == "tool"
+    assert second["messages"][-1]["content"] == "sunny in Paris"
+
+
+class Forecast(BaseModel):
+    city: str
+    high_celsius: int
+
+
+@pytest.mark.parametrize("model", APP_MODES)
+async def test_an_agents_output_type_comes_back_parsed(api: Api, model: str) -> None:
+    agent = Agent(
+        name="forecaster",
+        instructions="Give the forecast.",
+        output_type=Forecast,
+        model=chat_model(api, model),
+    )
+    api.lead.enqueue(reply(json.dumps({"city": "Oslo", "high_celsius": 4})))
+    result = await Runner.run(agent, "Forecast for Oslo?", run_config=LOCAL)
+    assert result.final_output == Forecast(city="Oslo", high_celsius=4)
+    sent = api.lead.requests[-1]["response_format"]
+    assert sent["type"] == "json_schema"
+    assert sent["json_schema"]["schema"]["required"] == ["city", "high_celsius"]
