@@ -1,6 +1,7 @@
 """LangChain's ``ChatOpenAI`` against the chat API, as a LangChain app uses it: ``bind_tools``
-and a tool round trip with a ``ToolMessage``, streamed tool-call chunks assembled,
-``with_structured_output`` with each of its methods, logprobs and our response headers."""
+(with its options) and a tool round trip with a ``ToolMessage``, streamed tool-call chunks
+assembled, ``with_structured_output`` with each of its methods (whole, streamed, with the raw
+message), streamed usage, logprobs and our response headers."""
 
 from __future__ import annotations
 
@@ -80,6 +81,24 @@ def test_streamed_tool_call_chunks_add_up_to_the_call(api: Api, model: str) -> N
     assert gathered.response_metadata["finish_reason"] == "tool_calls"
 
 
+class GetWeather(BaseModel):
+    """The weather in a city."""
+
+    city: str
+
+
+def test_a_pydantic_tool_strict_required_and_serial_reaches_the_lead(api: Api) -> None:
+    llm = chat(api, "understudy-llm").bind_tools(
+        [GetWeather], tool_choice="any", parallel_tool_calls=False, strict=True
+    )
+    api.lead.enqueue(tool_calls(("GetWeather", {"city": "Paris"})))
+    assert llm.invoke("Weather in Paris?").tool_calls[0]["args"] == {"city": "Paris"}
+    sent = api.lead.requests[-1]
+    assert (sent["tool_choice"], sent["parallel_tool_calls"]) == ("required", False)
+    (tool,) = sent["tools"]
+    assert tool["function"]["name"] == "GetWeather" and tool["function"]["strict"] is True
+
+
 def forecast_step(method: str) -> Step:
     """What the lead answers when LangChain asks for a ``Forecast`` with ``method``: a call of
     the tool named after the schema, or the JSON."""
@@ -112,6 +131,14 @@ def test_structured_output_by_each_method(api: Api, model: str, method: str) -> 
 
 
 @pytest.mark.parametrize("method", METHODS)
+def test_streamed_structured_output_by_each_method(api: Api, method: str) -> None:
+    api.lead.enqueue(forecast_step(method))
+    structured = chat(api, "understudy-llm").with_structured_output(Forecast, method=method)
+    assert list(structured.stream("Forecast for Oslo, as JSON?"))[-1] == Forecast(**FORECAST)
+    assert_asked_for_a_forecast(api.lead.requests[-1], method)
+
+
+@pytest.mark.parametrize("method", METHODS)
 def test_structured_output_with_the_raw_message(api: Api, method: str) -> None:
     api.lead.enqueue(forecast_step(method))
     structured = chat(api, "understudy-llm").with_structured_output(
@@ -125,15 +152,26 @@ def test_structured_output_with_the_raw_message(api: Api, method: str) -> None:
 @pytest.mark.parametrize("model", APP_MODES)
 def test_plain_and_streamed_answers(api: Api, model: str) -> None:
     api.lead.enqueue(reply("Paris is the capital."), reply("Paris is the capital."))
-    llm = chat(api, model, temperature=0.2, stop=["END"], include_response_headers=True)
+    llm = chat(
+        api,
+        model,
+        temperature=0.2,
+        stop=["END"],
+        include_response_headers=True,
+        stream_usage=True,
+    )
     answer = llm.invoke("Capital of France?")
     assert answer.content == "Paris is the capital."
     headers = answer.response_metadata["headers"]
-    assert headers["x-understudy-route"] in ("lead", "router")
+    assert headers["x-understudy-route"] == model.removeprefix("understudy-").replace("llm", "lead")
+    assert len(headers["x-understudy-run-id"]) == 32  # LangChain keeps no unknown body field
     chunks = list(llm.stream("Capital of France?"))
-    assert "".join(str(c.content) for c in chunks) == "Paris is the capital."
+    streamed = sum(chunks[1:], chunks[0])
+    assert streamed.content == "Paris is the capital."
+    assert streamed.usage_metadata and streamed.usage_metadata["total_tokens"] > 0
     sent = api.lead.requests[-1]
     assert (sent["temperature"], sent["stop"]) == (0.2, ["END"])
+    assert sent["stream_options"] == {"include_usage": True}
 
 
 def test_logprobs_of_a_specialist_answer(api: Api) -> None:

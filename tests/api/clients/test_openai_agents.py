@@ -1,19 +1,28 @@
 """The openai-agents SDK against the chat API, through ``OpenAIChatCompletionsModel`` (its model
 for any OpenAI-compatible server): an agent's own ``@function_tool`` runs on the client and its
-result reaches the lead, and an ``output_type`` comes back parsed — in ``llm`` and ``router``."""
+result reaches the lead, a handoff is the app's tool call it is, an ``output_type`` comes back
+parsed (whole and streamed), ``ModelSettings`` reach the lead, and a specialist's answer carries
+the logprobs ``top_logprobs`` asks for."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from agents import Agent, OpenAIChatCompletionsModel, RunConfig, Runner, function_tool
+from agents import (
+    Agent,
+    ModelSettings,
+    OpenAIChatCompletionsModel,
+    RunConfig,
+    Runner,
+    function_tool,
+)
 from agents.result import RunResultBase
 from openai import AsyncOpenAI
 from pydantic import BaseModel
 
 from orchestrator.testing import reply, tool_calls
-from tests.api.test_chat_api import Api
+from tests.api.test_chat_api import SHORT_QUESTION, Api
 from tests.api.test_chat_api import api as api  # the server fixture, re-exported
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -73,7 +82,10 @@ class Forecast(BaseModel):
 
 
 @pytest.mark.parametrize("model", APP_MODES)
-async def test_an_agents_output_type_comes_back_parsed(api: Api, model: str) -> None:
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_an_agents_output_type_comes_back_parsed(
+    api: Api, model: str, streamed: bool
+) -> None:
     agent = Agent(
         name="forecaster",
         instructions="Give the forecast.",
@@ -81,8 +93,65 @@ async def test_an_agents_output_type_comes_back_parsed(api: Api, model: str) -> 
         model=chat_model(api, model),
     )
     api.lead.enqueue(reply(json.dumps({"city": "Oslo", "high_celsius": 4})))
-    result = await Runner.run(agent, "Forecast for Oslo?", run_config=LOCAL)
+    if streamed:
+        result: RunResultBase = Runner.run_streamed(agent, "Forecast for Oslo?", run_config=LOCAL)
+        async for _event in result.stream_events():
+            pass
+    else:
+        result = await Runner.run(agent, "Forecast for Oslo?", run_config=LOCAL)
     assert result.final_output == Forecast(city="Oslo", high_celsius=4)
     sent = api.lead.requests[-1]["response_format"]
     assert sent["type"] == "json_schema"
     assert sent["json_schema"]["schema"]["required"] == ["city", "high_celsius"]
+
+
+async def test_a_handoff_and_the_model_settings_reach_the_lead(api: Api) -> None:
+    """In ``router`` the handoff is one more app tool beside ours: the lead's call of it comes
+    back to the SDK, which switches agents."""
+    spanish = Agent(
+        name="spanish", instructions="Answer in Spanish.", model=chat_model(api, "understudy-llm")
+    )
+    settings = ModelSettings(
+        tool_choice="required",
+        parallel_tool_calls=False,
+        temperature=0.1,
+        top_p=0.5,
+        max_tokens=40,
+        metadata={"app": "tests"},
+    )
+    triage = Agent(
+        name="triage",
+        instructions="Hand off to the right agent.",
+        handoffs=[spanish],
+        model=chat_model(api, "understudy-router"),
+        model_settings=settings,
+    )
+    api.lead.enqueue(tool_calls(("transfer_to_spanish", {})), reply("Hola."))
+    result = await Runner.run(triage, "Hi", run_config=LOCAL)
+    assert (result.final_output, result.last_agent.name) == ("Hola.", "spanish")
+    first, second = api.lead.requests
+    assert {key: first[key] for key in ("tool_choice", "parallel_tool_calls", "metadata")} == {
+        "tool_choice": "required",
+        "parallel_tool_calls": False,
+        "metadata": {"app": "tests"},
+    }
+    assert (first["temperature"], first["top_p"], first["max_tokens"]) == (0.1, 0.5, 40)
+    assert {"transfer_to_spanish", "math_specialist"} <= {
+        t["function"]["name"] for t in first["tools"]
+    }
+    assert second["messages"][-1]["role"] == "tool" and "tools" not in second
+
+
+async def test_top_logprobs_of_a_specialist_answer(api: Api) -> None:
+    agent = Agent(
+        name="math",
+        instructions="Be brief.",
+        model=chat_model(api, "understudy-math"),
+        model_settings=ModelSettings(top_logprobs=2),
+    )
+    result = await Runner.run(agent, SHORT_QUESTION, run_config=LOCAL)
+    (message,) = [item for item in result.new_items if item.type == "message_output_item"]
+    logprobs = message.raw_item.content[0].logprobs
+    assert logprobs and all(len(entry.top_logprobs) == 2 for entry in logprobs)
+    assert result.context_wrapper.usage.output_tokens > 0
+    assert api.lead.requests == []
