@@ -50,14 +50,27 @@ def llm(api: Api, home: Path, model: str, *args: str) -> str:
 
 
 @pytest.mark.parametrize("model", APP_MODES)
-@pytest.mark.parametrize("streamed", [True, False])
-def test_an_answer_with_options(api: Api, tmp_path: Path, model: str, streamed: bool) -> None:
+def test_a_streamed_answer_with_options(api: Api, tmp_path: Path, model: str) -> None:
     api.lead.enqueue(reply("Paris is the capital."))
-    flags = [] if streamed else ["--no-stream"]
-    out = llm(api, tmp_path / "llm", model, *flags, "-o", "temperature", "0.2", "Capital?")
+    out = llm(api, tmp_path / "llm", model, "-o", "temperature", "0.2", "Capital?")
     assert out.strip() == "Paris is the capital."
     sent = api.lead.requests[-1]
     assert sent["temperature"] == 0.2 and sent["messages"][-1]["content"] == "Capital?"
+    assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
+
+
+@pytest.mark.parametrize(
+    ("model", "route"), [("understudy-llm", "lead"), ("understudy-router", "router")]
+)
+def test_a_whole_answer_is_logged_with_its_usage_and_our_metadata(
+    api: Api, tmp_path: Path, model: str, route: str
+) -> None:
+    api.lead.enqueue(reply("Paris is the capital."))
+    (logged,) = json.loads(llm(api, tmp_path / "llm", model, "--no-stream", "--json", "Capital?"))
+    assert logged["response"] == "Paris is the capital."
+    assert logged["input_tokens"] > 0 and logged["output_tokens"] > 0
+    assert logged["response_json"]["understudy"]["route"] == route
+    assert "stream" not in api.lead.requests[-1]
 
 
 @pytest.mark.parametrize("model", APP_MODES)
