@@ -17,9 +17,6 @@ from pydantic import BaseModel, SecretStr
 from orchestrator.testing import Step, reply, tool_calls
 from tests.api.test_app_tools import WEATHER
 from tests.api.test_chat_api import SHORT_QUESTION, Api
-from tests.api.test_chat_api import api as api  # the server fixture, re-exported
-
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 APP_MODES = ["understudy-llm", "understudy-router"]
 

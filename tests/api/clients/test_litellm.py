@@ -15,9 +15,6 @@ from pydantic import BaseModel
 from orchestrator.testing import reply, tool_calls
 from tests.api.test_app_tools import WEATHER
 from tests.api.test_chat_api import SHORT_QUESTION, Api
-from tests.api.test_chat_api import api as api  # the server fixture, re-exported
-
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 APP_MODES = ["understudy-llm", "understudy-router"]
 QUESTION = {"role": "user", "content": "Weather in Paris?"}
@@ -55,14 +52,23 @@ def test_a_plain_answer_with_its_metadata_in_body_and_headers(api: Api, model: s
     assert api.lead.requests[-1]["seed"] == 3
 
 
-@pytest.mark.parametrize("model", [*APP_MODES, "understudy-math"])
-def test_a_streamed_answer_and_its_run_id_header(api: Api, model: str) -> None:
-    api.lead.enqueue(reply("The answer is 42"))
+def streamed_text(api: Api, model: str) -> tuple[str, dict[str, str]]:
+    """A streamed answer to ``SHORT_QUESTION`` as LiteLLM puts it together, and our headers."""
     stream = complete(api, model, [{"role": "user", "content": SHORT_QUESTION}], stream=True)
-    chunks = list(stream)
-    text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks)
-    assert text if model == "understudy-math" else text == "The answer is 42"
-    assert understudy_headers(stream)["run-id"]
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream)
+    return text, understudy_headers(stream)
+
+
+@pytest.mark.parametrize("model", APP_MODES)
+def test_a_streamed_lead_answer_and_its_run_id_header(api: Api, model: str) -> None:
+    api.lead.enqueue(reply("The answer is 42"))
+    text, headers = streamed_text(api, model)
+    assert text == "The answer is 42" and len(headers["run-id"]) == 32
+
+
+def test_a_streamed_specialist_answer_has_every_header(api: Api) -> None:
+    text, headers = streamed_text(api, "understudy-math")
+    assert text and headers["route"] == "slm:math" and float(headers["cost-usd"]) > 0
 
 
 @pytest.mark.parametrize("model", APP_MODES)

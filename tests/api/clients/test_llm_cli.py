@@ -16,9 +16,6 @@ import yaml
 
 from orchestrator.testing import reply, tool_calls
 from tests.api.test_chat_api import Api
-from tests.api.test_chat_api import api as api  # the server fixture, re-exported
-
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 APP_MODES = ["understudy-llm", "understudy-router"]
 

@@ -23,9 +23,6 @@ from pydantic import BaseModel
 
 from orchestrator.testing import reply, tool_calls
 from tests.api.test_chat_api import SHORT_QUESTION, Api
-from tests.api.test_chat_api import api as api  # the server fixture, re-exported
-
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 APP_MODES = ["understudy-llm", "understudy-router"]
 LOCAL = RunConfig(tracing_disabled=True)
