@@ -100,6 +100,14 @@ class ScriptedLead:
         with self._lock:
             self._steps.extend(steps)
 
+    def reset(self) -> None:
+        """Forget the script and the requests received: the same server, as if new, for the
+        next of several tests that share it."""
+        with self._lock:
+            self._steps.clear()
+            self._position = 0
+            self.requests.clear()
+
     def assert_complete(self) -> None:
         """Fail unless every scripted step was consumed."""
         remaining = len(self._steps) - self._position

@@ -83,13 +83,17 @@ def tiny_lora_dir_2(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFacto
     return build_random_lora(tiny_model_dir, tmp_path_factory.mktemp("tiny-lora-2"), seed=2)
 
 
-@pytest.fixture
-def home_with_smollm2(isolated_env: Path, smollm2_dir: Path) -> Path:
-    """An UNDERSTUDY_HOME whose model store already holds SmolLM2 (linked, not copied)."""
-    models = isolated_env / "models"
+def link_smollm2(home: Path, smollm2_dir: Path) -> Path:
+    """``home`` as an UNDERSTUDY_HOME whose model store holds SmolLM2 (linked, not copied)."""
+    models = home / "models"
     models.mkdir(parents=True)
     (models / "smollm2-135m").symlink_to(smollm2_dir, target_is_directory=True)
-    return isolated_env
+    return home
+
+
+@pytest.fixture
+def home_with_smollm2(isolated_env: Path, smollm2_dir: Path) -> Path:
+    return link_smollm2(isolated_env, smollm2_dir)
 
 
 async def _admin_sql(statement: str) -> None:

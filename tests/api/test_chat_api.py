@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,16 +65,16 @@ def start_server(app) -> tuple[uvicorn.Server, threading.Thread, str]:
     return server, thread, f"http://127.0.0.1:{port}"
 
 
-@pytest.fixture
-def api(
-    home_with_smollm2: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Api]:
+@contextmanager
+def serving(database_url: str, env: pytest.MonkeyPatch) -> Iterator[Api]:
+    """The chat API on 127.0.0.1 with a scripted lead, over ``database_url``, and a key for it;
+    ``env`` holds the settings it is started with (UNDERSTUDY_HOME among them) while it runs."""
     lead = ScriptedLead([]).start()
-    monkeypatch.setenv("UNDERSTUDY_DATABASE_URL", database_url)
-    monkeypatch.setenv("UNDERSTUDY_LEAD_BASE_URL", lead.base_url)
-    monkeypatch.setenv("UNDERSTUDY_LEAD_MODEL", "gpt-4o-mini")
-    monkeypatch.setenv("UNDERSTUDY_LEAD_MAX_RETRIES", "0")
-    monkeypatch.setenv("UNDERSTUDY_SPECIALISTS", SHORT_ANSWERS)
+    env.setenv("UNDERSTUDY_DATABASE_URL", database_url)
+    env.setenv("UNDERSTUDY_LEAD_BASE_URL", lead.base_url)
+    env.setenv("UNDERSTUDY_LEAD_MODEL", "gpt-4o-mini")
+    env.setenv("UNDERSTUDY_LEAD_MAX_RETRIES", "0")
+    env.setenv("UNDERSTUDY_SPECIALISTS", SHORT_ANSWERS)
     settings = Settings()
 
     async def make_key() -> str:
@@ -84,10 +85,20 @@ def api(
 
     key = asyncio.run(make_key())
     server, thread, url = start_server(create_app(settings))
-    yield Api(url=url, key=key, lead=lead, settings=settings)
-    server.should_exit = True
-    thread.join(timeout=30)
-    lead.stop()
+    try:
+        yield Api(url=url, key=key, lead=lead, settings=settings)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        lead.stop()
+
+
+@pytest.fixture
+def api(
+    home_with_smollm2: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Api]:
+    with serving(database_url, monkeypatch) as served:
+        yield served
 
 
 def ask(api: Api, model: str, text: str = "What is 12 + 30?", **kwargs):
