@@ -1,6 +1,6 @@
 """Initial transcript store: runs, lead calls, tool calls, feedback.
 
-Written by hand to match ``database/tables.py``; ``tests/orchestrator/test_store.py``
+Written by hand to match ``database/tables``; ``tests/orchestrator/test_store.py``
 checks that autogenerate finds no difference between the two.
 
 Revision ID: 0001

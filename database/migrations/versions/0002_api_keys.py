@@ -1,6 +1,6 @@
 """API keys and their usage counters.
 
-Written by hand to match ``ApiKeyRow`` and ``ApiKeyUsageRow`` in ``database/tables.py``;
+Written by hand to match ``ApiKeyRow`` and ``ApiKeyUsageRow`` in ``database/tables``;
 ``tests/orchestrator/test_store.py`` checks that autogenerate finds no difference between the two.
 
 Revision ID: 0002

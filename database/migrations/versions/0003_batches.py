@@ -1,7 +1,7 @@
 """Batch jobs: uploaded files, jobs, their items, and the workers that claim them.
 
 Written by hand to match ``FileRow``, ``BatchJobRow``, ``BatchItemRow`` and ``WorkerRow`` in
-``database/tables.py``; ``tests/orchestrator/test_store.py`` checks that autogenerate
+``database/tables``; ``tests/orchestrator/test_store.py`` checks that autogenerate
 finds no difference between the two.
 
 Revision ID: 0003

@@ -2,7 +2,7 @@
 and distillation jobs.
 
 Written by hand to match ``RegistryStateRow``, ``ProposalRow``, ``RegisteredSpecialistRow``,
-``SpecialistVersionRow`` and ``DistillJobRow`` in ``database/tables.py``;
+``SpecialistVersionRow`` and ``DistillJobRow`` in ``database/tables``;
 ``tests/orchestrator/test_store.py`` checks that autogenerate finds no difference between the two.
 
 Revision ID: 0004

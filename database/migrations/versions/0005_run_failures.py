@@ -1,7 +1,7 @@
 """Runs keep their failure's kind and the pre-router's scores; tool calls keep the specialist
 they called and its tokens, so a stored run reads back as the result it was.
 
-Written by hand to match ``RunRow`` and ``ToolCallRow`` in ``database/tables.py``;
+Written by hand to match ``RunRow`` and ``ToolCallRow`` in ``database/tables``;
 ``tests/database/test_database.py`` checks that autogenerate finds no difference between the two.
 Rows written before this revision keep NULL kinds, scores and specialists and zero tokens:
 the store reads a failure without a kind as ``unclassified``.

@@ -1,7 +1,7 @@
 """Files and batch jobs belong to the API key that made them; admin keys see everyone's.
 
 Written by hand to match ``FileRow``, ``BatchJobRow`` and ``ApiKeyRow`` in
-``database/tables.py``; ``tests/database/test_database.py`` checks that autogenerate finds no
+``database/tables``; ``tests/database/test_database.py`` checks that autogenerate finds no
 difference between the two. Files and jobs stored before this revision have no owner (NULL):
 through the API only admin keys see them; the CLI, which is the operator's, sees everything.
 

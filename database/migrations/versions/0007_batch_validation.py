@@ -1,6 +1,6 @@
 """Batch jobs are validated off the request path, by a worker holding the job under a lease.
 
-Written by hand to match ``BatchJobRow`` in ``database/tables.py``;
+Written by hand to match ``BatchJobRow`` in ``database/tables``;
 ``tests/database/test_database.py`` checks that autogenerate finds no difference between the two.
 Jobs stored before this revision have no validator and no claims: one still ``validating`` is
 claimed by the next worker, which loads its input again from the first line.

@@ -1,7 +1,7 @@
 """Runs keep their finish reason; keys carry a degradation policy; a table for write probes.
 
 Written by hand to match ``RunRow``, ``ApiKeyRow`` and ``WriteProbeRow`` in
-``database/tables.py``; ``tests/database/test_database.py`` checks that autogenerate finds no
+``database/tables``; ``tests/database/test_database.py`` checks that autogenerate finds no
 difference between the two. Runs recorded before this revision did not keep their finish reason;
 they read ``stop``, which is what they reported then.
 

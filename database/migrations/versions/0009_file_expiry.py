@@ -1,6 +1,6 @@
 """Files expire: ``files.create(expires_after=…)`` and ``batches.create(output_expires_after=…)``.
 
-Written by hand to match ``FileRow`` and ``BatchJobRow`` in ``database/tables.py``;
+Written by hand to match ``FileRow`` and ``BatchJobRow`` in ``database/tables``;
 ``tests/database/test_database.py`` checks that autogenerate finds no difference between the
 two. Files and batches made before this revision never expire (their new columns are NULL).
 

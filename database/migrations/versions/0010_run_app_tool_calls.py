@@ -1,6 +1,6 @@
 """Runs keep the calls of the caller's own tools they answered with.
 
-Written by hand to match ``RunRow`` in ``database/tables.py``; ``tests/database/test_database.py``
+Written by hand to match ``RunRow`` in ``database/tables``; ``tests/database/test_database.py``
 checks that autogenerate finds no difference between the two. Runs recorded before this revision
 answered no tool calls (the app's tools did not exist): their column is NULL.
 

@@ -1,7 +1,7 @@
 """Runs that hand the caller's tool calls over keep their turn, and the run that continues one
 says which: a tool conversation can be continued whole and followed turn by turn.
 
-Written by hand to match ``RunRow`` and ``HandedOverCallRow`` in ``database/tables.py``;
+Written by hand to match ``RunRow`` and ``HandedOverCallRow`` in ``database/tables``;
 ``tests/database/test_database.py`` checks that autogenerate finds no difference between the
 two. Runs recorded before this revision kept no turn and continue nothing: their columns are
 NULL, and a follow-up to their calls is taken as the caller's own history.

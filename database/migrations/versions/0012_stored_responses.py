@@ -1,6 +1,6 @@
 """Responses of ``/v1/responses`` are kept for ``previous_response_id`` and retrieval.
 
-Written by hand to match ``StoredResponseRow`` in ``database/tables.py``;
+Written by hand to match ``StoredResponseRow`` in ``database/tables``;
 ``tests/database/test_database.py`` checks that autogenerate finds no difference between the
 two.
 
