@@ -2,9 +2,10 @@
 
 Every request parameter is honoured or refused with a 400 naming it: a top-level field this
 model does not declare (``web_search_options``, a typo) is refused, never ignored,
-because a client that sent it expects it to change the answer. (Inside a message, fields other
-than ``role``, ``content``, ``tool_calls`` and ``tool_call_id``, such as ``name``, are still
-ignored.) ``null`` is accepted
+because a client that sent it expects it to change the answer. Inside a message, too: a field
+other than ``role``, ``content``, ``tool_calls`` and ``tool_call_id`` (a participant's ``name``,
+say) is refused unless it is empty — an empty one is what a client echoing an assistant
+message back sends (``refusal: null``, ``annotations: []``). ``null`` is accepted
 wherever OpenAI accepts it and means the default. The chat API and batch lines validate bodies
 with this one model (:func:`parse_chat_request` for batch lines).
 """
@@ -76,11 +77,29 @@ class ChatMessageIn(BaseModel):
     assistant message may carry the app's ``tool_calls`` (its content then may be ``null``),
     and a ``tool`` message answers one of them by ``tool_call_id``."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore")  # only empty extras get here
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
     tool_calls: list[ToolCallIn] | None = None
     tool_call_id: str | None = Field(None, min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nothing_unheard(cls, data: Any) -> Any:
+        """A message field nothing would read is refused by name: the lead is called through
+        the openai-agents SDK, whose messages carry no participant ``name`` (nor ``audio``,
+        ``refusal``), so dropping one would answer a conversation other than the one sent."""
+        if isinstance(data, dict):
+            unheard = sorted(
+                key for key, value in data.items() if key not in cls.model_fields and value
+            )
+            if unheard:
+                names = ", ".join(repr(key) for key in unheard)
+                raise ValueError(
+                    f"message field {names} cannot be honoured (the models never see it): "
+                    "leave it out, or put what it says in the content"
+                )
+        return data
 
     @model_validator(mode="after")
     def _tool_turns(self) -> Self:

@@ -113,6 +113,31 @@ def test_the_openai_client_sends_nulls_that_are_accepted(api: Api) -> None:
     assert completion.choices[0].message.content == "Paris."
 
 
+def test_a_message_field_no_model_would_see_is_refused_by_name(api: Api) -> None:
+    named = {"role": "user", "content": "What is 2+2?", "name": "alice"}
+    with pytest.raises(openai.BadRequestError) as info:
+        api.client().chat.completions.create(model="understudy-llm", messages=[named])  # type: ignore[list-item]
+    error = info.value.response.json()["error"]
+    assert error["param"] == "messages.0" and "'name'" in error["message"]
+    assert api.lead.requests == []
+
+
+def test_an_assistant_message_echoed_back_whole_is_accepted(api: Api) -> None:
+    """``messages.append(completion.choices[0].message)``: its empty fields mean nothing."""
+    api.lead.enqueue(reply("4."), reply("5."))
+    first = ask(api, "understudy-llm", "What is 2+2?")
+    echoed = first.choices[0].message.model_dump() | {"annotations": [], "audio": None}
+    second = api.client().chat.completions.create(
+        model="understudy-llm",
+        messages=[
+            {"role": "user", "content": "What is 2+2?"},
+            echoed,  # type: ignore[list-item]
+            {"role": "user", "content": "And 2+3?"},
+        ],
+    )
+    assert second.choices[0].message.content == "5."
+
+
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
