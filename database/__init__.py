@@ -6,6 +6,7 @@ keys and batches in :mod:`serving`, the registry in :mod:`distill`); each is bui
 :class:`Database` its process opened once.
 """
 
+import database.audit_tables  # noqa: F401  (puts the audit queue's table on the metadata)
 from database.engine import Database, Store, parse_database_url, upgrade_database
 from database.errors import StoreError, mask_url
 

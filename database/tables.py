@@ -265,7 +265,8 @@ BATCH_STATUSES = ("validating", "failed", "in_progress", "completed", "cancellin
 ITEM_STATUSES = ("pending", "running", "succeeded", "failed", "cancelled")
 
 
-def _one_of(column: str, values: tuple[str, ...]) -> str:
+def one_of(column: str, values: tuple[str, ...]) -> str:
+    """A check constraint's SQL: ``column`` holds one of ``values``."""
     return f"{column} IN ({', '.join(repr(value) for value in values)})"
 
 
@@ -301,7 +302,7 @@ class FileRow(Base):
 class BatchJobRow(Base):
     __tablename__ = "batch_jobs"
     __table_args__ = (
-        CheckConstraint(_one_of("status", BATCH_STATUSES), name="ck_batch_jobs_status"),
+        CheckConstraint(one_of("status", BATCH_STATUSES), name="ck_batch_jobs_status"),
         Index("ix_batch_jobs_status_created_at", "status", "created_at"),
         Index("ix_batch_jobs_created_at", "created_at"),
         Index("ix_batch_jobs_owner_key_id_created_at", "owner_key_id", "created_at"),
@@ -351,7 +352,7 @@ class BatchJobRow(Base):
 class BatchItemRow(Base):
     __tablename__ = "batch_items"
     __table_args__ = (
-        CheckConstraint(_one_of("status", ITEM_STATUSES), name="ck_batch_items_status"),
+        CheckConstraint(one_of("status", ITEM_STATUSES), name="ck_batch_items_status"),
         Index("ix_batch_items_job_id_custom_id", "job_id", "custom_id", unique=True),
         Index("ix_batch_items_job_id_status_line", "job_id", "status", "line"),
         Index("ix_batch_items_worker_id", "worker_id"),
@@ -433,7 +434,7 @@ class ProposalRow(Base):
     __tablename__ = "specialist_proposals"
     __table_args__ = (
         CheckConstraint(
-            _one_of("status", PROPOSAL_STATUSES), name="ck_specialist_proposals_status"
+            one_of("status", PROPOSAL_STATUSES), name="ck_specialist_proposals_status"
         ),
         Index("ix_specialist_proposals_status", "status"),
     )
@@ -478,7 +479,7 @@ class RegisteredSpecialistRow(Base):
 class SpecialistVersionRow(Base):
     __tablename__ = "specialist_versions"
     __table_args__ = (
-        CheckConstraint(_one_of("status", VERSION_STATUSES), name="ck_specialist_versions_status"),
+        CheckConstraint(one_of("status", VERSION_STATUSES), name="ck_specialist_versions_status"),
         Index("ix_specialist_versions_specialist_version", "specialist", "version", unique=True),
         # At most one active version per specialist, enforced by the database itself.
         Index(
@@ -533,7 +534,7 @@ DISTILL_STAGES = ("build", "train", "evaluate", "promote")
 class DistillJobRow(Base):
     __tablename__ = "distill_jobs"
     __table_args__ = (
-        CheckConstraint(_one_of("status", DISTILL_JOB_STATUSES), name="ck_distill_jobs_status"),
+        CheckConstraint(one_of("status", DISTILL_JOB_STATUSES), name="ck_distill_jobs_status"),
         Index("ix_distill_jobs_status_created_at", "status", "created_at"),
         # One unfinished job per specialist: a second one would train the same thing twice.
         Index(

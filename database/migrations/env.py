@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from database.audit_tables import AuditRow  # noqa: F401  (its table is on Base's metadata)
 from database.tables import Base
 
 connection = context.config.attributes.get("connection")
