@@ -433,9 +433,7 @@ class RegistryStateRow(Base):
 class ProposalRow(Base):
     __tablename__ = "specialist_proposals"
     __table_args__ = (
-        CheckConstraint(
-            one_of("status", PROPOSAL_STATUSES), name="ck_specialist_proposals_status"
-        ),
+        CheckConstraint(one_of("status", PROPOSAL_STATUSES), name="ck_specialist_proposals_status"),
         Index("ix_specialist_proposals_status", "status"),
     )
 

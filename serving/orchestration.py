@@ -122,8 +122,8 @@ async def open_orchestrator(
     lead_gate: LeadGate | None = None,
 ) -> AsyncIterator[Orchestrator]:
     """An orchestrator recording on ``database`` (the settings' own, so with the settings'
-    spool and its audit queue), with its backend opened (closed again on exit); by default with the catalog the
-    registry serves (promoted specialists included)."""
+    spool and audit queue), with its backend opened (closed again on exit); by default with
+    the catalog the registry serves (promoted specialists included)."""
     slm = build_backend(settings, backend=backend, log=log)
     try:
         catalog = catalog or await served_catalog(database, settings.catalog())

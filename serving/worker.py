@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from database import Database
+from evals.audits import AuditDrain
+from orchestrator.audits import AuditStore
 from serving.batch.store import WorkerInfo
 from serving.batch.worker import BatchWorker, batch_worker, lead_limiter
-from serving.orchestration import catalog_sync, open_orchestrator
-from serving.runtime import Log, distill_config, slm_access
+from serving.orchestration import build_orchestrator, catalog_sync, open_orchestrator
+from serving.runtime import Log, build_backend, distill_config, slm_access
 from serving.settings import Settings
 from serving.stores import drain_spool
 from specialists.errors import ConfigurationError
@@ -113,7 +115,40 @@ async def run_distillations(context: WorkerContext, stop: asyncio.Event) -> None
     )
 
 
-JOB_KINDS: dict[str, JobLoop] = {"batch": run_batches, "distill": run_distillations}
+async def run_audits(context: WorkerContext, stop: asyncio.Event) -> None:
+    """Re-ask the lead what specialists answered unchecked, until ``stop`` is set.
+
+    Without a lead there is no one to audit with: the loop says so once and waits, leaving
+    queued audits where they are for a worker that has one.
+    """
+    settings = context.settings
+    backend = build_backend(settings, log=context.log)  # unused by llm runs; a run needs one
+    try:
+        orchestrator = build_orchestrator(
+            settings, store=None, backend=backend, lead_gate=lead_limiter(settings.batch)
+        )
+        if orchestrator.lead is None:
+            context.log("audits: no lead is configured (UNDERSTUDY_LEAD_MODEL); audits stay queued")
+            await stop.wait()
+            return
+        drain = AuditDrain(
+            AuditStore(context.database),
+            orchestrator,
+            worker_id=context.info.id,
+            lease_s=settings.audit.lease_s,
+            min_rouge=settings.audit.email_min_rouge,
+            poll_s=settings.batch.poll_s,
+        )
+        await drain.run(stop)
+    finally:
+        await backend.aclose()
+
+
+JOB_KINDS: dict[str, JobLoop] = {
+    "batch": run_batches,
+    "distill": run_distillations,
+    "audit": run_audits,
+}
 """Every kind of job a worker can run, by the name ``understudy worker --kind`` takes."""
 
 

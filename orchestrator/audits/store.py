@@ -158,9 +158,9 @@ class AuditStore(Store):
                 result = await connection.execute(statement)
         return bool(result.rowcount)
 
-    async def list_audits(self, *, specialist: str | None = None, limit: int = 50) -> list[
-        AuditSummary
-    ]:
+    async def list_audits(
+        self, *, specialist: str | None = None, limit: int = 50
+    ) -> list[AuditSummary]:
         """Audits newest first, optionally of one specialist."""
         query = select(_AUDITS).order_by(_AUDITS.c.created_at.desc(), _AUDITS.c.id.desc())
         if specialist is not None:
