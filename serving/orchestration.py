@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from database import Database
 from distill.catalog import served_catalog
 from distill.reconcile import CatalogSync, registry_sync
-from orchestrator.audits import AuditPolicy, AuditSampler, AuditStore
+from orchestrator.audits import AuditSampler, AuditStore
 from orchestrator.budget import RunBudget
 from orchestrator.cost import Price, PriceBook
 from orchestrator.lead import LeadConfig
@@ -17,7 +17,7 @@ from orchestrator.lead_gate import LeadGate
 from orchestrator.prerouter import PreRouter
 from orchestrator.run import Orchestrator
 from orchestrator.transcripts import TranscriptSpool, TranscriptStore
-from serving.runtime import Log, build_backend, build_prerouter
+from serving.runtime import Log, audit_policy, build_backend, build_prerouter
 from serving.sandbox import sandbox_limits
 from serving.settings import Settings
 from serving.stores import transcript_spool
@@ -49,18 +49,6 @@ def optional_prerouter(settings: Settings, catalog: Catalog) -> PreRouter | None
     if importlib.util.find_spec("sentence_transformers") is None:
         return None
     return build_prerouter(settings, catalog)
-
-
-def audit_policy(settings: Settings) -> AuditPolicy:
-    audit = settings.audit
-    return AuditPolicy(
-        rate=audit.rate,
-        floor=audit.floor,
-        min_audits=audit.min_count,
-        target_width=audit.target_width,
-        window=audit.window,
-        window_days=audit.window_days,
-    )
 
 
 def audit_sampler(settings: Settings, database: Database) -> AuditSampler | None:

@@ -7,6 +7,7 @@ specialist version (:mod:`.stats`).
 """
 
 from orchestrator.audits.candidates import audit_candidate, version_label
+from orchestrator.audits.figures import ServedVersion, live_figures
 from orchestrator.audits.policy import AuditPolicy, audit_rate, is_selected
 from orchestrator.audits.records import AuditCandidate, AuditVerdict, ClaimedAudit
 from orchestrator.audits.sampler import AuditSampler
@@ -29,10 +30,12 @@ __all__ = [
     "ClaimedAudit",
     "Interval",
     "LiveStats",
+    "ServedVersion",
     "WindowCounts",
     "audit_candidate",
     "audit_rate",
     "is_selected",
+    "live_figures",
     "live_stats",
     "version_label",
     "wilson_interval",
