@@ -99,27 +99,22 @@ def list_specialists(
             ]
         )
         return
-    table = Table(
+    table = Table("specialist", "source", "served", "threshold", "validator", "versions")
+    live = Table(
         "specialist",
-        "source",
-        "served",
         "status",
         "threshold",
         "live precision (95 %)",
         "audits",
-        "validator",
-        "versions",
+        title=f"audited live (last {settings.audit.window} audits, "
+        f"{settings.audit.window_days:g} days)",
     )
     for specialist in catalog:
-        live = figures[specialist.name]
         table.add_row(
             specialist.name,
             _source(settings, snapshot, specialist.name),
             _served(specialist, active.get(specialist.name), snapshot),
-            _status(specialist.name, active, all_versions, snapshot),
             f"{specialist.confidence_threshold:.3f}",
-            _precision(live),
-            str(live.audits),
             specialist.validator,
             " · ".join(
                 f"v{v.version} {v.status}{_gate_mark(v)}"
@@ -127,7 +122,16 @@ def list_specialists(
                 if v.specialist == specialist.name
             ),
         )
+        stats = figures[specialist.name]
+        live.add_row(
+            specialist.name,
+            _status(specialist.name, active, all_versions, snapshot),
+            f"{specialist.confidence_threshold:.3f}",
+            _precision(stats),
+            str(stats.audits),
+        )
     console.print(table)
+    console.print(live)
     if versions and all_versions:
         console.print(_versions_table(all_versions))
 
