@@ -59,8 +59,6 @@ class AuditSampler:
     async def consider(self, candidate: AuditCandidate) -> bool:
         """Queue ``candidate`` if its run id falls in its version's audited share; whether it
         was queued."""
-        if self.policy.rate <= 0.0:
-            return False
         try:
             rate = await self.rate(candidate.specialist, candidate.version)
             if not is_selected(candidate.run_id, rate):

@@ -136,6 +136,37 @@ def list_specialists(
         console.print(_versions_table(all_versions))
 
 
+@app.command("audits")
+def list_audits(
+    name: Annotated[str | None, typer.Argument(help="Only this specialist's audits.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Newest N.")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """The newest audits: which answer, from which version, whether it agreed with the lead,
+    and what asking the lead cost (audit spend)."""
+    settings = get_settings()
+    found = run_with_database(
+        settings,
+        lambda database: AuditStore(database).list_audits(specialist=name, limit=limit),
+    )
+    if as_json:
+        print_json([asdict(audit) for audit in found])
+        return
+    table = Table("id", "run", "specialist", "version", "source", "status", "agreed", "cost")
+    for audit in found:
+        table.add_row(
+            str(audit.id),
+            audit.run_id,
+            audit.specialist,
+            audit.version,
+            audit.source,
+            audit.status if audit.attempts < 2 else f"{audit.status} ({audit.attempts} tries)",
+            {None: "-", True: "yes", False: "no"}[audit.agreed],
+            f"${audit.cost_usd:.4f}",
+        )
+    console.print(table)
+
+
 @app.command("promote")
 def promote(
     name: NameArgument,

@@ -89,6 +89,10 @@ def test_the_list_shows_live_precision_with_its_interval_from_settled_audits() -
     table = understudy("specialists", "list")
     assert table.returncode == 0
     assert "80.0% [49.0%, 94.3%]" in " ".join(table.stdout.split())
+    audits = json.loads(understudy("specialists", "audits", "math", "--json").stdout)
+    assert len(audits) == 10 and sum(audit["agreed"] for audit in audits) == 8
+    assert {audit["status"] for audit in audits} == {"done"}
+    assert json.loads(understudy("specialists", "audits", "email", "--json").stdout) == []
 
 
 async def settle_math_audits(*, agreeing: int, disagreeing: int) -> None:
