@@ -61,7 +61,8 @@ def audit_candidate(
 
 
 def _passed_through(answer: str, calls: Sequence[ToolCall]) -> str | None:
-    """The specialist whose answer the lead's answer repeats verbatim (whitespace aside)."""
+    """The specialist whose answer the lead's answer repeats verbatim (whitespace aside), read
+    from the specialist tool's JSON output (``answer``, :mod:`tools.function_tools`)."""
     for call in calls:
         if call.specialist is None or call.error is not None:
             continue
