@@ -326,6 +326,8 @@ class AuditSettings(BaseModel):
     """How long a serving process reuses the per-version rates before reading them again."""
     lease_s: float = Field(120.0, ge=1)
     """How long a claimed audit stays with a worker that stopped before another takes it."""
+    max_attempts: int = Field(3, ge=1, le=20)
+    """Claims of one audit while the lead keeps failing, before it is given up."""
     email_min_rouge: float = Field(0.4, ge=0, le=1)
     """ROUGE-L against the lead's answer at which an email (or other text) answer agrees."""
 

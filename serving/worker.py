@@ -137,6 +137,7 @@ async def run_audits(context: WorkerContext, stop: asyncio.Event) -> None:
             worker_id=context.info.id,
             lease_s=settings.audit.lease_s,
             min_rouge=settings.audit.email_min_rouge,
+            max_attempts=settings.audit.max_attempts,
             poll_s=settings.batch.poll_s,
         )
         await drain.run(stop)

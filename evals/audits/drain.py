@@ -5,8 +5,8 @@ Off the hot path and inside the lead's limits: the lead is asked through an orch
 (``llm`` mode) whose lead calls pass the worker's lead gate and the run budget, and which
 records no transcript — an audit is not traffic, and its cost is kept on the audit as audit
 spend instead. A lead failure another try can mend (429, 5xx, timeouts, a stopping worker)
-puts the audit back in the queue; one the same request would meet again (a refusal, the
-budget) ends it ``failed``, counted in no figure.
+puts the audit back in the queue, up to ``max_attempts`` claims; one the same request would
+meet again (a refusal, the budget) ends it ``failed``, counted in no figure.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ class AuditDrain:
         worker_id: Whose claims these are.
         lease_s: How long a claim lasts; longer than a run's time budget.
         min_rouge: ROUGE-L at which text answers agree.
+        max_attempts: Claims after which a retryable lead failure ends the audit ``failed``
+            instead: a lead that keeps failing on one request must not cost without end.
         poll_s: How long an idle drain waits before looking again.
     """
 
@@ -44,6 +46,7 @@ class AuditDrain:
         worker_id: str,
         lease_s: float,
         min_rouge: float,
+        max_attempts: int = 3,
         poll_s: float = 1.0,
     ) -> None:
         if orchestrator.store is not None or orchestrator.audits is not None:
@@ -53,6 +56,7 @@ class AuditDrain:
         self.worker_id = worker_id
         self.lease_s = lease_s
         self.min_rouge = min_rouge
+        self.max_attempts = max_attempts
         self.poll_s = poll_s
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -76,7 +80,8 @@ class AuditDrain:
         if result.failure is not None or result.answer is None:
             failure = result.failure
             message = failure.message if failure else "the lead gave no answer"
-            if failure is not None and failure.kind.retryable:
+            retryable = failure is not None and failure.kind.retryable
+            if retryable and audit.attempts < self.max_attempts:
                 await self.store.retry(audit, result.cost_usd, message)
             else:
                 await self.store.give_up(audit, result.cost_usd, message)

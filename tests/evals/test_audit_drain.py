@@ -197,6 +197,24 @@ async def test_a_failed_lead_call_leaves_the_audit_queued_for_another_try(
     assert settled.cost_usd > 0
 
 
+async def test_a_lead_that_keeps_failing_ends_the_audit_after_its_attempts(
+    database: Database,
+) -> None:
+    audits = AuditStore(database)
+    await audits.enqueue(candidate("run-a"))
+    with ScriptedLead([failure(503), failure(503)]) as lead:
+        asking = Orchestrator(catalog=CATALOG, backend=_unused_backend(), lead=lead_for(lead))
+        drain = AuditDrain(
+            audits, asking, worker_id="w1", lease_s=60, min_rouge=0.4, max_attempts=2
+        )
+        while await drain.drain_one():
+            pass
+    lead.assert_complete()
+    (given_up,) = await audits.list_audits()
+    assert (given_up.status, given_up.attempts, given_up.agreed) == ("failed", 2, None)
+    assert (await audits.window_counts(window=500, days=30)) == {}  # counted in no figure
+
+
 async def test_two_workers_never_audit_the_same_answer(database_url: str) -> None:
     """Two worker processes: two databases opened on the same one."""
     first = await open_store(AuditStore, database_url)
