@@ -119,6 +119,7 @@ class AuditStore(Store):
         """Record the verdict and the lead's cost; ``False`` when the claim was lost (its lease
         expired and another worker holds it): nothing was written."""
         return await self._end(
+            "settle",
             audit,
             "done",
             cost_usd,
@@ -133,17 +134,24 @@ class AuditStore(Store):
         """Put the audit back in the queue (the lead failed in a way another try can mend),
         keeping what the attempt cost and why it failed."""
         return await self._end(
-            audit, "queued", cost_usd, error=error, worker_id=None, lease_expires_at=None
+            "retry", audit, "queued", cost_usd, error=error, worker_id=None, lease_expires_at=None
         )
 
     async def give_up(self, audit: ClaimedAudit, cost_usd: float, error: str) -> bool:
         """End the audit without a verdict (the lead refused the request itself): it is not
         counted in any figure."""
-        return await self._end(audit, "failed", cost_usd, error=error, finished_at=_now())
+        return await self._end(
+            "give_up", audit, "failed", cost_usd, error=error, finished_at=_now()
+        )
 
     async def _end(
-        self, audit: ClaimedAudit, status: str, cost_usd: float, **values: object
+        self, operation: str, audit: ClaimedAudit, status: str, cost_usd: float, **values: object
     ) -> bool:
+        """Move ``audit`` to ``status``, adding ``cost_usd`` to its spend, only under its claim.
+
+        Raises:
+            StoreError: The database failed.
+        """
         statement = (
             update(_AUDITS)
             .where(
@@ -153,7 +161,7 @@ class AuditStore(Store):
             )
             .values(status=status, cost_usd=_AUDITS.c.cost_usd + cost_usd, **values)
         )
-        with wrap_errors(f"audits.{status}", self._url):
+        with wrap_errors(f"audits.{operation}", self._url):
             async with self._writing(), self._engine.begin() as connection:
                 result = await connection.execute(statement)
         return bool(result.rowcount)
