@@ -34,6 +34,7 @@ from agents import Agent
 
 from database import StoreError
 from orchestrator.app_tools import check_mode, lead_only
+from orchestrator.audits import AuditSampler, audit_candidate
 from orchestrator.budget import RunBudget
 from orchestrator.cost import PriceBook
 from orchestrator.handover import Continuation, continue_history, echoed_call_ids
@@ -134,6 +135,8 @@ class Orchestrator:
         limits: How large a request may be; every run is checked against them.
         lead_gate: Admits every lead call (provider rate limits for bulk work); ``None`` admits
             all.
+        audits: Queues the audited share of answers no lead checked, once the run is
+            recorded; ``None`` audits nothing.
     """
 
     def __init__(
@@ -150,6 +153,7 @@ class Orchestrator:
         limits: RequestLimits | None = None,
         sandbox: SandboxLimits | None = None,
         lead_gate: LeadGate | None = None,
+        audits: AuditSampler | None = None,
     ) -> None:
         self.backend = backend
         self.lead = lead if lead is not None and lead.configured else None
@@ -160,6 +164,7 @@ class Orchestrator:
         self.limits = limits or RequestLimits()
         self.sandbox = sandbox or SandboxLimits()
         self.lead_gate = lead_gate
+        self.audits = audits
         self._processor = transcript_processor()
         self._lineup = self._new_lineup(catalog, prerouter)
 
@@ -293,6 +298,10 @@ class Orchestrator:
         await self._record(state, deps, result)
         if on_delta is not None and state.answer and not (state.streamed or state.degraded):
             await on_delta(state.answer)  # the run has ended: its result is final
+        if self.audits is not None:  # after the answer went out: no stream waits for it
+            candidate = audit_candidate(result, state.messages, deps.calls, lineup.catalog)
+            if candidate is not None:
+                await self.audits.consider(candidate)
         return result
 
     def _check_options(self, mode: Mode, options: CallOptions) -> None:

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from database import Database
 from distill.catalog import served_catalog
 from distill.reconcile import CatalogSync, registry_sync
+from orchestrator.audits import AuditSampler, AuditStore
 from orchestrator.budget import RunBudget
 from orchestrator.cost import Price, PriceBook
 from orchestrator.lead import LeadConfig
@@ -16,7 +17,7 @@ from orchestrator.lead_gate import LeadGate
 from orchestrator.prerouter import PreRouter
 from orchestrator.run import Orchestrator
 from orchestrator.transcripts import TranscriptSpool, TranscriptStore
-from serving.runtime import Log, build_backend, build_prerouter
+from serving.runtime import Log, audit_policy, build_backend, build_prerouter
 from serving.sandbox import sandbox_limits
 from serving.settings import Settings
 from serving.stores import transcript_spool
@@ -50,6 +51,16 @@ def optional_prerouter(settings: Settings, catalog: Catalog) -> PreRouter | None
     return build_prerouter(settings, catalog)
 
 
+def audit_sampler(settings: Settings, database: Database) -> AuditSampler | None:
+    """What queues the audited share of live answers on ``database`` (the settings' own);
+    ``None`` when audits are off (``UNDERSTUDY_AUDIT_RATE=0``)."""
+    if settings.audit.rate <= 0:
+        return None
+    return AuditSampler(
+        AuditStore(database), audit_policy(settings), refresh_s=settings.audit.refresh_s
+    )
+
+
 def build_orchestrator(
     settings: Settings,
     *,
@@ -58,13 +69,15 @@ def build_orchestrator(
     spool: TranscriptSpool | None = None,
     catalog: Catalog | None = None,
     lead_gate: LeadGate | None = None,
+    audits: AuditSampler | None = None,
 ) -> Orchestrator:
     """The orchestrator the settings describe, over an opened store and backend.
 
     ``spool`` stands in for ``store``'s database while it refuses writes: give the settings'
     spool (:func:`~serving.stores.transcript_spool`) only with the settings' database, whose
     drainers write it there — never with another one (an evaluation's), whose runs would land
-    in production."""
+    in production. ``audits`` likewise: live traffic only (:func:`audit_sampler`), never an
+    evaluation's runs."""
     catalog = catalog or settings.catalog()
     return Orchestrator(
         catalog=catalog,
@@ -82,6 +95,7 @@ def build_orchestrator(
         limits=settings.api.request_limits,
         sandbox=sandbox_limits(settings),
         lead_gate=lead_gate,
+        audits=audits,
     )
 
 
@@ -96,8 +110,8 @@ async def open_orchestrator(
     lead_gate: LeadGate | None = None,
 ) -> AsyncIterator[Orchestrator]:
     """An orchestrator recording on ``database`` (the settings' own, so with the settings'
-    spool), with its backend opened (closed again on exit); by default with the catalog the
-    registry serves (promoted specialists included)."""
+    spool and audit queue), with its backend opened (closed again on exit); by default with
+    the catalog the registry serves (promoted specialists included)."""
     slm = build_backend(settings, backend=backend, log=log)
     try:
         catalog = catalog or await served_catalog(database, settings.catalog())
@@ -108,6 +122,7 @@ async def open_orchestrator(
             backend=slm,
             catalog=catalog,
             lead_gate=lead_gate,
+            audits=audit_sampler(settings, database),
         )
     finally:
         await slm.aclose()

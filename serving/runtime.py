@@ -20,6 +20,7 @@ from distill.config import (
     TrainConfig,
     TrainLimits,
 )
+from orchestrator.audits import AuditPolicy
 from orchestrator.prerouter import MiniLMEmbedder, PreRouter
 from serving.settings import Settings
 from specialists.backend import SLMBackend
@@ -153,4 +154,17 @@ def slm_access(settings: Settings) -> SLMAccess:
     return SLMAccess(
         base_model_dir=lambda log: resolve_base_model(settings, log=log),
         open_backend=lambda log: build_backend(settings, log=log),
+    )
+
+
+def audit_policy(settings: Settings) -> AuditPolicy:
+    """The audit settings as the plain policy the orchestrator and the CLI use."""
+    audit = settings.audit
+    return AuditPolicy(
+        rate=audit.rate,
+        floor=audit.floor,
+        min_audits=audit.min_count,
+        target_width=audit.target_width,
+        window=audit.window,
+        window_days=audit.window_days,
     )

@@ -15,7 +15,7 @@ import functools
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from database import mask_url
@@ -304,6 +304,42 @@ class BatchSettings(BaseModel):
     ``output_expires_after``); an expired file is gone for callers at once, whatever this is."""
 
 
+class AuditSettings(BaseModel):
+    """Live audits (``UNDERSTUDY_AUDIT_*``): the share of specialist answers no lead checked
+    that ``understudy worker`` re-asks of the lead, and the window the live figures cover."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rate: float = Field(0.1, ge=0, le=1)
+    """Share audited of a version with few audits or a wide interval (the ceiling); 0: off."""
+    floor: float = Field(0.01, ge=0, le=1)
+    """Share still audited once the interval is tight (at most ``rate``)."""
+    min_count: int = Field(30, ge=0)
+    """Fewer audits in the window keep a version at ``rate``."""
+    target_width: float = Field(0.1, gt=0, le=1)
+    """95 % interval width at which the rate reaches ``floor``."""
+    window: int = Field(500, ge=1)
+    """Newest audits per version the live figures count …"""
+    window_days: float = Field(30.0, gt=0)
+    """… of those finished within this many days (also the run window of the rates)."""
+    refresh_s: float = Field(60.0, gt=0)
+    """How long a serving process reuses the per-version rates before reading them again."""
+    lease_s: float = Field(120.0, ge=1)
+    """How long a claimed audit stays with a worker that stopped before another takes it."""
+    max_attempts: int = Field(3, ge=1, le=20)
+    """Claims of one audit while the lead keeps failing, before it is given up."""
+    email_min_rouge: float = Field(0.4, ge=0, le=1)
+    """ROUGE-L against the lead's answer at which an email (or other text) answer agrees."""
+
+    @field_validator("floor")
+    @classmethod
+    def _floor_at_most_rate(cls, floor: float, info: ValidationInfo) -> float:
+        rate = info.data.get("rate")
+        if rate is not None and floor > rate:
+            raise ValueError(f"floor ({floor}) must be at most rate ({rate})")
+        return floor
+
+
 class DistillSettings(BaseModel):
     """Distillation (``understudy distill``): how datasets are built and adapters trained."""
 
@@ -397,6 +433,7 @@ class Settings(BaseSettings):
     batch: BatchSettings = Field(default_factory=BatchSettings)
     eval: EvalSettings = Field(default_factory=EvalSettings)
     distill: DistillSettings = Field(default_factory=DistillSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     specialists: dict[str, SpecialistOverride] = Field(default_factory=dict)
 
     @field_validator("home", "data_dir", mode="after")

@@ -9,16 +9,20 @@ returns once the event is set, leaving whatever it holds to other workers.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from database import Database
+from evals.audits import AuditDrain
+from orchestrator.audits import AuditStore
+from serving.batch.limiter import LeadLimiter
 from serving.batch.store import WorkerInfo
 from serving.batch.worker import BatchWorker, batch_worker, lead_limiter
-from serving.orchestration import catalog_sync, open_orchestrator
-from serving.runtime import Log, distill_config, slm_access
+from serving.orchestration import build_orchestrator, catalog_sync, open_orchestrator
+from serving.runtime import Log, build_backend, distill_config, slm_access
 from serving.settings import Settings
 from serving.stores import drain_spool
 from specialists.errors import ConfigurationError
@@ -36,6 +40,12 @@ class WorkerContext:
     """Items of work at once (``--concurrency``); None: each kind's setting."""
     log: Log = lambda _message: None
 
+    @functools.cached_property
+    def lead_limiter(self) -> LeadLimiter | None:
+        """The process's one limiter on the lead, shared by its batch and audit loops, so that
+        together they keep to the process's share of the batch lead limits."""
+        return lead_limiter(self.settings.batch)
+
 
 JobLoop = Callable[[WorkerContext, asyncio.Event], Coroutine[Any, Any, None]]
 
@@ -50,10 +60,12 @@ async def open_batch_worker(
     job_id: str | None = None,
     follow_registry: bool = False,
     log: Log = lambda _message: None,
+    limiter: LeadLimiter | None = None,
 ) -> AsyncIterator[BatchWorker]:
     """A batch worker over an orchestrator of its own whose lead calls obey the batch lead
-    limits; with ``follow_registry``, promotions reach it while it runs."""
-    limiter = lead_limiter(settings.batch)
+    limits (through ``limiter``, when the process shares one); with ``follow_registry``,
+    promotions reach it while it runs."""
+    limiter = limiter or lead_limiter(settings.batch)
     # Following the registry starts from the settings' catalog: the sync's first pass applies
     # the registry's active versions once, instead of on top of a catalog that already has them.
     catalog = settings.catalog() if follow_registry else None
@@ -85,6 +97,7 @@ async def run_batches(context: WorkerContext, stop: asyncio.Event) -> None:
         concurrency=context.concurrency,
         follow_registry=True,
         log=context.log,
+        limiter=context.lead_limiter,
     ) as worker:
         await worker.run(stop)
 
@@ -113,7 +126,41 @@ async def run_distillations(context: WorkerContext, stop: asyncio.Event) -> None
     )
 
 
-JOB_KINDS: dict[str, JobLoop] = {"batch": run_batches, "distill": run_distillations}
+async def run_audits(context: WorkerContext, stop: asyncio.Event) -> None:
+    """Re-ask the lead what specialists answered unchecked, until ``stop`` is set.
+
+    Without a lead there is no one to audit with: the loop says so once and waits, leaving
+    queued audits where they are for a worker that has one.
+    """
+    settings = context.settings
+    backend = build_backend(settings, log=context.log)  # unused by llm runs; a run needs one
+    try:
+        orchestrator = build_orchestrator(
+            settings, store=None, backend=backend, lead_gate=context.lead_limiter
+        )
+        if orchestrator.lead is None:
+            context.log("audits: no lead is configured (UNDERSTUDY_LEAD_MODEL); audits stay queued")
+            await stop.wait()
+            return
+        drain = AuditDrain(
+            AuditStore(context.database),
+            orchestrator,
+            worker_id=context.info.id,
+            lease_s=settings.audit.lease_s,
+            min_rouge=settings.audit.email_min_rouge,
+            max_attempts=settings.audit.max_attempts,
+            poll_s=settings.batch.poll_s,
+        )
+        await drain.run(stop)
+    finally:
+        await backend.aclose()
+
+
+JOB_KINDS: dict[str, JobLoop] = {
+    "batch": run_batches,
+    "distill": run_distillations,
+    "audit": run_audits,
+}
 """Every kind of job a worker can run, by the name ``understudy worker --kind`` takes."""
 
 

@@ -8,6 +8,7 @@ metadata cannot drift apart through a naming convention. Importing this package 
 table on ``Base.metadata``, which the Alembic environment compares against.
 """
 
+from database.tables.audits import AuditRow
 from database.tables.base import (
     MODE_LENGTH,
     RUN_ID_LENGTH,
@@ -52,6 +53,7 @@ __all__ = [
     "WORKER_ID_LENGTH",
     "ApiKeyRow",
     "ApiKeyUsageRow",
+    "AuditRow",
     "Base",
     "BatchItemRow",
     "BatchJobRow",

@@ -26,7 +26,7 @@ from serving.batch.expiry import expiry_sweeper
 from serving.batch.store import BatchStore, FileStore
 from serving.batch.worker import background_worker
 from serving.keys import KeyStore
-from serving.orchestration import build_orchestrator, catalog_sync
+from serving.orchestration import audit_sampler, build_orchestrator, catalog_sync
 from serving.runtime import build_backend
 from serving.sandbox import require_sandbox
 from serving.settings import Settings, get_settings
@@ -93,7 +93,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.backend = backend
         app.state.spool = transcript_spool(settings)
         app.state.orchestrator = build_orchestrator(
-            settings, store=store, spool=app.state.spool, backend=backend
+            settings,
+            store=store,
+            spool=app.state.spool,
+            backend=backend,
+            audits=audit_sampler(settings, database),
         )
         app.state.batches = BatchStore(database)
         app.state.files = FileStore(database)

@@ -9,14 +9,22 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.table import Table
 
+from database import Database
 from distill.catalog import known_catalog
 from distill.promotion import Promoter, choose_version, served_base
 from distill.registry import RegistrySnapshot, RegistryStore, SpecialistVersion
+from orchestrator.audits import (
+    AuditStore,
+    LiveStats,
+    ServedVersion,
+    live_figures,
+    version_label,
+)
 from serving.cli.output import console, log_to_stderr, print_json
-from serving.runtime import build_backend, distill_config
+from serving.runtime import audit_policy, build_backend, distill_config
 from serving.settings import Settings, get_settings
 from serving.stores import run_with_database
-from specialists.catalog import DEFAULT_SPECIALISTS, Specialist
+from specialists.catalog import DEFAULT_SPECIALISTS, Catalog, Specialist
 from specialists.vllm_client import VLLMBackend
 
 app = typer.Typer(
@@ -43,14 +51,30 @@ def list_specialists(
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Every specialist: where it comes from, the version served, its threshold."""
+    """Every specialist: where it comes from, the version served, its status, its threshold,
+    and its live figures from audits (precision with a 95 % Wilson interval, audit count) over
+    the window of UNDERSTUDY_AUDIT_WINDOW audits and UNDERSTUDY_AUDIT_WINDOW_DAYS days."""
     settings = get_settings()
 
-    async def read(registry: RegistryStore) -> tuple[RegistrySnapshot, list[SpecialistVersion]]:
-        return await registry.snapshot(), await registry.list_versions()
+    async def read(
+        database: Database,
+    ) -> tuple[RegistrySnapshot, list[SpecialistVersion], Catalog, dict[str, LiveStats]]:
+        registry = RegistryStore(database)
+        snapshot, all_versions = await registry.snapshot(), await registry.list_versions()
+        catalog = known_catalog(settings.catalog(), snapshot)
+        active = {version.specialist: version for version in snapshot.active}
+        served = [
+            ServedVersion(
+                s.name,
+                version_label(s),
+                active[s.name].promoted_at if s.name in active else None,
+            )
+            for s in catalog
+        ]
+        figures = await live_figures(AuditStore(database), served, audit_policy(settings))
+        return snapshot, all_versions, catalog, figures
 
-    snapshot, all_versions = _with_registry(read)
-    catalog = known_catalog(settings.catalog(), snapshot)
+    snapshot, all_versions, catalog, figures = run_with_database(settings, read)
     active = {version.specialist: version for version in snapshot.active}
     if as_json:
         print_json(
@@ -58,6 +82,7 @@ def list_specialists(
                 {
                     "name": specialist.name,
                     "source": _source(settings, snapshot, specialist.name),
+                    "status": _status(specialist.name, active, all_versions, snapshot),
                     "active_version": active[specialist.name].version
                     if specialist.name in active
                     else None,
@@ -65,6 +90,7 @@ def list_specialists(
                     "validator": specialist.validator,
                     "adapter": str(specialist.adapter) if specialist.adapter else None,
                     "description": specialist.description,
+                    "live": asdict(figures[specialist.name]),
                     "versions": [
                         asdict(v) for v in all_versions if v.specialist == specialist.name
                     ],
@@ -74,6 +100,15 @@ def list_specialists(
         )
         return
     table = Table("specialist", "source", "served", "threshold", "validator", "versions")
+    live = Table(
+        "specialist",
+        "status",
+        "threshold",
+        "live precision (95 %)",
+        "audits",
+        title=f"audited live (last {settings.audit.window} audits, "
+        f"{settings.audit.window_days:g} days)",
+    )
     for specialist in catalog:
         table.add_row(
             specialist.name,
@@ -87,9 +122,49 @@ def list_specialists(
                 if v.specialist == specialist.name
             ),
         )
+        stats = figures[specialist.name]
+        live.add_row(
+            specialist.name,
+            _status(specialist.name, active, all_versions, snapshot),
+            f"{specialist.confidence_threshold:.3f}",
+            _precision(stats),
+            str(stats.audits),
+        )
     console.print(table)
+    console.print(live)
     if versions and all_versions:
         console.print(_versions_table(all_versions))
+
+
+@app.command("audits")
+def list_audits(
+    name: Annotated[str | None, typer.Argument(help="Only this specialist's audits.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Newest N.")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """The newest audits: which answer, from which version, whether it agreed with the lead,
+    and what asking the lead cost (audit spend)."""
+    settings = get_settings()
+    found = run_with_database(
+        settings,
+        lambda database: AuditStore(database).list_audits(specialist=name, limit=limit),
+    )
+    if as_json:
+        print_json([asdict(audit) for audit in found])
+        return
+    table = Table("id", "run", "specialist", "version", "source", "status", "agreed", "cost")
+    for audit in found:
+        table.add_row(
+            str(audit.id),
+            audit.run_id,
+            audit.specialist,
+            audit.version,
+            audit.source,
+            audit.status if audit.attempts < 2 else f"{audit.status} ({audit.attempts} tries)",
+            {None: "-", True: "yes", False: "no"}[audit.agreed],
+            f"${audit.cost_usd:.4f}",
+        )
+    console.print(table)
 
 
 @app.command("promote")
@@ -180,6 +255,25 @@ def _served(
     if specialist.name in snapshot.definitions:
         return "not yet (no version promoted)"
     return "adapter" if specialist.adapter else "base + prompt"
+
+
+def _status(
+    name: str,
+    active: dict[str, SpecialistVersion],
+    versions: list[SpecialistVersion],
+    snapshot: RegistrySnapshot,
+) -> str:
+    """``active`` while served (an active version, or the built-in or settings definition);
+    a registry specialist with no version promoted yet is ``candidate`` (or ``untrained``)."""
+    if name in active or name not in snapshot.definitions:
+        return "active"
+    return "candidate" if any(v.specialist == name for v in versions) else "untrained"
+
+
+def _precision(live: LiveStats) -> str:
+    if live.precision is None:
+        return "-"
+    return f"{live.precision:.1%} [{live.interval.low:.1%}, {live.interval.high:.1%}]"
 
 
 def _gate_mark(version: SpecialistVersion) -> str:

@@ -22,7 +22,7 @@ from specialists.errors import ConfigurationError, UnderstudyError
 from tests.helpers.stores import open_store
 from tests.orchestrator.test_transcripts import make_run
 
-HEAD_REVISION = "0012"
+HEAD_REVISION = "0013"
 """The newest migration; bump it with each new one."""
 
 
@@ -162,6 +162,7 @@ async def test_migration_matches_the_orm_metadata(database_url: str) -> None:
         "distill_jobs",
         "write_probes",
         "stored_responses",
+        "audits",
     }
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from database import Database
 from distill.registry import RegistryStore, SpecialistVersion
+from orchestrator.audits import AuditCandidate, AuditStore, AuditVerdict, wilson_interval
 from serving.settings import get_settings
 from tests.helpers.cli import understudy
 
@@ -71,8 +72,43 @@ def test_the_catalog_lists_built_ins_with_no_versions_yet() -> None:
     specialists = {entry["name"]: entry for entry in listed()}
     assert set(specialists) == {"math", "email", "code"}
     assert all(e["source"] == "built-in" and e["versions"] == [] for e in specialists.values())
+    assert all(e["status"] == "active" for e in specialists.values())
+    assert all(e["live"]["audits"] == 0 for e in specialists.values())
+    assert specialists["math"]["live"]["precision"] is None
     table = understudy("specialists", "list")
     assert table.returncode == 0 and "base + prompt" in table.stdout
+
+
+def test_the_list_shows_live_precision_with_its_interval_from_settled_audits() -> None:
+    asyncio.run(settle_math_audits(agreeing=8, disagreeing=2))
+    (math,) = [entry for entry in listed() if entry["name"] == "math"]
+    live = math["live"]
+    assert (live["audits"], live["agreements"], live["precision"]) == (10, 8, 0.8)
+    expected = wilson_interval(8, 10)
+    assert (live["interval"]["low"], live["interval"]["high"]) == (expected.low, expected.high)
+    table = understudy("specialists", "list")
+    assert table.returncode == 0
+    assert "80.0% [49.0%, 94.3%]" in " ".join(table.stdout.split())
+    audits = json.loads(understudy("specialists", "audits", "math", "--json").stdout)
+    assert len(audits) == 10 and sum(audit["agreed"] for audit in audits) == 8
+    assert {audit["status"] for audit in audits} == {"done"}
+    assert json.loads(understudy("specialists", "audits", "email", "--json").stdout) == []
+
+
+async def settle_math_audits(*, agreeing: int, disagreeing: int) -> None:
+    """Audits of the built-in math specialist, judged as a worker's drain would settle them."""
+    async with await Database.open(get_settings().database_url) as database:
+        audits = AuditStore(database)
+        for n in range(agreeing + disagreeing):
+            messages = [{"role": "user", "content": f"What is {n} + 1?"}]
+            candidate = AuditCandidate(
+                f"run-{n}", "math", "base", "numeric_answer", messages, f"{n + 1}", "slm"
+            )
+            await audits.enqueue(candidate)
+            claimed = await audits.claim("w1", lease_s=60)
+            assert claimed is not None
+            verdict = AuditVerdict(f"{n + 1}", n < agreeing, float(n < agreeing), {})
+            assert await audits.settle(claimed, verdict, 0.001)
 
 
 def test_evaluate_registers_a_candidate_and_promotion_obeys_its_gate(

@@ -33,6 +33,23 @@ def test_documented_environment_names(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert settings.slm.max_lora_rank == 32
 
 
+def test_audit_settings_reach_the_audit_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from serving.runtime import audit_policy
+
+    for key, value in {
+        "UNDERSTUDY_AUDIT_RATE": "0.3",
+        "UNDERSTUDY_AUDIT_FLOOR": "0.02",
+        "UNDERSTUDY_AUDIT_MIN_COUNT": "12",
+        "UNDERSTUDY_AUDIT_TARGET_WIDTH": "0.05",
+        "UNDERSTUDY_AUDIT_WINDOW": "200",
+        "UNDERSTUDY_AUDIT_WINDOW_DAYS": "7",
+    }.items():
+        monkeypatch.setenv(key, value)
+    policy = audit_policy(Settings())
+    assert (policy.rate, policy.floor, policy.min_audits) == (0.3, 0.02, 12)
+    assert (policy.target_width, policy.window, policy.window_days) == (0.05, 200, 7.0)
+
+
 def test_defaults_are_embedded(isolated_env: Path) -> None:
     settings = Settings()
     assert settings.slm.backend == "local" and settings.slm.base_model == "smollm2-135m"
@@ -55,6 +72,8 @@ def test_dotenv_file_and_specialist_overrides(tmp_path: Path) -> None:
         ("UNDERSTUDY_SLM_BACKEND", "tgi", "local"),
         ("UNDERSTUDY_SLM_MAX_LORA_RANK", "24", "vLLM supports LoRA ranks"),
         ("UNDERSTUDY_SPECIALISTS", '{"math": {"colour": 1}}', "colour"),
+        ("UNDERSTUDY_AUDIT_FLOOR", "0.5", "floor \\(0.5\\) must be at most rate \\(0.1\\)"),
+        ("UNDERSTUDY_AUDIT_RATE", "1.5", "audit.rate"),
     ],
 )
 def test_bad_values_fail_with_the_setting_named(
