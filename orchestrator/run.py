@@ -296,12 +296,14 @@ class Orchestrator:
         latency_ms = (time.perf_counter() - started) * 1000
         result = run_result(state, deps, self.prices, self._lead_model, latency_ms)
         await self._record(state, deps, result)
-        if on_delta is not None and state.answer and not (state.streamed or state.degraded):
-            await on_delta(state.answer)  # the run has ended: its result is final
-        if self.audits is not None:  # after the answer went out: no stream waits for it
+        if self.audits is not None:
             candidate = audit_candidate(result, state.messages, deps.calls, lineup.catalog)
             if candidate is not None:
                 await self.audits.consider(candidate)
+        if on_delta is not None and state.answer and not (state.streamed or state.degraded):
+            # Last, with nothing awaited after it: a stream that starts at this text finds
+            # the run ended, so its headers carry the route and cost (serving.api.runs).
+            await on_delta(state.answer)
         return result
 
     def _check_options(self, mode: Mode, options: CallOptions) -> None:
