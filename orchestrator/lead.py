@@ -149,7 +149,7 @@ def call_settings(options: CallOptions) -> ModelSettings | None:
 
     ``logprobs`` goes as ``top_logprobs`` (0 when no alternatives are asked for): the SDK then
     asks for ``logprobs`` too and hands back the answer's, in its text items
-    (:func:`orchestrator.lead_call.final_turn`)."""
+    (:func:`orchestrator.lead_text.last_message`)."""
     sampling = options.sampling
     extra = {
         name: value

@@ -57,8 +57,8 @@ class LeadCall:
         """Run the lead loop on ``messages`` and set ``state``'s answer — or, when the lead
         called the caller's tools, its ``app_tool_calls`` (finish reason ``tool_calls``), the
         text the lead wrote beside them as the answer (``""`` when it wrote none: OpenAI
-        returns both) and the ``lead_turn`` that made them, which the
-        caller's next request continues (:mod:`orchestrator.handover`).
+        returns both) and the ``lead_turn`` that made them, which the caller's next request
+        continues (:mod:`orchestrator.handover`).
 
         When the caller asked for ``logprobs``, they are the lead's own for the text it
         answers with (:mod:`orchestrator.lead_text`) — in ``router`` too, where that text may

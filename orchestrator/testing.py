@@ -2,8 +2,9 @@
 
 Product code, not test code: users test their own routes and prompts against it without paying
 for a frontier model. Each request to ``/v1/chat/completions`` consumes the next step of the
-script — tool calls, a final message, or an HTTP failure — and every request body is recorded,
-so tests can assert what the lead was shown (the specialist's draft, tool outputs, …)::
+script — tool calls, a final message (with its token logprobs, when a request asks for them),
+or an HTTP failure — and every request body is recorded, so tests can assert what the lead was
+shown and asked (the specialist's draft, tool outputs, ``top_logprobs``, …)::
 
     script = [tool_calls(("math_specialist", {"request": "17*24"})), reply("408")]
     with ScriptedLead(script) as lead:
