@@ -64,8 +64,7 @@ def completion_chunk(
     **extra: Any,
 ) -> dict[str, Any]:
     """One ``chat.completion.chunk`` carrying ``delta`` (``extra``: the last chunk's
-    ``understudy`` block; ``logprobs``: the last chunk's, for the whole answer, which the run
-    hands over whole, the lead's as the specialist's)."""
+    ``understudy`` block; ``logprobs``: those of the tokens of ``delta``'s content)."""
     choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}
     return {
         "id": chunk_id,

@@ -188,11 +188,11 @@ def test_logprobs_of_a_specialist_answer(api: Api) -> None:
     assert plain.choices[0].logprobs is None
 
 
-def test_logprobs_of_a_streamed_specialist_answer_come_with_its_last_chunk(api: Api) -> None:
+def test_logprobs_of_a_streamed_specialist_answer_come_with_its_text(api: Api) -> None:
     chunks = list(ask(api, "understudy-slm", SHORT_QUESTION, stream=True, logprobs=True))
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     carrying = [c for c in chunks if c.choices and c.choices[0].logprobs]
-    assert len(carrying) == 1 and carrying[0].choices[0].finish_reason == "stop"
+    assert len(carrying) == 1 and carrying[0].choices[0].delta.content == text
     tokens = "".join(entry.token for entry in carrying[0].choices[0].logprobs.content)
     assert tokens.strip().removesuffix("<|im_end|>") == text
 
@@ -241,12 +241,14 @@ def test_logprobs_of_a_lead_answer(api: Api, model: str, arguments: dict, top: i
 
 
 @pytest.mark.parametrize("model", ["understudy-llm", "understudy-router"])
-def test_logprobs_of_a_streamed_lead_answer_come_with_its_last_chunk(api: Api, model: str) -> None:
+def test_logprobs_of_a_streamed_lead_answer_come_with_its_text(api: Api, model: str) -> None:
+    """In one chunk, once the run has ended: clients (the agents SDK) read a chunk's logprobs
+    only beside its content."""
     api.lead.enqueue(lead_answer())
     chunks = list(ask(api, model, "Capital of France?", stream=True, logprobs=True, top_logprobs=1))
-    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Paris."
     carrying = [c for c in chunks if c.choices and c.choices[0].logprobs]
-    assert len(carrying) == 1 and carrying[0].choices[0].finish_reason == "stop"
+    assert len(carrying) == 1 and carrying[0].choices[0].delta.content == "Paris."
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Paris."
     assert_the_leads_logprobs(carrying[0].choices[0].logprobs, 1)
     assert api.lead.requests[-1]["stream"] is True
 
