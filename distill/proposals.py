@@ -86,12 +86,12 @@ class LeadQuery:
 
 def lead_answered(runs: Iterable[RunRecord]) -> list[LeadQuery]:
     """The runs whose answer is the lead's own work: lead tokens spent, no specialist consulted,
-    no error, no fallback, and no tools of the app's (a run that handed calls over has no
-    answer; one that continues a tool conversation answers from what the tools said). Oldest
-    first."""
+    no error, no fallback, and no tools of the app's (a run that handed calls over did not
+    answer: its text is what the lead said beside them; one that continues a tool conversation
+    answers from what the tools said). Oldest first."""
     queries = []
     for run in runs:
-        if not run.answer or run.error or run.degraded or run.specialists:
+        if not run.answer or run.error or run.degraded or run.specialists or run.app_tool_calls:
             continue
         if has_tool_turns(run.input_messages):
             continue

@@ -30,7 +30,9 @@ def to_transcript(
         run_id=run.run_id,
         created_at=run.created_at,
         input_messages=tuple(run.input_messages),
-        answer=run.answer,
+        # A run that handed the app's tool calls over did not answer: its text (what the lead
+        # said beside them) is no answer to learn from.
+        answer=None if run.app_tool_calls else run.answer,
         route=run.route,
         specialists=tuple(run.specialists),
         escalated=run.escalated,

@@ -141,7 +141,9 @@ def hand_over(
 def lead_items(messages: Sequence[ChatMessage]) -> list[TResponseInputItem]:
     """A chat history as the SDK's input items: tool turns become its ``function_call`` and
     ``function_call_output`` items, which its Chat Completions model sends back to the lead as
-    assistant ``tool_calls`` and ``tool`` messages."""
+    assistant ``tool_calls`` and ``tool`` messages. An assistant turn with text and calls is
+    an output ``message`` item before them, which the SDK merges with them into one message
+    (a plain message would go as an assistant message of its own)."""
     items: list[dict[str, Any]] = []
     for message in messages:
         if message["role"] == "tool":
@@ -154,7 +156,9 @@ def lead_items(messages: Sequence[ChatMessage]) -> list[TResponseInputItem]:
             )
             continue
         calls = message.get("tool_calls") or []
-        if message["content"] or not calls:
+        if message["content"] and calls:
+            items.append(_output_message(message["content"]))
+        elif message["content"] or not calls:
             items.append({"role": message["role"], "content": message["content"]})
         items.extend(
             {
@@ -166,6 +170,17 @@ def lead_items(messages: Sequence[ChatMessage]) -> list[TResponseInputItem]:
             for call in calls
         )
     return cast(list[TResponseInputItem], items)
+
+
+def _output_message(text: str) -> dict[str, Any]:
+    """An assistant's text as the SDK's output ``message`` item (its id is never sent)."""
+    return {
+        "type": "message",
+        "id": "msg_history",
+        "role": "assistant",
+        "status": "completed",
+        "content": [{"type": "output_text", "text": text, "annotations": []}],
+    }
 
 
 def lead_only(app: AppTools | None, messages: Sequence[ChatMessage]) -> bool:

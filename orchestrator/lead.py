@@ -145,7 +145,11 @@ def call_settings(options: CallOptions) -> ModelSettings | None:
 
     ``response_format`` goes in ``extra_body``: both models send it into the request body as it
     is, where ``extra_args`` would collide with the LiteLLM model's own ``response_format``
-    argument. The answer is checked against it afterwards either way (``RunState``)."""
+    argument. The answer is checked against it afterwards either way (``RunState``).
+
+    ``logprobs`` goes as ``top_logprobs`` (0 when no alternatives are asked for): the SDK then
+    asks for ``logprobs`` too and hands back the answer's, in its text items
+    (:func:`orchestrator.lead_text.last_message`)."""
     sampling = options.sampling
     extra = {
         name: value
@@ -163,6 +167,7 @@ def call_settings(options: CallOptions) -> ModelSettings | None:
         presence_penalty=sampling.presence_penalty,
         frequency_penalty=sampling.frequency_penalty,
         max_tokens=sampling.max_tokens,
+        top_logprobs=sampling.top_logprobs if sampling.logprobs else None,
         metadata=dict(options.metadata) if options.metadata else None,
         extra_args=extra or None,
         extra_body=_response_format_body(options),

@@ -124,8 +124,9 @@ class RunResult:
     answer reports ``stop``: the agents SDK does not hand over its model's finish reason. Kept
     in transcripts (schema 0008), so a replayed run says it too."""
     logprobs: tuple[TokenLogprob, ...] | None = None
-    """The answer's token logprobs, when they were asked for (specialist answers only). Not
-    kept in transcripts: a replayed run has none."""
+    """The answer's token logprobs, when they were asked for: the answering specialist's, or
+    the lead's for the text it answered with (``()`` for a turn of tool calls alone). Not kept
+    in transcripts: a replayed run has none."""
     app_tool_calls: tuple[FunctionCall, ...] = ()
     """The lead's calls of the caller's own tools (``finish_reason`` ``tool_calls``), for the
     caller to run, under ids of ours; the caller's next request answers them and continues

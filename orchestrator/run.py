@@ -228,6 +228,8 @@ class Orchestrator:
         answer is the run's (``slm``, a cascade's draft, a degraded run's fallback) — not to the
         specialists the lead consults, whose answers are the lead's material, not the caller's.
         Its ``max_tokens`` caps the answer: the specialist's generation, or each lead call.
+        The token logprobs it may ask for are those of whoever wrote the answer: the answering
+        specialist (a degraded run's fallback included) or the lead.
         With ``on_delta``, the answer's text is also handed over as it is produced: the lead's
         final-answer tokens (only from the turn that answers, never from a turn that calls
         tools), or a specialist's answer in one piece once the run has ended and is recorded.
@@ -309,21 +311,16 @@ class Orchestrator:
     def _check_options(self, mode: Mode, options: CallOptions) -> None:
         """Refuse, by name, what ``mode`` would otherwise drop.
 
-        Token logprobs exist for specialist answers only (``slm``): a cascade may end up
-        answering from the lead, whose logprobs are not collected. A specialist whose answer
-        is the run's, in ``slm`` or ``cascade``, must honour every sampling field the caller
-        set; a degraded run's fallback honours what its backend can (it is marked degraded).
+        A specialist whose answer is the run's, in ``slm`` or ``cascade``, must honour every
+        sampling field the caller set; a degraded run's fallback honours what its backend can
+        (it is marked degraded). The lead takes every field (token logprobs included: a lead
+        that answers without them fails, :meth:`LeadCall.ask
+        <orchestrator.lead_call.LeadCall.ask>`).
 
         Raises:
             UnsupportedParameter: naming the first such field.
         """
         sampling = options.sampling
-        if sampling.logprobs and mode is not Mode.slm:
-            raise UnsupportedParameter(
-                "logprobs",
-                "token logprobs are returned for specialist answers only: use understudy-slm or "
-                f"understudy-<specialist>, not {mode.value!r} mode",
-            )
         if mode in (Mode.slm, Mode.cascade):
             unsupported = sampling.unsupported(self.backend.sampling_fields)
             if unsupported:

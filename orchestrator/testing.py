@@ -2,8 +2,9 @@
 
 Product code, not test code: users test their own routes and prompts against it without paying
 for a frontier model. Each request to ``/v1/chat/completions`` consumes the next step of the
-script — tool calls, a final message, or an HTTP failure — and every request body is recorded,
-so tests can assert what the lead was shown (the specialist's draft, tool outputs, …)::
+script — tool calls, a final message (with its token logprobs, when a request asks for them),
+or an HTTP failure — and every request body is recorded, so tests can assert what the lead was
+shown and asked (the specialist's draft, tool outputs, ``top_logprobs``, …)::
 
     script = [tool_calls(("math_specialist", {"request": "17*24"})), reply("408")]
     with ScriptedLead(script) as lead:
@@ -30,6 +31,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from specialists.backend import TokenLogprob
+
 
 @dataclass(frozen=True)
 class Step:
@@ -46,6 +49,16 @@ class Step:
     """Wait before answering (timeouts, latency)."""
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    logprobs: tuple[TokenLogprob, ...] = ()
+    """``content``'s tokens (their texts make it up) with their logprobs and alternatives, sent
+    as OpenAI sends them when a request asks (``logprobs``, and at most ``top_logprobs``
+    alternatives), streamed a token per chunk. A step without them answers a request for them
+    with none, as a provider that does not give them."""
+
+    def __post_init__(self) -> None:
+        tokens = "".join(entry.token for entry in self.logprobs)
+        if self.logprobs and tokens != (self.content or ""):
+            raise ValueError(f"the logprobs' tokens make {tokens!r}, not {self.content!r}")
 
 
 def reply(content: str, **kwargs: Any) -> Step:
@@ -213,6 +226,7 @@ def _completion(step: Step, body: dict[str, Any], model: str) -> dict[str, Any]:
             {
                 "index": 0,
                 "message": message,
+                "logprobs": _logprobs(step.logprobs, body),
                 "finish_reason": "tool_calls" if step.tool_calls else "stop",
             }
         ],
@@ -224,18 +238,34 @@ def _completion(step: Step, body: dict[str, Any], model: str) -> dict[str, Any]:
     }
 
 
+def _logprobs(tokens: tuple[TokenLogprob, ...], body: dict[str, Any]) -> dict[str, Any] | None:
+    """``choices[].logprobs`` as OpenAI answers ``body``: ``None`` unless it asked for them."""
+    if not body.get("logprobs") or not tokens:
+        return None
+    top = body.get("top_logprobs") or 0
+    return {"content": [entry.openai(top=top) for entry in tokens], "refusal": None}
+
+
 async def _sse(completion: dict[str, Any], body: dict[str, Any]) -> AsyncIterator[str]:
-    """The same completion as OpenAI streaming chunks (text word by word, tool calls whole)."""
+    """The same completion as OpenAI streaming chunks (text word by word, or token by token
+    with each token's logprobs; tool calls whole)."""
     base = {key: completion[key] for key in ("id", "created", "model")}
     base["object"] = "chat.completion.chunk"
-    message = completion["choices"][0]["message"]
+    choice = completion["choices"][0]
+    message = choice["message"]
 
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
-        choice = {"index": 0, "delta": delta, "finish_reason": finish}
-        return f"data: {json.dumps({**base, 'choices': [choice]})}\n\n"
+    def chunk(
+        delta: dict[str, Any], finish: str | None = None, logprobs: dict[str, Any] | None = None
+    ) -> str:
+        part = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
+        return f"data: {json.dumps({**base, 'choices': [part]})}\n\n"
 
     yield chunk({"role": "assistant", "content": ""})
-    if message.get("content"):  # text first, then tool calls, as OpenAI streams them
+    if choice["logprobs"]:  # text first, then tool calls, as OpenAI streams them
+        for entry in choice["logprobs"]["content"]:
+            logprobs = {"content": [entry], "refusal": None}
+            yield chunk({"content": entry["token"]}, logprobs=logprobs)
+    elif message.get("content"):
         for index, word in enumerate(message["content"].split(" ")):
             yield chunk({"content": word if index == 0 else f" {word}"})
     for index, call in enumerate(message.get("tool_calls") or []):

@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, NotRequired
+from typing import Any, Literal, NotRequired
 
 # pydantic (evals' records hold run results) builds schemas of these only from this TypedDict
 # on Python < 3.12.
@@ -54,6 +54,19 @@ class TokenLogprob:
     top: tuple[TokenLogprob, ...] = ()
     """The most likely tokens at this position, best first, when they were asked for
     (:attr:`Sampling.top_logprobs <specialists.sampling.Sampling.top_logprobs>`)."""
+
+    def openai(self, *, top: int | None = None) -> dict[str, Any]:
+        """This token in OpenAI's ``logprobs.content[]`` shape, with at most ``top`` of its
+        alternatives (all by default): what our API answers, and what a lead server sends."""
+        alternatives = self.top if top is None else self.top[:top]
+        return {**self._fields(), "top_logprobs": [alt._fields() for alt in alternatives]}
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "token": self.token,
+            "logprob": self.logprob,
+            "bytes": list(self.token.encode("utf-8")),
+        }
 
 
 @dataclass(frozen=True, slots=True)

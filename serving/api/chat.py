@@ -139,6 +139,10 @@ async def _stream(
     A degraded answer never reaches the deltas (the orchestrator leaves it to us): it is sent
     here, in one piece, under the ``degrade`` policy and only when nothing of the lead's answer
     went out before.
+
+    With ``logprobs`` the answer goes in one chunk, with all its tokens' logprobs, once the run
+    has ended (they come whole with its result): clients such as the agents SDK read a
+    chunk's logprobs only beside its content.
     """
     chunk_id = f"chatcmpl-{time.time_ns():x}"
     created = int(time.time())
@@ -146,10 +150,15 @@ async def _stream(
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         return _event(completion_chunk(chunk_id, created, call.model, delta, finish, **extra))
 
+    with_logprobs = call.options.sampling.logprobs
     streamed = False
+    held: list[str] = []
     try:
         yield chunk({"role": "assistant", "content": ""})
         async for text in run.texts():
+            if with_logprobs:
+                held.append(text)
+                continue
             streamed = True
             yield chunk({"content": text})
         try:
@@ -157,14 +166,17 @@ async def _stream(
         except ProtocolError as exc:
             yield _event(error_chunk(exc)) + "data: [DONE]\n\n"
             return
-        if result.degraded:
-            yield chunk({"content": result.answer})
+        logprobs = logprobs_block(result)
+        answer = result.answer if result.degraded else "".join(held)
+        if answer:
+            yield chunk({"content": answer}, logprobs=logprobs)
+            logprobs = None  # given with the text they are of
         if result.app_tool_calls:
             yield chunk({"tool_calls": tool_calls_block(result, indexed=True)})
         yield chunk(
             {},
             result.finish_reason,
-            logprobs=logprobs_block(result),
+            logprobs=logprobs,
             understudy=understudy_block(result),
         )
         if include_usage:

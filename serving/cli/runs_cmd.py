@@ -94,7 +94,8 @@ def show(
         )
     console.print(f"[bold]answer[/] (finish_reason {run.finish_reason}):")
     if run.app_tool_calls:
-        _print_message({"role": "assistant", "content": "", "tool_calls": run.app_tool_calls})
+        calls = {"role": "assistant", "content": run.answer or "", "tool_calls": run.app_tool_calls}
+        _print_message(calls)
     else:
         console.print(run.answer or "(none)", markup=False, highlight=False)
     if run.error:

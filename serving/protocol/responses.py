@@ -8,7 +8,6 @@ from typing import Any
 
 from orchestrator.outcome import RunResult
 from serving.protocol.errors import ProtocolError
-from specialists.backend import TokenLogprob
 
 
 def completion_body(result: RunResult, model: str, *, created: int) -> dict[str, Any]:
@@ -32,9 +31,12 @@ def completion_body(result: RunResult, model: str, *, created: int) -> dict[str,
 
 
 def _message(result: RunResult) -> dict[str, Any]:
+    """The answer; beside the app's tool calls, the text the lead wrote with them (``None``
+    when it wrote none, as OpenAI's)."""
     if not result.app_tool_calls:
         return {"role": "assistant", "content": result.answer}
-    return {"role": "assistant", "content": None, "tool_calls": tool_calls_block(result)}
+    calls = tool_calls_block(result)
+    return {"role": "assistant", "content": result.answer or None, "tool_calls": calls}
 
 
 def tool_calls_block(result: RunResult, *, indexed: bool = False) -> list[dict[str, Any]]:
@@ -62,8 +64,7 @@ def completion_chunk(
     **extra: Any,
 ) -> dict[str, Any]:
     """One ``chat.completion.chunk`` carrying ``delta`` (``extra``: the last chunk's
-    ``understudy`` block; ``logprobs``: the last chunk's, for the whole answer, which a
-    specialist gives in one piece)."""
+    ``understudy`` block; ``logprobs``: those of the tokens of ``delta``'s content)."""
     choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}
     return {
         "id": chunk_id,
@@ -113,21 +114,7 @@ def logprobs_block(result: RunResult) -> dict[str, Any] | None:
     """The answer's token logprobs in OpenAI's ``choices[].logprobs`` shape, if asked for."""
     if result.logprobs is None:
         return None
-    return {
-        "content": [
-            {**_token(entry), "top_logprobs": [_token(alt) for alt in entry.top]}
-            for entry in result.logprobs
-        ],
-        "refusal": None,
-    }
-
-
-def _token(entry: TokenLogprob) -> dict[str, Any]:
-    return {
-        "token": entry.token,
-        "logprob": entry.logprob,
-        "bytes": list(entry.token.encode("utf-8")),
-    }
+    return {"content": [entry.openai() for entry in result.logprobs], "refusal": None}
 
 
 def usage_block(result: RunResult) -> dict[str, int]:

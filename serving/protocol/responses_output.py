@@ -3,8 +3,9 @@
 stream, and the conversation a next response continues from.
 
 The answer is one ``message`` item with one ``output_text`` part; the lead's calls of the app's
-tools are ``function_call`` items instead (``call_id``, ``name``, ``arguments``), as chat
-answers them with ``tool_calls`` and no content. A specialist's answer cut at
+tools are ``function_call`` items (``call_id``, ``name``, ``arguments``), after the message
+item of the text the lead wrote beside them, if it wrote any (chat: ``content`` beside
+``tool_calls``). A specialist's answer cut at
 ``max_output_tokens`` is ``status: incomplete`` with ``incomplete_details.reason``
 ``max_output_tokens``.
 """
@@ -60,9 +61,11 @@ def function_call_item(
 
 
 def output_items(result: RunResult) -> list[dict[str, Any]]:
-    """The response's ``output``: the app's tool calls, or the answer."""
+    """The response's ``output``: the answer, or the app's tool calls after the text the lead
+    wrote beside them (if any)."""
     if result.app_tool_calls:
-        return [function_call_item(call) for call in result.app_tool_calls]
+        text = [message_item(result.run_id, result.answer)] if result.answer else []
+        return [*text, *(function_call_item(call) for call in result.app_tool_calls)]
     status = "incomplete" if result.finish_reason == "length" else "completed"
     return [message_item(result.run_id, result.answer or "", status=status)]
 
@@ -121,7 +124,7 @@ def conversation_after(call: ResponsesCall, result: RunResult) -> list[ChatMessa
     app's tool calls, whose outputs the next input brings)."""
     answer: ChatMessage = {"role": "assistant", "content": result.answer or ""}
     if result.app_tool_calls:
-        answer = {"role": "assistant", "content": "", "tool_calls": list(result.app_tool_calls)}
+        answer["tool_calls"] = list(result.app_tool_calls)
     return [*call.conversation, answer]
 
 
@@ -181,8 +184,9 @@ class ResponseEvents:
     def items_done(self, result: RunResult) -> list[dict[str, Any]]:
         """The rest of the output, once the run has ended: the answer's text closed (sent
         whole first if none of it streamed: a specialist's, a degraded fallback's), or each
-        tool call added, its arguments (in one delta), and done."""
+        tool call added, its arguments (in one delta), and done, after the text beside them."""
         events: list[dict[str, Any]] = []
+        calls = iter(result.app_tool_calls)
         for index, item in enumerate(output_items(result)):
             where = {"item_id": item["id"], "output_index": index}
             if item["type"] == "message":
@@ -200,7 +204,7 @@ class ResponseEvents:
                     self._event("response.content_part.done", **where, content_index=0, part=part),
                 ]
             else:
-                call = result.app_tool_calls[index]
+                call = next(calls)
                 opened = function_call_item(call, arguments="", status="in_progress")
                 arguments = call["arguments"]
                 events += [

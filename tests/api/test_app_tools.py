@@ -11,7 +11,8 @@ import json
 import openai
 import pytest
 
-from orchestrator.testing import failure, reply, tool_calls
+from orchestrator.testing import Step, failure, reply, tool_calls
+from specialists.backend import TokenLogprob
 from tests.api.test_chat_api import SHORT_QUESTION, Api, ask, recorded_run, understudy
 from tests.api.test_chat_api import api as api  # the server fixture, re-exported
 
@@ -190,6 +191,71 @@ def test_streamed_tool_calls_are_assembled_by_the_client(api: Api, model: str) -
     assert call.function.name == "get_weather"
     assert json.loads(call.function.arguments) == {"city": "Lima"}
     assert not choice.message.content
+
+
+def beside_the_calls(model: str) -> tuple[list[Step], str]:
+    """A script whose last turn writes text beside its call of the app's tool (``router``:
+    after a turn that thinks aloud beside a call of ours, which is not the answer), and the
+    text the client must get."""
+    said = "Let me look that up."
+    last = tool_calls(("get_weather", {"city": "Lima"}), content=said)
+    if model == "understudy-llm":
+        return [last], said
+    ours = tool_calls(("calculator", {"expression": "1+1"}), content="Thinking aloud.")
+    return [ours, last], said
+
+
+@pytest.mark.parametrize("model", ["understudy-llm", "understudy-router"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_text_beside_the_apps_tool_calls_is_the_content(
+    api: Api, model: str, stream: bool
+) -> None:
+    steps, said = beside_the_calls(model)
+    api.lead.enqueue(*steps)
+    create = api.client().chat.completions
+    arguments = {
+        "model": model,
+        "messages": [{"role": "user", "content": "Weather in Lima?"}],
+        "tools": [WEATHER],
+    }
+    if stream:
+        with create.stream(**arguments) as streamed:
+            completion = streamed.get_final_completion()
+    else:
+        completion = create.create(**arguments)
+    choice = completion.choices[0]
+    assert (choice.finish_reason, choice.message.content) == ("tool_calls", said)
+    (call,) = choice.message.tool_calls
+    assert json.loads(call.function.arguments) == {"city": "Lima"}
+    assert len(api.lead.requests) == len(steps)
+
+    api.lead.enqueue(reply("Warm in Lima."))
+    result = {"role": "tool", "tool_call_id": call.id, "content": "warm"}
+    function = {"name": call.function.name, "arguments": call.function.arguments}
+    echo = {
+        "role": "assistant",
+        "content": choice.message.content,
+        "tool_calls": [{"id": call.id, "type": "function", "function": function}],
+    }
+    create.create(**{**arguments, "messages": [*arguments["messages"], echo, result]})
+    history = api.lead.requests[-1]["messages"]
+    (calling,) = [m for m in history if "get_weather" in json.dumps(m.get("tool_calls"))]
+    assert calling["content"] == said  # one assistant message, as the lead wrote it
+
+
+def test_the_text_beside_the_apps_tool_calls_has_its_logprobs(api: Api) -> None:
+    tokens = (TokenLogprob("On", -0.5), TokenLogprob(" it", -0.25))
+    lima = ("get_weather", {"city": "Lima"})
+    api.lead.enqueue(tool_calls(lima, content="On it", logprobs=tokens))
+    completion = ask(api, "understudy-llm", "Weather in Lima?", tools=[WEATHER], logprobs=True)
+    choice = completion.choices[0]
+    assert choice.message.content == "On it" and choice.message.tool_calls
+    assert [(e.token, e.logprob) for e in choice.logprobs.content] == [("On", -0.5), (" it", -0.25)]
+
+    api.lead.enqueue(tool_calls(lima))
+    calls_alone = ask(api, "understudy-llm", "Weather in Lima?", tools=[WEATHER], logprobs=True)
+    assert calls_alone.choices[0].message.content is None
+    assert calls_alone.choices[0].logprobs.content == []  # no text, so no tokens
 
 
 def test_cascade_with_callable_tools_goes_to_the_lead(api: Api) -> None:

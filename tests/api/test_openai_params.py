@@ -10,7 +10,8 @@ import httpx
 import openai
 import pytest
 
-from orchestrator.testing import reply
+from orchestrator.testing import Step, reply, tool_calls
+from specialists.backend import TokenLogprob
 from tests.api.test_chat_api import SHORT_QUESTION, Api, ask, understudy
 from tests.api.test_chat_api import api as api  # the server fixture, re-exported
 
@@ -159,8 +160,6 @@ def test_an_unknown_or_unsupported_parameter_is_a_400_naming_it(
 @pytest.mark.parametrize(
     ("model", "arguments", "param"),
     [
-        ("understudy-llm", {"logprobs": True}, "logprobs"),
-        ("understudy-cascade", {"logprobs": True, "top_logprobs": 2}, "logprobs"),
         ("understudy-math", {"presence_penalty": 0.5}, "presence_penalty"),
         ("understudy-slm", {"logit_bias": {"11": 5}}, "logit_bias"),
     ],
@@ -214,13 +213,104 @@ def test_logprobs_of_a_specialist_answer(api: Api) -> None:
     assert plain.choices[0].logprobs is None
 
 
-def test_logprobs_of_a_streamed_specialist_answer_come_with_its_last_chunk(api: Api) -> None:
+def test_logprobs_of_a_streamed_specialist_answer_come_with_its_text(api: Api) -> None:
     chunks = list(ask(api, "understudy-slm", SHORT_QUESTION, stream=True, logprobs=True))
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     carrying = [c for c in chunks if c.choices and c.choices[0].logprobs]
-    assert len(carrying) == 1 and carrying[0].choices[0].finish_reason == "stop"
+    assert len(carrying) == 1 and carrying[0].choices[0].delta.content == text
     tokens = "".join(entry.token for entry in carrying[0].choices[0].logprobs.content)
     assert tokens.strip().removesuffix("<|im_end|>") == text
+
+
+LEAD_TOKENS = tuple(
+    TokenLogprob(token, logprob, (TokenLogprob(token, logprob), *alternatives))
+    for token, logprob, alternatives in (
+        ("Par", -0.25, (TokenLogprob("Lon", -1.5), TokenLogprob("Ber", -2.75))),
+        ("is", -0.125, (TokenLogprob("ís", -3.0), TokenLogprob("iss", -4.5))),
+        (".", -0.5, (TokenLogprob("!", -1.25), TokenLogprob(" is", -2.0))),
+    )
+)
+"""The scripted lead's answer ``Paris.``, token by token, with three alternatives each."""
+
+
+def lead_answer() -> Step:
+    return reply("Paris.", logprobs=LEAD_TOKENS)
+
+
+def assert_the_leads_logprobs(logprobs, top: int) -> None:
+    """``logprobs`` (a choice's) are the scripted lead's, with ``top`` alternatives each."""
+    content = logprobs.content
+    assert [(e.token, e.logprob) for e in content] == [(t.token, t.logprob) for t in LEAD_TOKENS]
+    assert [[(a.token, a.logprob) for a in e.top_logprobs] for e in content] == [
+        [(a.token, a.logprob) for a in t.top[:top]] for t in LEAD_TOKENS
+    ]
+    assert all(entry.bytes == list(entry.token.encode()) for entry in content)
+
+
+@pytest.mark.parametrize(("arguments", "top"), [({"top_logprobs": 2}, 2), ({}, 0)])
+@pytest.mark.parametrize("model", ["understudy-llm", "understudy-router"])
+def test_logprobs_of_a_lead_answer(api: Api, model: str, arguments: dict, top: int) -> None:
+    if model == "understudy-router":  # the answer after a tool: the last turn's
+        api.lead.enqueue(tool_calls(("calculator", {"expression": "1+1"})))
+    api.lead.enqueue(lead_answer())
+    completion = ask(api, model, "Capital of France?", logprobs=True, **arguments)
+    assert completion.choices[0].message.content == "Paris."
+    assert_the_leads_logprobs(completion.choices[0].logprobs, top)
+    for sent in api.lead.requests:  # every lead call asks, as only the last turn is known
+        assert (sent["logprobs"], sent["top_logprobs"]) == (True, top)
+
+    api.lead.enqueue(lead_answer())
+    plain = ask(api, "understudy-llm", "Capital of France?")
+    assert plain.choices[0].logprobs is None
+    assert not {"logprobs", "top_logprobs"} & set(api.lead.requests[-1])
+
+
+@pytest.mark.parametrize("model", ["understudy-llm", "understudy-router"])
+def test_logprobs_of_a_streamed_lead_answer_come_with_its_text(api: Api, model: str) -> None:
+    """In one chunk, once the run has ended: clients (the agents SDK) read a chunk's logprobs
+    only beside its content."""
+    api.lead.enqueue(lead_answer())
+    chunks = list(ask(api, model, "Capital of France?", stream=True, logprobs=True, top_logprobs=1))
+    carrying = [c for c in chunks if c.choices and c.choices[0].logprobs]
+    assert len(carrying) == 1 and carrying[0].choices[0].delta.content == "Paris."
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Paris."
+    assert_the_leads_logprobs(carrying[0].choices[0].logprobs, 1)
+    assert api.lead.requests[-1]["stream"] is True
+
+
+def test_a_cascade_answers_with_the_logprobs_of_whoever_answered(api: Api) -> None:
+    api.lead.enqueue(lead_answer())
+    escalated = ask(api, "understudy-cascade", logprobs=True, top_logprobs=2, max_tokens=2)
+    assert understudy(escalated)["route"] == "cascade:escalated:math"
+    assert_the_leads_logprobs(escalated.choices[0].logprobs, 2)
+
+    accepted = ask(api, "understudy-cascade", SHORT_QUESTION, logprobs=True, top_logprobs=2)
+    assert understudy(accepted)["route"] == "cascade:accepted:math"
+    content = accepted.choices[0].logprobs.content
+    assert content and all(len(entry.top_logprobs) == 2 for entry in content)
+    tokens = "".join(entry.token for entry in content)
+    assert tokens.strip().removesuffix("<|im_end|>") == accepted.choices[0].message.content
+    assert len(api.lead.requests) == 1
+
+
+def test_a_lead_answer_without_the_logprobs_asked_for_is_not_passed_off(api: Api) -> None:
+    api.lead.enqueue(reply("Paris."))  # a provider that gives no logprobs
+    with pytest.raises(openai.APIStatusError) as info:
+        ask(api, "understudy-llm", "Capital of France?", logprobs=True)
+    assert info.value.status_code == 503
+    assert "refused" in info.value.response.json()["error"]["message"]
+
+    api.lead.enqueue(reply("42"))
+    raw = api.client().chat.completions.with_raw_response.create(
+        model="understudy-router",
+        messages=[{"role": "user", "content": SHORT_QUESTION}],
+        logprobs=True,
+    )
+    routed = raw.parse()
+    assert raw.headers["x-understudy-degraded"] == "true" and understudy(routed)["degraded"]
+    content = routed.choices[0].logprobs.content  # the specialist's fallback answer's own
+    tokens = "".join(entry.token for entry in content)
+    assert tokens.strip().removesuffix("<|im_end|>") == routed.choices[0].message.content
 
 
 def test_every_listed_model_can_be_retrieved(api: Api) -> None:

@@ -314,6 +314,33 @@ def test_streamed_function_calls_and_their_continuation(api: Api) -> None:
         assert stream.get_final_response().output_text == "Warm in Lima."
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_text_beside_function_calls_is_a_message_item_before_them(
+    api: Api, stream: bool
+) -> None:
+    said = "Let me look that up."
+    api.lead.enqueue(tool_calls(("get_weather", {"city": "Lima"}), content=said))
+    arguments = {"model": "understudy-router", "input": "Weather in Lima?", "tools": [WEATHER]}
+    if stream:
+        with api.client().responses.stream(**arguments) as streamed:
+            first = streamed.get_final_response()
+    else:
+        first = raw_create(api, **arguments)
+    message, call = first.output
+    assert message.type == "message" and first.output_text == said
+    assert call.type == "function_call" and json.loads(call.arguments) == {"city": "Lima"}
+
+    api.lead.enqueue(reply("Warm in Lima."))
+    api.client().responses.create(
+        model="understudy-router",
+        previous_response_id=first.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "warm"}],
+        tools=[WEATHER],
+    )
+    assistant = next(m for m in api.lead.requests[-1]["messages"] if m.get("tool_calls"))
+    assert assistant["content"] == said
+
+
 def test_a_stream_whose_run_fails_ends_with_response_failed(api: Api) -> None:
     api.lead.enqueue(failure(500))
     events = list(api.client().responses.create(model="understudy-llm", input="Hi.", stream=True))

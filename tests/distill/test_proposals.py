@@ -152,7 +152,9 @@ def test_only_the_leads_own_successful_work_counts() -> None:
     no_lead = replace(lead_run("Hi", "x", minute=5), lead_input_tokens=0, lead_output_tokens=0)
     call = FunctionCall(id="call_1", name="get_weather", arguments="{}")
     handed_over = replace(
-        lead_run("Weather?", "", minute=6), finish_reason="tool_calls", app_tool_calls=(call,)
+        lead_run("Weather?", "Let me look that up.", minute=6),  # the text beside the call
+        finish_reason="tool_calls",
+        app_tool_calls=(call,),
     )
     tool_result: list[ChatMessage] = [
         {"role": "user", "content": "Weather?"},

@@ -10,6 +10,7 @@ import pytest_asyncio
 from distill.source import read_transcripts
 from orchestrator.outcome import Failure, FailureKind
 from orchestrator.transcripts import RunRecord, TranscriptStore
+from specialists.backend import FunctionCall
 from specialists.catalog import Catalog
 from tests.helpers.stores import open_store
 from tools.context import ToolCall
@@ -105,3 +106,23 @@ async def test_scanning_stops_at_the_limit_and_chosen_runs_are_read_by_id(
         store, Catalog.default(), run_ids={"run-0", "run-2", "gone"}, max_runs=100
     )
     assert [t.run_id for t in chosen] == ["run-0", "run-2"]  # a deleted run is skipped
+
+
+async def test_a_run_that_handed_the_apps_tool_calls_over_has_no_answer_to_learn_from(
+    store: TranscriptStore,
+) -> None:
+    call = FunctionCall(id="call_1", name="get_weather", arguments="{}")
+    handed_over = run_record(
+        1,
+        "router",
+        ["math"],
+        answer="Let me look that up.",  # what the lead said beside the call
+        finish_reason="tool_calls",
+        app_tool_calls=(call,),
+        tool_calls=[ToolCall("math_specialist", {"request": "2+2?"}, "4", 9.0, 0.8)],
+    )
+    await store.save_run(handed_over)
+    (transcript,) = await read_transcripts(
+        store, Catalog.default(), specialist="math", max_runs=100
+    )
+    assert transcript.answer is None

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from orchestrator.testing import reply, tool_calls
 from tests.api.test_app_tools import WEATHER
 from tests.api.test_chat_api import SHORT_QUESTION, Api
+from tests.api.test_openai_params import LEAD_TOKENS
 
 APP_MODES = ["understudy-llm", "understudy-router"]
 QUESTION = {"role": "user", "content": "Weather in Paris?"}
@@ -131,8 +132,19 @@ def test_logprobs_of_a_specialist_answer(api: Api) -> None:
     assert entries and all(len(entry["top_logprobs"]) == 2 for entry in entries)
 
 
+def test_logprobs_of_a_lead_answer(api: Api) -> None:
+    api.lead.enqueue(reply("Paris.", logprobs=LEAD_TOKENS))
+    response = complete(api, "understudy-llm", [QUESTION], logprobs=True, top_logprobs=1)
+    entries = response.choices[0].logprobs["content"]
+    assert [(e["token"], e["logprob"]) for e in entries] == [
+        (t.token, t.logprob) for t in LEAD_TOKENS
+    ]
+    assert [len(entry["top_logprobs"]) for entry in entries] == [1] * len(LEAD_TOKENS)
+    assert api.lead.requests[-1]["top_logprobs"] == 1
+
+
 def test_a_parameter_we_cannot_honour_is_refused_by_name(api: Api) -> None:
     with pytest.raises(litellm.BadRequestError) as info:
-        complete(api, "understudy-llm", [QUESTION], logprobs=True)
-    assert "'logprobs'" in str(info.value)
+        complete(api, "understudy-math", [QUESTION], presence_penalty=0.5)
+    assert "'presence_penalty'" in str(info.value)
     assert api.lead.requests == []

@@ -1,8 +1,8 @@
 """The openai-agents SDK against the chat API, through ``OpenAIChatCompletionsModel`` (its model
 for any OpenAI-compatible server): an agent's own ``@function_tool`` runs on the client and its
 result reaches the lead, a handoff is the app's tool call it is, an ``output_type`` comes back
-parsed (whole and streamed), ``ModelSettings`` reach the lead, and a specialist's answer carries
-the logprobs ``top_logprobs`` asks for."""
+parsed (whole and streamed), ``ModelSettings`` reach the lead, and a specialist's answer and the
+lead's carry the logprobs ``top_logprobs`` asks for."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from orchestrator.testing import reply, tool_calls
 from tests.api.test_chat_api import SHORT_QUESTION, Api
+from tests.api.test_openai_params import LEAD_TOKENS
 
 APP_MODES = ["understudy-llm", "understudy-router"]
 LOCAL = RunConfig(tracing_disabled=True)
@@ -152,3 +153,27 @@ async def test_top_logprobs_of_a_specialist_answer(api: Api) -> None:
     assert logprobs and all(len(entry.top_logprobs) == 2 for entry in logprobs)
     assert result.context_wrapper.usage.output_tokens > 0
     assert api.lead.requests == []
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_top_logprobs_of_a_lead_answer(api: Api, streamed: bool) -> None:
+    agent = Agent(
+        name="geography",
+        instructions="Be brief.",
+        model=chat_model(api, "understudy-llm"),
+        model_settings=ModelSettings(top_logprobs=1),
+    )
+    api.lead.enqueue(reply("Paris.", logprobs=LEAD_TOKENS))
+    result: RunResultBase
+    if streamed:
+        result = Runner.run_streamed(agent, "Capital of France?", run_config=LOCAL)
+        async for _event in result.stream_events():
+            pass
+    else:
+        result = await Runner.run(agent, "Capital of France?", run_config=LOCAL)
+    (message,) = [item for item in result.new_items if item.type == "message_output_item"]
+    logprobs = message.raw_item.content[0].logprobs
+    assert [(e.token, e.logprob, len(e.top_logprobs)) for e in logprobs] == [
+        (t.token, t.logprob, 1) for t in LEAD_TOKENS
+    ]
+    assert api.lead.requests[-1]["top_logprobs"] == 1
