@@ -88,6 +88,9 @@ class FunctionCallIn(BaseModel):
     name: str
     arguments: str
     """A JSON string, as the model wrote it."""
+    parsed_arguments: Any = None
+    """The ``openai`` client's own parse of ``arguments``, left in a streamed message an app
+    echoes back; ``arguments`` is what the model wrote, and what is sent on."""
 
 
 class ToolCallIn(BaseModel):
@@ -97,3 +100,6 @@ class ToolCallIn(BaseModel):
     id: str = Field(min_length=1)
     type: Literal["function"]
     function: FunctionCallIn
+    index: int | None = None
+    """A streamed call's position, which the ``openai`` client's ``get_final_completion()``
+    leaves in the message an app echoes back; the list's order already says it."""

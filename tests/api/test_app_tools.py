@@ -191,6 +191,18 @@ def test_streamed_tool_calls_are_assembled_by_the_client(api: Api, model: str) -
     assert call.function.name == "get_weather"
     assert json.loads(call.function.arguments) == {"city": "Lima"}
     assert not choice.message.content
+    # The app appends the assembled message as it is (its calls keep their stream index).
+    api.lead.enqueue(reply("Sunny in Lima."))
+    follow_up = api.client().chat.completions.create(
+        model=model,
+        messages=[
+            {"role": "user", "content": "Weather in Lima?"},
+            choice.message,  # type: ignore[list-item]
+            {"role": "tool", "tool_call_id": call.id, "content": "sunny"},
+        ],
+        tools=[WEATHER],
+    )
+    assert follow_up.choices[0].message.content == "Sunny in Lima."
 
 
 def beside_the_calls(model: str) -> tuple[list[Step], str]:
