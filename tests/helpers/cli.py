@@ -36,9 +36,12 @@ def understudy_serve(
     *args: str, env: Mapping[str, str], start_timeout_s: float = 90
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """``understudy serve ARGS`` on a free port, in a process of its own, until ``/healthz``
-    answers; yields (the process, its root URL) and kills it on exit (a test that stops it
+    answers; yields (the process, its root URL) and stops it on exit (a test that stops it
     itself, as the shutdown tests do, finds it already gone). ``env`` is added to this
-    process's environment. A server that dies while starting fails with its stderr."""
+    process's environment. A server that dies while starting fails with its stderr.
+
+    Stopped with SIGTERM, as an operator would: with ``--workers`` its worker processes are
+    its children, and a SIGKILL would leave them running without it."""
     port = free_port()
     process = subprocess.Popen(
         [*UNDERSTUDY, "serve", "--port", str(port), *args],
@@ -60,5 +63,9 @@ def understudy_serve(
         yield process, url
     finally:
         if process.poll() is None:
+            process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
             process.kill()
-        process.wait(timeout=30)
+            process.wait(timeout=30)
