@@ -1,7 +1,8 @@
 """The labels routers are evaluated on: per prompt, how well a strong and a weak model did.
 
-Both sets are RouteLLM's (``lm-sys/RouteLLM`` at ``0b64fda``, ``routellm/evals/``), read the way
-``routellm/evals/benchmarks.py`` reads them, so a router's figures here compare with the paper's:
+All three sets are RouteLLM's (``lm-sys/RouteLLM`` at ``0b64fda``, ``routellm/evals/``), read
+the way ``routellm/evals/benchmarks.py`` reads them, so a router's figures here compare with
+the paper's:
 
 * ``routellm-gsm8k``: ``gsm8k/gsm8k_responses.csv``, whether GPT-4-1106 and Mixtral-8x7B each
   answered a GSM8K test question right. A prompt's quality is 100 (right) or 0 (wrong), so the
@@ -10,9 +11,15 @@ Both sets are RouteLLM's (``lm-sys/RouteLLM`` at ``0b64fda``, ``routellm/evals/`
   both turns of each MT-Bench question. The router sees the first turn only; the model it picks
   answers both, so a question's quality is the mean of its two turn scores, and the mean over
   questions is RouteLLM's MT-Bench score.
+* ``routellm-mmlu``: ``mmlu/responses/mmlu_<subject>.csv`` (57 subjects, 14,042 questions of
+  MMLU's test set), whether each model answered right, read as for GSM8K. RouteLLM's files
+  name the weak column ``mistralai/Mixtral-8x7B-Instruct-v0.1`` or, in older copies,
+  ``mixtral-8x7b-instruct-v0.1``; both are read.
 
 Prompts listed in ``contaminated_prompts.jsonl`` (they overlap RouteLLM's router training data)
-are left out, as RouteLLM does: 12 of 1,319 for GSM8K, 8 of 80 MT-Bench questions.
+are left out, as RouteLLM does: 12 of 1,319 for GSM8K, 8 of 80 MT-Bench questions, 5 MMLU
+questions. GSM8K and MT-Bench need the file; for MMLU it is read when it is there (copies of
+the subjects' files often come without it).
 
 The directory may be the shared data's ``routellm_evals`` or a RouteLLM checkout's
 ``routellm/evals``: the layout is the same.
@@ -30,12 +37,14 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from evals.errors import DataUnavailableError
 
 STRONG_MODEL = "gpt-4-1106-preview"
 WEAK_MODEL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
+WEAK_MODEL_SHORT = "mixtral-8x7b-instruct-v0.1"
+"""How older copies of RouteLLM's MMLU files name the weak model's column."""
 """The routed pair of RouteLLM's evaluations (its ``--strong-model`` / ``--weak-model``
 defaults); the files name their columns and judgements after them."""
 
@@ -53,6 +62,7 @@ class LabelSet(enum.StrEnum):
 
     gsm8k = "routellm-gsm8k"
     mt_bench = "routellm-mt-bench"
+    mmlu = "routellm-mmlu"
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,6 +125,17 @@ class _Gsm8kRow(BaseModel):
 
     prompt: str = Field(min_length=1)
     weak: bool = Field(alias=WEAK_MODEL)
+    strong: bool = Field(alias=STRONG_MODEL)
+
+
+class _MmluRow(BaseModel):
+    """One row of ``mmlu_<subject>.csv``: the question with its choices, each model's
+    correctness (the files carry no answer letter)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    prompt: str = Field(min_length=1)
+    weak: bool = Field(validation_alias=AliasChoices(WEAK_MODEL, WEAK_MODEL_SHORT))
     strong: bool = Field(alias=STRONG_MODEL)
 
 
@@ -212,6 +233,33 @@ def load_gsm8k(directory: Path) -> RoutingLabels:
     )
 
 
+def load_mmlu(directory: Path) -> RoutingLabels:
+    """MMLU questions of every subject file, with each model's correctness (0 or 100),
+    decontaminated when RouteLLM's list is there; subjects in name order, as a glob finds
+    them, so a copy with fewer subjects is read as it is (its count is in ``source``)."""
+    name = LabelSet.mmlu.value
+    folder = directory / "mmlu"
+    subjects = sorted((folder / "responses").glob("mmlu_*.csv"))
+    if not subjects:
+        problem = f"no mmlu_<subject>.csv files in {folder / 'responses'}"
+        raise DataUnavailableError(name, problem, _FIX)
+    rows = [row for path in subjects for row in _csv(path, _MmluRow, name)]
+    contaminated_path = folder / "contaminated_prompts.jsonl"
+    contaminated = _contaminated(contaminated_path, name) if contaminated_path.exists() else set()
+    kept = [row for row in rows if row.prompt not in contaminated]
+    if not kept:
+        raise DataUnavailableError(name, f"{folder} has no prompts left to evaluate", _FIX)
+    return RoutingLabels(
+        name=name,
+        prompts=tuple(row.prompt for row in kept),
+        weak=np.array([100.0 * row.weak for row in kept]),
+        strong=np.array([100.0 * row.strong for row in kept]),
+        unit="accuracy (%)",
+        excluded=len(rows) - len(kept),
+        source=f"{folder / 'responses'} ({len(subjects)} subjects)",
+    )
+
+
 def load_mt_bench(directory: Path) -> RoutingLabels:
     """MT-Bench questions (first turn) with each model's mean judge score over both turns.
 
@@ -261,6 +309,7 @@ def load_mt_bench(directory: Path) -> RoutingLabels:
 LOADERS: dict[LabelSet, Callable[[Path], RoutingLabels]] = {
     LabelSet.gsm8k: load_gsm8k,
     LabelSet.mt_bench: load_mt_bench,
+    LabelSet.mmlu: load_mmlu,
 }
 
 

@@ -62,7 +62,9 @@ def router(
         typer.Option(
             "--labels",
             help="routellm-gsm8k: right/wrong per GSM8K question (1,307 after decontamination); "
-            "routellm-mt-bench: GPT-4 judge scores per MT-Bench question (72).",
+            "routellm-mt-bench: GPT-4 judge scores per MT-Bench question (72); "
+            "routellm-mmlu: right/wrong per MMLU question, every mmlu/responses/mmlu_*.csv "
+            "(14,037 of 57 subjects after decontamination).",
         ),
     ] = LabelSet.gsm8k,
     routers: Annotated[
@@ -159,6 +161,8 @@ ROUTER_HELP = (
     "  understudy eval router"
     "\n\n"
     "  understudy eval router --labels routellm-mt-bench -r random -r difficulty --json"
+    "\n\n"
+    "  understudy eval router --labels routellm-mmlu --labels-dir RouteLLM/routellm/evals"
     "\n\n"
     "  understudy eval router --out reports/router"
 )

@@ -4,6 +4,7 @@ embedding cache, and ``understudy eval router`` end to end."""
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,7 +33,7 @@ from evals.router_eval import (
 )
 from evals.router_eval.difficulty import DifficultyRouter
 from evals.router_eval.features import TEXT_FEATURES, text_features
-from evals.router_eval.labels import STRONG_MODEL, WEAK_MODEL
+from evals.router_eval.labels import STRONG_MODEL, WEAK_MODEL, WEAK_MODEL_SHORT
 from orchestrator.prerouter import MiniLMEmbedder
 from serving.cli.eval_cmd import app
 from serving.settings import get_settings
@@ -224,6 +225,70 @@ def test_a_missing_judgement_turn_is_an_error(tmp_path: Path, data_dir: Path) ->
         load_labels(LabelSet.mt_bench, tmp_path)
 
 
+def _mmlu_dir(tmp_path: Path, contaminated: list[str] | None) -> Path:
+    """RouteLLM's MMLU layout in small: two subjects, one naming the weak model's column the
+    way older copies do, and (unless ``None``) the contamination list beside them."""
+    folder = tmp_path / "evals" / "mmlu"
+    (folder / "responses").mkdir(parents=True)
+    subjects = {
+        "anatomy": (WEAK_MODEL, [("Which bone?\nA. Femur\nB. Ulna\nAnswer:", True, True)]),
+        "abstract_algebra": (
+            WEAK_MODEL_SHORT,
+            [
+                ('Order of "S_3"?\nA. 3\nB. 6\nAnswer:', False, True),
+                ("Is Z a field?", True, False),
+                ("Degree of Q(sqrt(2)), over Q?", False, False),
+            ],
+        ),
+    }
+    for subject, (weak_column, rows) in subjects.items():
+        path = folder / "responses" / f"mmlu_{subject}.csv"
+        with path.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle)  # quotes what RouteLLM's files quote: newlines, commas
+            writer.writerow(["prompt", weak_column, STRONG_MODEL])
+            writer.writerows(rows)
+    if contaminated is not None:
+        (folder / "contaminated_prompts.jsonl").write_text(
+            "".join(json.dumps({"eval_prompt": p}) + "\n" for p in contaminated), encoding="utf-8"
+        )
+    return tmp_path / "evals"
+
+
+def test_mmlu_reads_every_subject_file_in_either_column_spelling(tmp_path: Path) -> None:
+    labels = load_labels(LabelSet.mmlu, _mmlu_dir(tmp_path, ["Is Z a field?"]))
+    assert labels.prompts == (
+        'Order of "S_3"?\nA. 3\nB. 6\nAnswer:',  # abstract_algebra first: subjects by name
+        "Degree of Q(sqrt(2)), over Q?",
+        "Which bone?\nA. Femur\nB. Ulna\nAnswer:",
+    )
+    assert labels.excluded == 1
+    assert labels.weak.tolist() == [0.0, 0.0, 100.0]
+    assert labels.strong.tolist() == [100.0, 0.0, 100.0]
+    assert labels.unit == "accuracy (%)" and "(2 subjects)" in labels.source
+
+
+def test_mmlu_without_a_contamination_list_keeps_every_prompt(tmp_path: Path) -> None:
+    labels = load_labels(LabelSet.mmlu, _mmlu_dir(tmp_path, None))
+    assert len(labels) == 4 and labels.excluded == 0
+
+
+def test_mmlu_without_subject_files_says_where_it_looked(tmp_path: Path) -> None:
+    (tmp_path / "mmlu" / "responses").mkdir(parents=True)
+    with pytest.raises(DataUnavailableError, match=r"no mmlu_<subject>.csv files in .*responses"):
+        load_labels(LabelSet.mmlu, tmp_path)
+
+
+def test_an_mmlu_file_without_the_weak_model_names_file_and_row(tmp_path: Path) -> None:
+    directory = _mmlu_dir(tmp_path, [])
+    path = directory / "mmlu" / "responses" / "mmlu_anatomy.csv"
+    path.write_text(f"prompt,gpt-3.5,{STRONG_MODEL}\nWhich bone?,True,True\n", encoding="utf-8")
+    with pytest.raises(
+        DataUnavailableError,
+        match=r"mmlu_anatomy.csv row 1: mistralai/Mixtral-8x7B-Instruct-v0.1: Field required",
+    ):
+        load_labels(LabelSet.mmlu, directory)
+
+
 def test_a_missing_directory_says_where_to_get_the_labels(tmp_path: Path) -> None:
     with pytest.raises(DataUnavailableError, match="not a directory.*RouteLLM"):
         load_labels(LabelSet.gsm8k, tmp_path / "nowhere")
@@ -377,6 +442,18 @@ def test_command_table_on_mt_bench(data_dir: Path) -> None:
     assert "routellm-mt-bench: 72 prompts (8 contaminated left out)" in result.stdout
     rows = [line.split("│")[1].strip() for line in result.stdout.splitlines() if "│" in line]
     assert rows == ["oracle"]
+
+
+def test_command_on_mmlu_labels_in_routellms_layout(tmp_path: Path) -> None:
+    labels_dir = str(_mmlu_dir(tmp_path, ["Is Z a field?"]))
+    arguments = ["--labels", "routellm-mmlu", "--labels-dir", labels_dir, "-r", "oracle"]
+    result = runner.invoke(app, ["router", *arguments, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["labels"]["name"] == "routellm-mmlu"
+    assert report["labels"]["prompts"] == 3 and report["labels"]["excluded_contaminated"] == 1
+    (oracle,) = report["routers"]
+    assert oracle["name"] == "oracle" and oracle["apgr"] == pytest.approx(1.0, abs=0.2)
 
 
 def test_command_with_an_unwritable_out_says_so(data_dir: Path, tmp_path: Path) -> None:
