@@ -52,7 +52,12 @@ def effective_catalog(base: Catalog, snapshot: RegistrySnapshot) -> Catalog:
 def version_tag(version: SpecialistVersion) -> str:
     """How a registry version tags its adapter's served name: ``v3-1f2e3d4c``, its number and
     the start of its SHA-256 (see :func:`~specialists.adapters.served_adapter_name`)."""
-    return f"v{version.version}-{content_tag(version.adapter_sha256)}"
+    return tag_of(version.version, version.adapter_sha256)
+
+
+def tag_of(number: int, adapter_sha256: str) -> str:
+    """:func:`version_tag` from a version's number and adapter hash (a query's columns)."""
+    return f"v{number}-{content_tag(adapter_sha256)}"
 
 
 def known_catalog(base: Catalog, snapshot: RegistrySnapshot) -> Catalog:

@@ -26,6 +26,8 @@ from database.tables import DistillJobRow
 from distill.registry import NotInRegistry, RegistryError
 
 MAX_ERROR_CHARS = 4000
+COMPUTE_STAGES = ("train", "evaluate")
+"""The steps whose seconds a job records: the ones that hold the worker's device."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,12 @@ class DistillJob:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    train_seconds: float = 0.0
+    """Seconds its workers spent training, every attempt added (what the ROI ledger prices)."""
+    evaluate_seconds: float = 0.0
+    """Seconds its workers spent evaluating the candidate, every attempt added."""
+    device: str | None = None
+    """The device kind it trained on (``cpu``, ``cuda``); ``None`` until training started."""
 
     @property
     def finished(self) -> bool:
@@ -74,6 +82,8 @@ class DistillJobStore(Store):
             trigger=trigger,
             status="queued",
             attempts=0,
+            train_seconds=0.0,
+            evaluate_seconds=0.0,
             created_at=_now(),
         )
         async with self._session("enqueue") as session:
@@ -148,6 +158,28 @@ class DistillJobStore(Store):
                 update(DistillJobRow)
                 .where(DistillJobRow.id == job_id, DistillJobRow.worker_id == worker_id)
                 .values(**values)
+            )
+
+    async def add_compute(
+        self, job_id: str, *, stage: str, seconds: float, device: str | None
+    ) -> None:
+        """Add ``seconds`` of ``stage`` (``train`` or ``evaluate``) to the job, and the device
+        kind it trained on when known.
+
+        Added whoever holds the job now: the seconds were spent even when the lease was lost
+        meanwhile, and an increment in the statement itself never loses another's addition.
+        """
+        if stage not in COMPUTE_STAGES:
+            raise ValueError(f"compute is recorded for {COMPUTE_STAGES}, not {stage!r}")
+        if seconds < 0:
+            raise ValueError(f"seconds must be ≥ 0, got {seconds}")
+        column = getattr(DistillJobRow, f"{stage}_seconds")
+        values: dict[str, Any] = {column.key: column + seconds}
+        if device is not None:
+            values["device"] = device
+        async with self._session("add_compute") as session:
+            await session.execute(
+                update(DistillJobRow).where(DistillJobRow.id == job_id).values(**values)
             )
 
     async def finish(self, job_id: str, worker_id: str, *, error: str | None = None) -> DistillJob:
@@ -239,4 +271,7 @@ def _job(row: DistillJobRow) -> DistillJob:
         created_at=row.created_at,
         started_at=row.started_at,
         finished_at=row.finished_at,
+        train_seconds=row.train_seconds,
+        evaluate_seconds=row.evaluate_seconds,
+        device=row.device,
     )

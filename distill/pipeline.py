@@ -221,16 +221,21 @@ class DistillationRun:
             config.paths.adapters, specialist.name, dataset, base_dir, config.train
         )
         await self.jobs.progress(self.job.id, self.worker_id, adapter_path=str(out_dir))
-        result = await asyncio.to_thread(
-            train_lora,
-            dataset,
-            base_dir,
-            out_dir,
-            config.train,
-            config.limits,
-            base_ref=config.base_model,
-            observer=_HaltingObserver(self._halt),
-        )
+        observer = _HaltingObserver(self._halt)
+        began = time.monotonic()
+        try:
+            result = await asyncio.to_thread(
+                train_lora,
+                dataset,
+                base_dir,
+                out_dir,
+                config.train,
+                config.limits,
+                base_ref=config.base_model,
+                observer=observer,
+            )
+        finally:  # a halted or failed attempt spent its seconds too
+            await self._spent("train", began, observer.device)
         self.log(f"adapter {result.adapter_dir}: {result.metadata['steps']} steps")
         return result.adapter_dir
 
@@ -242,6 +247,7 @@ class DistillationRun:
         version, current = await register_adapter(
             self.registry, known, base, self.job.specialist, adapter, held_out
         )
+        began = time.monotonic()
         backend = self.slm.open_backend(self.log)
         try:
             version = await evaluate_registered(
@@ -257,10 +263,16 @@ class DistillationRun:
             )
         finally:
             await backend.aclose()
+            await self._spent("evaluate", began, None)
         await self.jobs.progress(self.job.id, self.worker_id, version_id=version.id)
         verdict = "passed" if version.gate_passed else "failed"
         self.log(f"{version.label}: evaluation gate {verdict}")
         return version
+
+    async def _spent(self, stage: str, began: float, device: str | None) -> None:
+        """Record the seconds since ``began`` on the job: the ROI ledger prices them."""
+        seconds = time.monotonic() - began
+        await self.jobs.add_compute(self.job.id, stage=stage, seconds=seconds, device=device)
 
     async def _stage(self, stage: str) -> None:
         self._check_halt()
@@ -294,13 +306,16 @@ class DistillationRun:
 
 
 class _HaltingObserver:
-    """Stops training between steps when the job must halt (the checkpoint stays)."""
+    """Stops training between steps when the job must halt (the checkpoint stays), and notes
+    the device training runs on, for the job's compute record."""
 
     def __init__(self, halt: threading.Event) -> None:
         self.halt = halt
+        self.device: str | None = None
+        """The kind of device training runs on (``cpu``, ``cuda``), once it started."""
 
     def started(self, plan: TrainPlan) -> None:
-        pass
+        self.device = plan.device.split(":", 1)[0]  # "cuda:0" is a cuda device
 
     def step(self, report: StepReport) -> None:
         if self.halt.is_set():

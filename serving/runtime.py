@@ -20,6 +20,7 @@ from distill.config import (
     TrainConfig,
     TrainLimits,
 )
+from distill.roi import RoiConfig
 from orchestrator.audits import AuditPolicy
 from orchestrator.prerouter import MiniLMEmbedder, PreRouter
 from serving.settings import Settings
@@ -167,4 +168,12 @@ def audit_policy(settings: Settings) -> AuditPolicy:
         target_width=audit.target_width,
         window=audit.window,
         window_days=audit.window_days,
+    )
+
+
+def roi_config(settings: Settings) -> RoiConfig:
+    """The ROI settings as the plain configuration the ledger takes."""
+    roi = settings.roi
+    return RoiConfig(
+        cpu_hour_usd=roi.cpu_hour_usd, gpu_hour_usd=roi.gpu_hour_usd, rate_days=roi.rate_days
     )

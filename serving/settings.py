@@ -340,6 +340,22 @@ class AuditSettings(BaseModel):
         return floor
 
 
+class RoiSettings(BaseModel):
+    """The return-on-investment ledger (``UNDERSTUDY_ROI_*``): what an hour of a distillation
+    worker costs, and how the payback projection and the ``/metrics`` gauges are computed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cpu_hour_usd: float = Field(0.40, ge=0)
+    """USD per hour of a worker training on CPU: an 8-vCPU cloud machine on demand."""
+    gpu_hour_usd: float = Field(2.50, ge=0)
+    """USD per hour of a worker training on CUDA: one data-center GPU (A100 class) on demand."""
+    rate_days: int = Field(7, ge=1, le=365)
+    """Recent days whose mean daily net projects an unpaid specialist's payback date."""
+    metrics_refresh_s: float = Field(300.0, gt=0)
+    """How long ``/metrics`` reuses the ledger before reading the database again."""
+
+
 class DistillSettings(BaseModel):
     """Distillation (``understudy distill``): how datasets are built and adapters trained."""
 
@@ -434,6 +450,7 @@ class Settings(BaseSettings):
     eval: EvalSettings = Field(default_factory=EvalSettings)
     distill: DistillSettings = Field(default_factory=DistillSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    roi: RoiSettings = Field(default_factory=RoiSettings)
     specialists: dict[str, SpecialistOverride] = Field(default_factory=dict)
 
     @field_validator("home", "data_dir", mode="after")

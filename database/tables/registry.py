@@ -147,6 +147,8 @@ class SpecialistVersionRow(Base):
 JOB_ID_LENGTH = 32
 DISTILL_JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 DISTILL_STAGES = ("build", "train", "evaluate", "promote")
+DEVICE_KIND_LENGTH = 16
+"""Longest device kind a job trained on (torch's ``device.type``: ``cpu``, ``cuda``)."""
 
 
 class DistillJobRow(Base):
@@ -194,6 +196,12 @@ class DistillJobRow(Base):
         ),
     )
     error: Mapped[str | None] = mapped_column(Text)
+    train_seconds: Mapped[float] = mapped_column(Float, server_default=text("0"))
+    """Wall-clock seconds its workers spent in the train step, every attempt added (0016)."""
+    evaluate_seconds: Mapped[float] = mapped_column(Float, server_default=text("0"))
+    """Wall-clock seconds its workers spent in the evaluate step, every attempt added (0016)."""
+    device: Mapped[str | None] = mapped_column(String(DEVICE_KIND_LENGTH))
+    """The device kind it trained on, ``cpu`` or ``cuda`` (0016); NULL before training."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -36,6 +36,8 @@ class RunRow(Base):
         Index("ix_runs_created_at", "created_at"),
         Index("ix_runs_mode", "mode"),
         Index("ix_runs_continues_run_id", "continues_run_id"),
+        # A specialist's accepted answers by route and time: the ROI ledger (0016).
+        Index("ix_runs_route_created_at", "route", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(RUN_ID_LENGTH), primary_key=True)

@@ -22,12 +22,13 @@ from serving.api.errors import install_error_handlers
 from serving.api.limits import BodySizeLimit
 from serving.api.observability import Metrics, RequestContextMiddleware
 from serving.api.observability import router as observability_router
+from serving.api.roi_metrics import RoiGauges
 from serving.batch.expiry import expiry_sweeper
 from serving.batch.store import BatchStore, FileStore
 from serving.batch.worker import background_worker
 from serving.keys import KeyStore
 from serving.orchestration import audit_sampler, build_orchestrator, catalog_sync
-from serving.runtime import build_backend
+from serving.runtime import build_backend, roi_config
 from serving.sandbox import require_sandbox
 from serving.settings import Settings, get_settings
 from serving.stored_responses import ResponseStore
@@ -98,6 +99,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             spool=app.state.spool,
             backend=backend,
             audits=audit_sampler(settings, database),
+        )
+        app.state.roi = RoiGauges(
+            database,
+            settings.catalog(),
+            roi_config(settings),
+            refresh_s=settings.roi.metrics_refresh_s,
         )
         app.state.batches = BatchStore(database)
         app.state.files = FileStore(database)

@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -50,6 +50,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orchestrator.transcripts import TranscriptSpool
 from specialists.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from serving.api.roi_metrics import RoiGauges
 
 __all__ = [
     "READINESS_TIMEOUT_S",
@@ -189,6 +192,24 @@ class Metrics:
             namespace=ns,
             registry=registry,
             multiprocess_mode="livemax",  # every worker of a host sees the same spool
+        )
+        # The ROI ledger per specialist (distill/roi.py), set on a scrape (api/roi_metrics.py).
+        roi = {
+            "net": "Net to date: lead cost saved less serving, audit and training cost, USD.",
+            "training": "Training compute of the specialist's distillation jobs, priced, USD.",
+            "audit": "Audit spend: the lead's cost to re-ask the specialist's answers, USD.",
+            "saved": "Lead cost its accepted answers avoided, less what they cost, USD.",
+        }
+        self.roi_net, self.roi_training, self.roi_audit, self.roi_saved = (
+            Gauge(
+                f"specialist_roi_{figure}_usd",
+                help_text,
+                ["specialist"],
+                namespace=ns,
+                registry=registry,
+                multiprocess_mode="mostrecent",  # every worker reads the same ledger
+            )
+            for figure, help_text in roi.items()
         )
         self.confidence = Histogram(
             "specialist_confidence",
@@ -396,10 +417,14 @@ router = APIRouter(tags=["operations"])
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
-    """Prometheus text exposition of ``app.state.metrics``."""
+    """Prometheus text exposition of ``app.state.metrics``, the ROI gauges refreshed first
+    when ``app.state.roi`` holds them and their last reading is stale."""
     spooled = await _spooled(request)
     if spooled is not None:
         request.app.state.metrics.spooled.set(spooled)
+    roi: RoiGauges | None = getattr(request.app.state, "roi", None)
+    if roi is not None:
+        await roi.update(request.app.state.metrics)
     body, content_type = request.app.state.metrics.render()
     return Response(body, media_type=content_type)
 

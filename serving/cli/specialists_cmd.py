@@ -20,6 +20,7 @@ from orchestrator.audits import (
     live_figures,
     version_label,
 )
+from serving.cli import specialists_roi_cmd
 from serving.cli.output import console, log_to_stderr, print_json
 from serving.runtime import audit_policy, build_backend, distill_config
 from serving.settings import Settings, get_settings
@@ -313,3 +314,6 @@ def _versions_table(versions: list[SpecialistVersion]) -> Table:
 
 def _number(value: float | None, form: str) -> str:
     return "-" if value is None else form.format(value)
+
+
+app.command("roi")(specialists_roi_cmd.roi)
