@@ -157,6 +157,19 @@ def test_specialist_models_answer_without_the_lead(api: Api, model: str, route: 
     assert api.lead.requests == [] and meta["escalated"] is False
 
 
+def test_metrics_carry_each_specialists_return_on_investment(api: Api) -> None:
+    ask(api, "understudy-math", SHORT_QUESTION)  # accepted: what the lead would have cost, saved
+    scraped = httpx.get(f"{api.url}/metrics").text
+    figures = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in scraped.splitlines()
+        if line.startswith("understudy_specialist_roi_")
+    }
+    assert figures['understudy_specialist_roi_saved_usd{specialist="math"}'] > 0
+    assert figures['understudy_specialist_roi_net_usd{specialist="math"}'] > 0
+    assert figures['understudy_specialist_roi_saved_usd{specialist="code"}'] == 0
+
+
 ALL_MODELS = [
     "understudy-llm",
     "understudy-router",
