@@ -405,6 +405,10 @@ class DistillSettings(BaseModel):
     """ROUGE-L F1 at which a free-text answer agrees with the lead's (numbers must be equal)."""
     registry_poll_s: float = Field(5.0, gt=0)
     """How often serving processes check the registry for promotions and rollbacks."""
+    unload_margin_s: float = Field(30.0, ge=0)
+    """A superseded adapter version is unloaded once it has been out of the served set for the
+    run budget (``run.max_seconds``) plus a registry poll plus this margin (clock skew, slow
+    polls), and no run of the process still generates with it."""
 
 
 class Settings(BaseSettings):

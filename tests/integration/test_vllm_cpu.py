@@ -39,6 +39,9 @@ from tests.helpers.stores import open_store
 pytestmark = pytest.mark.vllm
 
 QUESTION = [{"role": "user", "content": "What is 17 + 25?"}]
+GRACE_S = 3.0
+"""How long the sync keeps a superseded adapter loaded here (the run budget and more, in a real
+deployment)."""
 MUSEUM = {"description": "Museum hours.", "system_prompt": "Answer briefly."}
 """A specialist that is not built in (as a proposal defines one)."""
 
@@ -293,7 +296,11 @@ def test_a_restarted_vllm_gets_the_promoted_adapter_back_from_the_next_sync(
             await registry.promote(version.id)  # no vLLM told: the sync must push it
             orchestrator = Orchestrator(catalog=catalog, backend=client)
             sync = CatalogSync(
-                registry, orchestrator, base=catalog, prerouter_factory=lambda _: None
+                registry,
+                orchestrator,
+                base=catalog,
+                prerouter_factory=lambda _: None,
+                unload_after_s=GRACE_S,
             )
             assert await sync.sync()
             await client.require_adapters(orchestrator.catalog)
