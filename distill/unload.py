@@ -26,7 +26,7 @@ import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
-from distill.catalog import version_tag
+from distill.catalog import CANARY, version_tag
 from distill.registry import SpecialistVersion
 from specialists.adapters import adapter_name, served_adapter_name
 from specialists.backend import SLMBackend
@@ -35,7 +35,7 @@ from specialists.errors import SpecialistError
 
 logger = logging.getLogger(__name__)
 
-SERVED_STATUSES = frozenset({"active", "canary"})
+SERVED_STATUSES = frozenset({"active", CANARY})
 """Statuses whose version answers traffic; every other version is superseded."""
 
 Clock = Callable[[], datetime]

@@ -100,8 +100,9 @@ class SLMSettings(BaseModel):
     """``slm serve``: port vLLM listens on."""
     max_lora_rank: int = 16
     """Largest LoRA rank vLLM accepts; one of the ranks vLLM supports."""
-    max_loras: int = Field(4, ge=1, le=64)
-    """Adapters vLLM batches together."""
+    max_loras: int | None = Field(None, ge=1, le=64)
+    """Adapters vLLM batches together (its LoRA slots); unset: the served adapters plus canaries
+    plus one candidate under evaluation, at least 4 (``understudy doctor`` reports a shortfall)."""
     max_model_len: int = Field(2048, ge=128)
     vllm_python: Path | None = None
     """Python interpreter of the environment holding vLLM; default: ``$UNDERSTUDY_HOME/vllm-venv``
