@@ -230,7 +230,7 @@ def test_promotion_rollback_and_unloading_after_drain_on_the_running_server(
         adapters.append(adapter)
     names = [f"museum@v{n}-{adapter_sha256(a)[:8]}" for n, a in enumerate(adapters, 1)]
     recording = RecordingTransport()
-    long = Sampling(max_tokens=256)
+    long = Sampling(max_tokens=48)
 
     async def go() -> dict[str, object]:
         url = f"sqlite+aiosqlite:///{tmp_path / 'registry.db'}"
@@ -238,7 +238,7 @@ def test_promotion_rollback_and_unloading_after_drain_on_the_running_server(
         client = VLLMBackend(
             f"{vllm_server.root}/v1",
             base_model_name="smollm2-135m",
-            timeout_s=120,
+            timeout_s=300,
             transport=recording,
         )
         seen: dict[str, object] = {}
