@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from serving.runtime import resolve_base_model
 from serving.settings import Settings
-from serving.slm_server import VLLMServer, build_command, build_env, find_vllm
+from serving.slm_server import VLLMServer, build_command, build_env, find_vllm, lora_slots
 from specialists import Catalog, Generation, SLMBackend
 from specialists.catalog import GenerationParams
 from specialists.local import LocalBackend
@@ -136,7 +136,9 @@ async def main(args: argparse.Namespace) -> dict:
     vllm = find_vllm(settings)
     port = args.port
     settings = settings.model_copy(update={"slm": settings.slm.model_copy(update={"port": port})})
-    command = build_command(vllm, model_dir, settings, settings.catalog())
+    catalog = settings.catalog()
+    slots = lora_slots(settings, catalog, canaries=0)
+    command = build_command(vllm, model_dir, settings, catalog, slots)
     root = f"http://127.0.0.1:{port}"
     log = settings.home / "logs" / "bench-vllm.log"
     with VLLMServer(command, build_env(vllm), root, log_path=log) as server:

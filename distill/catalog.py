@@ -96,6 +96,19 @@ async def served_catalog(database: Database, base: Catalog) -> Catalog:
     return catalog
 
 
+CANARY = "canary"
+"""The status of a version serving a share of its specialist's traffic beside the active one."""
+
+
+async def served_with_canaries(database: Database, base: Catalog) -> tuple[Catalog, int]:
+    """The catalog served now, and how many canary versions serve beside it (what the SLM
+    server's LoRA slots must hold at once)."""
+    registry = RegistryStore(database)
+    _, catalog = await load_catalog(registry, base)
+    canaries = sum(version.status == CANARY for version in await registry.list_versions())
+    return catalog, canaries
+
+
 async def known_specialist(database: Database, base: Catalog, name: str) -> Specialist:
     """``name`` from ``base`` or the registry, served or still being trained.
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -42,7 +43,8 @@ from specialists.backend import ChatMessage, SLMBackend
 from specialists.catalog import Catalog, Specialist
 from specialists.errors import DatasetError, SpecialistError
 from specialists.validators import get_validator
-from specialists.vllm_client import VLLMBackend
+
+logger = logging.getLogger(__name__)
 
 MAX_CONCURRENCY = 16
 """Answers in flight at once (the local backend batches them)."""
@@ -361,14 +363,9 @@ async def evaluate_version(
     served_name = served_adapter_name(candidate)
     scorer = AgreementScorer(current.validator, gate.match_threshold)
     assert candidate.adapter is not None
-    await backend.load_adapter(served_name, candidate.adapter)
-    try:
-        val = await answer_all(backend, candidate, held_out.val, scorer, on_answer=on_answer)
-        test = await answer_all(backend, candidate, held_out.test, scorer, on_answer=on_answer)
-    finally:
-        if isinstance(backend, VLLMBackend):
-            with contextlib.suppress(SpecialistError):
-                await backend.unload_adapter(served_name)
+    val, test = await _answer_as_candidate(
+        backend, candidate, served_name, held_out, scorer, on_answer=on_answer
+    )
     current_test = await answer_all(backend, current, held_out.test, scorer, on_answer=on_answer)
     verdict = judge(
         val=val,
@@ -384,6 +381,34 @@ async def evaluate_version(
     return await registry.record_evaluation(
         version.id, metrics=metrics, threshold=verdict.threshold, gate_passed=verdict.passed
     )
+
+
+async def _answer_as_candidate(
+    backend: SLMBackend,
+    candidate: Specialist,
+    served_name: str,
+    held_out: HeldOut,
+    scorer: AgreementScorer,
+    *,
+    on_answer: Callable[[], None],
+) -> tuple[list[Outcome], list[Outcome]]:
+    """The candidate's answers to both splits, with its adapter loaded under its served name
+    for the whole evaluation (held: no registry sync unloads it between two answers) and
+    unloaded afterwards, if the evaluation was what loaded it."""
+    assert candidate.adapter is not None
+    loaded_before = served_name in await backend.loaded_adapters()
+    try:
+        with backend.adapter_uses.hold(served_name):
+            await backend.load_adapter(served_name, candidate.adapter)
+            val = await answer_all(backend, candidate, held_out.val, scorer, on_answer=on_answer)
+            test = await answer_all(backend, candidate, held_out.test, scorer, on_answer=on_answer)
+    finally:
+        if not loaded_before:
+            try:
+                await backend.unload_adapter(served_name)
+            except SpecialistError as exc:  # it stays loaded; the verdict does not depend on it
+                logger.warning("the evaluated adapter %s stays loaded: %s", served_name, exc)
+    return val, test
 
 
 async def register_adapter(

@@ -6,7 +6,8 @@ its SLM backend, builds a pre-router over the new effective catalog (:mod:`disti
 swaps both into the orchestrator — so a promotion or a rollback reaches every process within one
 poll interval, without a restart. Each adapter version has a served name of its own, so runs in
 flight keep the version they started with. On every poll a vLLM server is also given the served
-adapters it lacks (its first sync, or after it restarted), so promoted specialists survive it.
+adapters it lacks (its first sync, or after it restarted), so promoted specialists survive it,
+and superseded names are unloaded once no run can still be using them (:mod:`distill.unload`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from distill.catalog import load_catalog
 from distill.registry import RegistryStore
+from distill.unload import AdapterDrain, Clock, utc_now
 from orchestrator.prerouter import PreRouter
 from specialists.adapters import served_adapter_name
 from specialists.backend import SLMBackend
@@ -39,11 +41,8 @@ async def place_adapters(backend: SLMBackend, catalog: Catalog) -> list[str]:
     Served names are immutable (:func:`~specialists.adapters.served_adapter_name`), so placing
     only ever *loads*: a new version arrives under a new name next to the old one, and a run
     still generating with the old one keeps it. A vLLM server is asked once what it serves and
-    gets what it lacks — a promotion, or everything after it restarted. Nothing is unloaded: a
-    shared vLLM cannot tell whether another process still has runs on a superseded name, and a
-    name vLLM registers costs it no memory until a request uses it (its LoRA cache loads
-    adapters from disk on demand, LRU). Unloading after every process has drained is issue
-    14's.
+    gets what it lacks — a promotion, or everything after it restarted. Nothing is unloaded
+    here: superseded names wait until no run can still use them (:mod:`distill.unload`).
 
     Raises:
         SpecialistError: The backend is unreachable, or refused or could not load an adapter
@@ -90,6 +89,9 @@ class CatalogSync:
         base: The catalog without the registry (built-ins and settings overrides).
         prerouter_factory: Builds the pre-router for a catalog (reusing the loaded embedder).
         interval_s: Seconds between polls.
+        unload_after_s: How long after a version left the served set its adapter is unloaded
+            (the run budget plus a poll and a margin: see :mod:`distill.unload`).
+        clock: The time now (tests move it).
     """
 
     def __init__(
@@ -100,6 +102,8 @@ class CatalogSync:
         base: Catalog,
         prerouter_factory: PreRouterFactory,
         interval_s: float = 5.0,
+        unload_after_s: float,
+        clock: Clock = utc_now,
     ) -> None:
         self.registry = registry
         self.orchestrator = orchestrator
@@ -110,6 +114,8 @@ class CatalogSync:
         """The registry generation the orchestrator serves; ``None`` before the first sync."""
         self.last_error: UnderstudyError | None = None
         """Why the last poll failed; ``None`` after one that succeeded."""
+        self.drain = AdapterDrain(orchestrator.backend, unload_after_s=unload_after_s, clock=clock)
+        """Unloads the superseded adapters once they drained."""
 
     async def sync(self) -> bool:
         """Apply the registry's catalog if its generation moved; whether anything changed.
@@ -119,6 +125,8 @@ class CatalogSync:
         the next poll tries again. When nothing moved, a vLLM server is still checked for the
         served catalog's adapters, and given those it lacks: it may have restarted without
         them (an in-process model cannot lose its adapters, so the local backend is not).
+        Either way, superseded adapters that drained are unloaded (a failure there is logged
+        and retried at the next poll: it does not fail the sync).
 
         Raises:
             UnderstudyError: The registry could not be read or an adapter could not be loaded
@@ -133,6 +141,11 @@ class CatalogSync:
         return changed
 
     async def _apply(self) -> bool:
+        changed = await self._follow_registry()
+        await self.drain.sweep(self.orchestrator.catalog)
+        return changed
+
+    async def _follow_registry(self) -> bool:
         backend = self.orchestrator.backend
         generation = await self.registry.generation()
         if generation == self.generation:
@@ -146,7 +159,10 @@ class CatalogSync:
         prerouter = self.prerouter_factory(catalog)
         if prerouter is not None:
             await asyncio.to_thread(prerouter.prototypes)
+        versions = await self.registry.list_versions()  # at this generation or a later one
+        before = self.orchestrator.catalog
         self.orchestrator.replace_catalog(catalog, prerouter)
+        self.drain.follow(versions, before, catalog)
         self.generation = generation
         logger.info("serving registry generation %d: %s", generation, ", ".join(catalog.names))
         return True
@@ -208,12 +224,15 @@ def prerouter_like(current: PreRouter | None) -> PreRouterFactory:
     return build
 
 
-def registry_sync(orchestrator: Orchestrator, *, base: Catalog, interval_s: float) -> CatalogSync:
+def registry_sync(
+    orchestrator: Orchestrator, *, base: Catalog, interval_s: float, unload_after_s: float
+) -> CatalogSync:
     """The :class:`CatalogSync` a serving process runs, on its transcript store's database.
 
     Args:
         base: The catalog without the registry (built-ins and settings overrides).
         interval_s: Seconds between polls.
+        unload_after_s: See :class:`CatalogSync`.
     """
     if orchestrator.store is None:
         raise ConfigurationError("following the registry needs the orchestrator's database")
@@ -223,4 +242,5 @@ def registry_sync(orchestrator: Orchestrator, *, base: Catalog, interval_s: floa
         base=base,
         prerouter_factory=prerouter_like(orchestrator.prerouter),
         interval_s=interval_s,
+        unload_after_s=unload_after_s,
     )

@@ -130,7 +130,12 @@ async def open_orchestrator(
 
 def catalog_sync(settings: Settings, orchestrator: Orchestrator) -> CatalogSync:
     """What keeps a serving process's ``orchestrator`` on the registry's catalog (promotions and
-    rollbacks), polling as often as the settings say."""
+    rollbacks), polling as often as the settings say, and unloads a superseded adapter once no
+    run can still be using it: the run budget, a poll and the margin after it left."""
+    distill = settings.distill
     return registry_sync(
-        orchestrator, base=settings.catalog(), interval_s=settings.distill.registry_poll_s
+        orchestrator,
+        base=settings.catalog(),
+        interval_s=distill.registry_poll_s,
+        unload_after_s=settings.run.max_seconds + distill.registry_poll_s + distill.unload_margin_s,
     )

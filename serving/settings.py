@@ -100,8 +100,9 @@ class SLMSettings(BaseModel):
     """``slm serve``: port vLLM listens on."""
     max_lora_rank: int = 16
     """Largest LoRA rank vLLM accepts; one of the ranks vLLM supports."""
-    max_loras: int = Field(4, ge=1, le=64)
-    """Adapters vLLM batches together."""
+    max_loras: int | None = Field(None, ge=1, le=64)
+    """Adapters vLLM batches together (its LoRA slots); unset: the served adapters plus canaries
+    plus one candidate under evaluation, at least 4 (``understudy doctor`` reports a shortfall)."""
     max_model_len: int = Field(2048, ge=128)
     vllm_python: Path | None = None
     """Python interpreter of the environment holding vLLM; default: ``$UNDERSTUDY_HOME/vllm-venv``
@@ -421,6 +422,10 @@ class DistillSettings(BaseModel):
     """ROUGE-L F1 at which a free-text answer agrees with the lead's (numbers must be equal)."""
     registry_poll_s: float = Field(5.0, gt=0)
     """How often serving processes check the registry for promotions and rollbacks."""
+    unload_margin_s: float = Field(30.0, ge=0)
+    """A superseded adapter version is unloaded once it has been out of the served set for the
+    run budget (``run.max_seconds``) plus a registry poll plus this margin (clock skew, slow
+    polls), and no run of the process still generates with it."""
 
 
 class Settings(BaseSettings):

@@ -31,6 +31,52 @@ VLLM_MAIN = (
 )
 CPU_MEMORY_FRACTION = 0.25
 """Share of RAM vLLM-CPU reserves; its default (0.92) fails on any machine doing other work."""
+MIN_LORA_SLOTS = 4
+"""Fewest LoRA slots sized automatically: room for promotions after the server started."""
+DRAINING_HEADROOM = 4
+"""Adapters vLLM's CPU cache holds beyond those served: superseded versions still draining."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoraSlots:
+    """vLLM's LoRA slots (``--max-loras``: adapters in one batch) against the adapters it must
+    serve at once: the active versions (and settings adapters), the canaries beside them, and
+    one candidate under evaluation. A request whose adapter finds no free slot waits for one,
+    so too few slots is slower, not wrong: it is warned about, not refused."""
+
+    active: int
+    canary: int
+    configured: int | None
+    """``UNDERSTUDY_SLM_MAX_LORAS``; ``None`` sizes the slots to the need."""
+
+    @property
+    def needed(self) -> int:
+        return self.active + self.canary + 1
+
+    @property
+    def max_loras(self) -> int:
+        return self.configured if self.configured is not None else max(self.needed, MIN_LORA_SLOTS)
+
+    @property
+    def max_cpu_loras(self) -> int:
+        return max(self.max_loras, self.needed + DRAINING_HEADROOM)
+
+    def describe(self) -> str:
+        return (
+            f"{self.max_loras} LoRA slot(s) for {self.needed} adapter(s) at once "
+            f"({self.active} active, {self.canary} canary, 1 candidate under evaluation)"
+        )
+
+    def shortfall(self) -> str | None:
+        """What is wrong when the configured slots are fewer than needed; ``None`` if enough."""
+        if self.max_loras >= self.needed:
+            return None
+        return (
+            f"UNDERSTUDY_SLM_MAX_LORAS={self.max_loras} is below the {self.needed} adapters "
+            f"served at once ({self.active} active, {self.canary} canary, 1 candidate under "
+            "evaluation): their requests wait for a slot. Raise it to "
+            f"{self.needed}, or unset it to size the slots automatically"
+        )
 
 
 class ServerStartError(UnderstudyError):
@@ -99,11 +145,17 @@ def find_vllm(settings: Settings) -> VLLMInstall:
     )
 
 
+def lora_slots(settings: Settings, catalog: Catalog, *, canaries: int) -> LoraSlots:
+    """The slots for serving ``catalog``'s adapters with ``canaries`` canary versions beside."""
+    active = sum(specialist.adapter is not None for specialist in catalog)
+    return LoraSlots(active=active, canary=canaries, configured=settings.slm.max_loras)
+
+
 def build_command(
-    install: VLLMInstall, model_dir: Path, settings: Settings, catalog: Catalog
+    install: VLLMInstall, model_dir: Path, settings: Settings, catalog: Catalog, slots: LoraSlots
 ) -> list[str]:
     """The ``vllm serve`` command line for the base model and every catalog adapter (under its
-    served name, ``math@v3-1f2e3d4c``)."""
+    served name, ``math@v3-1f2e3d4c``), with ``slots`` for them (:func:`lora_slots`)."""
     slm = settings.slm
     adapters = {served_adapter_name(s): s.adapter for s in catalog if s.adapter is not None}
     command = [
@@ -124,9 +176,9 @@ def build_command(
         "--max-lora-rank",
         str(slm.max_lora_rank),
         "--max-loras",
-        str(slm.max_loras),
+        str(slots.max_loras),
         "--max-cpu-loras",
-        str(max(slm.max_loras, len(adapters) + 4)),
+        str(slots.max_cpu_loras),
     ]
     if adapters:
         command += ["--lora-modules", *(f"{name}={path}" for name, path in adapters.items())]

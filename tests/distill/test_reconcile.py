@@ -8,7 +8,7 @@ import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -32,8 +32,8 @@ from orchestrator.lead import LeadConfig
 from orchestrator.run import Orchestrator
 from orchestrator.testing import ScriptedLead, Step, reply, tool_calls
 from serving.settings import get_settings
-from specialists.adapters import adapter_name
-from specialists.backend import ChatMessage
+from specialists.adapters import adapter_name, served_adapter_name
+from specialists.backend import AdapterInUse, ChatMessage
 from specialists.catalog import Catalog
 from specialists.errors import (
     AdaptersNotServed,
@@ -49,6 +49,9 @@ from tests.helpers.stores import open_store
 from tests.helpers.vllm import ScriptedVLLM
 
 SHORT = {"generation": {"max_tokens": 8}}
+GRACE_S = 60.0
+"""How long the syncs keep a superseded adapter loaded; tests move their clock past it."""
+QUESTION: list[ChatMessage] = [{"role": "user", "content": "What is 2 + 2?"}]
 MUSEUM = SpecialistDefinition(
     name="museum",
     description="Answers questions about the museum's opening hours.",
@@ -71,6 +74,21 @@ async def backend(tiny_model_dir: Path) -> AsyncIterator[LocalBackend]:
     local = LocalBackend(tiny_model_dir, base_ref="tiny")
     yield local
     await local.aclose()
+
+
+class Clock:
+    """The time the syncs see: now, until the test says it is later."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def after_the_grace(self) -> None:
+        """Just past the grace, counted from the latest moment anything left the served set
+        (the registry's real time, or this clock's)."""
+        self.now = max(self.now, datetime.now(UTC)) + timedelta(seconds=GRACE_S + 1)
 
 
 def base_catalog() -> Catalog:
@@ -111,7 +129,11 @@ async def test_a_running_orchestrator_follows_promotions_and_rollbacks(
     lead = LeadConfig(model="gpt-4o-mini", base_url="http://127.0.0.1:9/v1", api_key="sk-x")
     orchestrator = Orchestrator(catalog=base_catalog(), backend=backend, lead=lead)
     sync = CatalogSync(
-        registry, orchestrator, base=base_catalog(), prerouter_factory=lambda _c: None
+        registry,
+        orchestrator,
+        base=base_catalog(),
+        prerouter_factory=lambda _c: None,
+        unload_after_s=GRACE_S,
     )
     assert await sync.sync()  # the first sync always applies
     assert not await sync.sync()  # nothing changed since
@@ -148,6 +170,7 @@ async def test_the_background_sync_picks_a_promotion_up_within_its_interval(
         base=base_catalog(),
         prerouter_factory=lambda _c: None,
         interval_s=0.05,
+        unload_after_s=GRACE_S,
     )
     async with sync.running():
         await promoted(registry, "math", tiny_lora_dir)
@@ -162,7 +185,11 @@ async def test_a_broken_adapter_keeps_the_old_catalog_and_is_retried(
 ) -> None:
     orchestrator = Orchestrator(catalog=base_catalog(), backend=backend)
     sync = CatalogSync(
-        registry, orchestrator, base=base_catalog(), prerouter_factory=lambda _c: None
+        registry,
+        orchestrator,
+        base=base_catalog(),
+        prerouter_factory=lambda _c: None,
+        unload_after_s=GRACE_S,
     )
     await sync.sync()
     missing = tmp_path / "vanished"
@@ -219,7 +246,8 @@ async def test_a_run_in_flight_on_v1_finishes_on_v1_after_v2_is_promoted(
     registry: RegistryStore, backend: LocalBackend, tiny_lora_dir: Path, tiny_lora_dir_2: Path
 ) -> None:
     """The lead's first turn is held until v2 is promoted and synced; the math call it then
-    makes still goes to v1, the version the run started with. The next run gets v2."""
+    makes still goes to v1, the version the run started with. The next run gets v2. v1 stays
+    loaded while the run is in flight and after it finished, until the grace has passed."""
     request = "What is 2 + 2?"
     started, swapped = threading.Event(), threading.Event()
 
@@ -235,8 +263,14 @@ async def test_a_run_in_flight_on_v1_finishes_on_v1_after_v2_is_promoted(
     with ScriptedLead(script) as lead:
         config = LeadConfig(model="gpt-4o-mini", base_url=lead.base_url, api_key="sk-x")
         orchestrator = Orchestrator(catalog=base_catalog(), backend=backend, lead=config)
+        clock = Clock()
         sync = CatalogSync(
-            registry, orchestrator, base=base_catalog(), prerouter_factory=lambda _c: None
+            registry,
+            orchestrator,
+            base=base_catalog(),
+            prerouter_factory=lambda _c: None,
+            unload_after_s=GRACE_S,
+            clock=clock,
         )
         await promoted(registry, "math", tiny_lora_dir)
         await sync.sync()
@@ -245,16 +279,130 @@ async def test_a_run_in_flight_on_v1_finishes_on_v1_after_v2_is_promoted(
         await asyncio.to_thread(started.wait, 120)
         await promoted(registry, "math", tiny_lora_dir_2)
         assert await sync.sync()
+        loaded_in_flight = await backend.loaded_adapters()
         swapped.set()
         first = await in_flight
+        assert not await sync.sync()
+        loaded_after_the_run = await backend.loaded_adapters()
         lead.enqueue(tool_calls(("math_specialist", {"request": request})), echo_the_tool_output)
         second = await orchestrator.run(request, "router")
     v2 = orchestrator.catalog.get("math")
-    question: list[ChatMessage] = [{"role": "user", "content": request}]
-    expected = [(await backend.generate(s, question)).text for s in (v1, v2)]
+    expected = [(await backend.generate(s, QUESTION)).text for s in (v1, v2)]
     assert (v1.version or "").startswith("v1-") and (v2.version or "").startswith("v2-")
     assert expected[0] != expected[1]
     assert [json.loads(r.answer or "")["answer"] for r in (first, second)] == expected
+    names = [served_adapter_name(s) for s in (v1, v2)]
+    assert set(names) <= loaded_in_flight and set(names) <= loaded_after_the_run
+    clock.after_the_grace()
+    assert not await sync.sync()
+    loaded = await backend.loaded_adapters()
+    assert names[0] not in loaded and names[1] in loaded
+
+
+async def test_a_superseded_adapter_waits_for_its_uses_and_the_local_backend_frees_it(
+    registry: RegistryStore, tiny_model_dir: Path, tiny_lora_dir: Path, tiny_lora_dir_2: Path
+) -> None:
+    """The grace has passed, but v1 is still held (a generation, or a gate evaluation, in
+    flight): it stays until released. Unloading deletes its LoRA weights from the model; the
+    last adapter unloaded leaves the bare base model. Rollbacks switch names the same way."""
+    local = LocalBackend(tiny_model_dir, base_ref="tiny")  # its own: its weights are counted
+    clock = Clock()
+    orchestrator = Orchestrator(catalog=base_catalog(), backend=local)
+    sync = CatalogSync(
+        registry,
+        orchestrator,
+        base=base_catalog(),
+        prerouter_factory=lambda _c: None,
+        unload_after_s=GRACE_S,
+        clock=clock,
+    )
+
+    def weights() -> int:
+        return sum(parameter.numel() for parameter in local._model.parameters())
+
+    try:
+        await local.warm_up()
+        bare = weights()
+        await promoted(registry, "math", tiny_lora_dir)
+        await sync.sync()
+        v1 = served_adapter_name(orchestrator.catalog.get("math"))
+        one = weights()
+        await promoted(registry, "math", tiny_lora_dir_2)
+        await sync.sync()
+        v2 = served_adapter_name(orchestrator.catalog.get("math"))
+        two = weights()
+        clock.after_the_grace()
+        with local.adapter_uses.hold(v1):
+            with pytest.raises(AdapterInUse, match="1 use"):
+                await local.unload_adapter(v1)
+            assert not await sync.sync()
+            held = await local.loaded_adapters()
+        assert not await sync.sync()
+        assert (held, await local.loaded_adapters(), weights()) == ({v1, v2}, {v2}, one)
+
+        await registry.rollback("math")  # v1 active again (loaded anew), v2 superseded
+        await sync.sync()
+        assert await local.loaded_adapters() == {v1, v2}
+        clock.after_the_grace()
+        await sync.sync()
+        assert await local.loaded_adapters() == {v1}
+        await local.generate(orchestrator.catalog.get("math"), QUESTION)  # v1 still answers
+
+        await registry.rollback("math")  # no version left: the base model alone
+        await sync.sync()
+        clock.after_the_grace()
+        await sync.sync()
+        await local.unload_adapter(v1)  # unloaded already: nothing to do
+        assert (await local.loaded_adapters(), weights()) == (set(), bare)
+        assert bare < one < two
+    finally:
+        await local.aclose()
+
+
+async def test_processes_sharing_a_vllm_unload_a_superseded_version_once_and_retry_failures(
+    registry: RegistryStore, tiny_lora_dir: Path, tiny_lora_dir_2: Path
+) -> None:
+    """Two serving processes follow the registry against one vLLM. Once the grace passed,
+    whichever sweeps first unloads v1; a 503 is logged and retried at the next poll, and a
+    404 (the other process was first) is no error. v2, served, is never unloaded."""
+    server = ScriptedVLLM()
+    clock = Clock()
+    with serve(server) as (root, seen):
+        clients = [VLLMBackend(f"{root}/v1", base_model_name="tiny", max_retries=0) for _ in "ab"]
+        syncs = [
+            CatalogSync(
+                registry,
+                Orchestrator(catalog=base_catalog(), backend=client),
+                base=base_catalog(),
+                prerouter_factory=lambda _c: None,
+                unload_after_s=GRACE_S,
+                clock=clock,
+            )
+            for client in clients
+        ]
+        v1 = adapter_name("math", version_tag(await promoted(registry, "math", tiny_lora_dir)))
+        for sync in syncs:
+            await sync.sync()
+        v2 = adapter_name("math", version_tag(await promoted(registry, "math", tiny_lora_dir_2)))
+        for sync in syncs:
+            await sync.sync()
+        assert not await syncs[0].sync()  # within the grace: nothing is unloaded
+        assert set(server.loaded) == {v1, v2}
+
+        clock.after_the_grace()
+        server.failing_unloads = 1
+        assert not await syncs[0].sync()  # the 503 does not fail the sync
+        assert syncs[0].last_error is None and set(server.loaded) == {v1, v2}
+        await asyncio.gather(*(sync.sync() for sync in syncs))
+        assert set(server.loaded) == {v2}
+        await clients[1].unload_adapter(v1)  # the other process, a sweep behind: a 404
+        await asyncio.gather(*(sync.sync() for sync in syncs))
+        for client in clients:
+            await client.aclose()
+    unloads = [body["lora_name"] for path, body in seen if path.endswith("/unload_lora_adapter")]
+    assert v2 not in unloads and set(unloads) == {v1}
+    assert not any(body.get("load_inplace") for _path, body in seen)
+    assert set(server.loaded) == {v2}
 
 
 async def test_vllm_gets_the_served_adapters_on_the_first_sync_and_after_it_restarts(
@@ -266,7 +414,13 @@ async def test_vllm_gets_the_served_adapters_on_the_first_sync_and_after_it_rest
     with serve(server) as (root, _seen):
         vllm = VLLMBackend(f"{root}/v1", base_model_name="tiny", max_retries=0)
         orchestrator = Orchestrator(catalog=base, backend=vllm)
-        sync = CatalogSync(registry, orchestrator, base=base, prerouter_factory=lambda _c: None)
+        sync = CatalogSync(
+            registry,
+            orchestrator,
+            base=base,
+            prerouter_factory=lambda _c: None,
+            unload_after_s=GRACE_S,
+        )
         await promoted(registry, "math", tiny_lora_dir)  # by a CLI that had no vLLM to tell
         assert await sync.sync()
         math = f"math@v1-{adapter_sha256(tiny_lora_dir)[:8]}"
@@ -298,7 +452,11 @@ async def test_an_adapter_vllm_refuses_keeps_neither_the_others_off_nor_quiet(
         vllm = VLLMBackend(f"{root}/v1", base_model_name="tiny", max_retries=0)
         orchestrator = Orchestrator(catalog=base_catalog(), backend=vllm)
         sync = CatalogSync(
-            registry, orchestrator, base=base_catalog(), prerouter_factory=lambda _c: None
+            registry,
+            orchestrator,
+            base=base_catalog(),
+            prerouter_factory=lambda _c: None,
+            unload_after_s=GRACE_S,
         )
         with pytest.raises(SpecialistError, match="greater than max_lora_rank"):
             await sync.sync()

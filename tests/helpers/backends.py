@@ -33,3 +33,9 @@ class BrokenBackend(SLMBackend):
 
     async def load_adapter(self, name: str, path: Path) -> None:
         raise NotImplementedError
+
+    async def unload_adapter(self, name: str) -> None:
+        raise NotImplementedError
+
+    async def loaded_adapters(self) -> set[str]:
+        raise NotImplementedError

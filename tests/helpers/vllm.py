@@ -16,13 +16,15 @@ class ScriptedVLLM:
 
     A name it serves is refused unless ``load_inplace``; names in ``refuse`` are refused
     outright; a chat request naming neither the base nor a loaded adapter is a 404.
-    :meth:`restart` forgets every runtime-loaded adapter, as a restarted vLLM does.
+    :meth:`restart` forgets every runtime-loaded adapter, as a restarted vLLM does. The next
+    ``failing_unloads`` unloads are answered 503 (a server failing for a moment).
     """
 
     def __init__(self, base: str = "tiny", refuse: frozenset[str] = frozenset()) -> None:
         self.base = base
         self.refuse = refuse
         self.loaded: dict[str, str] = {}
+        self.failing_unloads = 0
 
     def restart(self) -> None:
         self.loaded = {}
@@ -46,6 +48,9 @@ class ScriptedVLLM:
                 return JSONResponse({"error": {"message": message}}, status_code=400)
             self.loaded[name] = body["lora_path"]
             return JSONResponse({})
+        if path.endswith("/unload_lora_adapter") and self.failing_unloads:
+            self.failing_unloads -= 1
+            return JSONResponse({"error": {"message": "engine busy"}}, status_code=503)
         if path.endswith("/unload_lora_adapter") and self.loaded.pop(name, None) is not None:
             return JSONResponse({})
         return JSONResponse({"error": {"message": f"{name} not found"}}, status_code=404)

@@ -39,6 +39,9 @@ from tests.helpers.stores import open_store
 pytestmark = pytest.mark.vllm
 
 QUESTION = [{"role": "user", "content": "What is 17 + 25?"}]
+GRACE_S = 3.0
+"""How long the sync keeps a superseded adapter loaded here (the run budget and more, in a real
+deployment)."""
 MUSEUM = {"description": "Museum hours.", "system_prompt": "Answer briefly."}
 """A specialist that is not built in (as a proposal defines one)."""
 
@@ -195,43 +198,118 @@ def test_an_adapter_loaded_at_runtime_is_usable_without_restart(vllm_server: Run
     assert name.startswith("hot@") and generation.model == name and generation.logprobs
 
 
-def test_promotion_and_rollback_reach_the_running_server(
+class RecordingTransport(httpx.AsyncBaseTransport):
+    """httpx's own transport, keeping the body of every POST (what the server was asked)."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.posts: list[tuple[str, dict]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            self.posts.append((request.url.path, json.loads(request.content)))
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def test_promotion_rollback_and_unloading_after_drain_on_the_running_server(
     vllm_server: RunningServer, smollm2_dir: Path, tmp_path: Path
 ) -> None:
-    """A promoted specialist is served by the running vLLM at once, under its version's name."""
-    adapter = build_random_lora(smollm2_dir, tmp_path / "museum", seed=3, scale=8.0)
-    (adapter / "training.json").write_text(json.dumps({"base_model": "smollm2-135m"}))
+    """museum's v1 serves; v2 is promoted under its own name while a v1 generation is in
+    flight, which finishes on v1. Past the grace, v1 stays while a generation uses it, and is
+    unloaded (gone from /v1/models) once it finished. A rollback brings v1 back under its name
+    and, past the grace, unloads v2. Nothing is ever reloaded in place."""
     served = ServedBase(ref="smollm2-135m", model_dir=smollm2_dir, max_rank=16)
     catalog = Catalog.default()
+    adapters = []
+    for seed in (3, 4):
+        adapter = build_random_lora(smollm2_dir, tmp_path / f"museum{seed}", seed=seed, scale=8.0)
+        (adapter / "training.json").write_text(json.dumps({"base_model": "smollm2-135m"}))
+        adapters.append(adapter)
+    names = [f"museum@v{n}-{adapter_sha256(a)[:8]}" for n, a in enumerate(adapters, 1)]
+    recording = RecordingTransport()
+    long = Sampling(max_tokens=48)
 
-    async def go() -> tuple[list[str], list[str], list[str]]:
+    async def go() -> dict[str, object]:
         url = f"sqlite+aiosqlite:///{tmp_path / 'registry.db'}"
         registry = await open_store(RegistryStore, url)
-        client = backend(vllm_server)
+        client = VLLMBackend(
+            f"{vllm_server.root}/v1",
+            base_model_name="smollm2-135m",
+            timeout_s=300,
+            transport=recording,
+        )
+        seen: dict[str, object] = {}
         try:
             await registry.define_specialist(
                 SpecialistDefinition("museum", *MUSEUM.values(), "nonempty", ())
             )
             known = catalog.with_overrides({"museum": MUSEUM})
-            version = await register_candidate(registry, known, "museum", adapter, served)
-            version = await registry.record_evaluation(
-                version.id, metrics={}, threshold=0.7, gate_passed=True
-            )
+            versions = []
+            for adapter in adapters:
+                version = await register_candidate(registry, known, "museum", adapter, served)
+                versions.append(
+                    await registry.record_evaluation(
+                        version.id, metrics={}, threshold=0.7, gate_passed=True
+                    )
+                )
             promoter = Promoter(registry, base_catalog=catalog, served=served, vllm=client)
-            before = await client.served_models()
-            await promoter.promote(version)
-            promoted = await client.served_models()
+            orchestrator = Orchestrator(catalog=catalog, backend=client)
+            sync = CatalogSync(
+                registry,
+                orchestrator,
+                base=catalog,
+                prerouter_factory=no_router,
+                unload_after_s=GRACE_S,
+            )
+            seen["before"] = await client.served_models()
+            await promoter.promote(versions[0])
+            await sync.sync()
+            v1 = orchestrator.catalog.get("museum")
+            on_v1 = asyncio.create_task(client.generate(v1, QUESTION, sampling=long))
+            await asyncio.sleep(0)  # the generation is in flight
+            await promoter.promote(versions[1])
+            assert await sync.sync()
+            seen["promoted"] = await client.served_models()
+            seen["finished_on"] = (await on_v1).model
+
+            await asyncio.sleep(GRACE_S + 0.5)
+            on_v1 = asyncio.create_task(client.generate(v1, QUESTION, sampling=long))
+            await asyncio.sleep(0)
+            await sync.sync()
+            seen["while_used"] = await client.served_models()
+            seen["used_until_done"] = (await on_v1).model
+            await sync.sync()
+            seen["drained"] = await client.served_models()
+
             await promoter.rollback("museum")
-            return before, promoted, await client.served_models()
+            await sync.sync()
+            seen["rolled_back"] = await client.served_models()
+            seen["rolled_back_answers"] = (
+                await client.generate(orchestrator.catalog.get("museum"), QUESTION)
+            ).model
+            await asyncio.sleep(GRACE_S + 0.5)
+            await sync.sync()
+            seen["v2_drained"] = await client.served_models()
+            return seen
         finally:
             await client.aclose()
             await registry.database.close()
 
-    before, promoted, rolled_back = asyncio.run(go())
-    museum = f"museum@v1-{adapter_sha256(adapter)[:8]}"
-    assert museum not in before
-    assert museum in promoted and "museum" not in promoted  # its version's own name
-    assert rolled_back == promoted  # nothing unloaded under runs that may still use it
+    seen = asyncio.run(go())
+    v1, v2 = names
+    assert v1 not in seen["before"] and v2 not in seen["before"]
+    assert {v1, v2} <= set(seen["promoted"]) and "museum" not in seen["promoted"]
+    assert seen["finished_on"] == v1 == seen["used_until_done"]
+    assert {v1, v2} <= set(seen["while_used"])
+    assert v1 not in seen["drained"] and v2 in seen["drained"]
+    assert {v1, v2} <= set(seen["rolled_back"]) and seen["rolled_back_answers"] == v1
+    assert v1 in seen["v2_drained"] and v2 not in seen["v2_drained"]
+    assert not any(body.get("load_inplace") for _path, body in recording.posts)
+    unloads = [body["lora_name"] for path, body in recording.posts if "unload" in path]
+    assert unloads == [v1, v2]
 
 
 def test_ask_through_the_vllm_backend(vllm_server: RunningServer) -> None:
@@ -293,7 +371,11 @@ def test_a_restarted_vllm_gets_the_promoted_adapter_back_from_the_next_sync(
             await registry.promote(version.id)  # no vLLM told: the sync must push it
             orchestrator = Orchestrator(catalog=catalog, backend=client)
             sync = CatalogSync(
-                registry, orchestrator, base=catalog, prerouter_factory=lambda _: None
+                registry,
+                orchestrator,
+                base=catalog,
+                prerouter_factory=lambda _: None,
+                unload_after_s=GRACE_S,
             )
             assert await sync.sync()
             await client.require_adapters(orchestrator.catalog)

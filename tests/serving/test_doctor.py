@@ -39,6 +39,7 @@ def test_doctor_passes_where_everything_is_there(home_with_smollm2: Path) -> Non
         ["✓", "database"],
         ["✓", "lead"],
         ["✓", "slm"],
+        ["✓", "lora_slots"],
     ]
     assert "bubblewrap" in lines[0] and "smollm2-135m" in lines[3]
 
@@ -53,6 +54,7 @@ def test_doctor_without_bubblewrap_fails_and_says_how_to_fix_it(home_with_smollm
         "database": "ok",
         "lead": "ok",
         "slm": "ok",
+        "lora_slots": "ok",
     }
     sandbox = found["sandbox"]
     assert sandbox["detail"].startswith("bubblewrap (bwrap) is not installed; the lead is not")
@@ -89,7 +91,19 @@ def test_doctor_names_an_adapter_vllm_does_not_serve(
         }
         missing = checks(understudy("doctor", "--json", env=env).stdout)["slm"]
         vllm.loaded[served] = str(tiny_lora_dir)  # a running API's sync loaded it again
-        present = checks(understudy("doctor", "--json", env=env).stdout)["slm"]
+        found = checks(understudy("doctor", "--json", env=env).stdout)
+        present, slots = found["slm"], found["lora_slots"]
+        short = {**env, "UNDERSTUDY_SLM_MAX_LORAS": "1"}
+        too_few = checks(understudy("doctor", "--json", env=short).stdout)["lora_slots"]
+    assert slots == {
+        "check": "lora_slots",
+        "status": "ok",
+        "detail": "`slm serve` gives vLLM 4 LoRA slot(s) for 2 adapter(s) at once "
+        "(1 active, 0 canary, 1 candidate under evaluation)",
+        "fix": None,
+    }
+    assert too_few["status"] == "warning"
+    assert too_few["detail"].startswith("UNDERSTUDY_SLM_MAX_LORAS=1 is below the 2 adapters")
     assert missing["status"] == "failed"
     assert missing["detail"] == (
         f"specialist 'math' needs adapter '{served}', which vLLM at {root}/v1 does not serve"

@@ -16,6 +16,7 @@ from serving.slm_server import (
     build_env,
     find_vllm,
     install_command,
+    lora_slots,
 )
 from specialists import Catalog, ConfigurationError
 from specialists.adapters import adapter_sha256
@@ -42,7 +43,9 @@ def test_command_serves_base_and_every_catalog_adapter(
     promoted = Catalog(  # math has a registry version, code an adapter from settings only
         dataclasses.replace(s, version="v3") if s.name == "math" else s for s in settings.catalog()
     )
-    command = build_command(CPU, Path("/models/smol"), settings, promoted)
+    command = build_command(
+        CPU, Path("/models/smol"), settings, promoted, lora_slots(settings, promoted, canaries=0)
+    )
     assert command[:5] == ["/venv/bin/python", "-c", command[2], "serve", "/models/smol"]
     joined = " ".join(command)
     assert "--served-model-name smollm2-135m" in joined
@@ -54,9 +57,33 @@ def test_command_serves_base_and_every_catalog_adapter(
 
 
 def test_gpu_command_has_no_cpu_flags(monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = Settings()
-    command = build_command(GPU, Path("/m"), settings, settings.catalog())
+    settings, catalog = Settings(), Settings().catalog()
+    command = build_command(
+        GPU, Path("/m"), settings, catalog, lora_slots(settings, catalog, canaries=0)
+    )
     assert "--dtype" not in command and "--lora-modules" not in command
+
+
+def test_lora_slots_cover_the_active_set_canaries_and_a_candidate(
+    monkeypatch: pytest.MonkeyPatch, tiny_lora_dir: Path, tiny_lora_dir_2: Path
+) -> None:
+    adapters = {"math": {"adapter": str(tiny_lora_dir)}, "code": {"adapter": str(tiny_lora_dir_2)}}
+    settings = settings_with(monkeypatch, UNDERSTUDY_SPECIALISTS=json.dumps(adapters))
+    catalog = settings.catalog()
+    slots = lora_slots(settings, catalog, canaries=3)  # 2 active + 3 canaries + 1 candidate
+    command = " ".join(build_command(GPU, Path("/m"), settings, catalog, slots))
+    assert "--max-loras 6 --max-cpu-loras 10" in command and slots.shortfall() is None
+    assert lora_slots(settings, catalog, canaries=0).max_loras == 4  # a floor, for promotions
+
+    monkeypatch.setenv("UNDERSTUDY_SLM_MAX_LORAS", "5")
+    short = lora_slots(Settings(), catalog, canaries=3)
+    command = " ".join(build_command(GPU, Path("/m"), Settings(), catalog, short))
+    assert "--max-loras 5 --max-cpu-loras 10" in command  # the setting is honoured as it is
+    assert short.shortfall() == (
+        "UNDERSTUDY_SLM_MAX_LORAS=5 is below the 6 adapters served at once (2 active, "
+        "3 canary, 1 candidate under evaluation): their requests wait for a slot. Raise it "
+        "to 6, or unset it to size the slots automatically"
+    )
 
 
 def test_env_enables_runtime_lora_and_cpu_fixes() -> None:
