@@ -340,6 +340,17 @@ class AuditSettings(BaseModel):
         return floor
 
 
+class CanarySettings(BaseModel):
+    """Canary promotion (``UNDERSTUDY_CANARY_*``): how a promoted version first serves."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    share: float = Field(0.1, ge=0, lt=1)
+    """Share of its specialist's traffic a promoted version serves as a canary, next to the
+    active version (or the lead), before its audits make it active; 0 promotes straight to
+    active (``specialists promote`` and a distillation job's promote stage alike)."""
+
+
 class DistillSettings(BaseModel):
     """Distillation (``understudy distill``): how datasets are built and adapters trained."""
 
@@ -434,6 +445,7 @@ class Settings(BaseSettings):
     eval: EvalSettings = Field(default_factory=EvalSettings)
     distill: DistillSettings = Field(default_factory=DistillSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    canary: CanarySettings = Field(default_factory=CanarySettings)
     specialists: dict[str, SpecialistOverride] = Field(default_factory=dict)
 
     @field_validator("home", "data_dir", mode="after")

@@ -213,7 +213,7 @@ class RegistryStore(RegistryBase):
                 return version_record(canary), None if current is None else version_record(current)
             if current is None:
                 raise WrongStatus(
-                    f"specialist {specialist!r} has no active version or canary to roll back "
+                    f"specialist {specialist!r} has no canary and no active version to roll back "
                     "(see `understudy specialists list`)"
                 )
             previous = await _retire(session, current, "rolled_back", restore_any=True)

@@ -181,7 +181,7 @@ async def test_rollback_restores_the_previous_version_as_before(registry: Regist
     await active(registry)
     rolled, restored = await registry.rollback("math")
     assert (rolled.retire_reason, restored and restored.id) == ("rolled_back", v1.id)
-    with pytest.raises(WrongStatus, match="no active version or canary"):
+    with pytest.raises(WrongStatus, match="no canary and no active version to roll back"):
         await registry.rollback("email")
 
 
