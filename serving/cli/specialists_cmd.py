@@ -192,7 +192,6 @@ def promote(
             "--canary",
             min=0.0,
             max=1.0,
-            max_open=True,
             help="Share of the specialist's traffic the version serves as a canary "
             "(default: UNDERSTUDY_CANARY_SHARE; 0: straight to active).",
         ),
