@@ -219,7 +219,7 @@ def test_promotion_and_rollback_reach_the_running_server(
             )
             promoter = Promoter(registry, base_catalog=catalog, served=served, vllm=client)
             before = await client.served_models()
-            await promoter.promote(version)
+            await promoter.promote(version, share=0.0, actor="test")
             promoted = await client.served_models()
             await promoter.rollback("museum")
             return before, promoted, await client.served_models()
