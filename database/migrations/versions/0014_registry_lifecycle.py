@@ -13,7 +13,8 @@ Create Date: 2026-12-04 00:00:00
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 from alembic import op
@@ -31,9 +32,13 @@ OLD_STATUSES = "status IN ('candidate', 'active', 'retired')"
 NEW_STATUSES = "status IN ('candidate', 'canary', 'active', 'retired', 'rejected')"
 
 
+REFERENCES = (("specialist_versions", "replaces_id"), ("distill_jobs", "version_id"))
+"""The columns that point at ``specialist_versions`` rows (all ``ON DELETE SET NULL``)."""
+
+
 def upgrade() -> None:
     json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
-    with op.batch_alter_table("specialist_versions") as versions:
+    with _references_kept(), op.batch_alter_table("specialist_versions") as versions:
         versions.drop_constraint(STATUS_CHECK, type_="check")
         versions.create_check_constraint(STATUS_CHECK, sa.text(NEW_STATUSES))
         versions.add_column(sa.Column("canary_share", sa.Float(), nullable=True))
@@ -87,8 +92,38 @@ def downgrade() -> None:
     op.execute(
         "UPDATE specialist_versions SET status = 'retired' WHERE status IN ('canary', 'rejected')"
     )
-    with op.batch_alter_table("specialist_versions") as versions:
+    with _references_kept(), op.batch_alter_table("specialist_versions") as versions:
         versions.drop_column("retire_reason")
         versions.drop_column("canary_share")
         versions.drop_constraint(STATUS_CHECK, type_="check")
         versions.create_check_constraint(STATUS_CHECK, sa.text(OLD_STATUSES))
+
+
+@contextmanager
+def _references_kept() -> Iterator[None]:
+    """Keep what points at ``specialist_versions`` across SQLite's table copy.
+
+    SQLite cannot alter a CHECK constraint, so batch mode copies the table and drops the old
+    one; with foreign keys on (every connection of ours, and ``PRAGMA foreign_keys`` cannot be
+    turned off inside the migration's transaction) that drop runs the ``ON DELETE SET NULL``
+    actions, which would erase every version's ``replaces_id`` and every job's
+    ``version_id``. They are read before and written back after. PostgreSQL alters the table
+    in place and needs none of this.
+    """
+    connection = op.get_bind()
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    kept = {
+        (table, column): connection.execute(
+            sa.text(f"SELECT id, {column} FROM {table} WHERE {column} IS NOT NULL")
+        ).all()
+        for table, column in REFERENCES
+    }
+    yield
+    for (table, column), rows in kept.items():
+        for row_id, value in rows:
+            connection.execute(
+                sa.text(f"UPDATE {table} SET {column} = :value WHERE id = :id"),
+                {"value": value, "id": row_id},
+            )
