@@ -200,6 +200,9 @@ class DistillConfig:
     queue: QueueConfig
     auto_promote: bool
     """A job promotes its candidate when the gate passes; off: a person does."""
+    canary_share: float
+    """The share of its specialist's traffic a promoted candidate serves as a canary first;
+    0: it becomes active at once."""
 
 
 @dataclass(frozen=True, slots=True)

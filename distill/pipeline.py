@@ -178,7 +178,7 @@ class DistillationRun:
             promoter = Promoter(
                 self.registry, base_catalog=self.config.catalog, served=base, log=self.log
             )
-            await promoter.promote(version)
+            await promoter.promote(version, share=self.config.canary_share, actor="distill")
 
     # Building and training need the local extra, imported when the step runs: queueing a job
     # (`distill start`) works on a light install.

@@ -5,8 +5,10 @@ hash, its LoRA rank against the SLM server's maximum, its base model against the
 served (by name, and by the shapes of its matrices against the base's layers), the evaluation
 gate, and — when a vLLM server is configured — that the server itself accepts the adapter (it is
 loaded under the version's own served name, ``math@v3-1f2e3d4c``, where it stays). Only then is the
-version made active. Serving processes pick the change up from the registry
-(:mod:`distill.reconcile`); a rollback switches them back to the previous version's name.
+version served: as a canary on a share of its specialist's traffic (the default), or as the
+active version at once (share 0, or an operator's ``--now``). Serving processes pick the
+change up from the registry (:mod:`distill.reconcile`); a rollback switches them back to the
+previous version's name.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from typing import Any
 
 from distill.catalog import load_catalog, version_tag
 from distill.config import DistillConfig, Log
-from distill.reconcile import place_adapters
+from distill.reconcile import place_all
 from distill.registry import (
+    OutOfRange,
     PromotionRefused,
     RegistryError,
     RegistryStore,
@@ -205,31 +208,66 @@ class Promoter:
         self.vllm = vllm
         self.log = log
 
-    async def promote(self, version: SpecialistVersion) -> SpecialistVersion:
-        """Make ``version`` the active one, after every check.
+    async def promote(
+        self,
+        version: SpecialistVersion,
+        *,
+        share: float,
+        actor: str,
+        override: bool = False,
+    ) -> SpecialistVersion:
+        """Serve ``version``, after every check: as a canary on ``share`` of its specialist's
+        traffic, or, with ``share`` 0, as the active version at once.
+
+        Args:
+            share: The canary's share (``UNDERSTUDY_CANARY_SHARE`` or ``--canary``); 0 skips
+                the canary.
+            actor: Who asked (``cli``, ``distill``), for the event.
+            override: An operator skipped the canary on purpose (``--now``); the event says so.
 
         Raises:
-            PromotionRefused: The gate did not pass, or vLLM refused the adapter.
+            PromotionRefused: The gate did not pass, vLLM refused the adapter, or another
+                version is in canary.
+            OutOfRange: ``share`` is not in [0, 1).
             ModelError, ConfigurationError: See :func:`verify_version`.
         """
+        if not 0.0 <= share < 1.0:
+            raise OutOfRange("the canary share", share, "in [0, 1) (0: straight to active)")
         problem = promotion_refusal(version)
         if problem:
             raise PromotionRefused(problem)
         verify_version(version, self.served)
         if self.vllm is not None:
             await self._load_on_vllm(version)
-        promoted = await self.registry.promote(version.id)
-        self.log(f"{promoted.label} is active; serving processes switch within a poll")
+        if share > 0.0:
+            served = await self.registry.start_canary(version.id, share, actor=actor)
+            self.log(
+                f"{served.label} serves {share:.1%} of {served.specialist}'s traffic as a canary; "
+                "serving processes switch within a poll"
+            )
+        else:
+            reason = (
+                "operator override: promoted straight to active, without a canary"
+                if override
+                else "promoted straight to active (canary share 0)"
+            )
+            served = await self.registry.promote(
+                version.id, actor=actor, reason=reason, figures={"override": override}
+            )
+            self.log(f"{served.label} is active; serving processes switch within a poll")
         await self._follow()
-        return promoted
+        return served
 
-    async def rollback(self, name: str) -> tuple[SpecialistVersion, SpecialistVersion | None]:
-        """Retire ``name``'s active version and reactivate the one it replaced, if any.
+    async def rollback(
+        self, name: str, *, actor: str = "operator"
+    ) -> tuple[SpecialistVersion, SpecialistVersion | None]:
+        """Reject ``name``'s canary, or else retire its active version and reactivate the one
+        it replaced, if any (:meth:`RegistryStore.rollback`).
 
         Raises:
-            RegistryError: ``name`` has no active version.
+            WrongStatus: ``name`` has neither a canary nor an active version.
         """
-        retired, restored = await self.registry.rollback(name)
+        retired, restored = await self.registry.rollback(name, actor=actor)
         self.log(
             f"{retired.label} retired; "
             + (f"{restored.label} is active again" if restored else f"{name} has no active version")
@@ -254,9 +292,9 @@ class Promoter:
         and every serving process retries it."""
         if self.vllm is None:
             return
-        _, after = await load_catalog(self.registry, self.base_catalog)
+        after = await load_catalog(self.registry, self.base_catalog)
         try:
-            await place_adapters(self.vllm, after)
+            await place_all(self.vllm, after.all)
         except SpecialistError as exc:
             self.log(f"vLLM did not take the change yet ({exc}); serving processes will retry")
 

@@ -4,10 +4,12 @@ Every process that serves (the API, a worker) holds a :class:`CatalogSync`, whic
 registry's generation counter (one indexed read) and, when it moved, loads the new adapters into
 its SLM backend, builds a pre-router over the new effective catalog (:mod:`distill.catalog`) and
 swaps both into the orchestrator — so a promotion or a rollback reaches every process within one
-poll interval, without a restart. Each adapter version has a served name of its own, so runs in
-flight keep the version they started with. On every poll a vLLM server is also given the served
-adapters it lacks (its first sync, or after it restarted), so promoted specialists survive it,
-and superseded names are unloaded once no run can still be using them (:mod:`distill.unload`).
+poll interval, without a restart; so do canaries (each tier of the served catalogs gets its
+lineup, :mod:`orchestrator.canary`) and paused specialists (left out of every lineup). Each
+adapter version has a served name of its own, so runs in flight keep the version they started
+with. On every poll a vLLM server is also given the served adapters it lacks (its first sync,
+or after it restarted), so promoted specialists survive it, and superseded names are unloaded
+once no run can still be using them (:mod:`distill.unload`).
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING
 
 from distill.catalog import load_catalog
 from distill.registry import RegistryStore
 from distill.unload import AdapterDrain, Clock, utc_now
-from orchestrator.prerouter import PreRouter
+from orchestrator.canary import CanaryTier
+from orchestrator.prerouter import PreRouter, catalog_fingerprint
 from specialists.adapters import served_adapter_name
 from specialists.backend import SLMBackend
 from specialists.catalog import Catalog
@@ -63,6 +66,14 @@ async def place_adapters(backend: SLMBackend, catalog: Catalog) -> list[str]:
     if failures:
         raise failures[0]
     return list(missing.values())
+
+
+async def place_all(backend: SLMBackend, catalogs: Iterable[Catalog]) -> list[str]:
+    """:func:`place_adapters` for each served catalog (the main one and its canary tiers)."""
+    placed: list[str] = []
+    for catalog in catalogs:
+        placed += [name for name in await place_adapters(backend, catalog) if name not in placed]
+    return placed
 
 
 PreRouterFactory = Callable[[Catalog], PreRouter | None]
@@ -142,7 +153,7 @@ class CatalogSync:
 
     async def _apply(self) -> bool:
         changed = await self._follow_registry()
-        await self.drain.sweep(self.orchestrator.catalog)
+        await self.drain.sweep(self.orchestrator.lineups.catalogs)
         return changed
 
     async def _follow_registry(self) -> bool:
@@ -150,22 +161,45 @@ class CatalogSync:
         generation = await self.registry.generation()
         if generation == self.generation:
             if isinstance(backend, VLLMBackend):
-                restored = await place_adapters(backend, self.orchestrator.catalog)
+                restored = await place_all(backend, self.orchestrator.lineups.catalogs)
                 if restored:
                     logger.warning("vLLM lacked %s; loaded again", ", ".join(restored))
             return False
-        generation, catalog = await load_catalog(self.registry, self.base)
-        await place_adapters(backend, catalog)
-        prerouter = self.prerouter_factory(catalog)
-        if prerouter is not None:
-            await asyncio.to_thread(prerouter.prototypes)
+        served = await load_catalog(self.registry, self.base)
+        await place_all(backend, served.all)
+        prerouter = self.prerouter_factory(served.catalog)
+        tiers = [
+            CanaryTier(share, catalog, self._prerouter_for(catalog, served.catalog, prerouter))
+            for share, catalog in served.canaries
+        ]
+        for router in {id(r): r for r in (prerouter, *(t.prerouter for t in tiers))}.values():
+            if router is not None:
+                await asyncio.to_thread(router.prototypes)
         versions = await self.registry.list_versions()  # at this generation or a later one
-        before = self.orchestrator.catalog
-        self.orchestrator.replace_catalog(catalog, prerouter)
-        self.drain.follow(versions, before, catalog)
-        self.generation = generation
-        logger.info("serving registry generation %d: %s", generation, ", ".join(catalog.names))
+        before = self.orchestrator.lineups.catalogs
+        self.orchestrator.replace_catalog(
+            served.catalog, prerouter, canaries=tiers, paused=served.paused
+        )
+        self.drain.follow(versions, before, served.all)
+        self.generation = served.generation
+        logger.info(
+            "serving registry generation %d: %s%s%s",
+            served.generation,
+            ", ".join(served.catalog.names),
+            "".join(f"; canary {s:.1%}: {', '.join(c.names)}" for s, c in served.canaries),
+            f"; paused: {', '.join(sorted(served.paused))}" if served.paused else "",
+        )
         return True
+
+    def _prerouter_for(
+        self, catalog: Catalog, main: Catalog, main_router: PreRouter | None
+    ) -> PreRouter | None:
+        """A canary tier routes like the main catalog when it names the same specialists the
+        same way (a canary of a served specialist): its pre-router is reused, prototypes and
+        all. A canary-only specialist adds a route, so its tier gets a pre-router of its own."""
+        if catalog_fingerprint(catalog) == catalog_fingerprint(main):
+            return main_router
+        return self.prerouter_factory(catalog)
 
     async def check(self) -> None:
         """Readiness: the registry's catalog is applied, and vLLM serves all its adapters.
@@ -181,7 +215,8 @@ class CatalogSync:
             raise RegistryNotApplied(self.last_error)
         backend = self.orchestrator.backend
         if isinstance(backend, VLLMBackend):
-            await backend.require_adapters(self.orchestrator.catalog)
+            for catalog in self.orchestrator.lineups.catalogs:
+                await backend.require_adapters(catalog)
 
     async def run(self) -> None:
         """Poll until cancelled; a failed poll is logged and retried at the next interval."""

@@ -26,7 +26,7 @@ import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
-from distill.catalog import CANARY, version_tag
+from distill.catalog import version_tag
 from distill.registry import SpecialistVersion
 from specialists.adapters import adapter_name, served_adapter_name
 from specialists.backend import SLMBackend
@@ -35,7 +35,7 @@ from specialists.errors import SpecialistError
 
 logger = logging.getLogger(__name__)
 
-SERVED_STATUSES = frozenset({"active", CANARY})
+SERVED_STATUSES = frozenset({"active", "canary"})
 """Statuses whose version answers traffic; every other version is superseded."""
 
 Clock = Callable[[], datetime]
@@ -52,9 +52,9 @@ def left_served_set(version: SpecialistVersion) -> datetime | None:
     return version.retired_at
 
 
-def adapter_names(catalog: Catalog) -> set[str]:
-    """The served names of ``catalog``'s adapters."""
-    return {served_adapter_name(s) for s in catalog if s.adapter is not None}
+def adapter_names(catalogs: Iterable[Catalog]) -> set[str]:
+    """The served names of the adapters of ``catalogs`` (the main one and its canary tiers)."""
+    return {served_adapter_name(s) for catalog in catalogs for s in catalog if s.adapter}
 
 
 class AdapterDrain:
@@ -79,10 +79,14 @@ class AdapterDrain:
         """Served names this process stopped serving, and when."""
 
     def follow(
-        self, versions: Iterable[SpecialistVersion], before: Catalog, after: Catalog
+        self,
+        versions: Iterable[SpecialistVersion],
+        before: Iterable[Catalog],
+        after: Iterable[Catalog],
     ) -> None:
         """Take a catalog swap into account: ``versions`` are the registry's at (or after)
-        ``after``'s generation; ``before`` is what this process served until now."""
+        ``after``'s generation; ``before`` is what this process served until now (each
+        catalog: the main one and its canary tiers)."""
         now, serving = self.clock(), adapter_names(after)
         for name in adapter_names(before) - serving:
             self._left_here.setdefault(name, now)
@@ -102,10 +106,11 @@ class AdapterDrain:
         cutoff = self.clock() - self.grace
         return left <= cutoff and self._left_here.get(name, left) <= cutoff
 
-    async def sweep(self, serving: Catalog) -> list[str]:
+    async def sweep(self, serving: Iterable[Catalog]) -> list[str]:
         """Unload the drained names the backend still holds; the names unloaded.
 
-        ``serving`` is this process's catalog now: its names are never unloaded. A failure is
+        ``serving`` is what this process serves now (its catalogs: the main one and its canary
+        tiers): their names are never unloaded. A failure is
         logged, and tried again at the next sweep.
         """
         if not self._superseded:

@@ -27,8 +27,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Coroutine, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from agents import Agent
 
@@ -36,6 +35,7 @@ from database import StoreError
 from orchestrator.app_tools import check_mode, lead_only
 from orchestrator.audits import AuditSampler, audit_candidate
 from orchestrator.budget import RunBudget
+from orchestrator.canary import CanaryTier, Lineups, check_tiers
 from orchestrator.cost import PriceBook
 from orchestrator.handover import Continuation, continue_history, echoed_call_ids
 from orchestrator.lead import (
@@ -62,6 +62,7 @@ from orchestrator.run_state import (
     run_record,
     run_result,
 )
+from orchestrator.stopping import Stopped, unless_stopped
 from orchestrator.transcripts import (
     RunAlreadyRecorded,
     SpoolRefused,
@@ -71,7 +72,12 @@ from orchestrator.transcripts import (
 )
 from specialists.backend import ChatMessage, Generation, SLMBackend
 from specialists.catalog import Catalog, Specialist
-from specialists.errors import ConfigurationError, SpecialistUnavailable, UnderstudyError
+from specialists.errors import (
+    ConfigurationError,
+    SpecialistPaused,
+    SpecialistUnavailable,
+    UnderstudyError,
+)
 from tools.context import ToolCall, ToolDeps
 from tools.function_tools import build_tools, specialist_tool_name
 from tools.sandbox import SandboxLimits
@@ -85,36 +91,6 @@ class _OutOfTime(Exception):
     def __init__(self, failure: Failure) -> None:
         self.failure = failure
         super().__init__(failure.message)
-
-
-class _Stopped(Exception):
-    """The caller's ``stop`` was set before the run ended; ends the run with ``failure``."""
-
-    failure = Failure(
-        FailureKind.shutdown, "the server shut down before the run ended (its drain ran out)"
-    )
-
-
-async def _unless_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event | None) -> None:
-    """Await ``work``, unless ``stop`` is set first: then cancel it and raise :class:`_Stopped`.
-
-    ``work`` runs in a task of its own so that cancelling it leaves this run (and its caller)
-    uncancelled, free to record what the work had done so far.
-    """
-    if stop is None:
-        return await work
-    task = asyncio.ensure_future(work)
-    stopping = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopping.cancel()
-        if not task.done():  # stopped, or this run itself was cancelled
-            task.cancel()
-            await asyncio.wait({task})
-    if stop.is_set() and task.cancelled():
-        raise _Stopped
-    return task.result()
 
 
 class Orchestrator:
@@ -166,25 +142,44 @@ class Orchestrator:
         self.lead_gate = lead_gate
         self.audits = audits
         self._processor = transcript_processor()
-        self._lineup = self._new_lineup(catalog, prerouter)
+        self._lineups = Lineups(self._new_lineup(catalog, prerouter))
 
     @property
     def catalog(self) -> Catalog:
-        """The specialists new runs use."""
-        return self._lineup.catalog
+        """The specialists new runs outside every canary use."""
+        return self._lineups.main.catalog
 
     @property
     def prerouter(self) -> PreRouter | None:
-        return self._lineup.prerouter
+        return self._lineups.main.prerouter
 
-    def replace_catalog(self, catalog: Catalog, prerouter: PreRouter | None) -> None:
-        """Serve ``catalog`` (routed by ``prerouter``, built from it) from the next run on.
+    @property
+    def lineups(self) -> Lineups:
+        """Every lineup served (canaries included) and the paused specialists."""
+        return self._lineups
 
-        This is how a promoted or rolled-back specialist takes effect without a restart: its
-        tool, its pre-router prototype and its adapter come with the new catalog. Runs in flight
-        finish with the lineup they started with.
+    def replace_catalog(
+        self,
+        catalog: Catalog,
+        prerouter: PreRouter | None,
+        *,
+        canaries: Sequence[CanaryTier] = (),
+        paused: frozenset[str] = frozenset(),
+    ) -> None:
+        """Serve ``catalog`` (routed by ``prerouter``, built from it) from the next run on, and
+        each canary tier to its share of runs (:mod:`orchestrator.canary`); refuse ``paused``
+        specialists by name.
+
+        This is how a promoted, rolled-back, paused or canary specialist takes effect without a
+        restart: its tool, its pre-router prototype and its adapter come with the new catalog.
+        Runs in flight finish with the lineup they started with.
+
+        Raises:
+            ValueError: the tiers are out of order or a share is outside (0, 1).
         """
-        self._lineup = self._new_lineup(catalog, prerouter)
+        check_tiers(canaries)
+        tiers = tuple((t.share, self._new_lineup(t.catalog, t.prerouter)) for t in canaries)
+        self._lineups = Lineups(self._new_lineup(catalog, prerouter), tiers, paused)
 
     def _new_lineup(self, catalog: Catalog, prerouter: PreRouter | None) -> Lineup:
         return Lineup(catalog, prerouter, self._build_agents(catalog) if self.lead else None)
@@ -254,7 +249,8 @@ class Orchestrator:
             InvalidRequest: the request is malformed; :class:`OverLimit` when it is over
                 :attr:`limits`; :class:`UnsupportedParameter` when ``options`` ask for what
                 ``mode`` cannot give.
-            UnknownSpecialistError: ``specialist`` is not in the catalog.
+            UnknownSpecialistError: ``specialist`` is not in the catalog;
+                :class:`SpecialistPaused` when an operator paused it.
             StoreError: the history answers tool calls, and the runs that may have handed
                 them over could not be looked up.
             RunAlreadyRecorded: ``run_id`` is already in the transcript store; the run was
@@ -268,13 +264,16 @@ class Orchestrator:
         self._check_options(mode, options)
         if mode is not Mode.slm:
             require_lead(self.lead, mode.value)
-        lineup = self._lineup
+        run_id = run_id or uuid.uuid4().hex
+        lineup = self._lineups.for_run(run_id)
         self._check_tools(mode, options, messages, lineup)
+        if specialist in self._lineups.paused:
+            raise SpecialistPaused(specialist)
         forced = lineup.catalog.get(specialist) if specialist else None
         continuation = await self._continuation(messages, owner)
         started = time.perf_counter()
         state = RunState(
-            run_id=run_id or uuid.uuid4().hex,
+            run_id=run_id,
             mode=mode,
             messages=continuation.messages,
             continues_run_id=continuation.continues_run_id,
@@ -291,8 +290,8 @@ class Orchestrator:
             deadline=state.deadline,
         )
         try:
-            await _unless_stopped(self._answer(state, deps, forced), stop)
-        except (LeadFailed, _OutOfTime, _Stopped) as exc:  # nothing to fall back to
+            await unless_stopped(self._answer(state, deps, forced), stop)
+        except (LeadFailed, _OutOfTime, Stopped) as exc:  # nothing to fall back to
             state.failure = exc.failure
         state.withhold_misformatted()
         latency_ms = (time.perf_counter() - started) * 1000

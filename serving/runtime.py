@@ -147,6 +147,7 @@ def distill_config(settings: Settings) -> DistillConfig:
             poll_s=settings.batch.poll_s,
         ),
         auto_promote=distill.auto_promote,
+        canary_share=settings.canary.share,
     )
 
 

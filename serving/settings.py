@@ -355,6 +355,15 @@ class RoiSettings(BaseModel):
     """Recent days whose mean daily net projects an unpaid specialist's payback date."""
     metrics_refresh_s: float = Field(300.0, gt=0)
     """How long ``/metrics`` reuses the ledger before reading the database again."""
+class CanarySettings(BaseModel):
+    """Canary promotion (``UNDERSTUDY_CANARY_*``): how a promoted version first serves."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    share: float = Field(0.1, ge=0, lt=1)
+    """Share of its specialist's traffic a promoted version serves as a canary, next to the
+    active version (or the lead), before its audits make it active; 0 promotes straight to
+    active (``specialists promote`` and a distillation job's promote stage alike)."""
 
 
 class DistillSettings(BaseModel):
@@ -456,6 +465,7 @@ class Settings(BaseSettings):
     distill: DistillSettings = Field(default_factory=DistillSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     roi: RoiSettings = Field(default_factory=RoiSettings)
+    canary: CanarySettings = Field(default_factory=CanarySettings)
     specialists: dict[str, SpecialistOverride] = Field(default_factory=dict)
 
     @field_validator("home", "data_dir", mode="after")

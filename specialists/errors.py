@@ -8,6 +8,7 @@ HTTP layer can turn it into a message or an error response in one place::
     ├── ModelError                a model cannot be found, fetched or loaded
     │   └── ModelDirectoryError   a model directory lacks a file or holds a corrupt one
     ├── UnknownSpecialistError    a specialist name that is not in the catalog
+    │   └── SpecialistPaused      … because an operator paused it
     ├── SpecialistError           a specialist call failed for a reason the caller must see
     │   ├── SpecialistUnavailable the SLM backend could not be reached in time, or is closing
     │   └── PromptTooLong         one request does not fit the model's context
@@ -71,6 +72,19 @@ class UnknownSpecialistError(UnderstudyError):
         self.known = sorted(known)
         super().__init__(
             f"unknown specialist {name!r}; known specialists: {', '.join(self.known) or 'none'}"
+        )
+
+
+class SpecialistPaused(UnknownSpecialistError):
+    """A specialist an operator paused: it answers nothing until resumed."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.known = []
+        UnderstudyError.__init__(
+            self,
+            f"specialist {name!r} is paused: it answers no requests until an operator resumes "
+            f"it (`understudy specialists resume {name}`); ask without naming it to get the lead",
         )
 
 

@@ -34,9 +34,11 @@ from database.tables.keys import (
 from database.tables.registry import (
     SPECIALIST_NAME_LENGTH,
     DistillJobRow,
+    PausedSpecialistRow,
     ProposalRow,
     RegisteredSpecialistRow,
     RegistryStateRow,
+    SpecialistEventRow,
     SpecialistVersionRow,
 )
 from database.tables.responses import StoredResponseRow
@@ -62,10 +64,12 @@ __all__ = [
     "FileRow",
     "HandedOverCallRow",
     "LeadCallRow",
+    "PausedSpecialistRow",
     "ProposalRow",
     "RegisteredSpecialistRow",
     "RegistryStateRow",
     "RunRow",
+    "SpecialistEventRow",
     "SpecialistVersionRow",
     "StoredResponseRow",
     "ToolCallRow",

@@ -35,8 +35,12 @@ from database.tables.base import (
 
 SPECIALIST_NAME_LENGTH = 64
 """Longest specialist name (a Python identifier, also the LoRA's name on the SLM server)."""
-VERSION_STATUSES = ("candidate", "active", "retired")
-"""``candidate``: trained, maybe evaluated; ``active``: served; ``retired``: served once."""
+VERSION_STATUSES = ("candidate", "canary", "active", "retired", "rejected")
+"""``candidate``: trained, maybe evaluated; ``canary``: serves a share of its specialist's
+traffic; ``active``: served; ``retired``: served once; ``rejected``: a canary that failed."""
+RETIRE_REASON_LENGTH = 32
+EVENT_KIND_LENGTH = 32
+ACTOR_LENGTH = 64
 PROPOSAL_STATUSES = ("open", "accepted", "dismissed")
 SHA256_LENGTH = 64
 
@@ -107,6 +111,14 @@ class SpecialistVersionRow(Base):
             sqlite_where=text("status = 'active'"),
             postgresql_where=text("status = 'active'"),
         ),
+        # At most one canary per specialist (migration 0014).
+        Index(
+            "ix_specialist_versions_one_canary",
+            "specialist",
+            unique=True,
+            sqlite_where=text("status = 'canary'"),
+            postgresql_where=text("status = 'canary'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -138,6 +150,50 @@ class SpecialistVersionRow(Base):
     evaluated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     promoted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    canary_share: Mapped[float | None] = mapped_column(Float)
+    """The share of its specialist's traffic a canary serves (kept after it concludes)."""
+    retire_reason: Mapped[str | None] = mapped_column(String(RETIRE_REASON_LENGTH))
+    """Why a retired version left service: ``rolled_back``, ``superseded`` or ``demoted``."""
+
+
+# The registry's history (migration 0014): one event per change, written in the change's own
+# transaction, and the specialists an operator paused (built-in ones included, which have no
+# version row to mark).
+
+
+class SpecialistEventRow(Base):
+    __tablename__ = "specialist_events"
+    __table_args__ = (
+        Index("ix_specialist_events_specialist_created_at", "specialist", "created_at"),
+        Index("ix_specialist_events_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    specialist: Mapped[str] = mapped_column(String(SPECIALIST_NAME_LENGTH))
+    version_id: Mapped[int | None] = mapped_column(
+        Integer,
+        ForeignKey(
+            "specialist_versions.id",
+            ondelete="SET NULL",
+            name="fk_specialist_events_version_id_specialist_versions",
+        ),
+    )
+    """The version the change concerns; ``None`` for pause and resume."""
+    kind: Mapped[str] = mapped_column(String(EVENT_KIND_LENGTH))
+    reason: Mapped[str] = mapped_column(Text)
+    figures: Mapped[dict[str, Any]] = mapped_column(JSONColumn)
+    """What the decision was made on (audit counts, interval, shares, thresholds)."""
+    actor: Mapped[str] = mapped_column(String(ACTOR_LENGTH))
+    """Who made it: ``cli``, ``worker``, ``distill``…"""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PausedSpecialistRow(Base):
+    __tablename__ = "paused_specialists"
+
+    name: Mapped[str] = mapped_column(String(SPECIALIST_NAME_LENGTH), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    paused_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 # Distillation jobs (migration 0004): build → train → evaluate (→ promote) for one specialist,

@@ -93,7 +93,8 @@ async def chat_completions(
     body: ChatCompletionRequest, request: Request, key: ApiKeyDep
 ) -> JSONResponse | StreamingResponse:
     orchestrator: Orchestrator = request.app.state.orchestrator
-    call = admit_chat_request(body, served_models(orchestrator.catalog), orchestrator.limits)
+    served = served_models(orchestrator.catalog, orchestrator.lineups.paused)
+    call = admit_chat_request(body, served, orchestrator.limits)
     request.state.model = body.model
     policy = degradation_policy(request, call, key)
     run_id = uuid.uuid4().hex

@@ -69,7 +69,10 @@ async def create_response(
             raise _not_found(exc) from exc
         history = previous.conversation
     call = admit_responses_request(
-        body, served_models(orchestrator.catalog), orchestrator.limits, history=history
+        body,
+        served_models(orchestrator.catalog, orchestrator.lineups.paused),
+        orchestrator.limits,
+        history=history,
     )
     request.state.model = body.model
     policy = degradation_policy(request, call.call, key)

@@ -37,7 +37,7 @@ from serving.protocol import (
     refusal,
     unanswered,
 )
-from specialists.errors import ConfigurationError, UnderstudyError
+from specialists.errors import ConfigurationError, SpecialistPaused, UnderstudyError
 
 RUN_ID = "x-understudy-run-id"
 """Response header: the run's id (its transcript, feedback), on every response of a run."""
@@ -107,7 +107,7 @@ async def run_call(request: Request, call: ChatCall, **kwargs: Any) -> RunResult
             owner=owner_of(request.state.api_key),
             **kwargs,
         )
-    except (InvalidRequest, ConfigurationError) as exc:
+    except (InvalidRequest, ConfigurationError, SpecialistPaused) as exc:
         raise refusal(exc) from exc
 
 

@@ -101,7 +101,7 @@ class ItemRunner:
         try:
             call = check_body(  # checked when stored; the catalog may have changed since
                 item.body,
-                served=served_models(self.orchestrator.catalog),
+                served=served_models(self.orchestrator.catalog, self.orchestrator.lineups.paused),
                 limits=self.orchestrator.limits,
                 job_mode=Mode(item.mode),
                 endpoint=item.endpoint,

@@ -305,7 +305,7 @@ def batch_worker(
             files_dir=files_dir,
             validator_id=info.id,
             settings=settings,
-            served=lambda: served_models(orchestrator.catalog),
+            served=lambda: served_models(orchestrator.catalog, orchestrator.lineups.paused),
             request_limits=orchestrator.limits,
         )
     return BatchWorker(

@@ -22,6 +22,7 @@ from orchestrator.audits import (
 )
 from serving.cli import specialists_roi_cmd
 from serving.cli.output import console, log_to_stderr, print_json
+from serving.cli.specialist_events_cmd import events, pause, resume
 from serving.runtime import audit_policy, build_backend, distill_config
 from serving.settings import Settings, get_settings
 from serving.stores import run_with_database
@@ -30,10 +31,15 @@ from specialists.vllm_client import VLLMBackend
 
 app = typer.Typer(
     help="List the specialists and their trained versions; promote a version that passed the "
-    "evaluation gate, or roll back to the previous one. Running servers follow within "
-    "UNDERSTUDY_DISTILL_REGISTRY_POLL_S seconds, without a restart.",
+    "evaluation gate (as a canary first), roll back, pause or resume a specialist, read the "
+    "registry's events. Running servers follow within UNDERSTUDY_DISTILL_REGISTRY_POLL_S "
+    "seconds, without a restart.",
     no_args_is_help=True,
 )
+
+app.command("pause")(pause)
+app.command("resume")(resume)
+app.command("events")(events)
 
 T = TypeVar("T")
 BUILT_IN = frozenset(specialist.name for specialist in DEFAULT_SPECIALISTS)
@@ -84,6 +90,7 @@ def list_specialists(
                     "name": specialist.name,
                     "source": _source(settings, snapshot, specialist.name),
                     "status": _status(specialist.name, active, all_versions, snapshot),
+                    "paused": specialist.name in snapshot.paused,
                     "active_version": active[specialist.name].version
                     if specialist.name in active
                     else None,
@@ -118,7 +125,7 @@ def list_specialists(
             f"{specialist.confidence_threshold:.3f}",
             specialist.validator,
             " · ".join(
-                f"v{v.version} {v.status}{_gate_mark(v)}"
+                f"v{v.version} {_version_status(v)}{_gate_mark(v)}"
                 for v in all_versions
                 if v.specialist == specialist.name
             ),
@@ -180,31 +187,56 @@ def promote(
             help="Version number (default: the newest one that is not active).",
         ),
     ] = None,
+    canary: Annotated[
+        float | None,
+        typer.Option(
+            "--canary",
+            min=0.0,
+            max=1.0,
+            help="Share of the specialist's traffic the version serves as a canary "
+            "(default: UNDERSTUDY_CANARY_SHARE; 0: straight to active).",
+        ),
+    ] = None,
+    now: Annotated[
+        bool,
+        typer.Option("--now", help="Skip the canary: active at once (an operator override)."),
+    ] = False,
 ) -> None:
-    """Serve a version that passed the evaluation gate (`understudy distill evaluate`).
+    """Serve a version that passed the evaluation gate (`understudy distill evaluate`): first as
+    a canary on a share of the specialist's traffic, which its live audits conclude (active,
+    or rejected); with --now (or a share of 0) as the active version at once.
 
     Checked first: the gate, the adapter's files against their recorded SHA-256, its base
     model and its LoRA rank against the SLM server's; with the vLLM backend, the server loads
-    it at once (and must accept it). The previous version is retired and kept for rollback.
+    it at once (and must accept it). A version it replaces is retired and kept for rollback.
     """
+    if now and canary is not None:
+        raise typer.BadParameter("--now and --canary contradict each other; pass one")
     settings = get_settings()
+    share = 0.0 if now else settings.canary.share if canary is None else canary
 
     async def run(registry: RegistryStore) -> SpecialistVersion:
         chosen = await choose_version(registry, name, version)
-        return await _promoter(settings, registry, lambda p: p.promote(chosen))
+        return await _promoter(
+            settings,
+            registry,
+            lambda p: p.promote(chosen, share=share, actor="cli", override=now),
+        )
 
-    promoted = _with_registry(run)
-    threshold = f"{promoted.threshold:.3f}" if promoted.threshold is not None else "-"
-    console.print(
-        f"{promoted.label} is active (threshold {threshold}); it is a tool for the lead and a "
-        "route for the pre-router as soon as servers sync",
-        highlight=False,
-    )
+    served = _with_registry(run)
+    threshold = f"{served.threshold:.3f}" if served.threshold is not None else "-"
+    if served.status == "canary":
+        what = f"is a canary on {share:.1%} of {name}'s traffic (threshold {threshold})"
+    else:
+        what = f"is active (threshold {threshold}); it is a tool for the lead and a route for "
+        what += "the pre-router"
+    console.print(f"{served.label} {what} as soon as servers sync", highlight=False)
 
 
 @app.command("rollback")
 def rollback(name: NameArgument) -> None:
-    """Retire the active version and serve the one it replaced.
+    """Undo the last promotion: reject a canary in progress, or else retire the active version
+    and serve the one it replaced.
 
     A specialist that was new stops being served; a built-in one returns to its definition in
     code (or its settings override).
@@ -212,11 +244,11 @@ def rollback(name: NameArgument) -> None:
     settings = get_settings()
 
     async def run(registry: RegistryStore) -> tuple[SpecialistVersion, SpecialistVersion | None]:
-        return await _promoter(settings, registry, lambda p: p.rollback(name))
+        return await _promoter(settings, registry, lambda p: p.rollback(name, actor="cli"))
 
     retired, restored = _with_registry(run)
-    now = f"{restored.label} is active again" if restored else f"{name} has no active version"
-    console.print(f"{retired.label} retired; {now}", highlight=False)
+    now = f"{restored.label} is active" if restored else f"{name} has no active version"
+    console.print(f"{retired.label} {retired.status}; {now}", highlight=False)
 
 
 async def _promoter(
@@ -265,10 +297,33 @@ def _status(
     snapshot: RegistrySnapshot,
 ) -> str:
     """``active`` while served (an active version, or the built-in or settings definition);
-    a registry specialist with no version promoted yet is ``candidate`` (or ``untrained``)."""
+    a registry specialist with no version promoted yet is ``candidate`` (or ``untrained``);
+    a canary in progress is added with its share (``active + canary v2 10.0%``), and a paused
+    specialist says so first (``paused (active)``)."""
     if name in active or name not in snapshot.definitions:
-        return "active"
-    return "candidate" if any(v.specialist == name for v in versions) else "untrained"
+        status = "active"
+    else:
+        status = "candidate" if any(v.specialist == name for v in versions) else "untrained"
+    canary = next((c for c in snapshot.canaries if c.specialist == name), None)
+    if canary is not None:
+        canary_part = f"canary v{canary.version} {_share(canary)}"
+        status = (
+            canary_part if status in ("candidate", "untrained") else f"{status} + {canary_part}"
+        )
+    return f"paused ({status})" if name in snapshot.paused else status
+
+
+def _share(version: SpecialistVersion) -> str:
+    return f"{version.canary_share:.1%}" if version.canary_share is not None else ""
+
+
+def _version_status(version: SpecialistVersion) -> str:
+    """``canary 10.0%``, ``retired (demoted)``, or the bare status."""
+    if version.status == "canary":
+        return f"canary {_share(version)}"
+    if version.status == "retired" and version.retire_reason:
+        return f"retired ({version.retire_reason})"
+    return version.status
 
 
 def _precision(live: LiveStats) -> str:
@@ -299,7 +354,7 @@ def _versions_table(versions: list[SpecialistVersion]) -> Table:
         candidate, current = test.get("candidate") or {}, test.get("current") or {}
         table.add_row(
             v.label,
-            v.status,
+            _version_status(v),
             {None: "-", True: "passed", False: "failed"}[v.gate_passed],
             _number(v.threshold, "{:.3f}"),
             _number(candidate.get("precision"), "{:.1%}"),

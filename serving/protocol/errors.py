@@ -19,7 +19,7 @@ from typing import Any
 from database import StoreError
 from orchestrator.outcome import FailureKind, RunResult
 from orchestrator.request import InvalidRequest, Limit, OverLimit, UnsupportedParameter
-from specialists.errors import ConfigurationError, UnderstudyError
+from specialists.errors import ConfigurationError, SpecialistPaused, UnderstudyError
 
 MAX_VALIDATION_ERRORS = 5
 """Validation problems named in one message; the rest are counted."""
@@ -107,15 +107,17 @@ def refusal(exc: UnderstudyError) -> ProtocolError:
 
     A request over a limit gets the limit's own status and code; a parameter the run cannot
     honour 400 ``unsupported_parameter`` naming it; any other malformed request 400
-    ``invalid_request``; a mode whose lead is not configured 503 ``model_not_configured``; a
-    database failure (the run's record lost included) 503 ``database_unavailable``; anything
-    else 500 ``internal_error``.
+    ``invalid_request``; a paused specialist 409 ``specialist_paused``; a mode whose lead is
+    not configured 503 ``model_not_configured``; a database failure (the run's record lost
+    included) 503 ``database_unavailable``; anything else 500 ``internal_error``.
     """
     if isinstance(exc, OverLimit):
         status, code, param = _OVER_LIMIT[exc.limit]
         return ProtocolError(status, code, str(exc), param=param)
     if isinstance(exc, UnsupportedParameter):
         return ProtocolError(400, "unsupported_parameter", str(exc), param=exc.param)
+    if isinstance(exc, SpecialistPaused):
+        return ProtocolError(409, "specialist_paused", str(exc), param="model")
     if isinstance(exc, InvalidRequest):
         return ProtocolError(400, "invalid_request", str(exc))
     if isinstance(exc, ConfigurationError):

@@ -7,7 +7,7 @@ model (an OpenAI file's ``gpt-4o-mini``): those run in the job's mode.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from orchestrator.modes import Mode
@@ -21,12 +21,20 @@ ServedModels = Mapping[str, tuple[Mode, str | None]]
 """Model name → the mode and specialist it means."""
 
 
-def served_models(catalog: Catalog) -> dict[str, tuple[Mode, str | None]]:
-    """Every model name Understudy answers to, with the mode and specialist it means."""
+def served_models(
+    catalog: Catalog, paused: Iterable[str] = ()
+) -> dict[str, tuple[Mode, str | None]]:
+    """Every model name Understudy answers to, with the mode and specialist it means.
+
+    Args:
+        paused: Specialists an operator paused. Requests are admitted with them so the run
+            refuses them by name (409 ``specialist_paused``, with the command that resumes
+            them) rather than as a model that does not exist; listings leave them out.
+    """
     models: dict[str, tuple[Mode, str | None]] = {
         name: (mode, None) for name, mode in MODE_MODELS.items()
     }
-    for name in catalog.names:
+    for name in [*catalog.names, *sorted(paused)]:
         models.setdefault(f"{MODEL_PREFIX}{name}", (Mode.slm, name))
     return models
 

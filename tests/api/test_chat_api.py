@@ -17,6 +17,7 @@ import openai
 import pytest
 import uvicorn
 
+from distill.registry import RegistryStore
 from orchestrator.modes import Mode
 from orchestrator.outcome import FailureKind
 from orchestrator.testing import ScriptedLead, failure, reply, tool_calls
@@ -660,3 +661,27 @@ def test_upstream_error_text_never_reaches_the_client(api: Api) -> None:
     _, received = events(api, {"model": "understudy-llm", "messages": [USER_HI]})
     assert received[-2]["error"]["code"] == "upstream_unavailable"
     assert UPSTREAM_SECRET not in json.dumps(received)
+
+
+def test_a_paused_specialist_is_refused_by_name_and_not_listed(
+    home_with_smollm2: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def pause() -> None:
+        registry = await open_store(RegistryStore, database_url)
+        await registry.pause("email", reason="complaints", actor="test")
+        await registry.database.close()
+
+    asyncio.run(pause())
+    with serving(database_url, monkeypatch) as api:
+        names = {m.id for m in api.client().models.list()}
+        assert "understudy-email" not in names and "understudy-math" in names
+        response = httpx.post(
+            f"{api.url}/v1/chat/completions",
+            headers={"Authorization": f"Bearer {api.key}"},
+            json={"model": "understudy-email", "messages": [USER_HI]},
+        )
+        assert response.status_code == 409, response.text
+        error = response.json()["error"]
+        assert (error["code"], error["param"]) == ("specialist_paused", "model")
+        assert "understudy specialists resume email" in error["message"]
+        assert api.lead.requests == []

@@ -163,6 +163,8 @@ async def test_migration_matches_the_orm_metadata(database_url: str) -> None:
         "write_probes",
         "stored_responses",
         "audits",
+        "specialist_events",
+        "paused_specialists",
     }
 
 

@@ -195,7 +195,7 @@ def test_a_narrow_task_the_lead_keeps_answering_becomes_a_specialist_and_back(
         assert before["understudy"]["route"] == "cascade:lead"
         assert before["choices"][0]["message"]["content"] == HOURS_ANSWER
 
-        succeeds("specialists", "promote", name)
+        succeeds("specialists", "promote", name, "--now")
         wait_for(
             lambda: f"understudy-{name}" in _models(http, api),
             timeout=30,

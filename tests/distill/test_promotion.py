@@ -21,7 +21,7 @@ from distill.promotion import (
     register_candidate,
     verify_version,
 )
-from distill.registry import PromotionRefused, RegistryStore, SpecialistDefinition
+from distill.registry import OutOfRange, PromotionRefused, RegistryStore, SpecialistDefinition
 from specialists.catalog import Catalog
 from specialists.errors import ConfigurationError, ModelError, UnknownSpecialistError
 from specialists.vllm_client import VLLMBackend
@@ -110,7 +110,7 @@ async def test_promotion_checks_the_gate_and_the_files_first(
     promoter = Promoter(registry, base_catalog=Catalog.default(), served=tiny_base)
     version = await register_candidate(registry, Catalog.default(), "math", adapter, tiny_base)
     with pytest.raises(PromotionRefused, match="has not been evaluated"):
-        await promoter.promote(version)
+        await promoter.promote(version, share=0.0, actor="test")
     failed = await registry.record_evaluation(
         version.id,
         metrics={"gate": {"passed": False, "reasons": ["test precision 80.0% is below 95%"]}},
@@ -118,14 +118,14 @@ async def test_promotion_checks_the_gate_and_the_files_first(
         gate_passed=False,
     )
     with pytest.raises(PromotionRefused, match="test precision 80.0% is below 95%"):
-        await promoter.promote(failed)
+        await promoter.promote(failed, share=0.0, actor="test")
     passed = await registry.record_evaluation(
         version.id, metrics={}, threshold=0.9, gate_passed=True
     )
     config = json.loads((adapter / "adapter_config.json").read_text())
     (adapter / "adapter_config.json").write_text(json.dumps({**config, "lora_alpha": 99}))
     with pytest.raises(ModelError, match="changed since it was registered"):
-        await promoter.promote(passed)
+        await promoter.promote(passed, share=0.0, actor="test")
     assert await registry.generation() == 0 and await registry.active_version("math") is None
     with pytest.raises(ModelError, match="trained on base 'tiny'"):
         verify_version(passed, ServedBase("other", None, 16))
@@ -155,9 +155,15 @@ async def test_each_promoted_version_is_loaded_under_its_own_name_and_rollback_s
     with serve(vllm_server) as (root, seen):
         vllm = VLLMBackend(f"{root}/v1", base_model_name="tiny", max_retries=0)
         promoter = Promoter(registry, base_catalog=Catalog.default(), served=tiny_base, vllm=vllm)
-        math = await promoter.promote(await evaluated(registry, "math", adapter, tiny_base))
-        museum = await promoter.promote(await evaluated(registry, "museum", adapter, tiny_base))
-        await promoter.promote(await evaluated(registry, "math", second, tiny_base))
+        math = await promoter.promote(
+            await evaluated(registry, "math", adapter, tiny_base), share=0.0, actor="test"
+        )
+        museum = await promoter.promote(
+            await evaluated(registry, "museum", adapter, tiny_base), share=0.0, actor="test"
+        )
+        await promoter.promote(
+            await evaluated(registry, "math", second, tiny_base), share=0.0, actor="test"
+        )
         assert vllm_server.loaded == {
             f"math@{v1}": str(adapter),
             f"museum@{v1}": str(adapter),
@@ -191,8 +197,30 @@ async def test_an_adapter_vllm_refuses_is_not_promoted(
         vllm = VLLMBackend(f"{root}/v1", base_model_name="tiny", max_retries=0)
         promoter = Promoter(registry, base_catalog=Catalog.default(), served=tiny_base, vllm=vllm)
         with pytest.raises(PromotionRefused, match="greater than max_lora_rank"):
-            await promoter.promote(version)
+            await promoter.promote(version, share=0.0, actor="test")
         await vllm.aclose()
     assert [body.get("lora_name") for _, body in seen] == [None, served, None]  # list, load
     assert await registry.generation() == 0
     assert (await registry.get_version(version.id)).status == "candidate"
+
+
+async def test_a_canary_is_loaded_on_vllm_under_its_own_name_before_it_serves(
+    registry: RegistryStore, adapter: Path, tiny_lora_dir_2: Path, tiny_base: ServedBase
+) -> None:
+    second = Path(shutil.copytree(tiny_lora_dir_2, adapter.parent / "canary"))
+    shutil.copy(adapter / "training.json", second)
+    vllm_server = ScriptedVLLM()
+    with serve(vllm_server) as (root, _seen):
+        vllm = VLLMBackend(f"{root}/v1", base_model_name="tiny", max_retries=0)
+        promoter = Promoter(registry, base_catalog=Catalog.default(), served=tiny_base, vllm=vllm)
+        v1 = await evaluated(registry, "math", adapter, tiny_base)
+        await promoter.promote(v1, share=0.0, actor="test")
+        canary = await promoter.promote(
+            await evaluated(registry, "math", second, tiny_base), share=0.3, actor="test"
+        )
+        with pytest.raises(OutOfRange, match="canary share"):
+            await promoter.promote(canary, share=1.0, actor="test")
+        await vllm.aclose()
+    assert (canary.status, canary.canary_share) == ("canary", 0.3)
+    assert f"math@v2-{adapter_sha256(second)[:8]}" in vllm_server.loaded
+    assert (await registry.active_version("math")).id == v1.id  # type: ignore[union-attr]

@@ -28,6 +28,8 @@ from distill.registry import (
     SpecialistDefinition,
     SpecialistVersion,
 )
+from orchestrator.audits import AuditPolicy, AuditSampler, AuditStore
+from orchestrator.canary import canary_point
 from orchestrator.lead import LeadConfig
 from orchestrator.run import Orchestrator
 from orchestrator.testing import ScriptedLead, Step, reply, tool_calls
@@ -39,6 +41,7 @@ from specialists.errors import (
     AdaptersNotServed,
     ModelError,
     SpecialistError,
+    SpecialistPaused,
     UnknownSpecialistError,
 )
 from specialists.local import LocalBackend
@@ -145,7 +148,7 @@ async def test_a_running_orchestrator_follows_promotions_and_rollbacks(
     assert await sync.sync()
     assert orchestrator.catalog.get("math").adapter == tiny_lora_dir
     assert orchestrator.catalog.get("math").confidence_threshold == 0.42
-    tools = [tool.name for tool in orchestrator._lineup.agents[0].tools]  # the lead's tools
+    tools = [tool.name for tool in orchestrator.lineups.main.agents[0].tools]  # the lead's tools
     assert "museum_specialist" in tools and "math_specialist" in tools
     adapted = await orchestrator.run("What is 2 + 2?", "slm", specialist="math")
     assert adapted.answer != plain.answer  # the adapter is in use, loaded without a restart
@@ -155,7 +158,7 @@ async def test_a_running_orchestrator_follows_promotions_and_rollbacks(
     assert await sync.sync()
     assert orchestrator.catalog.get("math").adapter is None
     assert "museum" not in orchestrator.catalog.names
-    assert "museum_specialist" not in [t.name for t in orchestrator._lineup.agents[0].tools]
+    assert "museum_specialist" not in [t.name for t in orchestrator.lineups.main.agents[0].tools]
     again = await orchestrator.run("What is 2 + 2?", "slm", specialist="math")
     assert again.answer == plain.answer
 
@@ -465,3 +468,137 @@ async def test_an_adapter_vllm_refuses_keeps_neither_the_others_off_nor_quiet(
         await vllm.aclose()
     assert list(server.loaded) == [adapter_name("museum", version_tag(museum))]
     assert "museum" not in orchestrator.catalog.names  # the old catalog stays until all load
+
+
+def _run_ids(*, canary: bool, share: float, count: int) -> list[str]:
+    """``count`` run ids the canary choice puts in (or out of) a canary of ``share``."""
+    ids = (f"run-{n}" for n in range(10_000))
+    return [i for i in ids if (canary_point(i) < share) == canary][:count]
+
+
+async def test_a_canary_answers_its_share_and_its_audits_carry_its_version(
+    registry: RegistryStore, backend: LocalBackend, tiny_lora_dir: Path, tiny_lora_dir_2: Path
+) -> None:
+    audits = AuditStore(registry.database)
+    orchestrator = Orchestrator(
+        catalog=base_catalog(),
+        backend=backend,
+        audits=AuditSampler(audits, AuditPolicy(rate=1.0, floor=1.0)),
+    )
+    sync = CatalogSync(
+        registry,
+        orchestrator,
+        base=base_catalog(),
+        prerouter_factory=lambda _c: None,
+        unload_after_s=GRACE_S,
+    )
+    v1 = await promoted(registry, "math", tiny_lora_dir)
+    v2 = await registry.add_version(
+        "math",
+        adapter_path=str(tiny_lora_dir_2),
+        adapter_sha256=adapter_sha256(tiny_lora_dir_2),
+        base_model="tiny",
+        lora_rank=8,
+    )
+    await registry.record_evaluation(v2.id, metrics={}, threshold=0.5, gate_passed=True)
+    await registry.start_canary(v2.id, 0.25, actor="test")
+    assert await sync.sync()
+    assert orchestrator.catalog.get("math").version == version_tag(v1)
+    [(share, tier)] = [(s, lineup.catalog) for s, lineup in orchestrator.lineups.tiers]
+    assert (share, tier.get("math").version) == (0.25, version_tag(v2))
+
+    question = "What is 2 + 2?"
+    inside = _run_ids(canary=True, share=0.25, count=2)
+    outside = _run_ids(canary=False, share=0.25, count=2)
+    results = {
+        run_id: await orchestrator.run(question, "slm", specialist="math", run_id=run_id)
+        for run_id in inside + outside
+    }
+    messages: list[ChatMessage] = [{"role": "user", "content": question}]
+    canary_answer = (await backend.generate(tier.get("math"), messages)).text
+    active_answer = (await backend.generate(orchestrator.catalog.get("math"), messages)).text
+    assert canary_answer != active_answer
+    assert [results[i].answer for i in inside] == [canary_answer] * 2
+    assert [results[i].answer for i in outside] == [active_answer] * 2
+    labels = {a.run_id: a.version for a in await audits.list_audits(specialist="math")}
+    assert labels == {
+        **dict.fromkeys(inside, version_tag(v2)),
+        **dict.fromkeys(outside, version_tag(v1)),
+    }
+
+
+async def test_a_canary_only_specialist_leaves_the_rest_of_its_traffic_to_the_lead(
+    registry: RegistryStore, backend: LocalBackend, tiny_lora_dir: Path
+) -> None:
+    routed: list[list[str]] = []
+
+    def prerouter_factory(catalog: Catalog) -> None:
+        routed.append(catalog.names)
+
+    lead = LeadConfig(model="gpt-4o-mini", base_url="http://127.0.0.1:9/v1", api_key="sk-x")
+    orchestrator = Orchestrator(catalog=base_catalog(), backend=backend, lead=lead)
+    sync = CatalogSync(
+        registry,
+        orchestrator,
+        base=base_catalog(),
+        prerouter_factory=prerouter_factory,
+        unload_after_s=GRACE_S,
+    )
+    await registry.define_specialist(MUSEUM)
+    version = await registry.add_version(
+        "museum",
+        adapter_path=str(tiny_lora_dir),
+        adapter_sha256=adapter_sha256(tiny_lora_dir),
+        base_model="tiny",
+        lora_rank=8,
+    )
+    await registry.record_evaluation(version.id, metrics={}, threshold=0.5, gate_passed=True)
+    await registry.start_canary(version.id, 0.1, actor="test")
+    assert await sync.sync()
+    main, tier = orchestrator.lineups.main, orchestrator.lineups.tiers[0][1]
+    assert "museum" not in main.catalog.names and "museum" in tier.catalog.names
+    assert main.agents is not None and tier.agents is not None
+    assert "museum_specialist" not in [tool.name for tool in main.agents[0].tools]
+    assert "museum_specialist" in [tool.name for tool in tier.agents[0].tools]
+    # the tier routes to one more specialist: it gets a pre-router of its own
+    assert routed == [main.catalog.names, tier.catalog.names]
+    [outside] = _run_ids(canary=False, share=0.1, count=1)
+    with pytest.raises(UnknownSpecialistError, match="museum"):
+        await orchestrator.run("When do you open?", "slm", specialist="museum", run_id=outside)
+
+
+async def test_a_paused_specialist_is_served_nowhere_and_refused_by_name(
+    registry: RegistryStore, backend: LocalBackend, tiny_lora_dir: Path
+) -> None:
+    routed: list[list[str]] = []
+
+    def prerouter_factory(catalog: Catalog) -> None:
+        routed.append(catalog.names)
+
+    lead = LeadConfig(model="gpt-4o-mini", base_url="http://127.0.0.1:9/v1", api_key="sk-x")
+    orchestrator = Orchestrator(catalog=base_catalog(), backend=backend, lead=lead)
+    sync = CatalogSync(
+        registry,
+        orchestrator,
+        base=base_catalog(),
+        prerouter_factory=prerouter_factory,
+        unload_after_s=GRACE_S,
+    )
+    await promoted(registry, "math", tiny_lora_dir)
+    generation = await registry.generation()
+    await registry.pause("math", reason="wrong answers reported", actor="test")
+    await registry.pause("email", reason="a built-in one, no versions", actor="test")
+    assert await sync.sync() and sync.generation == generation + 2
+    assert orchestrator.catalog.names == ["code"]
+    assert orchestrator.lineups.main.agents is not None
+    tools = [tool.name for tool in orchestrator.lineups.main.agents[0].tools]
+    assert "math_specialist" not in tools and "email_specialist" not in tools
+    assert routed[-1] == ["code"]  # the pre-router cannot pick them
+    with pytest.raises(SpecialistPaused, match="understudy specialists resume math"):
+        await orchestrator.run("What is 2 + 2?", "slm", specialist="math")
+
+    await registry.resume("math", actor="test")
+    assert await sync.sync()
+    assert orchestrator.catalog.names == ["math", "code"]
+    assert orchestrator.catalog.get("math").adapter == tiny_lora_dir
+    assert routed[-1] == ["math", "code"]

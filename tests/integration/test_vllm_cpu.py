@@ -220,7 +220,8 @@ def test_promotion_rollback_and_unloading_after_drain_on_the_running_server(
     """museum's v1 serves; v2 is promoted under its own name while a v1 generation is in
     flight, which finishes on v1. Past the grace, v1 stays while a generation uses it, and is
     unloaded (gone from /v1/models) once it finished. A rollback brings v1 back under its name
-    and, past the grace, unloads v2. Nothing is ever reloaded in place."""
+    and, past the grace, unloads v2; demoting v1 leaves the lead to answer and, past the grace,
+    unloads v1. Nothing is ever reloaded in place."""
     served = ServedBase(ref="smollm2-135m", model_dir=smollm2_dir, max_rank=16)
     catalog = Catalog.default()
     adapters = []
@@ -265,12 +266,12 @@ def test_promotion_rollback_and_unloading_after_drain_on_the_running_server(
                 unload_after_s=GRACE_S,
             )
             seen["before"] = await client.served_models()
-            await promoter.promote(versions[0])
+            await promoter.promote(versions[0], share=0.0, actor="test")
             await sync.sync()
             v1 = orchestrator.catalog.get("museum")
             on_v1 = asyncio.create_task(client.generate(v1, QUESTION, sampling=long))
             await asyncio.sleep(0)  # the generation is in flight
-            await promoter.promote(versions[1])
+            await promoter.promote(versions[1], share=0.0, actor="test")
             assert await sync.sync()
             seen["promoted"] = await client.served_models()
             seen["finished_on"] = (await on_v1).model
@@ -293,6 +294,13 @@ def test_promotion_rollback_and_unloading_after_drain_on_the_running_server(
             await asyncio.sleep(GRACE_S + 0.5)
             await sync.sync()
             seen["v2_drained"] = await client.served_models()
+
+            await registry.demote("museum", reason="drift", figures={}, actor="test")
+            await sync.sync()
+            seen["demoted_answers"] = "museum" in orchestrator.catalog.names
+            await asyncio.sleep(GRACE_S + 0.5)
+            await sync.sync()
+            seen["v1_drained"] = await client.served_models()
             return seen
         finally:
             await client.aclose()
@@ -309,7 +317,9 @@ def test_promotion_rollback_and_unloading_after_drain_on_the_running_server(
     assert v1 in seen["v2_drained"] and v2 not in seen["v2_drained"]
     assert not any(body.get("load_inplace") for _path, body in recording.posts)
     unloads = [body["lora_name"] for path, body in recording.posts if "unload" in path]
-    assert unloads == [v1, v2]
+    assert seen["demoted_answers"] is False  # v1 replaced nothing: the lead answers
+    assert v1 not in seen["v1_drained"] and v2 not in seen["v1_drained"]
+    assert unloads == [v1, v2, v1]
 
 
 def test_ask_through_the_vllm_backend(vllm_server: RunningServer) -> None:
