@@ -355,6 +355,8 @@ class RoiSettings(BaseModel):
     """Recent days whose mean daily net projects an unpaid specialist's payback date."""
     metrics_refresh_s: float = Field(300.0, gt=0)
     """How long ``/metrics`` reuses the ledger before reading the database again."""
+
+
 class CanarySettings(BaseModel):
     """Canary promotion (``UNDERSTUDY_CANARY_*``): how a promoted version first serves."""
 
