@@ -22,7 +22,7 @@ from specialists.errors import ConfigurationError, UnderstudyError
 from tests.helpers.stores import open_store
 from tests.orchestrator.test_transcripts import make_run
 
-HEAD_REVISION = "0013"
+HEAD_REVISION = "0015"
 """The newest migration; bump it with each new one."""
 
 
