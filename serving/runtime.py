@@ -21,7 +21,8 @@ from distill.config import (
     TrainLimits,
 )
 from distill.roi import RoiConfig
-from orchestrator.audits import AuditPolicy
+from distill.steward import StewardConfig
+from orchestrator.audits import AuditPolicy, LifecyclePolicy
 from orchestrator.prerouter import MiniLMEmbedder, PreRouter
 from serving.settings import Settings
 from specialists.backend import SLMBackend
@@ -156,6 +157,28 @@ def slm_access(settings: Settings) -> SLMAccess:
     return SLMAccess(
         base_model_dir=lambda log: resolve_base_model(settings, log=log),
         open_backend=lambda log: build_backend(settings, log=log),
+    )
+
+
+def steward_config(settings: Settings) -> StewardConfig:
+    """What the steward holds versions to: the gate's bar (its target less its tolerance, what
+    a version passed the gate with) at the audit settings' decision confidence."""
+    audit, gate = settings.audit, distill_config(settings).gate
+    return StewardConfig(
+        lifecycle=LifecyclePolicy(
+            target_precision=gate.target_precision - gate.precision_tolerance,
+            confidence=audit.decision_confidence,
+            min_audits=audit.decision_min_count,
+            max_canary_audits=audit.max_canary_count,
+            max_negative_feedback_rate=audit.max_negative_feedback_rate,
+            max_escalation_rate=audit.max_escalation_rate,
+            min_runs=audit.min_runs,
+        ),
+        audits=audit_policy(settings),
+        gate=gate,
+        refit_min_change=audit.refit_min_change,
+        interval_s=audit.steward_s,
+        refit_interval_s=audit.refit_s,
     )
 
 

@@ -331,6 +331,28 @@ class AuditSettings(BaseModel):
     """Claims of one audit while the lead keeps failing, before it is given up."""
     email_min_rouge: float = Field(0.4, ge=0, le=1)
     """ROUGE-L against the lead's answer at which an email (or other text) answer agrees."""
+    steward: bool = True
+    """``understudy worker --kind audit`` also applies what the audits decide: canary verdicts,
+    demotions on drift, threshold re-fits (``distill.steward``)."""
+    steward_s: float = Field(60.0, gt=0)
+    """Seconds between the steward's verdict passes."""
+    refit_s: float = Field(3600.0, gt=0)
+    """Seconds between threshold re-fits from audited answers."""
+    refit_min_change: float = Field(0.02, gt=0, le=1)
+    """Smallest threshold change a re-fit applies."""
+    decision_confidence: float = Field(0.99, gt=0.5, lt=1)
+    """One-sided confidence of the bounds that pass, reject and demote (stricter than the 95 %
+    shown: the steward looks again and again)."""
+    decision_min_count: int = Field(30, ge=1)
+    """Audits in the window before a precision verdict."""
+    max_canary_count: int = Field(1000, ge=1)
+    """Audits after which a canary that has not cleared the bar is rejected."""
+    max_negative_feedback_rate: float = Field(0.2, gt=0, le=1)
+    """Negative-feedback share of an active version's answers that demotes it."""
+    max_escalation_rate: float = Field(0.8, gt=0, le=1)
+    """Escalated share of an active version's cascade attempts that demotes it."""
+    min_runs: int = Field(50, ge=1)
+    """Runs before a feedback or escalation rate decides anything."""
 
     @field_validator("floor")
     @classmethod

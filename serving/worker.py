@@ -15,14 +15,18 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from database import Database
+from distill.registry import RegistryStore
+from distill.steward import Steward, StewardMetrics, steward_loop
 from evals.audits import AuditDrain
 from orchestrator.audits import AuditStore
 from serving.batch.limiter import LeadLimiter
 from serving.batch.store import WorkerInfo
 from serving.batch.worker import BatchWorker, batch_worker, lead_limiter
 from serving.orchestration import build_orchestrator, catalog_sync, open_orchestrator
-from serving.runtime import Log, build_backend, distill_config, slm_access
+from serving.runtime import Log, build_backend, distill_config, slm_access, steward_config
 from serving.settings import Settings
 from serving.stores import drain_spool
 from specialists.errors import ConfigurationError
@@ -127,6 +131,28 @@ async def run_distillations(context: WorkerContext, stop: asyncio.Event) -> None
 
 
 async def run_audits(context: WorkerContext, stop: asyncio.Event) -> None:
+    """Re-ask the lead what specialists answered unchecked and, beside it (unless
+    ``UNDERSTUDY_AUDIT_STEWARD`` is off), apply what the audits decide, until ``stop`` is set."""
+    async with asyncio.TaskGroup() as group:
+        group.create_task(_drain_audits(context, stop), name="audit-drain")
+        if context.settings.audit.steward:
+            group.create_task(_steward(context, stop), name="audit-steward")
+
+
+async def _steward(context: WorkerContext, stop: asyncio.Event) -> None:
+    """Canary verdicts, demotions and threshold re-fits (:mod:`distill.steward`), counted on a
+    metrics registry of the worker's own: with the API's ``PROMETHEUS_MULTIPROC_DIR`` in the
+    worker's environment, the API's ``/metrics`` adds its counts up."""
+    steward = Steward(
+        RegistryStore(context.database),
+        AuditStore(context.database),
+        steward_config(context.settings),
+        metrics=StewardMetrics(CollectorRegistry()),
+    )
+    await steward_loop(steward, stop)
+
+
+async def _drain_audits(context: WorkerContext, stop: asyncio.Event) -> None:
     """Re-ask the lead what specialists answered unchecked, until ``stop`` is set.
 
     Without a lead there is no one to audit with: the loop says so once and waits, leaving

@@ -1,4 +1,4 @@
-"""The audit queue's table (migration 0013).
+"""The audit queue's table (migrations 0013, 0015).
 
 A row is one specialist answer no lead checked, waiting for the lead to answer the same request
 (``queued``), held by a worker under a lease (``running``), judged (``done``), or given up on
@@ -49,6 +49,9 @@ class AuditRow(Base):
     """``cascade``, ``slm`` or ``router``: how the answer went unchecked."""
     messages: Mapped[list[Any]] = mapped_column(JSONColumn)
     answer: Mapped[str] = mapped_column(Text)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    """The specialist's confidence in the answer (migration 0015; ``None`` before it, or when
+    the route had none): what thresholds are re-fitted on."""
     status: Mapped[str] = mapped_column(String(STATUS_LENGTH))
     attempts: Mapped[int] = mapped_column(Integer)
     worker_id: Mapped[str | None] = mapped_column(String(WORKER_ID_LENGTH))

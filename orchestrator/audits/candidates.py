@@ -40,12 +40,15 @@ def audit_candidate(
         return None
     name: str | None = None
     source = result.mode
+    confidence = result.confidence  # the answering specialist's, in slm and cascade runs
     if result.mode == "slm":
         name = result.route.removeprefix("slm:")
     elif result.route.startswith("cascade:accepted:"):
         name = result.route.removeprefix("cascade:accepted:")
     elif result.mode == "router":
-        name = _passed_through(result.answer, calls)
+        call = _passed_through(result.answer, calls)
+        # The run's confidence is the least of every specialist it asked: take the repeated one's.
+        name, confidence = (call.specialist, call.confidence) if call else (None, None)
     if name is None or name not in catalog.names:
         return None
     specialist = catalog.get(name)
@@ -57,12 +60,13 @@ def audit_candidate(
         messages=list(messages),
         answer=result.answer,
         source=source,
+        confidence=confidence,
     )
 
 
-def _passed_through(answer: str, calls: Sequence[ToolCall]) -> str | None:
-    """The specialist whose answer the lead's answer repeats verbatim (whitespace aside), read
-    from the specialist tool's JSON output (``answer``, :mod:`tools.function_tools`)."""
+def _passed_through(answer: str, calls: Sequence[ToolCall]) -> ToolCall | None:
+    """The specialist call whose answer the lead's answer repeats verbatim (whitespace aside),
+    read from the specialist tool's JSON output (``answer``, :mod:`tools.function_tools`)."""
     for call in calls:
         if call.specialist is None or call.error is not None:
             continue
@@ -71,5 +75,5 @@ def _passed_through(answer: str, calls: Sequence[ToolCall]) -> str | None:
         except (ValueError, AttributeError):
             continue
         if isinstance(said, str) and said.strip() == answer.strip():
-            return call.specialist
+            return call
     return None

@@ -28,7 +28,20 @@ async def live_figures(
     *,
     now: datetime | None = None,
 ) -> dict[str, LiveStats]:
-    """Each served version's figures over the policy's window, by specialist name.
+    """Each served version's figures over the policy's window, by specialist name (one version
+    a specialist: a canary beside its active version needs :func:`version_figures`)."""
+    figures = await version_figures(store, served, policy, now=now)
+    return {version.specialist: stats for version, stats in figures.items()}
+
+
+async def version_figures(
+    store: AuditStore,
+    served: Iterable[ServedVersion],
+    policy: AuditPolicy,
+    *,
+    now: datetime | None = None,
+) -> dict[ServedVersion, LiveStats]:
+    """Each served version's figures over the policy's window.
 
     Audits count per version; run figures (escalations, feedback) per specialist since the
     later of the window's start and the version's promotion, which keeps them to that version.
@@ -36,12 +49,12 @@ async def live_figures(
     now = now or datetime.now(UTC)
     start = now - timedelta(days=policy.window_days)
     audited = await store.window_counts(window=policy.window, days=policy.window_days, now=now)
-    figures: dict[str, LiveStats] = {}
+    figures: dict[ServedVersion, LiveStats] = {}
     for version in served:
         since = max(start, version.since) if version.since else start
         runs = await store.run_counts(version.specialist, since=since)
         counts = audited.get((version.specialist, version.version), WindowCounts(0, 0))
-        figures[version.specialist] = live_stats(
+        figures[version] = live_stats(
             replace(runs, audits=counts.audits, agreements=counts.agreements)
         )
     return figures

@@ -24,6 +24,9 @@ class AuditCandidate:
     answer: str
     source: str
     """``cascade`` (accepted), ``slm`` or ``router`` (passed through by the lead)."""
+    confidence: float | None = None
+    """The specialist's confidence in ``answer`` (the mean token probability the cascade
+    compares with the threshold): what a threshold re-fit reads. ``None``: not known."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,3 +48,13 @@ class AuditVerdict:
     score: float
     """The judge's figure (1/0 for exact checks, ROUGE-L for text)."""
     details: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditedAnswer:
+    """A judged audit as a threshold re-fit reads it: how confident the specialist was, and
+    whether the lead agreed."""
+
+    confidence: float
+    agreed: bool
+    score: float

@@ -76,6 +76,12 @@ class LiveStats:
     interval: Interval
     escalation_rate: float | None
     negative_feedback_rate: float | None
+    attempts: int = 0
+    """Cascade attempts, the escalation rate's denominator …"""
+    escalations: int = 0
+    answered: int = 0
+    """… and answers given, the negative-feedback rate's (decisions on a rate need its count)."""
+    disliked: int = 0
 
 
 def live_stats(counts: WindowCounts) -> LiveStats:
@@ -88,6 +94,10 @@ def live_stats(counts: WindowCounts) -> LiveStats:
         interval=wilson_interval(counts.agreements, counts.audits),
         escalation_rate=_rate(counts.escalations, counts.attempts),
         negative_feedback_rate=_rate(counts.disliked, counts.answered),
+        attempts=counts.attempts,
+        escalations=counts.escalations,
+        answered=counts.answered,
+        disliked=counts.disliked,
     )
 
 

@@ -16,7 +16,12 @@ from sqlalchemy.exc import IntegrityError
 
 from database.engine import Store, wrap_errors
 from database.tables import AuditRow, FeedbackRow, RunRow, table_of
-from orchestrator.audits.records import AuditCandidate, AuditVerdict, ClaimedAudit
+from orchestrator.audits.records import (
+    AuditCandidate,
+    AuditedAnswer,
+    AuditVerdict,
+    ClaimedAudit,
+)
 from orchestrator.audits.stats import WindowCounts
 
 _AUDITS = table_of(AuditRow)
@@ -58,6 +63,7 @@ class AuditStore(Store):
             "source": candidate.source,
             "messages": candidate.messages,
             "answer": candidate.answer,
+            "confidence": candidate.confidence,
             "status": "queued",
             "attempts": 0,
             "cost_usd": 0.0,
@@ -111,6 +117,7 @@ class AuditStore(Store):
             messages=row.messages,
             answer=row.answer,
             source=row.source,
+            confidence=row.confidence,
         )
         return ClaimedAudit(id=row.id, candidate=candidate, attempts=row.attempts)
 
@@ -230,6 +237,41 @@ class AuditStore(Store):
             (specialist, version): WindowCounts(audits=count, agreements=int(agreed or 0))
             for specialist, version, count, agreed in rows
         }
+
+    async def audited_answers(
+        self,
+        specialist: str,
+        version: str,
+        *,
+        window: int,
+        days: float,
+        now: datetime | None = None,
+    ) -> list[AuditedAnswer]:
+        """``specialist``'s ``version``'s judged audits that know their answer's confidence,
+        newest first: at most ``window`` of those finished within ``days`` (the live figures'
+        window, so a re-fit reads the evidence the verdicts read)."""
+        since = (now or _now()) - timedelta(days=days)
+        query = (
+            select(_AUDITS.c.confidence, _AUDITS.c.agreed, _AUDITS.c.score)
+            .where(
+                _AUDITS.c.specialist == specialist,
+                _AUDITS.c.version == version,
+                _AUDITS.c.status == "done",
+                _AUDITS.c.finished_at >= since,
+                _AUDITS.c.confidence.is_not(None),
+            )
+            .order_by(_AUDITS.c.finished_at.desc(), _AUDITS.c.id.desc())
+            .limit(window)
+        )
+        with wrap_errors("audits.audited_answers", self._url):
+            async with self._engine.connect() as connection:
+                rows = (await connection.execute(query)).all()
+        return [
+            AuditedAnswer(
+                confidence=row.confidence, agreed=bool(row.agreed), score=row.score or 0.0
+            )
+            for row in rows
+        ]
 
     async def run_counts(self, specialist: str, *, since: datetime) -> WindowCounts:
         """``specialist``'s runs since ``since``: cascade attempts and escalations, answers it

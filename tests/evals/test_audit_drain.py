@@ -174,6 +174,9 @@ async def test_a_lead_passing_a_specialist_answer_on_is_audited_one_that_checks_
         await backend.aclose()
     (queued,) = await audits.list_audits()
     assert (queued.run_id, queued.source, queued.specialist) == ("passed-on", "router", "math")
+    claimed = await audits.claim("w", lease_s=60)
+    assert claimed is not None  # the specialist call's own confidence, kept for re-fits
+    assert claimed.candidate.confidence is not None and 0 < claimed.candidate.confidence <= 1
 
 
 async def test_a_failed_lead_call_leaves_the_audit_queued_for_another_try(

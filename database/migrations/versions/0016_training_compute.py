@@ -9,7 +9,7 @@ Written by hand to match ``DistillJobRow`` and ``RunRow`` in ``database/tables``
 ``tests/database/test_database.py`` checks that autogenerate finds no difference between them.
 
 Revision ID: 0016
-Revises: 0013
+Revises: 0015
 Create Date: 2026-12-10 00:00:00
 """
 
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0016"
-down_revision: str | None = "0013"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
