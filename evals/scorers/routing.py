@@ -116,3 +116,16 @@ def routing_figures(labels: Sequence[str], decisions: Sequence[str]) -> RoutingF
         recall=recall,
         confusion=confusion,
     )
+
+
+def figures_from_details(details: Sequence[dict[str, object]]) -> RoutingFigures | None:
+    """:func:`routing_figures` over scored items' details (``expected`` and ``decision``, as
+    :func:`score_route` writes them); ``None`` when no item carries a decision."""
+    pairs = [
+        (str(d["expected"]), str(d["decision"]))
+        for d in details
+        if d.get("decision") is not None and d.get("expected") is not None
+    ]
+    if not pairs:
+        return None
+    return routing_figures([label for label, _ in pairs], [decision for _, decision in pairs])
