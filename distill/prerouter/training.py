@@ -10,6 +10,7 @@ the active one's (or reaches :data:`~orchestrator.prerouter_model.TARGET_PRECISI
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,7 +20,13 @@ from evals.scorers.routing import RoutingFigures, routing_figures
 from evals.suites.routing import split_of
 from orchestrator.prerouter import Embedder, embed_prompts
 from orchestrator.prerouter_learned import LearnedPreRouter, embedder_identity
-from orchestrator.prerouter_model import NONE, TARGET_PRECISION, RouterModel, fit_router_model
+from orchestrator.prerouter_model import (
+    MIN_PER_CLASS,
+    NONE,
+    TARGET_PRECISION,
+    RouterModel,
+    fit_router_model,
+)
 from specialists.catalog import Catalog
 
 
@@ -45,6 +52,9 @@ class TrainingOutcome:
     gate: GateResult
     version: RouterVersion
     promoted: bool
+    unlearned: tuple[str, ...]
+    """Specialists with fewer than :data:`MIN_PER_CLASS` examples: not routed to until enough
+    transcripts name them (a specialist fresh from distillation with few examples)."""
 
 
 def split_examples(examples: Sequence[Labelled]) -> tuple[list[Labelled], list[Labelled]]:
@@ -100,6 +110,11 @@ def train_and_register(
         promote: Promote the candidate when the gate passes (the worker's retraining); a
             refused candidate stays registered as a candidate, with its gate figures.
     """
+    counts = Counter(e.label for e in examples)
+    unlearned = sorted(
+        name for name in {*catalog.names, *counts} if name != NONE and counts[name] < MIN_PER_CLASS
+    )
+    examples = [e for e in examples if e.label not in unlearned]
     vectors = embed_prompts(embedder, [e.prompt for e in examples])
     model = fit_router_model(
         vectors, [e.label for e in examples], embedder=embedder_identity(embedder)
@@ -115,4 +130,4 @@ def train_and_register(
     promoted = promote and result.passed
     if promoted:
         entry = versions.promote(entry.version)
-    return TrainingOutcome(model, result, entry, promoted)
+    return TrainingOutcome(model, result, entry, promoted, tuple(unlearned))
