@@ -27,19 +27,19 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from distill.prerouter.seed import seed_examples  # noqa: E402
-from evals.data import DataSource, script_data_dir  # noqa: E402
-from evals.scorers.routing import routing_figures  # noqa: E402
-from evals.suites.routing import labelled_samples  # noqa: E402
-from orchestrator.prerouter import Embedder, MiniLMEmbedder, PreRouter, embed_prompts  # noqa: E402
-from orchestrator.prerouter_learned import LearnedPreRouter, embedder_identity  # noqa: E402
-from orchestrator.prerouter_model import NONE, fit_router_model  # noqa: E402
-from orchestrator.prerouter_static import (  # noqa: E402
+from distill.prerouter.seed import seed_examples
+from evals.data import DataSource, script_data_dir
+from evals.scorers.routing import routing_figures
+from evals.suites.routing import labelled_samples
+from orchestrator.prerouter import Embedder, MiniLMEmbedder, PreRouter, embed_prompts
+from orchestrator.prerouter_learned import LearnedPreRouter, embedder_identity
+from orchestrator.prerouter_model import NONE, fit_router_model
+from orchestrator.prerouter_static import (
     TABLE_FILE,
     StaticEmbedder,
     distill_static_table,
 )
-from specialists.catalog import Catalog  # noqa: E402
+from specialists.catalog import Catalog
 
 
 def latency(router: PreRouter, prompts: Sequence[str], batch: int) -> tuple[float, float]:
@@ -56,12 +56,14 @@ def latency(router: PreRouter, prompts: Sequence[str], batch: int) -> tuple[floa
     return statistics.median(times), float(np.percentile(times, 95))
 
 
-def learned(catalog: Catalog, embedder: Embedder, examples: Sequence[tuple[str, str]]) -> LearnedPreRouter:
+def learned(
+    catalog: Catalog, embedder: Embedder, examples: Sequence[tuple[str, str]]
+) -> LearnedPreRouter:
     vectors = embed_prompts(embedder, [prompt for prompt, _ in examples])
     model = fit_router_model(
         vectors, [label for _, label in examples], embedder=embedder_identity(embedder)
     )
-    print(f"  thresholds {({k: round(v, 3) for k, v in model.thresholds.items()})}")
+    print(f"  thresholds { ({k: round(v, 3) for k, v in model.thresholds.items()}) }")
     return LearnedPreRouter(catalog, embedder, model, version=None)
 
 
@@ -105,8 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         figures = routing_figures(labels, decisions)
         single = latency(router, timing_prompts, 1)
         batched = latency(router, timing_prompts, 32)
-        print(f"\n== {name}: latency per decision p50 {single[0]:.2f} ms, p95 {single[1]:.2f} ms;"
-              f" batched(32) p50 {batched[0]:.3f} ms per prompt")
+        print(
+            f"\n== {name}: latency per decision p50 {single[0]:.2f} ms, p95 {single[1]:.2f} ms;"
+            f" batched(32) p50 {batched[0]:.3f} ms per prompt"
+        )
         for line in figures.lines():
             print("  " + line)
     return 0

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from evals.scorers.routing import RoutingFigures, figures_from_details
 from evals.metrics import (
     BOOTSTRAP_RESAMPLES,
     CURVE_DERIVATION,
@@ -36,6 +35,7 @@ from evals.metrics import (
     mode_metrics,
 )
 from evals.records import ItemResult, item_to_json
+from evals.scorers.routing import RoutingFigures, figures_from_details
 
 if TYPE_CHECKING:
     from evals.harness import EvalOutcome

@@ -20,8 +20,8 @@ from distill.config import (
     TrainConfig,
     TrainLimits,
 )
-from orchestrator.audits import AuditPolicy
 from distill.prerouter.versions import RouterVersions
+from orchestrator.audits import AuditPolicy
 from orchestrator.prerouter import Embedder, MiniLMEmbedder, PreRouter
 from orchestrator.prerouter_learned import LearnedPreRouter
 from orchestrator.prerouter_static import STATIC_DIR, StaticEmbedder

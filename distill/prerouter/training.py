@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from distill.prerouter.labels import SOURCE
 from distill.prerouter.seed import Labelled
 from distill.prerouter.versions import RouterVersion, RouterVersions
 from evals.scorers.routing import RoutingFigures, routing_figures
@@ -59,8 +60,8 @@ class TrainingOutcome:
 
 def split_examples(examples: Sequence[Labelled]) -> tuple[list[Labelled], list[Labelled]]:
     """(train side, held-out side) of ``examples`` by :func:`split_of` on the prompt."""
-    train = [e for e in examples if split_of(e.prompt) == "train" or e.source != "transcripts"]
-    held = [e for e in examples if split_of(e.prompt) == "heldout" and e.source == "transcripts"]
+    train = [e for e in examples if split_of(e.prompt) == "train" or e.source != SOURCE]
+    held = [e for e in examples if split_of(e.prompt) == "heldout" and e.source == SOURCE]
     return train, held
 
 
@@ -101,6 +102,7 @@ def train_and_register(
     embedder: Embedder,
     versions: RouterVersions,
     promote: bool,
+    transcript_labels: int | None = None,
 ) -> TrainingOutcome:
     """Fit on ``examples``, gate on ``held_out``, register, and promote when asked and passed.
 
@@ -109,6 +111,8 @@ def train_and_register(
         held_out: The gate's labelled prompts.
         promote: Promote the candidate when the gate passes (the worker's retraining); a
             refused candidate stays registered as a candidate, with its gate figures.
+        transcript_labels: Transcript labels to record (those in the gate set included);
+            default: those in ``examples``.
     """
     counts = Counter(e.label for e in examples)
     unlearned = sorted(
@@ -123,9 +127,15 @@ def train_and_register(
     current = versions.active()
     active = None
     if current is not None and current.embedder == model.embedder:
-        active = LearnedPreRouter(catalog, embedder, versions.load(current), version=current.version)
+        active = LearnedPreRouter(
+            catalog, embedder, versions.load(current), version=current.version
+        )
     result = gate(candidate, active, held_out)
-    transcripts = sum(e.source == "transcripts" for e in examples)
+    transcripts = (
+        sum(e.source == SOURCE for e in examples)
+        if transcript_labels is None
+        else transcript_labels
+    )
     entry = versions.add(model, transcript_labels=transcripts, gate=result.as_dict())
     promoted = promote and result.passed
     if promoted:

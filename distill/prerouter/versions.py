@@ -129,9 +129,7 @@ class RouterVersions:
         """
         with self._locked() as versions:
             current = next((i for i, v in enumerate(versions) if v.status == "active"), None)
-            earlier = [
-                i for i, v in enumerate(versions) if v.status == "retired" and v.promoted_at
-            ]
+            earlier = [i for i, v in enumerate(versions) if v.status == "retired" and v.promoted_at]
             if current is None or not earlier:
                 raise RouterVersionError(
                     "nothing to roll back to: rollback needs an active pre-router version and "

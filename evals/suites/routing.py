@@ -20,9 +20,9 @@ Where the labels come from, and why:
   humanities; Vicuna-Bench generic, knowledge, roleplay, common-sense, counterfactual and writing;
   MMLU biology and astronomy questions with their choices; Self-Instruct user tasks from apps
   that are not about email, code or math, and Self-Instruct seed tasks that do not mention
-  either (:data:`SEED_TASK_SPECIALIST_WORDS`). Prompts that are really email, letter or math requests
-  are left out (see the ``*_EXCLUDED`` sets), and so are MT-Bench reasoning and Vicuna "fermi"
-  estimates, which a math specialist could fairly claim.
+  either (:data:`SEED_TASK_SPECIALIST_WORDS`). Prompts that are really email, letter or math
+  requests are left out (see the ``*_EXCLUDED`` sets), and so are MT-Bench reasoning and
+  Vicuna "fermi" estimates, which a math specialist could fairly claim.
 
 The suite is balanced: 200 prompts per domain (seed 0), spread evenly over each domain's sources,
 so a random subset of it still weighs the domains alike.
@@ -93,7 +93,9 @@ SELF_INSTRUCT_NONE_EXCLUDED_APPS = frozenset(
 )
 """Self-Instruct apps whose tasks are email, code or math; the others make ``none`` prompts."""
 
-SELF_INSTRUCT_CODE_APPS = frozenset({"StackOverflow", "Leetcode", "GeeksforGeeks", "Github", "w3schools"})
+SELF_INSTRUCT_CODE_APPS = frozenset(
+    {"StackOverflow", "Leetcode", "GeeksforGeeks", "Github", "w3schools"}
+)
 """Self-Instruct apps whose tasks are programming requests."""
 
 SEED_TASK_SPECIALIST_WORDS = re.compile(

@@ -13,28 +13,21 @@ from typing import Annotated
 
 import typer
 
-from distill.prerouter.labels import transcript_labels
-from distill.prerouter.seed import Labelled, seed_examples
-from distill.prerouter.training import split_examples, train_and_register
+from database import Database
+from distill.prerouter.retrain import Examples, gather_examples
+from distill.prerouter.training import train_and_register
 from distill.prerouter.versions import RouterVersions
 from evals.data import DataSource
-from evals.suites.routing import labelled_samples
 from orchestrator.prerouter import MiniLMEmbedder
 from orchestrator.prerouter_static import STATIC_DIR, TABLE_FILE, distill_static_table
 from orchestrator.transcripts import TranscriptStore
 from serving.cli.output import console, print_json
 from serving.runtime import router_embedder
 from serving.settings import Settings, get_settings
-from database import Database
 from serving.stores import run_with_database
 from specialists.errors import ConfigurationError
 
 app = typer.Typer(help="The learned pre-router: train, list, promote, roll back.")
-
-GATE_PER_DOMAIN = 100
-"""Held-out routing-suite prompts per domain the gate compares on (with held-out transcripts)."""
-MAX_RUNS = 20_000
-"""Newest router and cascade runs read for labels."""
 
 
 def _versions(settings: Settings) -> RouterVersions:
@@ -51,31 +44,20 @@ def distill_embedding() -> None:
     console.print(f"static embedding {table_hash} in {settings.prerouter_dir / STATIC_DIR}")
 
 
-async def gather_examples(
-    settings: Settings, database: Database
-) -> tuple[list[Labelled], list[Labelled]]:
-    """(training examples, gate examples): seed data and transcript labels, split."""
+async def _examples(settings: Settings, database: Database) -> Examples:
+    return await gather_examples(
+        data_source(settings), settings.catalog(), TranscriptStore(database)
+    )
+
+
+def data_source(settings: Settings) -> DataSource:
+    """The seed data's source: ``UNDERSTUDY_DATA_DIR``, which training cannot do without."""
     if settings.data_dir is None or not settings.data_dir.is_dir():
         raise ConfigurationError(
             f"training the pre-router reads its seed data from UNDERSTUDY_DATA_DIR "
             f"({settings.data_dir}), which is not a directory. Fix: set it to the data sets"
         )
-    source = DataSource(settings.data_dir)
-    catalog = settings.catalog()
-    database = await open_database(settings)
-    try:
-        runs = await transcript_labels(
-            TranscriptStore(database), catalog.names, max_runs=MAX_RUNS
-        )
-    finally:
-        await database.close()
-    train_set, held_transcripts = split_examples([*seed_examples(source, catalog), *runs])
-    held = [
-        Labelled(sample.prompt, sample.reference, "routing_suite")
-        for sample in labelled_samples(source, GATE_PER_DOMAIN)
-        if sample.reference in (*catalog.names, "none")
-    ]
-    return train_set, held + held_transcripts
+    return DataSource(settings.data_dir)
 
 
 @app.command("train")
@@ -95,24 +77,33 @@ def train(
     static = embedder == "static"
     if static and not (settings.prerouter_dir / STATIC_DIR / TABLE_FILE).is_file():
         distill_embedding()
-    train_set, held = run_with_database(settings, lambda db: gather_examples(settings, db))
+    examples = run_with_database(settings, lambda database: _examples(settings, database))
     outcome = train_and_register(
-        train_set,
-        held,
+        examples.train,
+        examples.held_out,
         catalog=settings.catalog(),
         embedder=router_embedder(settings, static=static),
         versions=_versions(settings),
         promote=promote,
+        transcript_labels=examples.transcript_labels,
     )
     if as_json:
-        print_json({"version": outcome.version.version, "promoted": outcome.promoted,
-                    "gate": outcome.gate.as_dict(), "counts": outcome.model.counts})
+        print_json(
+            {
+                "version": outcome.version.version,
+                "promoted": outcome.promoted,
+                "gate": outcome.gate.as_dict(),
+                "counts": outcome.model.counts,
+            }
+        )
         return
     console.print(
         f"version {outcome.version.version} ({outcome.version.hash}) trained on "
-        f"{len(train_set)} examples {outcome.model.counts}; thresholds "
+        f"{len(examples.train)} examples {outcome.model.counts}; thresholds "
         f"{ {k: round(v, 3) for k, v in outcome.model.thresholds.items()} }"
     )
+    if outcome.unlearned:
+        console.print(f"not routed to yet (too few examples): {', '.join(outcome.unlearned)}")
     console.print("gate on held-out prompts: " + outcome.gate.reason)
     for line in outcome.gate.candidate.lines():
         console.print(line, markup=False)
@@ -125,10 +116,20 @@ def list_versions(as_json: Annotated[bool, typer.Option("--json")] = False) -> N
     """Every registered version, oldest first."""
     versions = _versions(get_settings()).list()
     if as_json:
-        print_json([{"version": v.version, "hash": v.hash, "status": v.status,
-                     "embedder": v.embedder, "created_at": v.created_at,
-                     "transcript_labels": v.transcript_labels,
-                     "gate_passed": v.gate.get("passed")} for v in versions])
+        print_json(
+            [
+                {
+                    "version": v.version,
+                    "hash": v.hash,
+                    "status": v.status,
+                    "embedder": v.embedder,
+                    "created_at": v.created_at,
+                    "transcript_labels": v.transcript_labels,
+                    "gate_passed": v.gate.get("passed"),
+                }
+                for v in versions
+            ]
+        )
         return
     for v in versions:
         console.print(

@@ -86,8 +86,12 @@ async def test_cascade_sends_a_kind_the_lead_delegated_to_its_specialist_after_r
     assert {label.label for label in labels} == {"translate"}
 
     after = train_and_register(
-        [*seed, *labels], [], catalog=served, embedder=embedder,
-        versions=versions, promote=True,
+        [*seed, *labels],
+        [],
+        catalog=served,
+        embedder=embedder,
+        versions=versions,
+        promote=True,
     )
     assert after.promoted and after.unlearned == () and "translate" in after.model.classes
     retrained = LearnedPreRouter(served, embedder, after.model, version=after.version.version)

@@ -30,6 +30,7 @@ from tests.helpers.routing_prompts import (
     labelled,
 )
 
+
 @pytest.fixture(scope="module")
 def minilm() -> MiniLMEmbedder:
     embedder = MiniLMEmbedder()
@@ -79,8 +80,12 @@ def test_the_gate_refuses_a_worse_model_and_keeps_the_active_one(
         *labelled(["Write a haiku about snow.", "Who painted the Mona Lisa?"], NONE),
     ]
     good = train_and_register(
-        base_examples(), held_out, catalog=Catalog.default(), embedder=minilm,
-        versions=versions, promote=True,
+        base_examples(),
+        held_out,
+        catalog=Catalog.default(),
+        embedder=minilm,
+        versions=versions,
+        promote=True,
     )
     assert good.promoted and versions.active() == good.version
     # Labels scrambled: math and email prompts swapped, code called none.
@@ -91,8 +96,12 @@ def test_the_gate_refuses_a_worse_model_and_keeps_the_active_one(
         *labelled(NONE_PROMPTS, "code"),
     ]
     worse = train_and_register(
-        scrambled, held_out, catalog=Catalog.default(), embedder=minilm,
-        versions=versions, promote=True,
+        scrambled,
+        held_out,
+        catalog=Catalog.default(),
+        embedder=minilm,
+        versions=versions,
+        promote=True,
     )
     assert not worse.gate.passed and not worse.promoted
     assert worse.gate.active is not None
@@ -104,12 +113,20 @@ def test_the_gate_refuses_a_worse_model_and_keeps_the_active_one(
 def test_rollback_restores_the_previous_version(minilm: MiniLMEmbedder, tmp_path: Path) -> None:
     versions = RouterVersions(tmp_path)
     first = train_and_register(
-        base_examples(), [], catalog=Catalog.default(), embedder=minilm,
-        versions=versions, promote=False,
+        base_examples(),
+        [],
+        catalog=Catalog.default(),
+        embedder=minilm,
+        versions=versions,
+        promote=False,
     ).version
     second = train_and_register(
-        [*base_examples(), *labelled(TRANSLATE, NONE)], [], catalog=Catalog.default(),
-        embedder=minilm, versions=versions, promote=False,
+        [*base_examples(), *labelled(TRANSLATE, NONE)],
+        [],
+        catalog=Catalog.default(),
+        embedder=minilm,
+        versions=versions,
+        promote=False,
     ).version
     with pytest.raises(RouterVersionError, match="nothing to roll back to"):
         versions.rollback()
@@ -125,8 +142,12 @@ def test_rollback_restores_the_previous_version(minilm: MiniLMEmbedder, tmp_path
 def test_a_changed_model_file_is_refused(minilm: MiniLMEmbedder, tmp_path: Path) -> None:
     versions = RouterVersions(tmp_path)
     entry = train_and_register(
-        base_examples(), [], catalog=Catalog.default(), embedder=minilm,
-        versions=versions, promote=True,
+        base_examples(),
+        [],
+        catalog=Catalog.default(),
+        embedder=minilm,
+        versions=versions,
+        promote=True,
     ).version
     model = versions.load(entry)
     tampered = RouterModel(
