@@ -56,6 +56,8 @@ class LearnedPreRouter(PreRouter):
             )
         self.model = model
         self.version = version
+        # What evaluation caches key routing on: the catalog's content and the model's.
+        self.fingerprint = f"{self.fingerprint}:{model.content_hash()}"
 
     def for_catalog(self, catalog: Catalog) -> LearnedPreRouter:
         return LearnedPreRouter(catalog, self.embedder, self.model, version=self.version)
