@@ -77,7 +77,7 @@ class RouterModel:
         logits = vectors @ self.coef.T + self.intercept
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)  # type: ignore[no-any-return]
+        return exp / exp.sum(axis=1, keepdims=True)
 
     def decide(self, probabilities: np.ndarray, allowed: Sequence[str] | None = None) -> str:
         """The decision for one row of :meth:`probabilities`: a specialist or :data:`NONE`.
