@@ -7,7 +7,7 @@ trained on real requests of every kind — and on the lead's own delegations, re
 transcripts (``distill/prerouter/``) — learns where the boundaries are.
 
 Decision rule: the most probable *specialist* answers only when its probability reaches that
-specialist's threshold; otherwise the prompt goes to the lead ("none"). Each threshold is the
+specialist's threshold and beats "none"'s; otherwise the prompt goes to the lead ("none"). Each threshold is the
 lowest one at which the specialist's precision on out-of-fold predictions is at least
 :data:`TARGET_PRECISION`, because a confident wrong specialist is what cascade accepts, while a
 prompt wrongly kept by the lead only costs a lead call.
@@ -92,7 +92,8 @@ class RouterModel:
                 continue
             if probabilities[index] > best_p:
                 best, best_p = name, float(probabilities[index])
-        if best != NONE and best_p >= self.thresholds[best]:
+        none_p = float(probabilities[self.classes.index(NONE)])
+        if best != NONE and best_p >= max(self.thresholds[best], none_p):
             return best
         return NONE
 
@@ -169,10 +170,12 @@ def precision_thresholds(
     best_column = np.asarray(specialist_columns)[
         probabilities[:, specialist_columns].argmax(axis=1)
     ]
+    # The rule also wants the specialist to beat "none": rows where it does not never go to it.
+    beats_none = probabilities.max(axis=1) > probabilities[:, names.index(NONE)]
     thresholds: dict[str, float] = {}
     for column in specialist_columns:
         name = names[column]
-        mine = best_column == column
+        mine = (best_column == column) & beats_none
         p = probabilities[mine, column]
         correct = truth[mine] == name
         order = np.argsort(-p)

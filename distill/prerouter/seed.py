@@ -20,6 +20,8 @@ none       MMLU biology and astronomy                                  MIT      
 none       Self-Instruct user tasks (non email/code/math apps) and     Apache-2.0    96+79
            seed tasks (train side)
 all        ``requests.json``: hand-written by this project             Apache-2.0    105
+email      ``requests.json``: 12 invented emails × 6 requests about    Apache-2.0    72
+           them (subject, reply, summary; instruction first or last)
 all        each catalog specialist's description and examples          —             4/spec.
 =========  ==========================================================  ============  =====
 
@@ -76,11 +78,15 @@ def catalog_examples(catalog: Catalog) -> list[Labelled]:
 def hand_written() -> list[Labelled]:
     """The project's own requests (``requests.json``); the suite never samples them."""
     data = json.loads(REQUESTS_FILE.read_text(encoding="utf-8"))
-    return [
-        Labelled(prompt, label, "hand_written")
-        for label in DOMAINS
-        for prompt in data.get(label, [])
+    requests = [
+        Labelled(prompt, label, "hand_written") for label in DOMAINS for prompt in data[label]
     ]
+    wrapped = [
+        Labelled(template.format(body=body), "email", "hand_written_email_bodies")
+        for body in data["email_bodies"]
+        for template in data["email_templates"]
+    ]
+    return requests + wrapped
 
 
 def seed_examples(source: DataSource, catalog: Catalog, *, seed: int = 0) -> list[Labelled]:
