@@ -7,10 +7,10 @@ trained on real requests of every kind — and on the lead's own delegations, re
 transcripts (``distill/prerouter/``) — learns where the boundaries are.
 
 Decision rule: the most probable *specialist* answers only when its probability reaches that
-specialist's threshold and beats "none"'s; otherwise the prompt goes to the lead ("none"). Each threshold is the
-lowest one at which the specialist's precision on out-of-fold predictions is at least
-:data:`TARGET_PRECISION`, because a confident wrong specialist is what cascade accepts, while a
-prompt wrongly kept by the lead only costs a lead call.
+specialist's threshold and beats "none"'s; otherwise the prompt goes to the lead ("none"). Each
+threshold is the lowest one at which the specialist's precision on out-of-fold predictions is at
+least :data:`TARGET_PRECISION`, because a confident wrong specialist is what cascade accepts,
+while a prompt wrongly kept by the lead only costs a lead call.
 
 Inference is numpy only (a matrix product and a softmax over the saved weights); fitting uses
 scikit-learn's logistic regression, imported by :func:`fit_router_model` alone.

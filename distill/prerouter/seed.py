@@ -20,7 +20,7 @@ none       MMLU biology and astronomy                                  MIT      
 none       Self-Instruct user tasks (non email/code/math apps) and     Apache-2.0    96+79
            seed tasks (train side)
 all        ``requests.json``: hand-written by this project             Apache-2.0    105
-email      ``requests.json``: 12 invented emails × 6 requests about    Apache-2.0    72
+email      ``requests.json``: 12 invented emails, 6 requests about     Apache-2.0    72
            them (subject, reply, summary; instruction first or last)
 all        each catalog specialist's description and examples          —             4/spec.
 =========  ==========================================================  ============  =====
