@@ -180,7 +180,10 @@ async def run_prerouter_retraining(context: WorkerContext, stop: asyncio.Event) 
         await stop.wait()
         return
     versions = RouterVersions(settings.prerouter_dir)
-    embedder = router_embedder(settings, static=True)
+    active = versions.active()
+    # Retrained on the active version's embedder (a static one stays static), else MiniLM.
+    static = active is not None and active.embedder.startswith("static:")
+    embedder = router_embedder(settings, static=static)
     while not stop.is_set():
         await retrain_if_due(
             DataSource(settings.data_dir),
