@@ -248,13 +248,11 @@ class CatalogSync:
 
 
 def prerouter_like(current: PreRouter | None) -> PreRouterFactory:
-    """A factory that builds pre-routers with ``current``'s embedder and threshold (so the
-    embedding model is loaded once per process); none when there is no pre-router."""
+    """A factory that builds pre-routers like ``current`` (its kind, embedder and calibration,
+    so the embedding model is loaded once per process); none when there is no pre-router."""
 
     def build(catalog: Catalog) -> PreRouter | None:
-        if current is None:
-            return None
-        return PreRouter(catalog, current.embedder, threshold=current.threshold)
+        return None if current is None else current.for_catalog(catalog)
 
     return build
 

@@ -72,6 +72,11 @@ DATASETS: dict[str, DatasetSpec] = {
         "github.com/openai/grade-school-math",
         HubDataset("openai/gsm8k", "test", "main"),
     ),
+    "gsm8k_train": DatasetSpec(
+        "gsm8k/train.jsonl",
+        "github.com/openai/grade-school-math",
+        HubDataset("openai/gsm8k", "train", "main"),
+    ),
     "math500": DatasetSpec(
         "math500/test.jsonl",
         "github.com/openai/prm800k",

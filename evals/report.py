@@ -35,6 +35,7 @@ from evals.metrics import (
     mode_metrics,
 )
 from evals.records import ItemResult, item_to_json
+from evals.scorers.routing import RoutingFigures, figures_from_details
 
 if TYPE_CHECKING:
     from evals.harness import EvalOutcome
@@ -140,6 +141,7 @@ def _summary_json(outcome: EvalOutcome, summary: Summary) -> dict[str, Any]:
         "items_run": outcome.ran,
         "items_from_cache": outcome.reused,
         "metrics": {mode: m.as_dict() for mode, m in summary.metrics.items()},
+        "routing": {mode: figures.as_dict() for mode, figures in _routing(outcome).items()},
         "cascade_curve": None
         if summary.curve is None
         else {
@@ -185,12 +187,30 @@ def markdown(outcome: EvalOutcome, summary: Summary, *, plots: list[str]) -> str
             f"| {mode} | {m.lead_tokens:,} | {m.slm_tokens:,} | {m.tool_calls_per_item:.2f} | "
             f"{escalated} | {m.failed} | {m.degraded} |"
         )
-    lines += ["", *_curve_section(summary), *_method_section(outcome, summary)]
+    lines += ["", *_routing_section(outcome), *_curve_section(summary)]
+    lines += _method_section(outcome, summary)
     if plots:
         lines += ["", "## Plots", ""] + [f"![{name}]({name})" for name in plots]
     else:
         lines += ["", "Plots were not drawn: `pip install 'understudy[eval]'` adds matplotlib."]
     return "\n".join(lines) + "\n"
+
+
+def _routing(outcome: EvalOutcome) -> dict[str, RoutingFigures]:
+    """Per mode whose items carry pre-router decisions: precision, recall, confusion."""
+    figures = {
+        mode: figures_from_details([item.score_details for item in items])
+        for mode, items in outcome.items.items()
+    }
+    return {mode: f for mode, f in figures.items() if f is not None}
+
+
+def _routing_section(outcome: EvalOutcome) -> list[str]:
+    lines: list[str] = []
+    for mode, figures in _routing(outcome).items():
+        lines += [f"## Routing ({mode}): precision per specialist, recall, confusion", "", "```"]
+        lines += [*figures.lines(), "```", ""]
+    return lines
 
 
 def _headline(outcome: EvalOutcome, summary: Summary) -> str:

@@ -196,6 +196,23 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.where(norms == 0, 1.0, norms)
 
 
+def embed_prompts(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
+    """Unit rows for ``texts`` as every router sees them: clipped, embedded, re-normalised.
+
+    Raises:
+        ModelError: The embedder returned a shape other than one row per text.
+    """
+    vectors = np.asarray(embedder.embed([clip_prompt(text) for text in texts]))
+    if vectors.ndim != 2 or vectors.shape[0] != len(texts):
+        raise ModelError(
+            f"embedder {type(embedder).__name__} returned shape {vectors.shape} "
+            f"for {len(texts)} texts; expected ({len(texts)}, dim)"
+        )
+    # Re-normalised although the protocol promises unit rows: cheap, and a careless embedder
+    # still yields cosines comparable with the calibrated threshold.
+    return _normalise(vectors.astype(np.float32, copy=False))
+
+
 class PreRouter:
     """Routes prompts to specialists by cosine similarity to each specialist's prototype.
 
@@ -229,16 +246,13 @@ class PreRouter:
         self._prototypes: np.ndarray | None = None
         self._lock = threading.Lock()
 
+    def for_catalog(self, catalog: Catalog) -> PreRouter:
+        """A router of the same kind, embedder and calibration for another catalog (the
+        registry sync's swap); the embedding model stays loaded once per process."""
+        return PreRouter(catalog, self.embedder, threshold=self.threshold)
+
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
-        vectors = np.asarray(self.embedder.embed([clip_prompt(text) for text in texts]))
-        if vectors.ndim != 2 or vectors.shape[0] != len(texts):
-            raise ModelError(
-                f"embedder {type(self.embedder).__name__} returned shape {vectors.shape} "
-                f"for {len(texts)} texts; expected ({len(texts)}, dim)"
-            )
-        # Re-normalised although the protocol promises unit rows: cheap, and a careless embedder
-        # still yields cosines comparable with the calibrated threshold.
-        return _normalise(vectors.astype(np.float32, copy=False))
+        return embed_prompts(self.embedder, texts)
 
     def prototypes(self) -> np.ndarray:
         """One unit row per specialist, catalog order: the normalised mean of its description

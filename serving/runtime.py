@@ -20,10 +20,13 @@ from distill.config import (
     TrainConfig,
     TrainLimits,
 )
+from distill.prerouter.versions import RouterVersions
 from distill.roi import RoiConfig
 from distill.steward import StewardConfig
 from orchestrator.audits import AuditPolicy, LifecyclePolicy
-from orchestrator.prerouter import MiniLMEmbedder, PreRouter
+from orchestrator.prerouter import Embedder, MiniLMEmbedder, PreRouter
+from orchestrator.prerouter_learned import LearnedPreRouter
+from orchestrator.prerouter_static import STATIC_DIR, StaticEmbedder
 from serving.settings import Settings
 from specialists.backend import SLMBackend
 from specialists.catalog import Catalog
@@ -80,9 +83,24 @@ def build_backend(
 
 
 def build_prerouter(settings: Settings, catalog: Catalog | None = None) -> PreRouter:
-    """The pre-router the settings describe (embedding model, threshold, catalog)."""
+    """The pre-router the settings describe: the active learned version (unless
+    ``UNDERSTUDY_ROUTER_LEARNED`` is off), else the prototype router (embedding model,
+    threshold, catalog)."""
+    catalog = catalog or settings.catalog()
+    versions = RouterVersions(settings.prerouter_dir)
+    active = versions.active() if settings.router.learned else None
+    if active is not None:
+        embedder = router_embedder(settings, static=active.embedder.startswith("static:"))
+        return LearnedPreRouter(catalog, embedder, versions.load(active), version=active.version)
     embedder = MiniLMEmbedder(settings.router.embedding_model)
-    return PreRouter(catalog or settings.catalog(), embedder, threshold=settings.router.threshold)
+    return PreRouter(catalog, embedder, threshold=settings.router.threshold)
+
+
+def router_embedder(settings: Settings, *, static: bool) -> Embedder:
+    """The static embedding table under ``prerouter_dir`` (the fast path), or MiniLM."""
+    if static:
+        return StaticEmbedder(settings.prerouter_dir / STATIC_DIR)
+    return MiniLMEmbedder(settings.router.embedding_model)
 
 
 def distill_config(settings: Settings) -> DistillConfig:

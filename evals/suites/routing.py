@@ -5,9 +5,12 @@ It scores the pre-router's decision (``Prediction.route``; see :mod:`evals.score
 
 Where the labels come from, and why:
 
-* ``math``: GSM8K test questions and MATH-500 problems, half each.
+* ``math``: GSM8K test questions and MATH-500 problems; MT-Bench and Vicuna-Bench "math" questions
+  (real users' wording).
 * ``code``: MBPP test-split task texts (task_id 11-510) and raw HumanEval prompts (a signature and
-  docstring, no instruction: the hardest form a caller sends).
+  docstring, no instruction: the hardest form a caller sends); MT-Bench and Vicuna-Bench "coding"
+  questions and the Self-Instruct user tasks of code apps (StackOverflow, Leetcode,
+  GeeksforGeeks, Github, w3schools).
 * ``email``: the Self-Instruct email tasks of the email suite, the MT-Bench and Vicuna-Bench
   "write an email" prompts (listed below; tone analysis, spam/promotion classification and the
   non-email matches of the subset's regex are left out as ambiguous), and AESLC emails wrapped in
@@ -15,19 +18,28 @@ Where the labels come from, and why:
   after* the body, so the head-and-tail clipping of long prompts is exercised.
 * ``none``: prompts no specialist should take: MT-Bench writing, roleplay, extraction, STEM and
   humanities; Vicuna-Bench generic, knowledge, roleplay, common-sense, counterfactual and writing;
-  MMLU biology and astronomy questions with their choices; and Self-Instruct user tasks from apps
-  that are not about email, code or math. Prompts that are really email, letter or math requests
-  are left out (see the ``*_EXCLUDED`` sets), and so are MT-Bench reasoning and Vicuna "fermi"
-  estimates, which a math specialist could fairly claim.
+  MMLU biology and astronomy questions with their choices; Self-Instruct user tasks from apps
+  that are not about email, code or math, and Self-Instruct seed tasks that do not mention
+  either (:data:`SEED_TASK_SPECIALIST_WORDS`). Prompts that are really email, letter or math
+  requests are left out (see the ``*_EXCLUDED`` sets), and so are MT-Bench reasoning and
+  Vicuna "fermi" estimates, which a math specialist could fairly claim.
 
 The suite is balanced: 200 prompts per domain (seed 0), spread evenly over each domain's sources,
 so a random subset of it still weighs the domains alike.
+
+Every prompt falls on one side of a fixed split (:func:`split_of`, a hash of its text): the suite
+samples only the ``heldout`` side, and the learned pre-router trains only on the ``train`` side
+(``distill/prerouter/seed.py``), so the suite's figures are on prompts no router learned from.
+AESLC (CC BY-NC-SA, evaluation only) is never trained on, on either side.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
+import re
 from collections.abc import Callable, Iterator, Sequence
+from typing import Literal
 
 from evals.data import DataSource
 from evals.judge import Judge
@@ -81,6 +93,31 @@ SELF_INSTRUCT_NONE_EXCLUDED_APPS = frozenset(
 )
 """Self-Instruct apps whose tasks are email, code or math; the others make ``none`` prompts."""
 
+SELF_INSTRUCT_CODE_APPS = frozenset(
+    {"StackOverflow", "Leetcode", "GeeksforGeeks", "Github", "w3schools"}
+)
+"""Self-Instruct apps whose tasks are programming requests."""
+
+SEED_TASK_SPECIALIST_WORDS = re.compile(
+    r"code|program|python|function|sql|algorithm|equation|calculat|math|number|sum of|"
+    r"e-?mail|letter",
+    re.IGNORECASE,
+)
+"""Self-Instruct seed tasks mentioning any of these are left out of ``none`` as ambiguous."""
+
+Split = Literal["train", "heldout"]
+
+HELD_OUT_SHARE = 0.5
+"""Share of every source's prompts on the ``heldout`` side."""
+
+
+def split_of(prompt: str) -> Split:
+    """The side of the train/held-out split ``prompt`` falls on: a hash of its text, so the
+    same prompt is on the same side whichever source or sample it comes through."""
+    value = int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:4], "big") / 2**32
+    return "heldout" if value < HELD_OUT_SHARE else "train"
+
+
 AESLC_TEMPLATES: tuple[str, ...] = (
     "Write a subject line for this email:\n\n{body}",
     "{body}\n\nSuggest a short subject line for the email above.",
@@ -95,19 +132,43 @@ def _multiple_choice(question: str, choices: Sequence[str]) -> str:
     return "\n".join([question.strip(), *lines])
 
 
+def _bench_category(source: DataSource, category: str) -> list[str]:
+    """First turns of MT-Bench and Vicuna-Bench questions of ``category``."""
+    return [
+        row["turns"][0]
+        for dataset in ("mt_bench", "vicuna_bench")
+        for row in source.rows(dataset)
+        if row["category"] == category
+    ]
+
+
+def _task_text(row: dict[str, object]) -> str:
+    instances = row.get("instances") or [{}]
+    assert isinstance(instances, list)
+    return with_input(str(row["instruction"]), instances[0].get("input", ""))
+
+
 def math_sources(source: DataSource) -> dict[str, list[str]]:
-    """GSM8K test questions and MATH-500 problems."""
+    """GSM8K test questions, MATH-500 problems and the benches' math questions."""
     return {
         "gsm8k": [row["question"] for row in source.rows("gsm8k")],
         "math500": [row["problem"] for row in source.rows("math500")],
+        "bench_math": _bench_category(source, "math"),
     }
 
 
 def code_sources(source: DataSource) -> dict[str, list[str]]:
-    """MBPP test-split task texts and raw HumanEval prompts."""
+    """MBPP test-split task texts, raw HumanEval prompts, the benches' coding questions and
+    the Self-Instruct user tasks of code apps."""
     return {
         "mbpp": [row["text"] for row in source.rows("mbpp") if row["task_id"] in MBPP_TEST_IDS],
         "humaneval": [row["prompt"] for row in source.rows("humaneval")],
+        "bench_coding": _bench_category(source, "coding"),
+        "self_instruct_code": [
+            _task_text(row)
+            for row in source.rows("self_instruct_user")
+            if row["motivation_app"] in SELF_INSTRUCT_CODE_APPS
+        ],
     }
 
 
@@ -150,16 +211,22 @@ def none_sources(source: DataSource) -> dict[str, list[str]]:
         if row["type"] in MMLU_NONE_SUBJECTS
     ]
     self_instruct = [
-        with_input(row["instruction"], (row.get("instances") or [{}])[0].get("input", ""))
+        _task_text(row)
         for row in source.rows("self_instruct_user")
         if row["motivation_app"] not in SELF_INSTRUCT_NONE_EXCLUDED_APPS
     ]
     self_instruct = [text for text in self_instruct if "mail" not in text.lower()]
+    seed_tasks = [
+        text
+        for text in map(_task_text, source.rows("self_instruct_seed"))
+        if not SEED_TASK_SPECIALIST_WORDS.search(text)
+    ]
     return {
         "mt_bench": mt_bench,
         "vicuna": vicuna,
         "mmlu_bio_astro": mmlu,
         "self_instruct": self_instruct,
+        "self_instruct_seed": seed_tasks,
     }
 
 
@@ -185,14 +252,24 @@ def _spread(
     return picked
 
 
+def labelled_sources(source: DataSource, domain: str, split: Split) -> dict[str, list[str]]:
+    """``domain``'s prompts by source, only those on the ``split`` side."""
+    return {
+        name: [prompt for prompt in prompts if split_of(prompt) == split]
+        for name, prompts in SOURCES[domain](source).items()
+    }
+
+
 def labelled_samples(
     source: DataSource,
     per_domain: int = PER_DOMAIN,
     *,
     seed: int = SEED,
     domains: Sequence[str] = DOMAINS,
+    split: Split = "heldout",
 ) -> list[Sample]:
-    """Up to ``per_domain`` labelled prompts per domain, sampled reproducibly with ``seed``."""
+    """Up to ``per_domain`` labelled prompts per domain from the ``split`` side, sampled
+    reproducibly with ``seed``."""
     rng = random.Random(seed)
     return [
         Sample(
@@ -204,7 +281,7 @@ def labelled_samples(
             metadata={"source": name},
         )
         for domain in domains
-        for name, index, prompt in _spread(SOURCES[domain](source), per_domain, rng)
+        for name, index, prompt in _spread(labelled_sources(source, domain, split), per_domain, rng)
     ]
 
 

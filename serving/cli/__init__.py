@@ -17,6 +17,7 @@ from serving.cli import (
     keys_cmd,
     models_cmd,
     route_cmd,
+    router_cmd,
     runs_cmd,
     serve_cmd,
     slm_cmd,
@@ -48,6 +49,7 @@ app.add_typer(distill_cmd.app, name="distill")
 app.add_typer(specialists_cmd.app, name="specialists")
 app.command("ask")(ask_cmd.ask)
 app.command("route")(route_cmd.route)
+app.add_typer(router_cmd.app, name="router")
 app.command("serve")(serve_cmd.serve)
 app.command("worker")(worker_cmd.worker)
 app.command("doctor")(doctor_cmd.doctor)

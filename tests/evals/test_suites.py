@@ -18,7 +18,7 @@ from evals.judge import LiteLLMJudge, OpenAIJudge, build_judge
 from evals.samples import NO_ANSWER, Prediction, Sample, Score
 from evals.scorers.judging import JudgePrompt, judge_messages
 from evals.suites import SUITE_NAMES, Suite, get_suite
-from evals.suites.routing import DOMAINS, PER_DOMAIN
+from evals.suites.routing import DOMAINS, PER_DOMAIN, split_of
 from orchestrator.testing import ScriptedLead, Step, failure, reply
 
 EXPECTED_SIZES = {
@@ -273,7 +273,11 @@ async def test_routing_is_balanced_and_scores_the_prerouter_decision(source: Dat
         "humaneval",
         "aeslc",
         "mmlu_bio_astro",
+        "bench_coding",
+        "self_instruct_seed",
     }
+    # Only the held-out side: the learned pre-router trains on the other one.
+    assert {split_of(s.prompt) for s in samples} == {"heldout"}
     math = next(s for s in samples if s.reference == "math")
     off_domain = next(s for s in samples if s.reference == "none")
     assert (await suite.score(math, Prediction("…", route="cascade:accepted:math"))).value == 1.0

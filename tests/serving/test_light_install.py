@@ -29,7 +29,7 @@ def test_the_cli_the_api_and_the_worker_import_without_the_local_extra() -> None
         [sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120
     )
     assert probe.returncode == 0, probe.stderr[-3000:]
-    assert probe.stdout.strip() == "['audit', 'batch', 'distill']"
+    assert probe.stdout.strip() == "['audit', 'batch', 'distill', 'prerouter']"
 
 
 def test_no_extra_installs_vllm_into_the_products_environment() -> None:

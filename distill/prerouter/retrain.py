@@ -1,0 +1,80 @@
+"""Gather the training and gate examples, and retrain when enough new labels accumulated:
+what ``understudy router train`` and the worker's ``prerouter`` loop share."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from distill.prerouter.labels import SOURCE, transcript_labels
+from distill.prerouter.seed import Labelled, seed_examples
+from distill.prerouter.training import TrainingOutcome, split_examples, train_and_register
+from distill.prerouter.versions import RouterVersions
+from evals.data import DataSource
+from evals.suites.routing import labelled_samples
+from orchestrator.prerouter import Embedder
+from orchestrator.prerouter_model import NONE
+from orchestrator.transcripts import TranscriptStore
+from specialists.catalog import Catalog
+
+GATE_PER_DOMAIN = 100
+"""Held-out routing-suite prompts per domain the gate compares on (with held-out transcripts)."""
+MAX_RUNS = 20_000
+"""Newest router and cascade runs read for labels, per mode."""
+
+
+@dataclass(frozen=True, slots=True)
+class Examples:
+    train: list[Labelled]
+    held_out: list[Labelled]
+
+    @property
+    def transcript_labels(self) -> int:
+        return sum(e.source == SOURCE for e in (*self.train, *self.held_out))
+
+
+async def gather_examples(source: DataSource, catalog: Catalog, store: TranscriptStore) -> Examples:
+    """Seed data and transcript labels, split into training and gate examples."""
+    runs = await transcript_labels(store, catalog.names, max_runs=MAX_RUNS)
+    train, held_transcripts = split_examples([*seed_examples(source, catalog), *runs])
+    held = [
+        Labelled(sample.prompt, sample.reference, "routing_suite")
+        for sample in labelled_samples(source, GATE_PER_DOMAIN)
+        if sample.reference in (*catalog.names, NONE)
+    ]
+    return Examples(train, held + held_transcripts)
+
+
+async def retrain_if_due(
+    source: DataSource,
+    catalog: Catalog,
+    store: TranscriptStore,
+    versions: RouterVersions,
+    embedder: Embedder,
+    *,
+    min_new_labels: int,
+    log: Callable[[str], None],
+) -> TrainingOutcome | None:
+    """Train, gate and (when it passes) promote a new version once ``min_new_labels`` more
+    transcript labels exist than the active version learned from; ``None`` when not due."""
+    examples = await gather_examples(source, catalog, store)
+    active = versions.active()
+    learned = active.transcript_labels if active is not None else 0
+    new = examples.transcript_labels - learned
+    if new < min_new_labels:
+        return None
+    log(f"prerouter: {new} new routing labels; retraining")
+    outcome = await asyncio.to_thread(
+        train_and_register,
+        examples.train,
+        examples.held_out,
+        catalog=catalog,
+        embedder=embedder,
+        versions=versions,
+        promote=True,
+        transcript_labels=examples.transcript_labels,
+    )
+    verdict = "promoted" if outcome.promoted else "refused by the gate"
+    log(f"prerouter: v{outcome.version.version} {verdict} ({outcome.gate.reason})")
+    return outcome

@@ -1,0 +1,153 @@
+"""Versions of the learned pre-router: candidate → active → retired, rolled back like adapters.
+
+Each trained model is a directory under ``$UNDERSTUDY_HOME/prerouter/v<N>-<hash>/`` and one entry
+of ``versions.json`` beside them, with its content hash (checked again on every load), its gate
+figures and how many transcript labels it learned from (what the worker's retraining counts new
+labels against). Writes take an exclusive file lock and replace the index atomically, so a
+worker's retraining and an operator's ``understudy router promote`` never lose each other's
+entry; readers (serving processes at start) see one index or the next, never half of one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from orchestrator.prerouter_model import RouterModel
+from specialists.errors import ConfigurationError
+
+INDEX_FILE = "versions.json"
+LOCK_FILE = ".lock"
+Status = Literal["candidate", "active", "retired"]
+
+
+class RouterVersionError(ConfigurationError):
+    """A version that does not exist, or a change the versions' states do not allow."""
+
+
+@dataclass(frozen=True, slots=True)
+class RouterVersion:
+    """One trained pre-router as registered."""
+
+    version: int
+    hash: str
+    status: Status
+    embedder: str
+    created_at: str
+    transcript_labels: int
+    """Transcript labels it was trained on (the seed data aside)."""
+    gate: dict[str, Any] = field(default_factory=dict)
+    """The gate's figures: the candidate's and the active one's on the held-out set."""
+    promoted_at: str | None = None
+
+    @property
+    def directory_name(self) -> str:
+        return f"v{self.version}-{self.hash}"
+
+
+class RouterVersions:
+    """The registered pre-router versions under ``root`` (``$UNDERSTUDY_HOME/prerouter``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @contextmanager
+    def _locked(self) -> Iterator[list[RouterVersion]]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / LOCK_FILE).open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            versions = self.list()
+            yield versions
+            temporary = self.root / f"{INDEX_FILE}.tmp"
+            temporary.write_text(
+                json.dumps([asdict(v) for v in versions], indent=2) + "\n", encoding="utf-8"
+            )
+            os.replace(temporary, self.root / INDEX_FILE)
+
+    def list(self) -> list[RouterVersion]:
+        """Every version, oldest first."""
+        path = self.root / INDEX_FILE
+        if not path.is_file():
+            return []
+        return [RouterVersion(**entry) for entry in json.loads(path.read_text(encoding="utf-8"))]
+
+    def active(self) -> RouterVersion | None:
+        return next((v for v in self.list() if v.status == "active"), None)
+
+    def get(self, version: int) -> RouterVersion:
+        found = next((v for v in self.list() if v.version == version), None)
+        if found is None:
+            known = [v.version for v in self.list()]
+            raise RouterVersionError(f"no pre-router version {version} (known: {known})")
+        return found
+
+    def load(self, version: RouterVersion) -> RouterModel:
+        """The model of ``version``, its content checked against the registered hash."""
+        return RouterModel.load(self.root / version.directory_name, expected_hash=version.hash)
+
+    def add(
+        self, model: RouterModel, *, transcript_labels: int, gate: dict[str, Any]
+    ) -> RouterVersion:
+        """Save ``model`` and register it as a candidate."""
+        with self._locked() as versions:
+            number = max((v.version for v in versions), default=0) + 1
+            entry = RouterVersion(
+                version=number,
+                hash=model.content_hash(),
+                status="candidate",
+                embedder=model.embedder,
+                created_at=_now(),
+                transcript_labels=transcript_labels,
+                gate=gate,
+            )
+            model.save(self.root / entry.directory_name)
+            versions.append(entry)
+        return entry
+
+    def promote(self, version: int) -> RouterVersion:
+        """Make ``version`` the active one; the active one before it is retired."""
+        with self._locked() as versions:
+            index = _index(versions, version)
+            for i, entry in enumerate(versions):
+                if entry.status == "active":
+                    versions[i] = replace(entry, status="retired")
+            versions[index] = replace(versions[index], status="active", promoted_at=_now())
+            return versions[index]
+
+    def rollback(self) -> RouterVersion:
+        """Re-activate the most recently promoted retired version; the active one is retired.
+
+        Raises:
+            RouterVersionError: Nothing is active, or no earlier version was ever active.
+        """
+        with self._locked() as versions:
+            current = next((i for i, v in enumerate(versions) if v.status == "active"), None)
+            earlier = [i for i, v in enumerate(versions) if v.status == "retired" and v.promoted_at]
+            if current is None or not earlier:
+                raise RouterVersionError(
+                    "nothing to roll back to: rollback needs an active pre-router version and "
+                    "an earlier one that was active. Fix: 'understudy router list' shows them"
+                )
+            previous = max(earlier, key=lambda i: versions[i].promoted_at or "")
+            versions[current] = replace(versions[current], status="retired")
+            versions[previous] = replace(versions[previous], status="active", promoted_at=_now())
+            return versions[previous]
+
+
+def _index(versions: list[RouterVersion], version: int) -> int:
+    for index, entry in enumerate(versions):
+        if entry.version == version:
+            return index
+    known = [v.version for v in versions]
+    raise RouterVersionError(f"no pre-router version {version} (known: {known})")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")

@@ -1,0 +1,86 @@
+"""The learned pre-router in the orchestrator's place of the prototype one.
+
+:class:`LearnedPreRouter` is a :class:`~orchestrator.prerouter.PreRouter` (the orchestrator, the
+registry sync and the CLI take it where they take the prototype router) whose decision comes from
+a trained :class:`~orchestrator.prerouter_model.RouterModel` instead of prototype cosines. Its
+``scores`` are the classifier's probabilities and its ``threshold`` the best specialist's own.
+
+A catalog specialist the model has not learned yet (distillation just created it) is never chosen
+until the next retraining, which adds it (``distill/prerouter/``); a class the catalog no longer
+holds is never chosen either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from orchestrator.prerouter import Embedder, MiniLMEmbedder, PreRouter, RouteDecision
+from orchestrator.prerouter_model import NONE, RouterModel
+from orchestrator.prerouter_static import StaticEmbedder
+from specialists.catalog import Catalog
+from specialists.errors import ModelError
+
+
+def embedder_identity(embedder: Embedder) -> str:
+    """What a trained model records as its embedder, and checks again when it is loaded."""
+    if isinstance(embedder, StaticEmbedder):
+        return f"static:{embedder.table_hash}"
+    if isinstance(embedder, MiniLMEmbedder):
+        return f"minilm:{'/'.join(Path(embedder.model_ref).parts[-2:])}"
+    return f"custom:{type(embedder).__qualname__}"
+
+
+class LearnedPreRouter(PreRouter):
+    """Routes by a trained classifier with per-specialist thresholds.
+
+    Args:
+        catalog: The specialists being served.
+        embedder: Must be the embedder the model was trained on (:func:`embedder_identity`).
+        model: The trained classifier.
+        version: The registry's version number of ``model``, for decisions' provenance.
+
+    Raises:
+        ModelError: ``embedder`` is not the one ``model`` was trained on.
+    """
+
+    def __init__(
+        self, catalog: Catalog, embedder: Embedder, model: RouterModel, *, version: int | None
+    ) -> None:
+        super().__init__(catalog, embedder)
+        identity = embedder_identity(embedder)
+        if identity != model.embedder:
+            raise ModelError(
+                f"the pre-router model was trained on {model.embedder} embeddings, not "
+                f"{identity}. Fix: retrain it with this embedder ('understudy router train')"
+            )
+        self.model = model
+        self.version = version
+        # What evaluation caches key routing on: the catalog's content and the model's.
+        self.fingerprint = f"{self.fingerprint}:{model.content_hash()}"
+
+    def for_catalog(self, catalog: Catalog) -> LearnedPreRouter:
+        return LearnedPreRouter(catalog, self.embedder, self.model, version=self.version)
+
+    def route_many(self, prompts: Sequence[str]) -> list[RouteDecision]:
+        if not prompts:
+            return []
+        probabilities = self.model.probabilities(self._embed(prompts))
+        column = {name: index for index, name in enumerate(self.model.classes)}
+        decisions = []
+        for row in probabilities:
+            scores = {
+                name: round(float(row[column[name]]), 4) if name in column else 0.0
+                for name in self.names
+            }
+            best = max(self.names, key=scores.__getitem__)
+            chosen = self.model.decide(row, allowed=self.names)
+            decisions.append(
+                RouteDecision(
+                    specialist=None if chosen == NONE else chosen,
+                    scores=scores,
+                    threshold=self.model.thresholds.get(best, 1.0),
+                    best=best,
+                )
+            )
+        return decisions
