@@ -16,6 +16,7 @@ from database.tables.base import (
     Base,
     table_of,
 )
+from database.tables.console import ConsoleSessionRow
 from database.tables.batches import (
     CUSTOM_ID_LENGTH,
     ITEM_STATUSES,
@@ -57,6 +58,7 @@ __all__ = [
     "Base",
     "BatchItemRow",
     "BatchJobRow",
+    "ConsoleSessionRow",
     "DistillJobRow",
     "FeedbackRow",
     "FileRow",
