@@ -16,7 +16,6 @@ from database.tables.base import (
     Base,
     table_of,
 )
-from database.tables.console import ConsoleSessionRow
 from database.tables.batches import (
     CUSTOM_ID_LENGTH,
     ITEM_STATUSES,
@@ -25,6 +24,7 @@ from database.tables.batches import (
     FileRow,
     WorkerRow,
 )
+from database.tables.console import ConsoleSessionRow
 from database.tables.keys import (
     KEY_NAME_LENGTH,
     KEY_PREFIX_LENGTH,

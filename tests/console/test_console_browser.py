@@ -82,7 +82,10 @@ def test_an_operator_steers_the_service_from_the_console(
                 "custom_id": f"q{i}",
                 "method": "POST",
                 "url": "/v1/chat/completions",
-                "body": {"model": "understudy-llm", "messages": [{"role": "user", "content": "hi"}]},
+                "body": {
+                    "model": "understudy-llm",
+                    "messages": [{"role": "user", "content": "hi"}],
+                },
             }
         )
         + "\n"
