@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
@@ -84,7 +84,7 @@ async def overview_panel(
     return page(request, "_overview_panel.html", **await _overview(request, window))
 
 
-async def _overview(request: Request, window: Window) -> dict[str, object]:
+async def _overview(request: Request, window: Window) -> dict[str, Any]:
     analytics: RunAnalytics = request.app.state.analytics
     figures = await analytics.overview(window)
     peak = max((sum(b.counts.values()) for b in figures.buckets), default=0)
@@ -147,7 +147,7 @@ async def run(request: Request, run_id: str, _session: SessionDep) -> Response:
     return await _trace(request, run_id)
 
 
-async def _trace(request: Request, run_id: str, **context: object) -> Response:
+async def _trace(request: Request, run_id: str, **context: Any) -> Response:
     store: TranscriptStore = request.app.state.store
     try:
         record = await store.get_run(run_id)
