@@ -41,6 +41,7 @@ from database.tables.registry import (
     SpecialistVersionRow,
 )
 from database.tables.responses import StoredResponseRow
+from database.tables.rollups import RunFigures, add_rollups, rollup_rows, run_rollups
 from database.tables.runs import FeedbackRow, HandedOverCallRow, LeadCallRow, RunRow, ToolCallRow
 
 __all__ = [
@@ -67,11 +68,15 @@ __all__ = [
     "ProposalRow",
     "RegisteredSpecialistRow",
     "RegistryStateRow",
+    "RunFigures",
     "RunRow",
     "SpecialistVersionRow",
     "StoredResponseRow",
     "ToolCallRow",
     "WorkerRow",
     "WriteProbeRow",
+    "add_rollups",
+    "rollup_rows",
+    "run_rollups",
     "table_of",
 ]

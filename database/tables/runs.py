@@ -36,19 +36,6 @@ class RunRow(Base):
         Index("ix_runs_created_at", "created_at"),
         Index("ix_runs_mode", "mode"),
         Index("ix_runs_continues_run_id", "continues_run_id"),
-        # The console's overview (migration 0018): every column it aggregates, after the time
-        # it filters on, so a week of runs is read from the index alone, never the wide rows.
-        Index(
-            "ix_runs_overview",
-            "created_at",
-            "route",
-            "degraded",
-            "escalated",
-            "failure_kind",
-            "cost_usd",
-            "lead_only_cost_usd",
-            "latency_ms",
-        ),
     )
 
     id: Mapped[str] = mapped_column(String(RUN_ID_LENGTH), primary_key=True)

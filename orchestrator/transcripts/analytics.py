@@ -2,27 +2,26 @@
 route over a window, cost against the lead alone, latency percentiles, errors; and a filtered,
 newest-first search of the runs.
 
-Everything is aggregated in SQL (grouped by time bucket and route), so a window of 100,000 runs
-costs one index range scan (``ix_runs_overview`` covers every column read) and a few dozen
-rows back, never the runs themselves. Percentiles are read with ``ORDER BY … OFFSET``, which
-both SQLite and PostgreSQL run the same way.
+The overview reads ``run_rollups`` (``database/tables/rollups.py``: runs added up per five
+minutes and route category as they are recorded), never the runs: a week is ~2,000 buckets times a
+few categories, whatever the traffic. Its window is whole buckets (from the start of the bucket
+that holds ``now - span``), and its latency percentiles come from the rollup's histogram, exact
+to within one bin (≈ 19 %). A text search reads the runs themselves, so it is bounded to a time
+range of at most :data:`TEXT_SEARCH_SPAN` (the last day unless given), on ``ix_runs_created_at``.
 """
 
 from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
-    Integer,
     String,
     and_,
-    case,
     cast,
     exists,
     func,
@@ -31,7 +30,36 @@ from sqlalchemy import (
 )
 
 from database.engine import Store, wrap_errors
-from database.tables import FeedbackRow, RunRow
+from database.tables import FeedbackRow, RunRow, run_rollups
+from database.tables.rollups import (
+    DEGRADED,
+    ESCALATED,
+    LATENCY_BIN_RATIO,
+    LATENCY_COLUMNS,
+    LEAD,
+    SPECIALIST_PREFIX,
+    latency_bin_bounds,
+    route_category,
+)
+
+__all__ = [
+    "DEGRADED",
+    "ESCALATED",
+    "LEAD",
+    "SPECIALIST_PREFIX",
+    "TEXT_SEARCH_SPAN",
+    "Bucket",
+    "FeedbackFilter",
+    "Overview",
+    "RunAnalytics",
+    "RunFilter",
+    "RunSummary",
+    "Window",
+    "route_category",
+]
+
+TEXT_SEARCH_SPAN = timedelta(days=1)
+"""The widest time range a text search reads: it looks inside every run in it."""
 
 
 class Window(enum.Enum):
@@ -48,26 +76,6 @@ class Window(enum.Enum):
     @property
     def bucket_s(self) -> int:
         return self.value[1]
-
-
-LEAD = "lead"
-"""The category of runs the lead answered (``lead``, ``router``, ``cascade:lead``)."""
-ESCALATED = "escalated"
-DEGRADED = "degraded"
-SPECIALIST_PREFIX = "specialist:"
-
-
-def route_category(route: str, *, escalated: bool, degraded: bool) -> str:
-    """Where a run's answer came from: ``degraded`` (a fallback), ``escalated`` (a specialist's
-    draft the lead replaced), ``specialist:NAME`` (accepted without the lead), else ``lead``."""
-    if degraded:
-        return DEGRADED
-    if escalated:
-        return ESCALATED
-    for answered_by in ("cascade:accepted:", "slm:"):
-        if route.startswith(answered_by):
-            return SPECIALIST_PREFIX + route.removeprefix(answered_by)
-    return LEAD
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +137,7 @@ class Overview:
             "error_rate": self.error_rate,
             "latency_p50_ms": self.latency_p50_ms,
             "latency_p95_ms": self.latency_p95_ms,
+            "latency_bin_ratio": LATENCY_BIN_RATIO,
         }
 
 
@@ -155,7 +164,9 @@ class RunFilter:
     since: datetime | None = None
     until: datetime | None = None
     text: str | None = None
-    """Found in the request or the answer (case-insensitive)."""
+    """Found in the request or the answer (case-insensitive). It reads every run of its time
+    range, so that range is bounded: at most :data:`TEXT_SEARCH_SPAN`, by default the one
+    before ``until`` (or now)."""
     limit: int = 50
     offset: int = 0
 
@@ -165,6 +176,23 @@ class RunFilter:
                 f"limit must be 1 to 500 and offset ≥ 0, got limit={self.limit}, "
                 f"offset={self.offset}"
             )
+        if (
+            self.text
+            and self.since
+            and self.since + TEXT_SEARCH_SPAN < (self.until or datetime.now(UTC))
+        ):
+            raise ValueError(
+                f"a text search reads at most {TEXT_SEARCH_SPAN.days} day of runs; set Since "
+                "and Until less than a day apart, or search without text"
+            )
+
+    def bounded(self, now: datetime) -> RunFilter:
+        """This filter with a text search's default range filled in (the day before ``until``,
+        or ``now``)."""
+        if not self.text or self.since is not None:
+            return self
+        until = self.until or now
+        return replace(self, since=until - TEXT_SEARCH_SPAN, until=until)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,84 +234,72 @@ class RunAnalytics(Store):
     """Read-only figures and searches over the transcript store's runs."""
 
     async def overview(self, window: Window, *, now: datetime | None = None) -> Overview:
-        """The runs started in the ``window`` up to ``now`` (default: the current time).
+        """The runs of the ``window``'s buckets up to ``now`` (default: the current time): from
+        the start of the bucket holding ``now - span`` to the end of the one holding ``now``.
 
         Raises:
             StoreError: The database failed.
         """
         until = now or datetime.now(UTC)
-        since = until - window.span
-        in_window = and_(RunRow.created_at >= since, RunRow.created_at <= until)
-        bucket = self._bucket(window.bucket_s).label("bucket")
+        width = window.bucket_s
+        first = math.floor((until - window.span).timestamp() / width)
+        last = math.floor(until.timestamp() / width)
+        rollup = run_rollups.c
+        in_window = and_(
+            rollup.bucket_start >= first * width, rollup.bucket_start < (last + 1) * width
+        )
+        bucket = (rollup.bucket_start // width).label("bucket")
         groups = (
             select(
                 bucket,
-                RunRow.route,
-                RunRow.escalated,
-                RunRow.degraded,
-                func.count(),
-                func.sum(RunRow.cost_usd),
-                func.sum(RunRow.lead_only_cost_usd),
-                func.sum(case((RunRow.failure_kind.is_not(None), 1), else_=0)),
+                rollup.category,
+                func.sum(rollup.runs),
+                func.sum(rollup.errors),
+                func.sum(rollup.cost_usd),
+                func.sum(rollup.lead_only_cost_usd),
             )
             .where(in_window)
-            .group_by(bucket, RunRow.route, RunRow.escalated, RunRow.degraded)
+            .group_by(bucket, rollup.category)
         )
+        histogram = select(*(func.sum(rollup[name]) for name in LATENCY_COLUMNS)).where(in_window)
         with wrap_errors("overview", self._url):
             async with self._engine.connect() as connection:
                 rows = (await connection.execute(groups)).all()
-                runs = sum(row[4] for row in rows)
-                p50, p95 = (
-                    [
-                        await connection.scalar(
-                            select(RunRow.latency_ms)
-                            .where(in_window)
-                            .order_by(RunRow.latency_ms)
-                            .offset(_rank(q, runs))
-                            .limit(1)
-                        )
-                        for q in (0.5, 0.95)
-                    ]
-                    if runs
-                    else [None, None]
-                )
+                bins = [int(n or 0) for n in (await connection.execute(histogram)).one()]
         by_bucket: dict[int, dict[str, int]] = {}
         by_category: dict[str, int] = {}
         cost = lead_only = 0.0
         errors = 0
-        for start, route, escalated, degraded, count, spent, lead_cost, failed in rows:
-            category = route_category(route, escalated=escalated, degraded=degraded)
-            counts = by_bucket.setdefault(int(start), {})
-            counts[category] = counts.get(category, 0) + count
-            by_category[category] = by_category.get(category, 0) + count
-            cost += spent or 0.0
-            lead_only += lead_cost or 0.0
-            errors += failed or 0
-        first = math.floor(since.timestamp() / window.bucket_s)
-        last = math.floor(until.timestamp() / window.bucket_s)
-        buckets = [
-            Bucket(
-                start=datetime.fromtimestamp(n * window.bucket_s, UTC),
-                counts=by_bucket.get(n, {}),
-            )
-            for n in range(first, last + 1)
-        ]
+        for number, category, count, failed, spent, lead_cost in rows:
+            by_bucket.setdefault(int(number), {})[category] = int(count)
+            by_category[category] = by_category.get(category, 0) + int(count)
+            errors += int(failed)
+            cost += spent
+            lead_only += lead_cost
+        runs = sum(by_category.values())
         return Overview(
             window=window,
-            since=since,
+            since=datetime.fromtimestamp(first * width, UTC),
             until=until,
             runs=runs,
             by_category=dict(sorted(by_category.items())),
-            buckets=buckets,
+            buckets=[
+                Bucket(
+                    start=datetime.fromtimestamp(n * width, UTC),
+                    counts=dict(sorted(by_bucket.get(n, {}).items())),
+                )
+                for n in range(first, last + 1)
+            ],
             cost_usd=cost,
             lead_only_cost_usd=lead_only,
             errors=errors,
-            latency_p50_ms=p50,
-            latency_p95_ms=p95,
+            latency_p50_ms=_percentile(bins, 0.5),
+            latency_p95_ms=_percentile(bins, 0.95),
         )
 
-    async def search(self, where: RunFilter) -> list[RunSummary]:
-        """Runs that match ``where``, newest first, with their feedback counts.
+    async def search(self, where: RunFilter, *, now: datetime | None = None) -> list[RunSummary]:
+        """Runs that match ``where`` (:meth:`RunFilter.bounded` at ``now``, default the current
+        time), newest first, with their feedback counts.
 
         Raises:
             StoreError: The database failed.
@@ -308,7 +324,7 @@ class RunAnalytics(Store):
                 RunRow.created_at,
                 feedback_count,
             )
-            .where(*_conditions(where))
+            .where(*_conditions(where.bounded(now or datetime.now(UTC))))
             .order_by(RunRow.created_at.desc(), RunRow.id.desc())
             .limit(where.limit)
             .offset(where.offset)
@@ -334,18 +350,24 @@ class RunAnalytics(Store):
             for row in rows
         ]
 
-    def _bucket(self, width_s: int) -> ColumnElement[Any]:
-        """The bucket number of a run's start (Unix seconds // ``width_s``), in this dialect."""
-        if self.database.dialect == "postgresql":
-            seconds = func.extract("epoch", RunRow.created_at)
-            return cast(func.floor(seconds / width_s), BigInteger)
-        # SQLite keeps UTCDateTime as UTC text, which strftime reads.
-        return cast(func.strftime("%s", RunRow.created_at), Integer) / width_s
 
-
-def _rank(quantile: float, count: int) -> int:
-    """The 0-based position of the ``quantile`` (nearest rank) among ``count`` sorted values."""
-    return max(0, math.ceil(quantile * count) - 1)
+def _percentile(bins: list[int], quantile: float) -> float | None:
+    """The nearest-rank ``quantile`` of a latency histogram, placed linearly inside its bin (so
+    within the bin of the exact value); the open last bin answers its lower bound. None when
+    empty."""
+    count = sum(bins)
+    if not count:
+        return None
+    rank = max(1, math.ceil(quantile * count))
+    below = 0
+    for index, in_bin in enumerate(bins):
+        if below + in_bin >= rank:
+            low, high = latency_bin_bounds(index)
+            if math.isinf(high):
+                return low
+            return low + (high - low) * (rank - below) / in_bin
+        below += in_bin
+    raise AssertionError("unreachable: the ranks add up to the count")
 
 
 def _conditions(where: RunFilter) -> list[ColumnElement[bool]]:

@@ -164,6 +164,7 @@ async def test_migration_matches_the_orm_metadata(database_url: str) -> None:
         "stored_responses",
         "audits",
         "console_sessions",
+        "run_rollups",
     }
 
 
