@@ -62,20 +62,28 @@ TEXT_SEARCH_SPAN = timedelta(days=1)
 """The widest time range a text search reads: it looks inside every run in it."""
 
 
-class Window(enum.Enum):
-    """An overview's span and the width of its buckets (seconds)."""
+class Window(enum.StrEnum):
+    """An overview's span, named as the console and ``GET /v1/admin/overview?window=`` say it."""
 
-    hour = (3600, 300)
-    day = (86400, 3600)
-    week = (7 * 86400, 6 * 3600)
+    hour = "hour"
+    day = "day"
+    week = "week"
 
     @property
     def span(self) -> timedelta:
-        return timedelta(seconds=self.value[0])
+        return _SPANS[self][0]
 
     @property
     def bucket_s(self) -> int:
-        return self.value[1]
+        """The width of its buckets (seconds), a multiple of the rollup's five minutes."""
+        return _SPANS[self][1]
+
+
+_SPANS = {
+    Window.hour: (timedelta(hours=1), 300),
+    Window.day: (timedelta(days=1), 3600),
+    Window.week: (timedelta(days=7), 6 * 3600),
+}
 
 
 @dataclass(frozen=True, slots=True)
