@@ -16,7 +16,8 @@ import pytest
 from distill.registry import RegistryStore
 from orchestrator.testing import reply
 from serving.keys import KeyStore
-from tests.api.test_chat_api import Api, ask, serving
+from tests.api.test_chat_api import ask
+from tests.helpers.api_server import Api, serving
 from tests.helpers.registry import promoted
 from tests.helpers.stores import open_store
 
