@@ -24,6 +24,7 @@ from database.tables.batches import (
     FileRow,
     WorkerRow,
 )
+from database.tables.console import ConsoleSessionRow
 from database.tables.keys import (
     KEY_NAME_LENGTH,
     KEY_PREFIX_LENGTH,
@@ -42,6 +43,7 @@ from database.tables.registry import (
     SpecialistVersionRow,
 )
 from database.tables.responses import StoredResponseRow
+from database.tables.rollups import RunFigures, add_rollups, rollup_rows, run_rollups
 from database.tables.runs import FeedbackRow, HandedOverCallRow, LeadCallRow, RunRow, ToolCallRow
 
 __all__ = [
@@ -59,6 +61,7 @@ __all__ = [
     "Base",
     "BatchItemRow",
     "BatchJobRow",
+    "ConsoleSessionRow",
     "DistillJobRow",
     "FeedbackRow",
     "FileRow",
@@ -68,6 +71,7 @@ __all__ = [
     "ProposalRow",
     "RegisteredSpecialistRow",
     "RegistryStateRow",
+    "RunFigures",
     "RunRow",
     "SpecialistEventRow",
     "SpecialistVersionRow",
@@ -75,5 +79,8 @@ __all__ = [
     "ToolCallRow",
     "WorkerRow",
     "WriteProbeRow",
+    "add_rollups",
+    "rollup_rows",
+    "run_rollups",
     "table_of",
 ]

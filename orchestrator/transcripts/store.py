@@ -24,8 +24,11 @@ from database.tables import (
     FeedbackRow,
     HandedOverCallRow,
     LeadCallRow,
+    RunFigures,
     RunRow,
     ToolCallRow,
+    add_rollups,
+    rollup_rows,
 )
 from orchestrator.handover import Handover
 from orchestrator.outcome import FINISH_REASONS, Failure, FailureKind, FinishReason
@@ -69,6 +72,10 @@ class TranscriptStore(Store):
                 # this halves the CPU it costs.
                 async with self._writing(), self._engine.begin() as connection:
                     await connection.execute(insert(RunRow), run_values)
+                    # The overview's rollup, in the same transaction: never behind the runs.
+                    await connection.execute(
+                        add_rollups(self.database.dialect), rollup_rows([_figures(run_values)])
+                    )
                     if lead_values:
                         await connection.execute(insert(LeadCallRow), lead_values)
                     if tool_values:
@@ -316,6 +323,19 @@ def _run_rows(run: RunRecord) -> tuple[dict[str, Any], Rows, Rows]:
         for seq, call in enumerate(run.tool_calls)
     ]
     return run_values, lead_values, tool_values
+
+
+def _figures(values: Mapping[str, Any]) -> RunFigures:
+    return RunFigures(
+        created_at=values["created_at"],
+        route=values["route"],
+        escalated=values["escalated"],
+        degraded=values["degraded"],
+        failed=values["failure_kind"] is not None,
+        cost_usd=values["cost_usd"],
+        lead_only_cost_usd=values["lead_only_cost_usd"],
+        latency_ms=values["latency_ms"],
+    )
 
 
 def _run_record(row: RunRow, *, with_children: bool) -> RunRecord:

@@ -15,8 +15,12 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from database import Database
+from distill.jobs import DistillJobStore
+from distill.registry import RegistryStore
 from orchestrator.transcripts import TranscriptSpool, TranscriptStore
-from serving.api import batches, chat, feedback, files, responses
+from orchestrator.transcripts.analytics import RunAnalytics
+from serving import console
+from serving.api import admin, batches, chat, feedback, files, responses
 from serving.api.drain import Drain, RefuseWhileDraining
 from serving.api.errors import install_error_handlers
 from serving.api.limits import BodySizeLimit
@@ -26,6 +30,7 @@ from serving.api.roi_metrics import RoiGauges
 from serving.batch.expiry import expiry_sweeper
 from serving.batch.store import BatchStore, FileStore
 from serving.batch.worker import background_worker
+from serving.console.sessions import SessionStore
 from serving.keys import KeyStore
 from serving.orchestration import audit_sampler, build_orchestrator, catalog_sync
 from serving.runtime import build_backend, roi_config
@@ -57,6 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(files.router)
     app.include_router(batches.router)
     app.include_router(observability_router)
+    app.include_router(admin.router)
+    console.install(app)
     app.add_middleware(RefuseWhileDraining, drain=app.state.drain)
     app.add_middleware(
         BodySizeLimit,
@@ -108,6 +115,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         app.state.batches = BatchStore(database)
         app.state.files = FileStore(database)
+        app.state.analytics = RunAnalytics(database)
+        app.state.registry = RegistryStore(database)
+        app.state.distill_jobs = DistillJobStore(database)
+        app.state.console_sessions = SessionStore(database)
         await stack.enter_async_context(
             expiry_sweeper(
                 app.state.files,

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from database import Database
 from distill.catalog import known_catalog
-from distill.promotion import Promoter, choose_version, served_base
+from distill.promotion import Promoter, choose_version
 from distill.registry import RegistrySnapshot, RegistryStore, SpecialistVersion
 from orchestrator.audits import (
     AuditStore,
@@ -23,7 +23,8 @@ from orchestrator.audits import (
 from serving.cli import specialists_roi_cmd
 from serving.cli.output import console, log_to_stderr, print_json
 from serving.cli.specialist_events_cmd import events, pause, resume
-from serving.runtime import audit_policy, build_backend, distill_config
+from serving.operations import build_promoter
+from serving.runtime import audit_policy, build_backend
 from serving.settings import Settings, get_settings
 from serving.stores import run_with_database
 from specialists.catalog import DEFAULT_SPECIALISTS, Catalog, Specialist
@@ -255,16 +256,9 @@ async def _promoter(
     settings: Settings, registry: RegistryStore, action: Callable[[Promoter], Awaitable[T]]
 ) -> T:
     """Run ``action`` with a :class:`Promoter` (and the vLLM client, with the vLLM backend)."""
-    config = distill_config(settings)
     vllm = build_backend(settings) if settings.slm.backend == "vllm" else None
     assert vllm is None or isinstance(vllm, VLLMBackend)
-    promoter = Promoter(
-        registry,
-        base_catalog=config.catalog,
-        served=served_base(config),
-        vllm=vllm,
-        log=log_to_stderr,
-    )
+    promoter = build_promoter(settings, registry, vllm, log=log_to_stderr)
     try:
         return await action(promoter)
     finally:

@@ -28,7 +28,7 @@ from orchestrator.testing import ScriptedLead, reply
 from orchestrator.transcripts import TranscriptStore
 from serving.api.app import create_app
 from serving.settings import Settings
-from tests.api.test_chat_api import start_server
+from tests.helpers.api_server import start_server
 from tests.helpers.outage import read_only, take_down
 from tests.helpers.stores import open_store
 

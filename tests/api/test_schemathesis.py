@@ -34,7 +34,7 @@ from orchestrator.testing import ScriptedLead, reply
 from serving.api.app import create_app
 from serving.keys import KeyStore
 from serving.settings import Settings
-from tests.api.test_chat_api import start_server
+from tests.helpers.api_server import start_server
 from tests.helpers.stores import open_store
 
 MAX_EXAMPLES = 25

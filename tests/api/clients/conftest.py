@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.test_chat_api import Api, serving
 from tests.conftest import link_smollm2
+from tests.helpers.api_server import Api, serving
 
 
 @pytest.fixture(scope="module")

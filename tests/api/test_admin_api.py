@@ -1,0 +1,101 @@
+"""``/v1/admin``, the console's actions as an API, through a real server: an admin key does each
+one, any other key is refused every one (403), and what is not there is a 404."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from orchestrator.testing import reply
+from serving.keys import KeyStore
+from tests.api.test_chat_api import ask
+from tests.helpers.api_server import Api, serving
+from tests.helpers.stores import open_store
+
+ACTIONS = [
+    ("GET", "/v1/admin/overview", None),
+    ("GET", "/v1/admin/runs", None),
+    ("GET", "/v1/admin/runs/nosuchrun", None),
+    ("GET", "/v1/admin/specialists", None),
+    ("POST", "/v1/admin/specialists/math/promote", {}),
+    ("POST", "/v1/admin/specialists/math/rollback", None),
+    ("GET", "/v1/admin/keys", None),
+    ("POST", "/v1/admin/keys", {"name": "x"}),
+    ("POST", "/v1/admin/keys/nosuchkey/revoke", None),
+    ("GET", "/v1/admin/proposals", None),
+    ("POST", "/v1/admin/proposals/1/accept", None),
+    ("POST", "/v1/admin/proposals/1/dismiss", None),
+    ("GET", "/v1/admin/distill/jobs", None),
+]
+
+
+@pytest.fixture
+def api(
+    home_with_smollm2: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Api]:
+    with serving(database_url, monkeypatch) as served:
+        yield served
+
+
+def _admin_key(url: str) -> str:
+    async def create() -> str:
+        keys = await open_store(KeyStore, url)
+        _, plaintext = await keys.create("operator", admin=True)
+        await keys.database.close()
+        return plaintext
+
+    return asyncio.run(create())
+
+
+def test_every_admin_action_needs_an_admin_key(api: Api) -> None:
+    with httpx.Client(base_url=api.url) as http:
+        for method, path, body in ACTIONS:
+            anonymous = http.request(method, path, json=body)
+            refused = http.request(
+                method, path, json=body, headers={"Authorization": f"Bearer {api.key}"}
+            )
+            assert anonymous.status_code == 401, path
+            assert refused.status_code == 403, path
+            assert refused.json()["error"]["code"] == "permission_denied"
+
+
+def test_an_admin_key_does_each_action(api: Api) -> None:
+    admin = _admin_key(api.settings.database_url)
+    api.lead.enqueue(reply("Paris."))
+    run_id = ask(api, "understudy-llm", "Capital of France?").model_extra["understudy"]["run_id"]
+    with httpx.Client(base_url=api.url, headers={"Authorization": f"Bearer {admin}"}) as http:
+
+        def call(method: str, path: str, expect: int, body: object = None) -> dict:
+            response = http.request(method, path, json=body)
+            assert response.status_code == expect, (path, response.text)
+            return response.json()
+
+        for window in ("hour", "day", "week"):
+            overview = call("GET", f"/v1/admin/overview?window={window}", 200)
+            assert (overview["window"], overview["runs"]) == (window, 1)
+            assert overview["by_category"] == {"lead": 1}
+        assert call("GET", "/v1/admin/overview?window=year", 400)["error"]
+        found = call("GET", "/v1/admin/runs?text=France", 200)["data"]
+        assert [r["run_id"] for r in found] == [run_id]
+        assert call("GET", f"/v1/admin/runs/{run_id}", 200)["answer"] == "Paris."
+        assert call("GET", "/v1/admin/runs/nosuchrun", 404)["error"]["code"] == "run_not_found"
+        assert call("GET", "/v1/admin/specialists", 200)["data"] == []
+        # Nothing to promote or roll back: the registry's refusal, as the CLI's.
+        refused = call("POST", "/v1/admin/specialists/nosuch/promote", 409, {})
+        assert refused["error"]["code"] == "promotion_refused"
+        call("POST", "/v1/admin/specialists/nosuch/rollback", 409)
+        created = call("POST", "/v1/admin/keys", 200, {"name": "reporting"})
+        assert created["key"].startswith("us-")
+        listed = call("GET", "/v1/admin/keys", 200)["data"]
+        assert "reporting" in [k["name"] for k in listed]
+        assert all("key" not in k for k in listed)  # the secret is shown once, at creation
+        assert call("POST", f"/v1/admin/keys/{created['id']}/revoke", 200)["revoked_at"]
+        call("POST", "/v1/admin/keys/nosuchkey/revoke", 404)
+        assert call("GET", "/v1/admin/proposals", 200)["data"] == []
+        call("POST", "/v1/admin/proposals/1/accept", 404)
+        call("POST", "/v1/admin/proposals/1/dismiss", 404)
+        assert call("GET", "/v1/admin/distill/jobs", 200)["data"] == []
