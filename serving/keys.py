@@ -38,7 +38,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from database.engine import Database, Store, wrap_errors
-from database.tables import KEY_NAME_LENGTH, KEY_PREFIX_LENGTH, ApiKeyRow, ApiKeyUsageRow, table_of
+from database.tables import (
+    KEY_NAME_LENGTH,
+    KEY_PREFIX_LENGTH,
+    MAX_REQUESTS_PER_MINUTE,
+    MAX_TOKENS_PER_DAY,
+    ApiKeyRow,
+    ApiKeyUsageRow,
+    table_of,
+)
 from serving.protocol import OnDegraded
 from specialists.errors import UnderstudyError
 
@@ -152,8 +160,8 @@ class KeyStore(Store):
         name = name.strip()
         if not name or len(name) > KEY_NAME_LENGTH:
             raise ValueError(f"key name must be 1 to {KEY_NAME_LENGTH} characters, got {name!r}")
-        _check_limit("requests_per_minute", requests_per_minute)
-        _check_limit("tokens_per_day", tokens_per_day)
+        _check_limit("requests_per_minute", requests_per_minute, MAX_REQUESTS_PER_MINUTE)
+        _check_limit("tokens_per_day", tokens_per_day, MAX_TOKENS_PER_DAY)
         plaintext = KEY_MARKER + secrets.token_urlsafe(KEY_RANDOM_BYTES)
         key = ApiKey(
             id=uuid.uuid4().hex,
@@ -420,9 +428,13 @@ def _hash(plaintext: str) -> str:
     return hashlib.sha256(plaintext.encode()).hexdigest()
 
 
-def _check_limit(name: str, value: int | None) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ValueError(f"{name} must be a positive integer or None (no limit), got {value!r}")
+def _check_limit(name: str, value: int | None, maximum: int) -> None:
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum
+    ):
+        raise ValueError(
+            f"{name} must be an integer from 1 to {maximum:,} or None (no limit), got {value!r}"
+        )
 
 
 def _utc(now: datetime | None) -> datetime:

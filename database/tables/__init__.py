@@ -10,6 +10,7 @@ table on ``Base.metadata``, which the Alembic environment compares against.
 
 from database.tables.audits import AuditRow
 from database.tables.base import (
+    KEY_ID_LENGTH,
     MODE_LENGTH,
     RUN_ID_LENGTH,
     WORKER_ID_LENGTH,
@@ -28,6 +29,8 @@ from database.tables.console import ConsoleSessionRow
 from database.tables.keys import (
     KEY_NAME_LENGTH,
     KEY_PREFIX_LENGTH,
+    MAX_REQUESTS_PER_MINUTE,
+    MAX_TOKENS_PER_DAY,
     ApiKeyRow,
     ApiKeyUsageRow,
     WriteProbeRow,
@@ -49,8 +52,11 @@ from database.tables.runs import FeedbackRow, HandedOverCallRow, LeadCallRow, Ru
 __all__ = [
     "CUSTOM_ID_LENGTH",
     "ITEM_STATUSES",
+    "KEY_ID_LENGTH",
     "KEY_NAME_LENGTH",
     "KEY_PREFIX_LENGTH",
+    "MAX_REQUESTS_PER_MINUTE",
+    "MAX_TOKENS_PER_DAY",
     "MODE_LENGTH",
     "RUN_ID_LENGTH",
     "SPECIALIST_NAME_LENGTH",

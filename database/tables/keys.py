@@ -30,6 +30,10 @@ KEY_PREFIX_LENGTH = 12
 """Characters of the plaintext key kept for display (``us-`` and nine random characters)."""
 KEY_HASH_LENGTH = 64
 """Hex SHA-256."""
+MAX_REQUESTS_PER_MINUTE = 2**31 - 1
+"""Largest per-minute limit (an ``Integer`` column)."""
+MAX_TOKENS_PER_DAY = 2**63 - 1
+"""Largest daily token limit (a ``BigInteger`` column)."""
 USAGE_KIND_LENGTH = 8
 """Longest usage window kind (``minute``, ``day``)."""
 ON_DEGRADED_LENGTH = 16

@@ -46,6 +46,8 @@ __all__ = [
     "DEGRADED",
     "ESCALATED",
     "LEAD",
+    "SEARCH_LIMIT_MAX",
+    "SEARCH_OFFSET_MAX",
     "SPECIALIST_PREFIX",
     "TEXT_SEARCH_SPAN",
     "Bucket",
@@ -53,6 +55,7 @@ __all__ = [
     "Overview",
     "RunAnalytics",
     "RunFilter",
+    "RunFilterError",
     "RunSummary",
     "Window",
     "route_category",
@@ -60,6 +63,14 @@ __all__ = [
 
 TEXT_SEARCH_SPAN = timedelta(days=1)
 """The widest time range a text search reads: it looks inside every run in it."""
+SEARCH_LIMIT_MAX = 500
+"""Most runs in one page of a search."""
+SEARCH_OFFSET_MAX = 1_000_000
+"""Deepest page of a search: beyond it, narrow the filter (the database skips every row)."""
+
+
+class RunFilterError(ValueError):
+    """A search its caller must change: says which field and why."""
 
 
 class Window(enum.StrEnum):
@@ -179,20 +190,27 @@ class RunFilter:
     offset: int = 0
 
     def __post_init__(self) -> None:
-        if not 1 <= self.limit <= 500 or self.offset < 0:
-            raise ValueError(
-                f"limit must be 1 to 500 and offset ≥ 0, got limit={self.limit}, "
-                f"offset={self.offset}"
+        if not 1 <= self.limit <= SEARCH_LIMIT_MAX or not 0 <= self.offset <= SEARCH_OFFSET_MAX:
+            raise RunFilterError(
+                f"limit must be 1 to {SEARCH_LIMIT_MAX} and offset 0 to {SEARCH_OFFSET_MAX:,}, "
+                f"got limit={self.limit}, offset={self.offset}"
             )
-        if (
-            self.text
-            and self.since
-            and self.since + TEXT_SEARCH_SPAN < (self.until or datetime.now(UTC))
-        ):
-            raise ValueError(
+        # A moment without a zone is read as UTC, as the console's date fields are.
+        for field in ("since", "until"):
+            moment = getattr(self, field)
+            if moment is not None and moment.tzinfo is None:
+                object.__setattr__(self, field, moment.replace(tzinfo=UTC))
+        if self.since and self.until and self.since > self.until:
+            raise RunFilterError(f"since ({self.since}) is after until ({self.until})")
+        if self.text and self.since and self.until_or_now - self.since > TEXT_SEARCH_SPAN:
+            raise RunFilterError(
                 f"a text search reads at most {TEXT_SEARCH_SPAN.days} day of runs; set Since "
                 "and Until less than a day apart, or search without text"
             )
+
+    @property
+    def until_or_now(self) -> datetime:
+        return self.until or datetime.now(UTC)
 
     def bounded(self, now: datetime) -> RunFilter:
         """This filter with a text search's default range filled in (the day before ``until``,
@@ -200,7 +218,9 @@ class RunFilter:
         if not self.text or self.since is not None:
             return self
         until = self.until or now
-        return replace(self, since=until - TEXT_SEARCH_SPAN, until=until)
+        earliest = datetime.min.replace(tzinfo=UTC)
+        since = earliest if until - earliest < TEXT_SEARCH_SPAN else until - TEXT_SEARCH_SPAN
+        return replace(self, since=since, until=until)
 
 
 @dataclass(frozen=True, slots=True)

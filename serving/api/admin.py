@@ -6,16 +6,32 @@ batches and files are the ordinary ``/v1`` endpoints, which admin keys see whole
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from database.tables import (
+    KEY_ID_LENGTH,
+    KEY_NAME_LENGTH,
+    MAX_REQUESTS_PER_MINUTE,
+    MAX_TOKENS_PER_DAY,
+    RUN_ID_LENGTH,
+    SPECIALIST_NAME_LENGTH,
+)
 from distill.jobs import DistillJobStore
 from distill.registry import NotInRegistry, RegistryError
 from orchestrator.transcripts import RunNotFound, TranscriptStore
-from orchestrator.transcripts.analytics import FeedbackFilter, RunAnalytics, RunFilter, Window
+from orchestrator.transcripts.analytics import (
+    SEARCH_LIMIT_MAX,
+    SEARCH_OFFSET_MAX,
+    FeedbackFilter,
+    RunAnalytics,
+    RunFilter,
+    RunFilterError,
+    Window,
+)
 from serving import operations
 from serving.api.auth import require_api_key
 from serving.keys import ApiKey, KeyNotFound, KeyStore
@@ -41,6 +57,16 @@ async def require_admin(key: Annotated[ApiKey, Depends(require_api_key)]) -> Api
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 
+# Every input is bounded: an id the database cannot hold is a 422, never a driver error.
+RunIdPath = Annotated[str, Path(min_length=1, max_length=RUN_ID_LENGTH, description="A run id.")]
+KeyIdPath = Annotated[str, Path(min_length=1, max_length=KEY_ID_LENGTH, description="A key id.")]
+SpecialistPath = Annotated[
+    str,
+    Path(min_length=1, max_length=SPECIALIST_NAME_LENGTH, description="A specialist, e.g. math."),
+]
+ProposalIdPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="A proposal id.")]
+ShortText = Annotated[str | None, Query(min_length=1, max_length=64)]
+
 
 @router.get("/overview")
 async def overview(request: Request, window: Window = Window.day) -> dict[str, Any]:
@@ -51,26 +77,32 @@ async def overview(request: Request, window: Window = Window.day) -> dict[str, A
 @router.get("/runs")
 async def search_runs(
     request: Request,
-    mode: str | None = None,
-    route: str | None = None,
-    specialist: str | None = None,
+    mode: ShortText = None,
+    route: ShortText = None,
+    specialist: ShortText = None,
     degraded: bool | None = None,
     feedback: FeedbackFilter | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    text: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    text: Annotated[str | None, Query(min_length=1, max_length=500)] = None,
+    limit: Annotated[int, Query(ge=1, le=SEARCH_LIMIT_MAX)] = 50,
+    offset: Annotated[int, Query(ge=0, le=SEARCH_OFFSET_MAX)] = 0,
 ) -> dict[str, Any]:
+    """Runs, newest first. Moments without a zone are UTC; a ``text`` search spans a day at
+    most (by default the day before ``until``)."""
+    try:
+        where = RunFilter(
+            mode, route, specialist, degraded, feedback, since, until, text, limit, offset
+        )
+    except RunFilterError as exc:
+        raise ProtocolError(400, "invalid_filter", str(exc)) from exc
     analytics: RunAnalytics = request.app.state.analytics
-    found = await analytics.search(
-        RunFilter(mode, route, specialist, degraded, feedback, since, until, text, limit, offset)
-    )
+    found = await analytics.search(where)
     return {"object": "list", "data": [summary.as_dict() for summary in found]}
 
 
 @router.get("/runs/{run_id}")
-async def get_run(run_id: str, request: Request) -> dict[str, Any]:
+async def get_run(run_id: RunIdPath, request: Request) -> dict[str, Any]:
     store: TranscriptStore = request.app.state.store
     try:
         record = await store.get_run(run_id)
@@ -96,7 +128,7 @@ class PromoteRequest(BaseModel):
 
 
 @router.post("/specialists/{name}/promote")
-async def promote(name: str, body: PromoteRequest, request: Request) -> dict[str, Any]:
+async def promote(name: SpecialistPath, body: PromoteRequest, request: Request) -> dict[str, Any]:
     try:
         promoted = await operations.promote(
             request.app.state, name, body.version, canary=body.canary, now=body.now, actor="api"
@@ -107,7 +139,7 @@ async def promote(name: str, body: PromoteRequest, request: Request) -> dict[str
 
 
 @router.post("/specialists/{name}/rollback")
-async def rollback(name: str, request: Request) -> dict[str, Any]:
+async def rollback(name: SpecialistPath, request: Request) -> dict[str, Any]:
     try:
         retired, restored = await operations.rollback(request.app.state, name, actor="api")
     except UnderstudyError as exc:
@@ -128,9 +160,11 @@ async def list_keys(request: Request, include_revoked: bool = False) -> dict[str
 
 class KeyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=100)
-    requests_per_minute: int | None = Field(None, ge=1)
-    tokens_per_day: int | None = Field(None, ge=1)
+    name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=KEY_NAME_LENGTH)
+    ]
+    requests_per_minute: int | None = Field(None, ge=1, le=MAX_REQUESTS_PER_MINUTE)
+    tokens_per_day: int | None = Field(None, ge=1, le=MAX_TOKENS_PER_DAY)
     admin: bool = False
 
 
@@ -148,7 +182,7 @@ async def create_key(body: KeyRequest, request: Request) -> dict[str, Any]:
 
 
 @router.post("/keys/{key_id}/revoke")
-async def revoke_key(key_id: str, request: Request) -> dict[str, Any]:
+async def revoke_key(key_id: KeyIdPath, request: Request) -> dict[str, Any]:
     keys: KeyStore = request.app.state.keys
     try:
         return operations.key_dict(await keys.revoke(key_id))
@@ -157,13 +191,15 @@ async def revoke_key(key_id: str, request: Request) -> dict[str, Any]:
 
 
 @router.get("/proposals")
-async def list_proposals(request: Request, status: str | None = None) -> dict[str, Any]:
+async def list_proposals(
+    request: Request, status: Literal["open", "accepted", "dismissed"] | None = None
+) -> dict[str, Any]:
     found = await request.app.state.registry.list_proposals(status=status)
     return {"object": "list", "data": [operations.proposal_dict(p) for p in found]}
 
 
 @router.post("/proposals/{proposal_id}/accept")
-async def accept_proposal(proposal_id: int, request: Request) -> dict[str, Any]:
+async def accept_proposal(proposal_id: ProposalIdPath, request: Request) -> dict[str, Any]:
     try:
         definition = await operations.accept_proposal(request.app.state, proposal_id)
     except UnderstudyError as exc:
@@ -172,7 +208,7 @@ async def accept_proposal(proposal_id: int, request: Request) -> dict[str, Any]:
 
 
 @router.post("/proposals/{proposal_id}/dismiss")
-async def dismiss_proposal(proposal_id: int, request: Request) -> dict[str, Any]:
+async def dismiss_proposal(proposal_id: ProposalIdPath, request: Request) -> dict[str, Any]:
     try:
         proposal = await request.app.state.registry.dismiss_proposal(proposal_id)
     except UnderstudyError as exc:

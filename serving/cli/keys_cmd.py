@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.table import Table
 
+from database.tables import MAX_REQUESTS_PER_MINUTE, MAX_TOKENS_PER_DAY
 from serving.cli.output import console, err_console, print_json
 from serving.keys import ApiKey, KeyStore
 from serving.protocol import OnDegraded
@@ -36,6 +37,7 @@ def create(
         typer.Option(
             "--rpm",
             min=0,
+            max=MAX_REQUESTS_PER_MINUTE,
             help="Requests per minute, 0 for none (default: the api.default_* setting).",
         ),
     ] = None,
@@ -43,6 +45,7 @@ def create(
         int | None,
         typer.Option(
             min=0,
+            max=MAX_TOKENS_PER_DAY,
             help="Tokens per UTC day, 0 for none (default: the api.default_* setting).",
         ),
     ] = None,

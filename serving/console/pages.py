@@ -9,7 +9,13 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from orchestrator.transcripts import RunNotFound, TranscriptStore
-from orchestrator.transcripts.analytics import FeedbackFilter, RunAnalytics, RunFilter, Window
+from orchestrator.transcripts.analytics import (
+    SEARCH_OFFSET_MAX,
+    FeedbackFilter,
+    RunAnalytics,
+    RunFilter,
+    Window,
+)
 from serving.console.auth import (
     LOGIN_COOKIE,
     SESSION_COOKIE,
@@ -103,7 +109,7 @@ async def runs(
     since: str = "",
     until: str = "",
     text: str = "",
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=SEARCH_OFFSET_MAX)] = 0,
 ) -> Response:
     form = {
         "mode": mode,

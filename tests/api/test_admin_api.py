@@ -99,3 +99,28 @@ def test_an_admin_key_does_each_action(api: Api) -> None:
         call("POST", "/v1/admin/proposals/1/accept", 404)
         call("POST", "/v1/admin/proposals/1/dismiss", 404)
         assert call("GET", "/v1/admin/distill/jobs", 200)["data"] == []
+
+
+def test_admin_inputs_out_of_bounds_are_refused_by_name(api: Api) -> None:
+    """What the database cannot hold or would read whole is a 4xx that says so, never a 500."""
+    admin = _admin_key(api.settings.database_url)
+    with httpx.Client(base_url=api.url, headers={"Authorization": f"Bearer {admin}"}) as http:
+        wide = http.get(
+            "/v1/admin/runs",
+            params={"text": "x", "since": "2026-01-01T00:00:00", "until": "2026-02-01T00:00:00"},
+        )
+        assert wide.status_code == 400, wide.text
+        assert wide.json()["error"]["code"] == "invalid_filter"
+        assert "at most 1 day" in wide.json()["error"]["message"]
+        for path, body in [
+            ("/v1/admin/runs?offset=1000000000000000000000", None),
+            ("/v1/admin/proposals/99999999999999999999/accept", None),
+            ("/v1/admin/runs/" + "r" * 65, None),
+            ("/v1/admin/keys", {"name": "   "}),
+            ("/v1/admin/keys", {"name": "x", "requests_per_minute": 2**31}),
+            ("/v1/admin/proposals?status=nonsense", None),
+        ]:
+            response = http.request(
+                "POST" if path.endswith(("accept", "keys")) else "GET", path, json=body
+            )
+            assert response.status_code == 400, (path, response.text)

@@ -99,7 +99,13 @@ async def test_revoke_needs_an_id_or_an_unambiguous_prefix(
 
 
 async def test_bad_arguments_are_value_errors(keys: KeyStore) -> None:
-    for name, limits in [("", {}), ("x" * 101, {}), ("ci", {"requests_per_minute": 0})]:
+    for name, limits in [
+        ("", {}),
+        ("x" * 101, {}),
+        ("ci", {"requests_per_minute": 0}),
+        ("ci", {"requests_per_minute": 2**31}),  # more than its Integer column holds
+        ("ci", {"tokens_per_day": 2**63}),
+    ]:
         with pytest.raises(ValueError):
             await keys.create(name, **limits)
     key, _ = await keys.create("ci", requests_per_minute=1, tokens_per_day=1)

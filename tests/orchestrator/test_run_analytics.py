@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,6 +19,7 @@ from orchestrator.transcripts.analytics import (
     FeedbackFilter,
     RunAnalytics,
     RunFilter,
+    RunFilterError,
     Window,
     route_category,
 )
@@ -183,12 +184,37 @@ async def test_a_search_filters_by_each_field_newest_first(
     # A text search reads one day of runs at most: the day before `until` (or now) by default.
     assert await ids(text="PARIS", until=T0 - timedelta(days=1)) == []
     assert await ids(text="PARIS", since=T0 - timedelta(hours=1), until=T0) == [lead.run_id]
-    with pytest.raises(ValueError, match="at most 1 day"):
+    with pytest.raises(RunFilterError, match="at most 1 day"):
         RunFilter(text="PARIS", since=T0 - timedelta(days=2), until=T0)
+    # Moments without a zone are UTC, as the console's date fields are.
+    naive = (T0 - timedelta(minutes=2, seconds=30)).replace(tzinfo=None)
+    assert await ids(since=naive) == [lead.run_id, accepted.run_id]
     assert await ids(since=T0 - timedelta(minutes=2, seconds=30)) == [lead.run_id, accepted.run_id]
     assert await ids(limit=1, offset=1) == [accepted.run_id]
     summary = (await analytics.search(RunFilter(route="specialist:math")))[0]
     assert (summary.category, summary.feedback) == ("specialist:math", 1)
+
+
+@pytest.mark.parametrize(
+    ("where", "complaint"),
+    [
+        ({"limit": 0}, "limit must be 1 to 500"),
+        ({"offset": 1_000_001}, "offset 0 to 1,000,000"),
+        ({"since": T0, "until": T0 - timedelta(seconds=1)}, "is after until"),
+        ({"text": "x", "since": datetime.min.replace(tzinfo=UTC)}, "at most 1 day"),
+    ],
+)
+def test_a_search_its_caller_must_change_is_refused_by_name(
+    where: dict[str, Any], complaint: str
+) -> None:
+    with pytest.raises(RunFilterError, match=complaint):
+        RunFilter(**where)
+
+
+def test_a_text_search_at_the_start_of_time_does_not_overflow() -> None:
+    start = datetime.min.replace(tzinfo=UTC)
+    bounded = RunFilter(text="x", until=start + timedelta(hours=1)).bounded(T0)
+    assert (bounded.since, bounded.until) == (start, start + timedelta(hours=1))
 
 
 async def test_migration_0017_adds_up_the_runs_stored_before_it(database_url: str) -> None:
