@@ -270,12 +270,14 @@ class _ItemRunner:
         """The specialist's first answer in a cascade run, or ``None`` when none answered.
 
         The cascade's route names the specialist it asked first (``cascade:accepted:math``,
-        ``cascade:escalated:math``; ``cascade:lead`` when none fitted), and its direct call is
-        the transcript's first tool call.
+        ``cascade:escalated:math``; ``cascade:lead`` when none fitted, ``cascade:skipped:math``
+        when the difficulty skip sent it to the lead), and its direct call is the transcript's
+        first tool call.
         """
         parts = result.route.split(":")
         first = transcript.tool_calls[0] if transcript.tool_calls else None
-        if len(parts) != 3 or first is None or first.confidence is None or first.error:
+        tried = len(parts) == 3 and parts[1] in ("accepted", "escalated")
+        if not tried or first is None or first.confidence is None or first.error:
             return None
         name = parts[2]
         specialist = self.orchestrator.catalog.get(name)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, Self
 
+from orchestrator.difficulty import DifficultyDecision
 from specialists.backend import FunctionCall, TokenLogprob
 
 FinishReason = Literal["stop", "length", "tool_calls"]
@@ -134,6 +135,10 @@ class RunResult:
     continues_run_id: str | None = None
     """The earlier run this one continues: the request answered that run's
     ``app_tool_calls``. Runs linked this way are one tool conversation, turn by turn."""
+    difficulty: DifficultyDecision | None = None
+    """Cascade's difficulty skip, when the run had a target share of lead calls: the score,
+    the threshold the target mapped to, and whether the specialist was skipped (schema
+    0018)."""
 
     @property
     def error(self) -> str | None:

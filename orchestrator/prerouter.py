@@ -33,6 +33,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from orchestrator.difficulty import DifficultyModel
 from specialists.catalog import Catalog
 from specialists.errors import ConfigurationError, ModelError
 from specialists.model_loading import MODEL_LOADING
@@ -159,6 +160,9 @@ class RouteDecision:
     """The threshold the decision was taken against."""
     best: str
     """The top-scoring specialist even below the threshold (``slm`` mode must pick one anyway)."""
+    difficulty: float | None = None
+    """P(escalated) of the prompt with ``best``, when the router has a difficulty model that
+    knows ``best`` (:mod:`orchestrator.difficulty`)."""
 
     @property
     def best_score(self) -> float:
@@ -225,6 +229,11 @@ class PreRouter:
         threshold: Score a specialist must reach to be chosen; default :data:`DEFAULT_THRESHOLD`.
             Lower it to delegate more, raise it to keep more prompts with the lead.
     """
+
+    difficulty: DifficultyModel | None = None
+    """Scores how likely cascade escalates a prompt; only a learned router has one."""
+    version: int | None = None
+    """The learned router's registered version; ``None`` for prototypes."""
 
     def __init__(
         self, catalog: Catalog, embedder: Embedder, *, threshold: float | None = None

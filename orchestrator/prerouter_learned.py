@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from orchestrator.difficulty import DifficultyModel
 from orchestrator.prerouter import Embedder, MiniLMEmbedder, PreRouter, RouteDecision
 from orchestrator.prerouter_model import NONE, RouterModel
 from orchestrator.prerouter_static import StaticEmbedder
@@ -39,36 +40,48 @@ class LearnedPreRouter(PreRouter):
         embedder: Must be the embedder the model was trained on (:func:`embedder_identity`).
         model: The trained classifier.
         version: The registry's version number of ``model``, for decisions' provenance.
+        difficulty: The version's difficulty model (cascade's skip), if it has one.
 
     Raises:
-        ModelError: ``embedder`` is not the one ``model`` was trained on.
+        ModelError: ``embedder`` is not the one ``model`` (or ``difficulty``) was trained on.
     """
 
     def __init__(
-        self, catalog: Catalog, embedder: Embedder, model: RouterModel, *, version: int | None
+        self,
+        catalog: Catalog,
+        embedder: Embedder,
+        model: RouterModel,
+        *,
+        version: int | None,
+        difficulty: DifficultyModel | None = None,
     ) -> None:
         super().__init__(catalog, embedder)
         identity = embedder_identity(embedder)
-        if identity != model.embedder:
-            raise ModelError(
-                f"the pre-router model was trained on {model.embedder} embeddings, not "
-                f"{identity}. Fix: retrain it with this embedder ('understudy router train')"
-            )
+        for trained_on in {model.embedder, difficulty.embedder if difficulty else identity}:
+            if trained_on != identity:
+                raise ModelError(
+                    f"the pre-router model was trained on {trained_on} embeddings, not "
+                    f"{identity}. Fix: retrain it with this embedder ('understudy router train')"
+                )
         self.model = model
         self.version = version
+        self.difficulty = difficulty
         # What evaluation caches key routing on: the catalog's content and the model's.
         self.fingerprint = f"{self.fingerprint}:{model.content_hash()}"
 
     def for_catalog(self, catalog: Catalog) -> LearnedPreRouter:
-        return LearnedPreRouter(catalog, self.embedder, self.model, version=self.version)
+        return LearnedPreRouter(
+            catalog, self.embedder, self.model, version=self.version, difficulty=self.difficulty
+        )
 
     def route_many(self, prompts: Sequence[str]) -> list[RouteDecision]:
         if not prompts:
             return []
-        probabilities = self.model.probabilities(self._embed(prompts))
+        vectors = self._embed(prompts)
+        probabilities = self.model.probabilities(vectors)
         column = {name: index for index, name in enumerate(self.model.classes)}
         decisions = []
-        for row in probabilities:
+        for prompt, vector, row in zip(prompts, vectors, probabilities, strict=True):
             scores = {
                 name: round(float(row[column[name]]), 4) if name in column else 0.0
                 for name in self.names
@@ -81,6 +94,11 @@ class LearnedPreRouter(PreRouter):
                     scores=scores,
                     threshold=self.model.thresholds.get(best, 1.0),
                     best=best,
+                    difficulty=(
+                        None
+                        if self.difficulty is None
+                        else self.difficulty.score(vector, prompt, best)
+                    ),
                 )
             )
         return decisions

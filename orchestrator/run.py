@@ -37,6 +37,7 @@ from orchestrator.audits import AuditSampler, audit_candidate
 from orchestrator.budget import RunBudget
 from orchestrator.canary import CanaryTier, Lineups, check_tiers
 from orchestrator.cost import PriceBook
+from orchestrator.difficulty import skip_decision
 from orchestrator.handover import Continuation, continue_history, echoed_call_ids
 from orchestrator.lead import (
     LeadConfig,
@@ -48,7 +49,7 @@ from orchestrator.lead import (
 from orchestrator.lead_call import LeadCall
 from orchestrator.lead_gate import GatedModel, LeadGate
 from orchestrator.modes import Mode
-from orchestrator.options import CallOptions
+from orchestrator.options import CallOptions, check_options
 from orchestrator.outcome import Failure, FailureKind, RunResult
 from orchestrator.prerouter import PreRouter, RouteDecision
 from orchestrator.prompts import ESCALATION_NOTE, LEAD_INSTRUCTIONS, PLAIN_INSTRUCTIONS
@@ -113,6 +114,8 @@ class Orchestrator:
             all.
         audits: Queues the audited share of answers no lead checked, once the run is
             recorded; ``None`` audits nothing.
+        default_lead_share: Cascade's target share of lead calls for requests that set none
+            (:mod:`orchestrator.difficulty`); ``None``: no difficulty skip unless asked.
     """
 
     def __init__(
@@ -130,8 +133,10 @@ class Orchestrator:
         sandbox: SandboxLimits | None = None,
         lead_gate: LeadGate | None = None,
         audits: AuditSampler | None = None,
+        default_lead_share: float | None = None,
     ) -> None:
         self.backend = backend
+        self.default_lead_share = default_lead_share
         self.lead = lead if lead is not None and lead.configured else None
         self.store = store
         self.spool = spool
@@ -261,7 +266,7 @@ class Orchestrator:
         mode = parse_mode(mode)
         options = options or CallOptions()
         messages = admit(request, self.limits, max_tokens=options.sampling.max_tokens)
-        self._check_options(mode, options)
+        check_options(mode, options, self.backend)
         if mode is not Mode.slm:
             require_lead(self.lead, mode.value)
         run_id = run_id or uuid.uuid4().hex
@@ -306,28 +311,6 @@ class Orchestrator:
             # the run ended, so its headers carry the route and cost (serving.api.runs).
             await on_delta(state.answer)
         return result
-
-    def _check_options(self, mode: Mode, options: CallOptions) -> None:
-        """Refuse, by name, what ``mode`` would otherwise drop.
-
-        A specialist whose answer is the run's, in ``slm`` or ``cascade``, must honour every
-        sampling field the caller set; a degraded run's fallback honours what its backend can
-        (it is marked degraded). The lead takes every field (token logprobs included: a lead
-        that answers without them fails, :meth:`LeadCall.ask
-        <orchestrator.lead_call.LeadCall.ask>`).
-
-        Raises:
-            UnsupportedParameter: naming the first such field.
-        """
-        sampling = options.sampling
-        if mode in (Mode.slm, Mode.cascade):
-            unsupported = sampling.unsupported(self.backend.sampling_fields)
-            if unsupported:
-                raise UnsupportedParameter(
-                    unsupported[0],
-                    f"the {self.backend.name} specialist backend does not apply it; "
-                    f"it applies {', '.join(sorted(self.backend.sampling_fields))}",
-                )
 
     @staticmethod
     def _check_tools(
@@ -404,6 +387,10 @@ class Orchestrator:
                 await self._router(state, deps, state.messages)
                 return
             forced = state.lineup.catalog.get(decision.specialist)
+            if self._skips(state, decision):
+                state.route = f"cascade:skipped:{decision.specialist}"
+                await self._router(state, deps, state.messages)
+                return
         specialist = forced
         generation = await self._specialist(state, deps, specialist)
         if generation is not None:
@@ -431,6 +418,19 @@ class Orchestrator:
         state.route = f"cascade:escalated:{specialist.name}"
         state.escalated = True
         await self._router(state, deps, messages)
+
+    def _skips(self, state: RunState, decision: RouteDecision) -> bool:
+        """Whether the difficulty skip sends this prompt straight to the lead; records the
+        decision when the run has a target share of lead calls."""
+        target = state.options.lead_share
+        target = self.default_lead_share if target is None else target
+        prerouter = state.lineup.prerouter
+        if target is None or prerouter is None:
+            return False
+        state.difficulty = skip_decision(
+            prerouter.difficulty, decision, target, version=prerouter.version
+        )
+        return state.difficulty.skipped
 
     async def _router(self, state: RunState, deps: ToolDeps, messages: list[ChatMessage]) -> None:
         try:

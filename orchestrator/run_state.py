@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from agents import Agent
 
 from orchestrator.cost import PriceBook
+from orchestrator.difficulty import DifficultyDecision
 from orchestrator.modes import Mode
 from orchestrator.options import CallOptions
 from orchestrator.outcome import Failure, FailureKind, FinishReason, RunResult
@@ -53,6 +54,7 @@ class RunState:
     confidence: float | None = None
     failure: Failure | None = None
     decision: RouteDecision | None = None
+    difficulty: DifficultyDecision | None = None
     draft: Generation | None = None
     lead_calls: list[LeadCallRecord] = field(default_factory=list)
     on_delta: OnDelta | None = None
@@ -155,6 +157,7 @@ def run_result(
         logprobs=state.logprobs,
         app_tool_calls=state.app_tool_calls,
         continues_run_id=state.continues_run_id,
+        difficulty=state.difficulty,
     )
 
 

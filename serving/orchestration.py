@@ -94,6 +94,7 @@ def build_orchestrator(
         ),
         limits=settings.api.request_limits,
         sandbox=sandbox_limits(settings),
+        default_lead_share=settings.router.lead_share,
         lead_gate=lead_gate,
         audits=audits,
     )

@@ -91,7 +91,13 @@ def build_prerouter(settings: Settings, catalog: Catalog | None = None) -> PreRo
     active = versions.active() if settings.router.learned else None
     if active is not None:
         embedder = router_embedder(settings, static=active.embedder.startswith("static:"))
-        return LearnedPreRouter(catalog, embedder, versions.load(active), version=active.version)
+        return LearnedPreRouter(
+            catalog,
+            embedder,
+            versions.load(active),
+            version=active.version,
+            difficulty=versions.load_difficulty(active),
+        )
     embedder = MiniLMEmbedder(settings.router.embedding_model)
     return PreRouter(catalog, embedder, threshold=settings.router.threshold)
 

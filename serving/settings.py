@@ -135,6 +135,10 @@ class RouterSettings(BaseModel):
     retrain_min_labels: int = Field(200, ge=1)
     """New routing labels from transcripts after which ``understudy worker`` retrains the
     learned pre-router (and promotes it if it passes the gate)."""
+    lead_share: float | None = Field(None, ge=0, le=1)
+    """Cascade's default target share of lead calls (requests override it with
+    ``understudy.lead_share`` or ``understudy-cascade-0.3``): the difficulty skip sends the
+    prompts likeliest to be escalated straight to the lead. Unset: no skip unless asked."""
 
 
 class SandboxSettings(BaseModel):

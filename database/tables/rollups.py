@@ -33,7 +33,8 @@ the last bin holds everything from ``r^78`` ms (≈ 12 minutes) up."""
 LATENCY_COLUMNS = tuple(f"latency_{i:02d}" for i in range(LATENCY_BINS))
 
 LEAD = "lead"
-"""The category of runs the lead answered (``lead``, ``router``, ``cascade:lead``)."""
+"""The category of runs the lead answered (``lead``, ``router``, ``cascade:lead``,
+``cascade:skipped:NAME``)."""
 ESCALATED = "escalated"
 DEGRADED = "degraded"
 SPECIALIST_PREFIX = "specialist:"

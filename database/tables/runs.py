@@ -62,6 +62,9 @@ class RunRow(Base):
     runs recorded before migration 0005."""
     route_scores: Mapped[dict[str, Any] | None] = mapped_column(JSONColumn)
     """The pre-router's scores; NULL for runs recorded before migration 0005."""
+    difficulty: Mapped[dict[str, Any] | None] = mapped_column(JSONColumn)
+    """Cascade's difficulty skip (``DifficultyDecision.as_dict``); NULL without a target share
+    of lead calls (migration 0018)."""
     finish_reason: Mapped[str] = mapped_column(
         String(FINISH_REASON_LENGTH), server_default=text("'stop'")
     )

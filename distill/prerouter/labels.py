@@ -2,8 +2,9 @@
 
 Which runs say what (read from run summaries, no lead or tool calls needed):
 
-* ``router`` runs, and ``cascade:lead`` runs (the pre-router said none and the lead answered
-  with its tools): the lead chose. One specialist consulted → that specialist; none → ``none``;
+* ``router`` runs, ``cascade:lead`` runs (the pre-router said none and the lead answered
+  with its tools) and ``cascade:skipped:<s>`` runs (the difficulty skip sent it to the lead):
+  the lead chose. One specialist consulted → that specialist; none → ``none``;
   several → no label (the request spans kinds).
 * ``cascade:accepted:<s>``: the specialist's answer was good enough → ``<s>``.
 * ``cascade:escalated:<s>``: no label. The escalation says the answer was weak, not that the
@@ -38,7 +39,7 @@ def label_of(run: RunRecord) -> str | None:
     if run.failure is not None or run.degraded or run.app_tool_calls:
         return None
     parts = run.route.split(":")
-    if run.mode == "router" or parts == ["cascade", "lead"]:
+    if run.mode == "router" or parts == ["cascade", "lead"] or parts[:2] == ["cascade", "skipped"]:
         consulted = list(dict.fromkeys(run.specialists))
         if len(consulted) > 1:
             return None
@@ -59,10 +60,8 @@ def run_labels(runs: Sequence[RunRecord], known: Sequence[str]) -> list[Labelled
     return labelled
 
 
-async def transcript_labels(
-    store: TranscriptStore, known: Sequence[str], *, max_runs: int
-) -> list[Labelled]:
-    """Labels from the newest ``max_runs`` router and cascade runs (latest label per prompt)."""
+async def recent_runs(store: TranscriptStore, *, max_runs: int) -> list[RunRecord]:
+    """The newest ``max_runs`` router and the newest ``max_runs`` cascade runs, oldest first."""
     runs: list[RunRecord] = []
     for mode in ("router", "cascade"):
         offset = 0
@@ -75,5 +74,16 @@ async def transcript_labels(
             if len(page) < PAGE_SIZE:
                 break
     runs.sort(key=lambda run: run.created_at)
-    latest = {item.prompt: item for item in run_labels(runs, known)}
-    return list(latest.values())
+    return runs
+
+
+def latest_labels(runs: Sequence[RunRecord], known: Sequence[str]) -> list[Labelled]:
+    """The labels ``runs`` (oldest first) give, the latest one per prompt."""
+    return list({item.prompt: item for item in run_labels(runs, known)}.values())
+
+
+async def transcript_labels(
+    store: TranscriptStore, known: Sequence[str], *, max_runs: int
+) -> list[Labelled]:
+    """Labels from the newest ``max_runs`` router and cascade runs (latest label per prompt)."""
+    return latest_labels(await recent_runs(store, max_runs=max_runs), known)

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from distill.prerouter.difficulty import CascadeOutcome, DifficultyFit, fit_difficulty
 from distill.prerouter.labels import SOURCE
 from distill.prerouter.seed import Labelled
 from distill.prerouter.versions import RouterVersion, RouterVersions
@@ -56,6 +57,8 @@ class TrainingOutcome:
     unlearned: tuple[str, ...]
     """Specialists with fewer than :data:`MIN_PER_CLASS` examples: not routed to until enough
     transcripts name them (a specialist fresh from distillation with few examples)."""
+    difficulty: DifficultyFit
+    """Cascade's difficulty skip fitted with it (``model`` ``None`` when it could not be)."""
 
 
 def split_examples(examples: Sequence[Labelled]) -> tuple[list[Labelled], list[Labelled]]:
@@ -103,6 +106,7 @@ def train_and_register(
     versions: RouterVersions,
     promote: bool,
     transcript_labels: int | None = None,
+    outcomes: Sequence[CascadeOutcome] = (),
 ) -> TrainingOutcome:
     """Fit on ``examples``, gate on ``held_out``, register, and promote when asked and passed.
 
@@ -113,6 +117,9 @@ def train_and_register(
             refused candidate stays registered as a candidate, with its gate figures.
         transcript_labels: Transcript labels to record (those in the gate set included);
             default: those in ``examples``.
+        outcomes: Cascade attempts to fit the difficulty skip on; the version carries that
+            model when there are enough and it passes its own gate (recorded as the gate's
+            ``difficulty``), and none otherwise. It does not decide the promotion.
     """
     counts = Counter(e.label for e in examples)
     unlearned = sorted(
@@ -136,8 +143,15 @@ def train_and_register(
         if transcript_labels is None
         else transcript_labels
     )
-    entry = versions.add(model, transcript_labels=transcripts, gate=result.as_dict())
+    difficulty = fit_difficulty(outcomes, embedder, embedder_id=model.embedder)
+    entry = versions.add(
+        model,
+        transcript_labels=transcripts,
+        gate={**result.as_dict(), "difficulty": difficulty.gate},
+        difficulty=difficulty.model,
+        difficulty_labels=len(outcomes),
+    )
     promoted = promote and result.passed
     if promoted:
         entry = versions.promote(entry.version)
-    return TrainingOutcome(model, result, entry, promoted, tuple(unlearned))
+    return TrainingOutcome(model, result, entry, promoted, tuple(unlearned), difficulty)

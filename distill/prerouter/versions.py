@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from orchestrator.difficulty import DifficultyModel
 from orchestrator.prerouter_model import RouterModel
 from specialists.errors import ConfigurationError
 
@@ -46,6 +47,11 @@ class RouterVersion:
     gate: dict[str, Any] = field(default_factory=dict)
     """The gate's figures: the candidate's and the active one's on the held-out set."""
     promoted_at: str | None = None
+    difficulty_hash: str | None = None
+    """The content hash of its difficulty model (cascade's skip); ``None`` when it has none
+    (too few cascade transcripts, or the model failed its gate)."""
+    difficulty_labels: int = 0
+    """Cascade outcomes (accepted or escalated) it was trained on."""
 
     @property
     def directory_name(self) -> str:
@@ -92,10 +98,23 @@ class RouterVersions:
         """The model of ``version``, its content checked against the registered hash."""
         return RouterModel.load(self.root / version.directory_name, expected_hash=version.hash)
 
+    def load_difficulty(self, version: RouterVersion) -> DifficultyModel | None:
+        """The difficulty model of ``version``, checked against its registered hash."""
+        if version.difficulty_hash is None:
+            return None
+        directory = self.root / version.directory_name
+        return DifficultyModel.load(directory, expected_hash=version.difficulty_hash)
+
     def add(
-        self, model: RouterModel, *, transcript_labels: int, gate: dict[str, Any]
+        self,
+        model: RouterModel,
+        *,
+        transcript_labels: int,
+        gate: dict[str, Any],
+        difficulty: DifficultyModel | None = None,
+        difficulty_labels: int = 0,
     ) -> RouterVersion:
-        """Save ``model`` and register it as a candidate."""
+        """Save ``model`` (and its ``difficulty`` model) and register it as a candidate."""
         with self._locked() as versions:
             number = max((v.version for v in versions), default=0) + 1
             entry = RouterVersion(
@@ -106,8 +125,12 @@ class RouterVersions:
                 created_at=_now(),
                 transcript_labels=transcript_labels,
                 gate=gate,
+                difficulty_hash=difficulty.content_hash() if difficulty else None,
+                difficulty_labels=difficulty_labels,
             )
             model.save(self.root / entry.directory_name)
+            if difficulty is not None:
+                difficulty.save(self.root / entry.directory_name)
             versions.append(entry)
         return entry
 

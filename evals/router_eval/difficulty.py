@@ -3,7 +3,7 @@ is needed.
 
 Features: the prompt's all-MiniLM-L6-v2 embedding (the vector the pre-router already computes
 for every request, so in production it costs nothing extra) reduced to its top principal
-components, plus the cheap counts of :mod:`evals.router_eval.features`. Model: standardised
+components, plus the cheap counts of :mod:`orchestrator.difficulty_features`. Model: standardised
 features into an L2-regularised logistic regression. It is trained and scored by stratified
 k-fold cross-validation (:func:`~evals.router_eval.crossval.out_of_fold_scores`); the PCA is
 part of the fitted pipeline, so it too sees only the training folds.
@@ -17,12 +17,10 @@ Honest reading of the figures: every score is out-of-fold, but the defaults belo
 in a small search on the same labels (16 or 32 components, ``C`` from 0.003 to 0.03 all landed
 within 0.005 of each other), and the fold seed alone moves APGR between 0.62 and 0.67.
 
-In the product (not wired in): the pre-router already embeds every prompt, so scoring costs one
-small matrix product more. Fitted on the product's own transcripts (positive: cascade escalated
-and the lead's answer stood; negative: the specialist's answer was accepted), it would let
-cascade send a prompt straight to the lead when its score passes a threshold read off this
-curve for the share of lead calls one can afford, saving the specialist attempt that cascade
-would waste on a prompt it escalates anyway.
+In the product: the same pipeline (:func:`difficulty_pipeline`), fitted on the product's own
+cascade transcripts (positive: escalated and the lead's answer stood; negative: the specialist's
+answer was accepted) with the chosen specialist as extra columns, is cascade's difficulty skip
+(:mod:`orchestrator.difficulty`, fitted by ``distill/prerouter/difficulty.py``).
 """
 
 from __future__ import annotations
@@ -38,9 +36,9 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from evals.router_eval.crossval import DEFAULT_FOLDS, out_of_fold_scores
-from evals.router_eval.features import text_features
 from evals.router_eval.labels import RoutingLabels
 from evals.router_eval.routers import Router
+from orchestrator.difficulty_features import text_features
 from orchestrator.prerouter import Embedder, clip_prompt
 
 DEFAULT_COMPONENTS = 32
@@ -49,6 +47,26 @@ training prompts (APGR 0.56-0.62 at every ``C`` tried); 16 to 32 keep the signal
 
 DEFAULT_REGULARIZATION = 0.01
 """Logistic regression's ``C`` (inverse L2 strength): strong, since the signal is weak."""
+
+
+def difficulty_pipeline(
+    embedding_columns: int, *, components: int, regularization: float
+) -> Pipeline:
+    """The unfitted pipeline: PCA on the embedding columns, the other columns as they are,
+    then a standardised logistic regression. Deterministic: the PCA is exact (an
+    eigendecomposition of the 384 x 384 covariance, also the fastest solver at this size).
+
+    Every step is linear up to the sigmoid, which is how the product keeps it
+    (``distill/prerouter/difficulty.py`` collapses it into one weight vector)."""
+    pca = PCA(components, svd_solver="covariance_eigh")
+    columns = ColumnTransformer(
+        [
+            ("embedding", pca, slice(0, embedding_columns)),
+            ("counts", "passthrough", slice(embedding_columns, None)),
+        ]
+    )
+    classifier = LogisticRegression(C=regularization, max_iter=5000)
+    return make_pipeline(columns, StandardScaler(), classifier)
 
 
 class DifficultyRouter(Router):
@@ -85,19 +103,11 @@ class DifficultyRouter(Router):
         return np.hstack([embeddings, text_features(prompts)]), embeddings.shape[1]
 
     def model(self, embedding_columns: int, *, training_rows: int) -> Pipeline:
-        """The unfitted pipeline: PCA on the embedding columns, counts as they are, then a
-        standardised logistic regression. Deterministic: the PCA is exact (an eigendecomposition
-        of the 384 x 384 covariance, also the fastest solver at this size)."""
-        components = min(self.components, embedding_columns, training_rows)
-        pca = PCA(components, svd_solver="covariance_eigh")
-        columns = ColumnTransformer(
-            [
-                ("embedding", pca, slice(0, embedding_columns)),
-                ("counts", "passthrough", slice(embedding_columns, None)),
-            ]
+        return difficulty_pipeline(
+            embedding_columns,
+            components=min(self.components, embedding_columns, training_rows),
+            regularization=self.regularization,
         )
-        classifier = LogisticRegression(C=self.regularization, max_iter=5000)
-        return make_pipeline(columns, StandardScaler(), classifier)
 
     def score(self, labels: RoutingLabels, *, seed: int) -> np.ndarray:
         features, embedding_columns = self.features(labels.prompts)

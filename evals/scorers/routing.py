@@ -28,7 +28,7 @@ def prerouter_decision(route: str | None) -> str | None:
     match parts:
         case ["cascade", "lead"]:
             return NONE
-        case ["cascade", ("accepted" | "escalated"), specialist] | ["slm", specialist]:
+        case ["cascade", ("accepted" | "escalated" | "skipped"), specialist] | ["slm", specialist]:
             return specialist
         case [decision] if decision not in ("lead", "router", "llm"):
             return decision

@@ -433,7 +433,8 @@ def _route_condition(route: str) -> ColumnElement[bool]:
         return and_(RunRow.escalated.is_(True), RunRow.degraded.is_(False))
     plain = and_(RunRow.escalated.is_(False), RunRow.degraded.is_(False))
     if route == LEAD:
-        return and_(plain, RunRow.route.in_(("lead", "router", "cascade:lead")))
+        lead_routes = RunRow.route.in_(("lead", "router", "cascade:lead"))
+        return and_(plain, or_(lead_routes, RunRow.route.like("cascade:skipped:%")))
     if route.startswith(SPECIALIST_PREFIX):
         name = route.removeprefix(SPECIALIST_PREFIX)
         return and_(plain, RunRow.route.in_((f"cascade:accepted:{name}", f"slm:{name}")))

@@ -30,6 +30,7 @@ from database.tables import (
     add_rollups,
     rollup_rows,
 )
+from orchestrator.difficulty import DifficultyDecision
 from orchestrator.handover import Handover
 from orchestrator.outcome import FINISH_REASONS, Failure, FailureKind, FinishReason
 from orchestrator.transcripts.errors import RunAlreadyRecorded, RunNotFound
@@ -282,6 +283,7 @@ def _run_rows(run: RunRecord) -> tuple[dict[str, Any], Rows, Rows]:
         "error": _clean_optional(run.error),
         "failure_kind": run.failure.kind.value if run.failure else None,
         "route_scores": _clean_json(run.route_scores, "route_scores"),
+        "difficulty": run.difficulty.as_dict() if run.difficulty else None,
         "finish_reason": run.finish_reason,
         "app_tool_calls": _clean_json(list(run.app_tool_calls), "app_tool_calls")
         if run.app_tool_calls
@@ -358,6 +360,7 @@ def _run_record(row: RunRow, *, with_children: bool) -> RunRecord:
         latency_ms=row.latency_ms,
         failure=_failure(row),
         route_scores=row.route_scores or {},
+        difficulty=DifficultyDecision.from_dict(row.difficulty) if row.difficulty else None,
         finish_reason=_finish_reason(row.finish_reason),
         app_tool_calls=_app_tool_calls(row),
         continues_run_id=row.continues_run_id,

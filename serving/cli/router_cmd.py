@@ -74,7 +74,9 @@ def train(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Train a pre-router on seed data and transcripts, gate it, register it."""
+    """Train a pre-router on seed data and transcripts, gate it, register it; with enough
+    cascade transcripts the version also carries cascade's difficulty skip (the knob:
+    understudy.lead_share or model understudy-cascade-0.3)."""
     if embedder not in ("static", "minilm"):
         raise typer.BadParameter(f"--embedder must be static or minilm, not {embedder!r}")
     settings = get_settings()
@@ -90,6 +92,7 @@ def train(
         versions=_versions(settings),
         promote=promote,
         transcript_labels=examples.transcript_labels,
+        outcomes=examples.outcomes,
     )
     if as_json:
         print_json(
@@ -98,6 +101,7 @@ def train(
                 "promoted": outcome.promoted,
                 "gate": outcome.gate.as_dict(),
                 "counts": outcome.model.counts,
+                "difficulty": outcome.difficulty.gate,
             }
         )
         return
@@ -113,6 +117,8 @@ def train(
         console.print(line, markup=False)
     verdict = "promoted" if outcome.promoted else ("passed" if outcome.gate.passed else "refused")
     console.print(f"gate {verdict}")
+    skip = "with" if outcome.difficulty.model else "without"
+    console.print(f"{skip} cascade's difficulty skip: {outcome.difficulty.gate['reason']}")
 
 
 @app.command("list")
@@ -130,6 +136,8 @@ def list_versions(as_json: Annotated[bool, typer.Option("--json")] = False) -> N
                     "created_at": v.created_at,
                     "transcript_labels": v.transcript_labels,
                     "gate_passed": v.gate.get("passed"),
+                    "difficulty": v.difficulty_hash is not None,
+                    "difficulty_labels": v.difficulty_labels,
                 }
                 for v in versions
             ]
@@ -138,7 +146,8 @@ def list_versions(as_json: Annotated[bool, typer.Option("--json")] = False) -> N
     for v in versions:
         console.print(
             f"v{v.version}  {v.status:9}  {v.hash}  {v.embedder}  labels {v.transcript_labels}  "
-            f"gate {'passed' if v.gate.get('passed') else 'refused'}  {v.created_at}"
+            f"gate {'passed' if v.gate.get('passed') else 'refused'}  "
+            f"difficulty skip {'yes' if v.difficulty_hash else 'no'}  {v.created_at}"
         )
 
 

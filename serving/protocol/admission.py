@@ -8,14 +8,14 @@ the same status, code and message, and vice versa.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from orchestrator.app_tools import check_mode
 from orchestrator.modes import Mode
-from orchestrator.options import CallOptions
+from orchestrator.options import CallOptions, check_lead_share
 from orchestrator.request import InvalidRequest, RequestLimits, admit
-from serving.protocol.errors import refusal
-from serving.protocol.models import ServedModels, resolve_model
+from serving.protocol.errors import ProtocolError, refusal
+from serving.protocol.models import ServedModels, resolve_model, split_lead_share
 from serving.protocol.requests import ChatCompletionRequest, OnDegraded
 from specialists.backend import ChatMessage
 
@@ -65,6 +65,26 @@ def admit_chat_request(
     )
 
 
+def with_model_lead_share(model: str, options: CallOptions) -> CallOptions:
+    """``options`` with the lead share a model name carries (``understudy-cascade-0.3``).
+
+    Raises:
+        ProtocolError: 400 when the name and ``understudy.lead_share`` ask different shares.
+    """
+    share = split_lead_share(model)[1]
+    if share is None:
+        return options
+    if options.lead_share is not None and options.lead_share != share:
+        raise ProtocolError(
+            400,
+            "conflicting_lead_share",
+            f"model {model!r} asks a lead share of {share} and understudy.lead_share asks "
+            f"{options.lead_share}; give one",
+            param="understudy.lead_share",
+        )
+    return replace(options, lead_share=share)
+
+
 def admit_call(
     model: str,
     messages: list[ChatMessage],
@@ -82,9 +102,11 @@ def admit_call(
         ProtocolError: as :func:`admit_chat_request`.
     """
     mode, specialist = resolve_model(model, served, fallback=fallback)
+    options = with_model_lead_share(model, options)
     try:
         admitted = admit(messages, limits, max_tokens=options.sampling.max_tokens)
         check_mode(mode, options.tools, admitted)
+        check_lead_share(mode, options)
     except InvalidRequest as exc:
         raise refusal(exc) from exc
     return ChatCall(model, mode, specialist, admitted, options, on_degraded)

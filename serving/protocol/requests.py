@@ -160,6 +160,14 @@ class UnderstudyOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     on_degraded: OnDegraded | None = None
     """Overrides the server's default (``UNDERSTUDY_API_DEGRADED``)."""
+    lead_share: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Cascade's cost/quality knob: the target share of requests the lead "
+        "answers; the difficulty skip sends the prompts likeliest to be escalated straight to "
+        "it. Also as a model name: understudy-cascade-0.3. Default: UNDERSTUDY_CASCADE_LEAD_SHARE.",
+    )
 
 
 class StreamOptions(BaseModel):
@@ -268,7 +276,13 @@ class ChatCompletionRequest(BaseModel):
             top_logprobs=self.top_logprobs or 0,
             response_format=self.response_format.format() if self.response_format else None,
         )
-        return CallOptions(sampling, user=self.user, metadata=self.metadata, tools=self.app_tools())
+        return CallOptions(
+            sampling,
+            user=self.user,
+            metadata=self.metadata,
+            tools=self.app_tools(),
+            lead_share=self.understudy.lead_share if self.understudy else None,
+        )
 
     def app_tools(self) -> AppTools | None:
         """The app's tools and how the lead may call them; ``None`` without ``tools``."""

@@ -107,6 +107,7 @@ def understudy_block(result: RunResult) -> dict[str, Any]:
         "saved_usd": result.saved_usd,
         "latency_ms": round(result.latency_ms, 1),
         "continues_run_id": result.continues_run_id,
+        "difficulty": result.difficulty.as_dict() if result.difficulty else None,
     }
 
 

@@ -231,7 +231,13 @@ class ResponsesRequest(BaseModel):
             top_p=self.top_p,
             response_format=text_format.format() if text_format else None,
         )
-        return CallOptions(sampling, user=self.user, metadata=self.metadata, tools=self.app_tools())
+        return CallOptions(
+            sampling,
+            user=self.user,
+            metadata=self.metadata,
+            tools=self.app_tools(),
+            lead_share=self.understudy.lead_share if self.understudy else None,
+        )
 
     def echo(self) -> dict[str, Any]:
         """The request's settings as the response object repeats them."""

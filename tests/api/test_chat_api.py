@@ -167,6 +167,23 @@ def test_multi_turn_reaches_the_lead_whole(api: Api) -> None:
     ]
 
 
+def test_a_lead_share_is_honoured_or_says_why_not(api: Api) -> None:
+    """The cost/quality knob, as a model name and in ``extra_body``: with no difficulty model
+    trained yet (no cascade transcripts), cascade runs as ever and the reply says so."""
+    api.lead.enqueue(reply("42"), reply("42"))
+    by_name = understudy(ask(api, "understudy-cascade-0.3"))
+    in_body = understudy(
+        ask(api, "understudy-cascade", extra_body={"understudy": {"lead_share": 0.25}})
+    )
+    for block, share in ((by_name, 0.3), (in_body, 0.25)):
+        difficulty = block["difficulty"]
+        assert difficulty["target_lead_share"] == share
+        assert difficulty["skipped"] is False and difficulty["threshold"] is None
+        assert "no difficulty model" in difficulty["reason"]
+        assert not block["route"].startswith("cascade:skipped")
+    assert understudy(ask(api, "understudy-math"))["difficulty"] is None
+
+
 def test_feedback_is_recorded(api: Api) -> None:
     api.lead.enqueue(reply("ok"))
     run_id = understudy(ask(api, "understudy-llm", "hi"))["run_id"]
@@ -311,6 +328,26 @@ USER_HI = {"role": "user", "content": "hi"}
             {"model": "understudy-llm", "messages": [{"role": "user", "content": "   "}]},
             400,
             "invalid_request",
+        ),
+        (
+            {"model": "understudy-llm", "messages": [USER_HI], "understudy": {"lead_share": 0.3}},
+            400,
+            "unsupported_parameter",
+        ),
+        (
+            {
+                "model": "understudy-cascade-0.3",
+                "messages": [USER_HI],
+                "understudy": {"lead_share": 0.5},
+            },
+            400,
+            "conflicting_lead_share",
+        ),
+        ({"model": "understudy-cascade-1.5", "messages": [USER_HI]}, 404, "model_not_found"),
+        (
+            {"model": "understudy-cascade", "messages": [USER_HI], "understudy": {"lead_share": 2}},
+            400,
+            "invalid_body",
         ),
     ],
 )

@@ -32,8 +32,8 @@ from evals.router_eval import (
     threshold_sweep,
 )
 from evals.router_eval.difficulty import DifficultyRouter
-from evals.router_eval.features import TEXT_FEATURES, text_features
 from evals.router_eval.labels import STRONG_MODEL, WEAK_MODEL, WEAK_MODEL_SHORT
+from orchestrator.difficulty_features import TEXT_FEATURES, text_features
 from orchestrator.prerouter import MiniLMEmbedder
 from serving.cli.eval_cmd import app
 from serving.settings import get_settings

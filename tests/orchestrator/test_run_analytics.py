@@ -219,7 +219,8 @@ def test_a_text_search_at_the_start_of_time_does_not_overflow() -> None:
 
 async def test_migration_0017_adds_up_the_runs_stored_before_it(database_url: str) -> None:
     """Runs recorded before the rollup existed are in the overview once the database is
-    migrated: the schema is put back to 0016 (runs kept, 0017's tables gone) and upgraded."""
+    migrated: the schema is put back to 0016 (runs kept, 0017's tables and 0018's column gone)
+    and upgraded."""
     store = await open_store(TranscriptStore, database_url)
     try:
         for minutes in (5, 50, 500, 5000):
@@ -232,6 +233,7 @@ async def test_migration_0017_adds_up_the_runs_stored_before_it(database_url: st
             for statement in (
                 "DROP TABLE run_rollups",
                 "DROP TABLE console_sessions",
+                "ALTER TABLE runs DROP COLUMN difficulty",  # 0018's
                 "UPDATE alembic_version SET version_num = '0016'",
             ):
                 await connection.exec_driver_sql(statement)
