@@ -1,5 +1,6 @@
 """Pre-router accuracy and decision latency: prototype (MiniLM) vs learned (MiniLM) vs learned
-(static embedding distilled from MiniLM), in the same run.
+(static embedding distilled from MiniLM) vs two-stage (static where it is sure, MiniLM the rest),
+in the same run.
 
 Run from the repository root (2 cores is the target; the static table is built once, about a
 minute, and kept in ``--static-dir``)::
@@ -28,17 +29,19 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from distill.prerouter.seed import seed_examples
+from distill.prerouter.training import choose_cut
 from evals.data import DataSource, script_data_dir
 from evals.scorers.routing import routing_figures
 from evals.suites.routing import labelled_samples
 from orchestrator.prerouter import Embedder, MiniLMEmbedder, PreRouter, embed_prompts
 from orchestrator.prerouter_learned import LearnedPreRouter, embedder_identity
-from orchestrator.prerouter_model import NONE, fit_router_model
+from orchestrator.prerouter_model import NONE, fit_router_model_out_of_fold
 from orchestrator.prerouter_static import (
     TABLE_FILE,
     StaticEmbedder,
     distill_static_table,
 )
+from orchestrator.prerouter_two_stage import TwoStagePreRouter
 from specialists.catalog import Catalog
 
 
@@ -58,13 +61,14 @@ def latency(router: PreRouter, prompts: Sequence[str], batch: int) -> tuple[floa
 
 def learned(
     catalog: Catalog, embedder: Embedder, examples: Sequence[tuple[str, str]]
-) -> LearnedPreRouter:
+) -> tuple[LearnedPreRouter, np.ndarray]:
+    """The router and its out-of-fold probabilities on ``examples``."""
     vectors = embed_prompts(embedder, [prompt for prompt, _ in examples])
-    model = fit_router_model(
+    model, out_of_fold = fit_router_model_out_of_fold(
         vectors, [label for _, label in examples], embedder=embedder_identity(embedder)
     )
     print(f"  thresholds { ({k: round(v, 3) for k, v in model.thresholds.items()}) }")
-    return LearnedPreRouter(catalog, embedder, model, version=None)
+    return LearnedPreRouter(catalog, embedder, model, version=None), out_of_fold
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -97,9 +101,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     routers: dict[str, PreRouter] = {"prototype MiniLM": PreRouter(catalog, minilm)}
     print("training learned MiniLM")
-    routers["learned MiniLM"] = learned(catalog, minilm, examples)
+    precise, precise_oof = learned(catalog, minilm, examples)
+    routers["learned MiniLM"] = precise
     print("training learned static")
-    routers["learned static"] = learned(catalog, static, examples)
+    fast, fast_oof = learned(catalog, static, examples)
+    routers["learned static"] = fast
+    labels_seen = [label for _, label in examples]
+    cut = choose_cut(fast.model, fast_oof, precise.model, precise_oof, labels_seen)
+    print(f"two-stage cut (chosen out of fold on the seed examples): {cut}")
+    if cut is not None:
+        routers[f"two-stage, cut {cut}"] = TwoStagePreRouter(fast, precise, cut=cut)
 
     timing_prompts = prompts[: args.latency_n]
     for name, router in routers.items():

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from orchestrator.difficulty import DifficultyModel
 from orchestrator.prerouter import Embedder, MiniLMEmbedder, PreRouter, RouteDecision
 from orchestrator.prerouter_model import NONE, RouterModel
@@ -78,27 +80,32 @@ class LearnedPreRouter(PreRouter):
         if not prompts:
             return []
         vectors = self._embed(prompts)
-        probabilities = self.model.probabilities(vectors)
+        return self.decide_many(prompts, self.model.probabilities(vectors), vectors)
+
+    def decide_many(
+        self, prompts: Sequence[str], probabilities: np.ndarray, vectors: np.ndarray | None
+    ) -> list[RouteDecision]:
+        """Decisions from the model's ``probabilities`` for ``prompts``; their difficulty is
+        scored from ``vectors`` (this router's embeddings of them) when given."""
         column = {name: index for index, name in enumerate(self.model.classes)}
         decisions = []
-        for prompt, vector, row in zip(prompts, vectors, probabilities, strict=True):
+        for index, (prompt, row) in enumerate(zip(prompts, probabilities, strict=True)):
             scores = {
                 name: round(float(row[column[name]]), 4) if name in column else 0.0
                 for name in self.names
             }
             best = max(self.names, key=scores.__getitem__)
             chosen = self.model.decide(row, allowed=self.names)
+            difficulty = None
+            if self.difficulty is not None and vectors is not None:
+                difficulty = self.difficulty.score(vectors[index], prompt, best)
             decisions.append(
                 RouteDecision(
                     specialist=None if chosen == NONE else chosen,
                     scores=scores,
                     threshold=self.model.thresholds.get(best, 1.0),
                     best=best,
-                    difficulty=(
-                        None
-                        if self.difficulty is None
-                        else self.difficulty.score(vector, prompt, best)
-                    ),
+                    difficulty=difficulty,
                 )
             )
         return decisions

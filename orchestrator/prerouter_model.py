@@ -214,6 +214,23 @@ def fit_router_model(
             fewer than :data:`MIN_PER_CLASS` examples.
         ModelError: scikit-learn is not installed.
     """
+    return fit_router_model_out_of_fold(
+        vectors, labels, embedder=embedder, folds=folds, seed=seed, regularisation=regularisation
+    )[0]
+
+
+def fit_router_model_out_of_fold(
+    vectors: np.ndarray,
+    labels: Sequence[str],
+    *,
+    embedder: str,
+    folds: int = 5,
+    seed: int = 0,
+    regularisation: float = 4.0,
+) -> tuple[RouterModel, np.ndarray]:
+    """:func:`fit_router_model` and the out-of-fold probabilities its thresholds were chosen
+    on (one row per example, the model's class order): what the two-stage router's cut is
+    chosen on, too (:mod:`orchestrator.prerouter_two_stage`)."""
     counts = {name: labels.count(name) for name in dict.fromkeys(labels)}
     if NONE not in counts or len(counts) < 2:
         raise ConfigurationError(
@@ -245,7 +262,7 @@ def fit_router_model(
     coef, intercept = np.asarray(final.coef_), np.asarray(final.intercept_)
     if len(classes) == 2:  # binary: one row for class 1; the softmax of (0, z) is its sigmoid
         coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.array([0.0, intercept[0]])
-    return RouterModel(
+    model = RouterModel(
         classes=classes,
         coef=coef.astype(np.float32),
         intercept=intercept.astype(np.float32),
@@ -253,3 +270,4 @@ def fit_router_model(
         embedder=embedder,
         counts={name: counts[name] for name in classes},
     )
+    return model, held_out

@@ -6,6 +6,7 @@ Kept free of the orchestrator (and so of the agents SDK) so that model commands 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,8 +26,7 @@ from distill.roi import RoiConfig
 from distill.steward import StewardConfig
 from orchestrator.audits import AuditPolicy, LifecyclePolicy
 from orchestrator.prerouter import Embedder, MiniLMEmbedder, PreRouter
-from orchestrator.prerouter_learned import LearnedPreRouter
-from orchestrator.prerouter_static import STATIC_DIR, StaticEmbedder
+from orchestrator.prerouter_static import STATIC_DIR, TABLE_FILE, StaticEmbedder
 from serving.settings import Settings
 from specialists.backend import SLMBackend
 from specialists.catalog import Catalog
@@ -37,6 +37,9 @@ from specialists.pull import pull_model
 from specialists.vllm_client import VLLMBackend
 
 Log = Callable[[str], None]
+
+
+logger = logging.getLogger(__name__)
 
 
 def model_store(settings: Settings) -> ModelStore:
@@ -84,22 +87,32 @@ def build_backend(
 
 def build_prerouter(settings: Settings, catalog: Catalog | None = None) -> PreRouter:
     """The pre-router the settings describe: the active learned version (unless
-    ``UNDERSTUDY_ROUTER_LEARNED`` is off), else the prototype router (embedding model,
-    threshold, catalog)."""
+    ``UNDERSTUDY_ROUTER_LEARNED`` is off; two-stage when it was trained so), else the prototype
+    router (embedding model, threshold, catalog)."""
     catalog = catalog or settings.catalog()
     versions = RouterVersions(settings.prerouter_dir)
     active = versions.active() if settings.router.learned else None
     if active is not None:
         embedder = router_embedder(settings, static=active.embedder.startswith("static:"))
-        return LearnedPreRouter(
-            catalog,
-            embedder,
-            versions.load(active),
-            version=active.version,
-            difficulty=versions.load_difficulty(active),
-        )
+        fast = None
+        if active.cut is not None and static_table_ready(settings):
+            fast = router_embedder(settings, static=True)
+        elif active.cut is not None:
+            logger.warning(
+                "pre-router v%d is two-stage but the static embedding is missing here: MiniLM "
+                "decides every prompt (slower, as precise). Fix: understudy router "
+                "distill-embedding",
+                active.version,
+            )
+        return versions.router(active, catalog, embedder, fast_embedder=fast)
     embedder = MiniLMEmbedder(settings.router.embedding_model)
     return PreRouter(catalog, embedder, threshold=settings.router.threshold)
+
+
+def static_table_ready(settings: Settings) -> bool:
+    """Whether the static embedding has been distilled (``understudy router
+    distill-embedding``, or the first static or two-stage ``router train``)."""
+    return (settings.prerouter_dir / STATIC_DIR / TABLE_FILE).is_file()
 
 
 def router_embedder(settings: Settings, *, static: bool) -> Embedder:

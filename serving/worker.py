@@ -36,6 +36,7 @@ from serving.runtime import (
     distill_config,
     router_embedder,
     slm_access,
+    static_table_ready,
     steward_config,
 )
 from serving.settings import Settings
@@ -214,9 +215,12 @@ async def run_prerouter_retraining(context: WorkerContext, stop: asyncio.Event) 
         return
     versions = RouterVersions(settings.prerouter_dir)
     active = versions.active()
-    # Retrained on the active version's embedder (a static one stays static), else MiniLM.
+    # Retrained on the active version's embedder (a static one stays static), else MiniLM;
+    # two-stage (the static classifier first) whenever the static table has been distilled.
     static = active is not None and active.embedder.startswith("static:")
     embedder = router_embedder(settings, static=static)
+    two_stage = static_table_ready(settings) and not static
+    fast = router_embedder(settings, static=True) if two_stage else None
     while not stop.is_set():
         await retrain_if_due(
             DataSource(settings.data_dir),
@@ -226,6 +230,7 @@ async def run_prerouter_retraining(context: WorkerContext, stop: asyncio.Event) 
             embedder,
             min_new_labels=settings.router.retrain_min_labels,
             log=context.log,
+            fast_embedder=fast,
         )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), PREROUTER_CHECK_S)

@@ -14,6 +14,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from orchestrator.prerouter import MiniLMEmbedder
+from orchestrator.prerouter_static import TABLE_FILE, distill_static_table
 from serving.settings import get_settings
 from specialists.model_store import ModelStore
 from specialists.pull import pull_model
@@ -45,6 +47,15 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     get_settings.cache_clear()
     yield home
     get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def static_dir() -> Path:
+    """The static embedding distilled from MiniLM (about a minute, once per cache)."""
+    directory = TEST_CACHE / "prerouter-static"
+    if not (directory / TABLE_FILE).is_file():
+        distill_static_table(MiniLMEmbedder(), directory)
+    return directory
 
 
 @pytest.fixture(scope="session")

@@ -65,9 +65,11 @@ async def retrain_if_due(
     *,
     min_new_labels: int,
     log: Callable[[str], None],
+    fast_embedder: Embedder | None = None,
 ) -> TrainingOutcome | None:
     """Train, gate and (when it passes) promote a new version once ``min_new_labels`` more
-    transcript labels exist than the active version learned from; ``None`` when not due."""
+    transcript labels exist than the active version learned from; ``None`` when not due.
+    With ``fast_embedder`` (the static embedding) the version is trained two-stage."""
     examples = await gather_examples(source, catalog, store)
     new = examples.new_labels_since(versions.active())
     if new < min_new_labels:
@@ -83,6 +85,7 @@ async def retrain_if_due(
         promote=True,
         transcript_labels=examples.transcript_labels,
         outcomes=examples.outcomes,
+        fast_embedder=fast_embedder,
     )
     verdict = "promoted" if outcome.promoted else "refused by the gate"
     log(f"prerouter: v{outcome.version.version} {verdict} ({outcome.gate.reason})")

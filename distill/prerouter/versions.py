@@ -21,10 +21,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from orchestrator.difficulty import DifficultyModel
+from orchestrator.prerouter import Embedder, PreRouter
+from orchestrator.prerouter_learned import LearnedPreRouter
 from orchestrator.prerouter_model import RouterModel
+from orchestrator.prerouter_two_stage import TwoStagePreRouter
+from specialists.catalog import Catalog
 from specialists.errors import ConfigurationError
 
 INDEX_FILE = "versions.json"
+FAST_DIR = "fast"
+"""A two-stage version's static classifier, under its directory."""
 LOCK_FILE = ".lock"
 Status = Literal["candidate", "active", "retired"]
 
@@ -52,6 +58,12 @@ class RouterVersion:
     (too few cascade transcripts, or the model failed its gate)."""
     difficulty_labels: int = 0
     """Cascade outcomes (accepted or escalated) it was trained on."""
+    fast_hash: str | None = None
+    """The content hash of its static-embedding classifier, when it is a two-stage version
+    (:mod:`orchestrator.prerouter_two_stage`)."""
+    fast_embedder: str | None = None
+    cut: float | None = None
+    """The top probability at which the static classifier decides (two-stage versions)."""
 
     @property
     def directory_name(self) -> str:
@@ -98,6 +110,32 @@ class RouterVersions:
         """The model of ``version``, its content checked against the registered hash."""
         return RouterModel.load(self.root / version.directory_name, expected_hash=version.hash)
 
+    def router(
+        self,
+        version: RouterVersion,
+        catalog: Catalog,
+        embedder: Embedder,
+        *,
+        fast_embedder: Embedder | None = None,
+    ) -> PreRouter:
+        """``version`` as the router that serves it: its classifier on ``embedder`` with its
+        difficulty model, behind its static classifier on ``fast_embedder`` when it is a
+        two-stage version (without ``fast_embedder``, MiniLM alone decides)."""
+        precise = LearnedPreRouter(
+            catalog,
+            embedder,
+            self.load(version),
+            version=version.version,
+            difficulty=self.load_difficulty(version),
+        )
+        if version.cut is None or version.fast_hash is None or fast_embedder is None:
+            return precise
+        fast_model = RouterModel.load(
+            self.root / version.directory_name / FAST_DIR, expected_hash=version.fast_hash
+        )
+        fast = LearnedPreRouter(catalog, fast_embedder, fast_model, version=version.version)
+        return TwoStagePreRouter(fast, precise, cut=version.cut)
+
     def load_difficulty(self, version: RouterVersion) -> DifficultyModel | None:
         """The difficulty model of ``version``, checked against its registered hash."""
         if version.difficulty_hash is None:
@@ -113,8 +151,11 @@ class RouterVersions:
         gate: dict[str, Any],
         difficulty: DifficultyModel | None = None,
         difficulty_labels: int = 0,
+        fast: RouterModel | None = None,
+        cut: float | None = None,
     ) -> RouterVersion:
-        """Save ``model`` (and its ``difficulty`` model) and register it as a candidate."""
+        """Save ``model`` (with its ``difficulty`` model, and its ``fast`` static classifier
+        deciding from ``cut`` up) and register it as a candidate."""
         with self._locked() as versions:
             number = max((v.version for v in versions), default=0) + 1
             entry = RouterVersion(
@@ -127,10 +168,15 @@ class RouterVersions:
                 gate=gate,
                 difficulty_hash=difficulty.content_hash() if difficulty else None,
                 difficulty_labels=difficulty_labels,
+                fast_hash=fast.content_hash() if fast and cut is not None else None,
+                fast_embedder=fast.embedder if fast and cut is not None else None,
+                cut=cut if fast else None,
             )
             model.save(self.root / entry.directory_name)
             if difficulty is not None:
                 difficulty.save(self.root / entry.directory_name)
+            if entry.fast_hash is not None and fast is not None:
+                fast.save(self.root / entry.directory_name / FAST_DIR)
             versions.append(entry)
         return entry
 

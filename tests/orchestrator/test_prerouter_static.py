@@ -15,7 +15,6 @@ import random
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from distill.prerouter.seed import seed_examples
 from evals.data import DataSource
@@ -24,20 +23,11 @@ from evals.suites.routing import labelled_samples
 from orchestrator.prerouter import Embedder, MiniLMEmbedder, embed_prompts
 from orchestrator.prerouter_learned import LearnedPreRouter, embedder_identity
 from orchestrator.prerouter_model import NONE, fit_router_model
-from orchestrator.prerouter_static import TABLE_FILE, StaticEmbedder, distill_static_table
+from orchestrator.prerouter_static import StaticEmbedder
 from specialists.catalog import Catalog
-from tests.conftest import TEST_CACHE
 
 PER_CLASS = 80
 PER_DOMAIN = 30
-
-
-@pytest.fixture(scope="module")
-def static_dir() -> Path:
-    directory = TEST_CACHE / "prerouter-static"
-    if not (directory / TABLE_FILE).is_file():
-        distill_static_table(MiniLMEmbedder(), directory)
-    return directory
 
 
 def _router(embedder: Embedder, examples: list[tuple[str, str]]) -> LearnedPreRouter:

@@ -4,6 +4,7 @@ the serving side's choice of the active version."""
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from distill.reconcile import prerouter_like
 from orchestrator.prerouter import MiniLMEmbedder, PreRouter
 from orchestrator.prerouter_learned import LearnedPreRouter, embedder_identity
 from orchestrator.prerouter_model import NONE, RouterModel
+from orchestrator.prerouter_static import STATIC_DIR, StaticEmbedder
+from orchestrator.prerouter_two_stage import TwoStagePreRouter
 from serving.runtime import build_prerouter
 from serving.settings import get_settings
 from specialists.catalog import Catalog
@@ -79,3 +82,30 @@ def test_serving_routes_with_the_active_version_and_follows_catalog_swaps(
     monkeypatch.setenv("UNDERSTUDY_ROUTER_LEARNED", "false")
     get_settings.cache_clear()
     assert type(build_prerouter(get_settings())) is PreRouter
+
+
+def test_a_two_stage_version_is_served_behind_the_static_table(
+    isolated_env: Path, static_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = get_settings()
+    versions = RouterVersions(settings.prerouter_dir)
+    minilm = embedder_identity(MiniLMEmbedder(settings.router.embedding_model))
+    static = embedder_identity(StaticEmbedder(static_dir))
+    entry = versions.add(
+        replace(model(0.3), embedder=minilm),
+        transcript_labels=0,
+        gate={},
+        fast=replace(model(0.4), embedder=static),
+        cut=0.9,
+    )
+    versions.promote(entry.version)
+    listed_versions = json.loads(understudy("router", "list", "--json").stdout)
+    assert listed_versions[0]["two_stage_cut"] == 0.9
+    # Until the static table is distilled here, MiniLM alone serves the version.
+    assert isinstance(build_prerouter(settings), LearnedPreRouter)
+    assert "static embedding is missing here" in caplog.text
+    shutil.copytree(static_dir, settings.prerouter_dir / STATIC_DIR)
+    router = build_prerouter(settings)
+    assert isinstance(router, TwoStagePreRouter) and router.cut == 0.9 and router.version == 1
+    swapped = prerouter_like(router)(Catalog.default())
+    assert isinstance(swapped, TwoStagePreRouter) and swapped.fast.model is router.fast.model
