@@ -13,6 +13,7 @@ from typing import Any
 
 from starlette.datastructures import State
 
+from distill.catalog import known_specialist
 from distill.jobs import DistillJob
 from distill.promotion import Promoter, choose_version, served_base
 from distill.proposals import accept
@@ -78,6 +79,29 @@ async def rollback(
         RegistryError: ``name`` has no active version.
     """
     return await _promoter(state).rollback(name, actor=actor)
+
+
+async def pause(
+    state: State, name: str, *, reason: str = "paused by an operator", actor: str = "console"
+) -> None:
+    """``understudy specialists pause NAME``: the specialist answers nothing (no tool, no route,
+    direct requests refused) until resumed; its versions keep their statuses.
+
+    Raises:
+        UnknownSpecialistError: Neither the settings nor the registry know ``name``.
+        PauseConflict: It is paused already.
+    """
+    await known_specialist(state.database, state.settings.catalog(), name)
+    await state.registry.pause(name, reason=reason, actor=actor)
+
+
+async def resume(state: State, name: str, *, actor: str = "console") -> None:
+    """``understudy specialists resume NAME``: it answers again, as its versions say.
+
+    Raises:
+        PauseConflict: It is not paused (an unknown name is not paused either).
+    """
+    await state.registry.resume(name, actor=actor)
 
 
 async def accept_proposal(state: State, proposal_id: int) -> SpecialistDefinition:

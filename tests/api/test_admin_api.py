@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from distill.registry import RegistryStore
 from orchestrator.testing import reply
 from serving.keys import KeyStore
 from tests.api.test_chat_api import ask
@@ -23,6 +24,8 @@ ACTIONS = [
     ("GET", "/v1/admin/specialists", None),
     ("POST", "/v1/admin/specialists/math/promote", {}),
     ("POST", "/v1/admin/specialists/math/rollback", None),
+    ("POST", "/v1/admin/specialists/math/pause", None),
+    ("POST", "/v1/admin/specialists/math/resume", None),
     ("GET", "/v1/admin/keys", None),
     ("POST", "/v1/admin/keys", {"name": "x"}),
     ("POST", "/v1/admin/keys/nosuchkey/revoke", None),
@@ -49,6 +52,22 @@ def _admin_key(url: str) -> str:
         return plaintext
 
     return asyncio.run(create())
+
+
+def _paused(url: str) -> tuple[set[str], list[str]]:
+    """The registry's paused specialists, and its events' kinds (newest first) with reasons
+    checked: what `understudy specialists events` reads."""
+
+    async def read() -> tuple[set[str], list[str]]:
+        registry = await open_store(RegistryStore, url)
+        paused = set((await registry.snapshot()).paused)
+        events = await registry.events("math")
+        await registry.database.close()
+        assert all(e.actor == "api" for e in events)
+        assert [e.reason for e in events if e.kind.value == "paused"] == ["drifting"]
+        return paused, [e.kind.value for e in events]
+
+    return asyncio.run(read())
 
 
 def test_every_admin_action_needs_an_admin_key(api: Api) -> None:
@@ -88,6 +107,19 @@ def test_an_admin_key_does_each_action(api: Api) -> None:
         refused = call("POST", "/v1/admin/specialists/nosuch/promote", 409, {})
         assert refused["error"]["code"] == "promotion_refused"
         call("POST", "/v1/admin/specialists/nosuch/rollback", 409)
+        paused = call("POST", "/v1/admin/specialists/math/pause", 200, {"reason": "drifting"})
+        assert paused == {"object": "specialist.pause", "name": "math", "paused": True}
+        assert _paused(api.settings.database_url) == ({"math"}, ["paused"])
+        again = call("POST", "/v1/admin/specialists/math/pause", 409)
+        assert again["error"]["code"] == "pause_conflict"
+        assert call("POST", "/v1/admin/specialists/math/resume", 200)["paused"] is False
+        assert _paused(api.settings.database_url) == (set(), ["resumed", "paused"])
+        assert call("POST", "/v1/admin/specialists/math/resume", 409)["error"]["code"] == (
+            "pause_conflict"
+        )
+        assert call("POST", "/v1/admin/specialists/nosuch/pause", 404)["error"]["code"] == (
+            "not_found"
+        )
         created = call("POST", "/v1/admin/keys", 200, {"name": "reporting"})
         assert created["key"].startswith("us-")
         listed = call("GET", "/v1/admin/keys", 200)["data"]
@@ -119,8 +151,9 @@ def test_admin_inputs_out_of_bounds_are_refused_by_name(api: Api) -> None:
             ("/v1/admin/keys", {"name": "   "}),
             ("/v1/admin/keys", {"name": "x", "requests_per_minute": 2**31}),
             ("/v1/admin/proposals?status=nonsense", None),
+            ("/v1/admin/specialists/math/pause", {"reason": ""}),
         ]:
             response = http.request(
-                "POST" if path.endswith(("accept", "keys")) else "GET", path, json=body
+                "POST" if path.endswith(("accept", "keys", "pause")) else "GET", path, json=body
             )
             assert response.status_code == 400, (path, response.text)
