@@ -18,7 +18,7 @@ from distill.jobs import DistillJob
 from distill.promotion import Promoter, choose_version, served_base
 from distill.proposals import accept
 from distill.registry import Proposal, RegistryStore, SpecialistDefinition, SpecialistVersion
-from serving.keys import ApiKey
+from serving.keys import ApiKey, KeyUsage
 from serving.runtime import distill_config
 from serving.settings import Settings
 from specialists.errors import ConfigurationError
@@ -118,12 +118,14 @@ def version_dict(version: SpecialistVersion) -> dict[str, Any]:
     }
 
 
-def key_dict(key: ApiKey) -> dict[str, Any]:
-    """A key as the admin API shows it: never its plaintext, never its hash."""
-    return {
+def key_dict(key: ApiKey, usage: KeyUsage | None = None) -> dict[str, Any]:
+    """A key as the admin API shows it, with its usage when read: never its plaintext, never
+    its hash."""
+    shown = {
         "object": "api_key",
         **{k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in asdict(key).items()},
     }
+    return shown if usage is None else {**shown, "usage": asdict(usage)}
 
 
 def proposal_dict(proposal: Proposal) -> dict[str, Any]:

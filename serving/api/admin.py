@@ -183,9 +183,12 @@ async def resume(name: SpecialistPath, request: Request) -> dict[str, Any]:
 
 @router.get("/keys")
 async def list_keys(request: Request, include_revoked: bool = False) -> dict[str, Any]:
+    """Keys with their ``usage``: requests this UTC minute and tokens this UTC day, against
+    ``requests_per_minute`` and ``tokens_per_day`` (``null`` where there is no such limit)."""
     keys: KeyStore = request.app.state.keys
     found = await keys.list(include_revoked=include_revoked)
-    return {"object": "list", "data": [operations.key_dict(k) for k in found]}
+    usage = await keys.usage(found)
+    return {"object": "list", "data": [operations.key_dict(k, usage[k.id]) for k in found]}
 
 
 class KeyRequest(BaseModel):

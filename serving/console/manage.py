@@ -135,10 +135,12 @@ async def download(request: Request, file_id: str, session: SessionDep) -> Respo
 async def _keys(request: Request, **context: Any) -> Response:
     keys: KeyStore = request.app.state.keys
     status = 409 if context.get("error") else 200
+    found = await keys.list(include_revoked=True)
     return page(
         request,
         "keys.html",
-        keys=await keys.list(include_revoked=True),
+        keys=found,
+        usage=await keys.usage(found),
         status_code=status,
         **context,
     )

@@ -4,6 +4,7 @@ one, any other key is refused every one (403), and what is not there is a 404.""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,6 +71,26 @@ def _paused(url: str) -> tuple[set[str], list[str]]:
     return asyncio.run(read())
 
 
+def _usage_after_a_request(api: Api, admin: httpx.Client, key: str) -> int:
+    """Ask once with ``key``; its requests this minute as ``GET /v1/admin/keys`` lists them
+    (asked again should the minute turn in between), its tokens today checked on the way."""
+    while True:
+        minute = time.gmtime().tm_min
+        api.lead.enqueue(reply("Paris."))
+        asked = admin.post(
+            "/v1/chat/completions",
+            json={"model": "understudy-llm", "messages": [{"role": "user", "content": "France?"}]},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert asked.status_code == 200, asked.text
+        listed = admin.get("/v1/admin/keys").json()["data"]
+        (usage,) = [k["usage"] for k in listed if k["name"] == "metered"]
+        assert usage["tokens_today"] == asked.json()["usage"]["total_tokens"] > 0
+        if time.gmtime().tm_min == minute:
+            return int(usage["requests_this_minute"])
+        time.sleep(0.5)
+
+
 def test_every_admin_action_needs_an_admin_key(api: Api) -> None:
     with httpx.Client(base_url=api.url) as http:
         for method, path, body in ACTIONS:
@@ -127,6 +148,15 @@ def test_an_admin_key_does_each_action(api: Api) -> None:
         assert all("key" not in k for k in listed)  # the secret is shown once, at creation
         assert call("POST", f"/v1/admin/keys/{created['id']}/revoke", 200)["revoked_at"]
         call("POST", "/v1/admin/keys/nosuchkey/revoke", 404)
+        (reporting,) = [k for k in listed if k["name"] == "reporting"]  # no limit: not counted
+        assert reporting["usage"] == {"requests_this_minute": None, "tokens_today": None}
+        limited = call(
+            "POST",
+            "/v1/admin/keys",
+            200,
+            {"name": "metered", "requests_per_minute": 9, "tokens_per_day": 10_000},
+        )
+        assert _usage_after_a_request(api, http, limited["key"]) == 1
         assert call("GET", "/v1/admin/proposals", 200)["data"] == []
         call("POST", "/v1/admin/proposals/1/accept", 404)
         call("POST", "/v1/admin/proposals/1/dismiss", 404)
