@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
 from starlette.datastructures import State
@@ -18,6 +19,7 @@ from distill.jobs import DistillJob
 from distill.promotion import Promoter, choose_version, served_base
 from distill.proposals import accept
 from distill.registry import Proposal, RegistryStore, SpecialistDefinition, SpecialistVersion
+from serving.eta import training_eta
 from serving.keys import ApiKey, KeyUsage
 from serving.runtime import distill_config
 from serving.settings import Settings
@@ -136,8 +138,20 @@ def proposal_dict(proposal: Proposal) -> dict[str, Any]:
     return {"object": "specialist.proposal", **values}
 
 
+def job_eta(job: DistillJob) -> datetime | None:
+    """When a running job's training ends, at its rate so far; ``None`` when not training."""
+    if job.status != "running" or job.training is None:
+        return None
+    return training_eta(job.training)
+
+
 def job_dict(job: DistillJob) -> dict[str, Any]:
+    """A job as the admin API shows it, its ``training`` progress with its ``eta``."""
+    values = {k: v for k, v in asdict(job).items() if k != "training"}
+    eta = job_eta(job)
+    training = None if job.training is None else job.training.as_dict()
     return {
         "object": "distill.job",
-        **{k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in asdict(job).items()},
+        **{k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in values.items()},
+        "training": training and {**training, "eta": eta.isoformat() if eta else None},
     }

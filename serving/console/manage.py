@@ -5,6 +5,7 @@ or the store call its ``/v1`` endpoint makes; a refusal is shown on the page, in
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -17,6 +18,7 @@ from serving.api.files import file_content
 from serving.batch.store import BatchNotFound, BatchStore
 from serving.console.auth import FormDep, SessionDep
 from serving.console.render import page
+from serving.eta import batch_eta
 from serving.keys import KeyNotFound, KeyStore
 from specialists.errors import UnderstudyError
 
@@ -62,16 +64,23 @@ async def rollback(request: Request, name: str, _session: FormDep) -> Response:
     return _done("/console/specialists")
 
 
+async def _job_rows(request: Request) -> dict[str, Any]:
+    """The newest jobs, each with its training's ETA while it runs."""
+    jobs: DistillJobStore = request.app.state.distill_jobs
+    found = await jobs.list(limit=20)
+    rows = [(job, operations.job_eta(job)) for job in found]
+    return {"job_rows": rows, "now": datetime.now(UTC)}
+
+
 async def _loop(request: Request, **context: Any) -> Response:
     registry: RegistryStore = request.app.state.registry
-    jobs: DistillJobStore = request.app.state.distill_jobs
     status = 409 if context.get("error") else 200
     return page(
         request,
         "loop.html",
         proposals=await registry.list_proposals(),
-        jobs=await jobs.list(limit=20),
         status_code=status,
+        **await _job_rows(request),
         **context,
     )
 
@@ -79,6 +88,12 @@ async def _loop(request: Request, **context: Any) -> Response:
 @router.get("/loop")
 async def loop(request: Request, _session: SessionDep) -> Response:
     return await _loop(request)
+
+
+@router.get("/loop/jobs")
+async def jobs_panel(request: Request, _session: SessionDep) -> Response:
+    """The jobs table alone: what the loop page polls for training progress."""
+    return page(request, "_jobs_panel.html", **await _job_rows(request))
 
 
 @router.post("/proposals/{proposal_id}/{action}")
@@ -96,22 +111,25 @@ async def decide(request: Request, proposal_id: int, action: str, _session: Form
     return _done("/console/loop")
 
 
-async def _batch_rows(request: Request) -> list[tuple[Any, Any]]:
+async def _batch_rows(request: Request) -> dict[str, Any]:
+    """The newest batches, each with its progress and, while in progress, its ETA."""
     batches: BatchStore = request.app.state.batches
     jobs = await batches.list_jobs(limit=50)
     progress = await batches.progress_many([job.id for job in jobs])
-    return [(job, progress[job.id]) for job in jobs]
+    now = datetime.now(UTC)
+    rows = [(job, progress[job.id], batch_eta(job, progress[job.id], now)) for job in jobs]
+    return {"rows": rows, "now": now}
 
 
 @router.get("/batches")
 async def batches_page(request: Request, _session: SessionDep) -> Response:
-    return page(request, "batches.html", rows=await _batch_rows(request))
+    return page(request, "batches.html", **await _batch_rows(request))
 
 
 @router.get("/batches/panel")
 async def batches_panel(request: Request, _session: SessionDep) -> Response:
     """The batch table alone: what the page polls for progress."""
-    return page(request, "_batches_panel.html", rows=await _batch_rows(request))
+    return page(request, "_batches_panel.html", **await _batch_rows(request))
 
 
 @router.post("/batches/{batch_id}/cancel")
