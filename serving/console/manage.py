@@ -1,6 +1,7 @@
-"""The console's steering pages: specialists (promote, roll back), the loop (proposals, jobs),
-batches (cancel, download) and keys (create, revoke). Each action is :mod:`serving.operations`
-or the store call its ``/v1`` endpoint makes; a refusal is shown on the page, in the CLI's words.
+"""The console's steering pages: the loop (proposals, jobs), batches (cancel, download) and
+keys (create, revoke); specialists are :mod:`serving.console.specialists`. Each action is
+:mod:`serving.operations` or the store call its ``/v1`` endpoint makes; a refusal is shown on
+the page, in the CLI's words.
 """
 
 from __future__ import annotations
@@ -27,41 +28,6 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 
 def _done(path: str) -> Response:
     return RedirectResponse(path, status_code=303)
-
-
-async def _specialists(request: Request, **context: Any) -> Response:
-    registry: RegistryStore = request.app.state.registry
-    versions = await registry.list_versions()
-    by_name: dict[str, list[Any]] = {}
-    for version in versions:
-        by_name.setdefault(version.specialist, []).append(version)
-    status = 409 if context.get("error") else 200
-    return page(request, "specialists.html", by_name=by_name, status_code=status, **context)
-
-
-@router.get("/specialists")
-async def specialists(request: Request, _session: SessionDep) -> Response:
-    return await _specialists(request)
-
-
-@router.post("/specialists/{name}/promote")
-async def promote(
-    request: Request, name: str, _session: FormDep, version: Annotated[int, Form(ge=1)]
-) -> Response:
-    try:
-        await operations.promote(request.app.state, name, version)
-    except UnderstudyError as exc:
-        return await _specialists(request, error=str(exc))
-    return _done("/console/specialists")
-
-
-@router.post("/specialists/{name}/rollback")
-async def rollback(request: Request, name: str, _session: FormDep) -> Response:
-    try:
-        await operations.rollback(request.app.state, name)
-    except UnderstudyError as exc:
-        return await _specialists(request, error=str(exc))
-    return _done("/console/specialists")
 
 
 async def _job_rows(request: Request) -> dict[str, Any]:
