@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
+from distill.jobs import DistillJobStore
+from distill.progress import TrainingProgress
 from distill.registry import RegistryStore
 from orchestrator.testing import reply
 from serving.keys import KeyStore
@@ -91,6 +94,20 @@ def _usage_after_a_request(api: Api, admin: httpx.Client, key: str) -> int:
         time.sleep(0.5)
 
 
+def _job_in_training(url: str) -> None:
+    async def record() -> None:
+        jobs = await open_store(DistillJobStore, url)
+        job = await jobs.enqueue("math")
+        await jobs.claim("worker-a", lease_s=600, max_attempts=3)
+        at = datetime.now(UTC)
+        losses = ((20, 1.5), (40, 1.0))
+        reading = TrainingProgress(40, 100, 0, at - timedelta(seconds=40), at, losses)
+        await jobs.record_training(job.id, "worker-a", reading)
+        await jobs.database.close()
+
+    asyncio.run(record())
+
+
 def test_every_admin_action_needs_an_admin_key(api: Api) -> None:
     with httpx.Client(base_url=api.url) as http:
         for method, path, body in ACTIONS:
@@ -161,6 +178,18 @@ def test_an_admin_key_does_each_action(api: Api) -> None:
         call("POST", "/v1/admin/proposals/1/accept", 404)
         call("POST", "/v1/admin/proposals/1/dismiss", 404)
         assert call("GET", "/v1/admin/distill/jobs", 200)["data"] == []
+        _job_in_training(api.settings.database_url)
+        (job,) = call("GET", "/v1/admin/distill/jobs", 200)["data"]
+        training = job["training"]
+        assert (training["step"], training["total_steps"], training["losses"]) == (
+            40,
+            100,
+            [[20, 1.5], [40, 1.0]],
+        )
+        # 40 steps in 40 s: the 60 left end a minute after the reading.
+        assert datetime.fromisoformat(training["eta"]) - datetime.fromisoformat(
+            training["updated_at"]
+        ) == timedelta(seconds=60)
 
 
 def test_admin_inputs_out_of_bounds_are_refused_by_name(api: Api) -> None:

@@ -19,9 +19,11 @@ import pytest
 from distill.jobs import DistillJobStore
 from distill.progress import TrainingProgress
 from distill.registry import RegistryStore
+from orchestrator.audits import AuditStore, wilson_interval
 from orchestrator.testing import reply
 from serving.keys import KeyStore
 from tests.api.test_chat_api import ask
+from tests.distill.test_steward import audited
 from tests.helpers.api_server import Api, serving
 from tests.helpers.registry import promoted
 from tests.helpers.stores import open_store
@@ -92,7 +94,8 @@ def _admin_key_and_versions(url: str, adapters: list[Path]) -> tuple[str, str, s
         job = await jobs.enqueue("math")
         await jobs.claim("worker-a", lease_s=3600, max_attempts=3)
         registry = RegistryStore(keys.database)
-        await promoted(registry, "math", adapters[0], base_model="smollm2-135m")
+        first = await promoted(registry, "math", adapters[0], base_model="smollm2-135m")
+        await audited(AuditStore(keys.database), first, [(0.9, True)] * 3 + [(0.9, False)])
         second = await registry.add_version(
             "math",
             adapter_path=str(adapters[1]),
@@ -201,6 +204,11 @@ def test_an_operator_steers_the_service_from_the_console(
             "canary_started math@2 by console" in page.get_by_test_id("events").first.inner_text()
         )
         shot("specialists-canary")
+        live = wilson_interval(3, 4)
+        audits_of_first = page.locator('tr[data-version="math@1"]').inner_text()
+        assert "\t4\t" in audits_of_first  # its audit count
+        assert f"75.0% [{live.low * 100:.1f}, {live.high * 100:.1f}]" in audits_of_first
+        assert "audits $0.0040 (4)" in page.get_by_test_id("roi").last.inner_text()
         assert page.get_by_label("Active now for math@2 (skip the canary)").is_checked()
         page.get_by_role("button", name="Promote math@2").click()
         page.wait_for_load_state()
