@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from database.engine import Store, wrap_errors
 from database.tables import DistillJobRow
+from distill.progress import TrainingProgress
 from distill.registry import NotInRegistry, RegistryError
 
 MAX_ERROR_CHARS = 4000
@@ -58,6 +59,8 @@ class DistillJob:
     """Seconds its workers spent evaluating the candidate, every attempt added."""
     device: str | None = None
     """The device kind it trained on (``cpu``, ``cuda``); ``None`` until training started."""
+    training: TrainingProgress | None = None
+    """Its training's last progress reading (step, total, loss curve); ``None`` before."""
 
     @property
     def finished(self) -> bool:
@@ -158,6 +161,17 @@ class DistillJobStore(Store):
                 update(DistillJobRow)
                 .where(DistillJobRow.id == job_id, DistillJobRow.worker_id == worker_id)
                 .values(**values)
+            )
+
+    async def record_training(
+        self, job_id: str, worker_id: str, progress: TrainingProgress
+    ) -> None:
+        """Store a progress reading of the training a job this worker holds is doing."""
+        async with self._session("record_training") as session:
+            await session.execute(
+                update(DistillJobRow)
+                .where(DistillJobRow.id == job_id, DistillJobRow.worker_id == worker_id)
+                .values(training=progress.as_dict())
             )
 
     async def add_compute(
@@ -274,4 +288,5 @@ def _job(row: DistillJobRow) -> DistillJob:
         train_seconds=row.train_seconds,
         evaluate_seconds=row.evaluate_seconds,
         device=row.device,
+        training=None if row.training is None else TrainingProgress.from_dict(row.training),
     )

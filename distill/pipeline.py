@@ -28,6 +28,7 @@ from distill.catalog import known_catalog
 from distill.config import DistillConfig, Log, SLMAccess
 from distill.gate import HeldOut, evaluate_registered, register_adapter
 from distill.jobs import DistillJob, DistillJobStore
+from distill.progress import ProgressLog
 from distill.promotion import Promoter, ServedBase, served_base
 from distill.proposals import accept
 from distill.registry import Proposal, RegistryStore, SpecialistVersion
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
     from distill.training import StepReport, TrainPlan
 
 logger = logging.getLogger(__name__)
+
+PROGRESS_EVERY_S = 3.0
+"""How often a training job's progress is stored: what the console's ETA and curve lag by."""
 
 
 async def start_for_proposal(
@@ -221,7 +225,9 @@ class DistillationRun:
             config.paths.adapters, specialist.name, dataset, base_dir, config.train
         )
         await self.jobs.progress(self.job.id, self.worker_id, adapter_path=str(out_dir))
-        observer = _HaltingObserver(self._halt)
+        progress = ProgressLog(self.job.training)
+        observer = _HaltingObserver(self._halt, progress)
+        reporter = asyncio.create_task(self._report(progress))
         began = time.monotonic()
         try:
             result = await asyncio.to_thread(
@@ -234,7 +240,11 @@ class DistillationRun:
                 base_ref=config.base_model,
                 observer=observer,
             )
-        finally:  # a halted or failed attempt spent its seconds too
+        finally:  # a halted or failed attempt spent its seconds (and made progress) too
+            reporter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reporter
+            await self._store_reading(progress)
             await self._spent("train", began, observer.device)
         self.log(f"adapter {result.adapter_dir}: {result.metadata['steps']} steps")
         return result.adapter_dir
@@ -268,6 +278,21 @@ class DistillationRun:
         verdict = "passed" if version.gate_passed else "failed"
         self.log(f"{version.label}: evaluation gate {verdict}")
         return version
+
+    async def _report(self, progress: ProgressLog) -> None:
+        """Store the training's progress every ``PROGRESS_EVERY_S`` while it trains; a database
+        that fails loses a reading, never the training."""
+        while True:
+            await asyncio.sleep(PROGRESS_EVERY_S)
+            try:
+                await self._store_reading(progress)
+            except StoreError as exc:
+                logger.warning("job %s: training progress not stored: %s", self.job.id, exc)
+
+    async def _store_reading(self, progress: ProgressLog) -> None:
+        reading = progress.reading()
+        if reading is not None:
+            await self.jobs.record_training(self.job.id, self.worker_id, reading)
 
     async def _spent(self, stage: str, began: float, device: str | None) -> None:
         """Record the seconds since ``began`` on the job: the ROI ledger prices them."""
@@ -306,17 +331,21 @@ class DistillationRun:
 
 
 class _HaltingObserver:
-    """Stops training between steps when the job must halt (the checkpoint stays), and notes
-    the device training runs on, for the job's compute record."""
+    """Stops training between steps when the job must halt (the checkpoint stays), notes the
+    device training runs on, for the job's compute record, and passes each step to the job's
+    progress log (the console's step, ETA and loss curve)."""
 
-    def __init__(self, halt: threading.Event) -> None:
+    def __init__(self, halt: threading.Event, progress: ProgressLog) -> None:
         self.halt = halt
+        self.progress = progress
         self.device: str | None = None
         """The kind of device training runs on (``cpu``, ``cuda``), once it started."""
 
     def started(self, plan: TrainPlan) -> None:
         self.device = plan.device.split(":", 1)[0]  # "cuda:0" is a cuda device
+        self.progress.started(plan.start_step, plan.total_steps)
 
     def step(self, report: StepReport) -> None:
+        self.progress.step(report.step, report.loss)
         if self.halt.is_set():
             raise Stopped

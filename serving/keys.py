@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -128,6 +128,15 @@ class Admission:
 
 
 ALLOWED = Admission(allowed=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyUsage:
+    """A key's counters in the current windows, what its limits are checked against; ``None``
+    where the key has no such limit (only limited keys are counted)."""
+
+    requests_this_minute: int | None
+    tokens_today: int | None
 
 
 class KeyStore(Store):
@@ -252,6 +261,37 @@ class KeyStore(Store):
         if row is None or row.revoked_at is not None:
             return None
         return _api_key(row)
+
+    async def usage(
+        self, keys: Sequence[ApiKey], *, now: datetime | None = None
+    ) -> dict[str, KeyUsage]:
+        """Each key's requests this UTC minute and tokens this UTC day, by key id, in one query
+        (the console's and ``GET /v1/admin/keys``' usage against limits).
+
+        Raises:
+            ValueError: ``now`` is naive.
+            StoreError: The database failed.
+        """
+        now = _utc(now)
+        query = select(_USAGE.c.key_id, _USAGE.c.kind, _USAGE.c.count).where(
+            _USAGE.c.key_id.in_([key.id for key in keys]),
+            or_(
+                and_(_USAGE.c.kind == MINUTE, _USAGE.c.window_start == _minute_start(now)),
+                and_(_USAGE.c.kind == DAY, _USAGE.c.window_start == _day_start(now)),
+            ),
+        )
+        with wrap_errors("key_usage", self._url):
+            async with self._engine.connect() as connection:
+                counts = {(key_id, kind): n for key_id, kind, n in await connection.execute(query)}
+        return {
+            key.id: KeyUsage(
+                requests_this_minute=None
+                if key.requests_per_minute is None
+                else counts.get((key.id, MINUTE), 0),
+                tokens_today=None if key.tokens_per_day is None else counts.get((key.id, DAY), 0),
+            )
+            for key in keys
+        }
 
     async def admit_request(self, key: ApiKey, *, now: datetime | None = None) -> Admission:
         """Decide whether ``key`` may make a request now, counting it if so.

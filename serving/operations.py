@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
 from starlette.datastructures import State
 
+from distill.catalog import known_specialist
 from distill.jobs import DistillJob
 from distill.promotion import Promoter, choose_version, served_base
 from distill.proposals import accept
 from distill.registry import Proposal, RegistryStore, SpecialistDefinition, SpecialistVersion
-from serving.keys import ApiKey
+from serving.eta import training_eta
+from serving.keys import ApiKey, KeyUsage
 from serving.runtime import distill_config
 from serving.settings import Settings
 from specialists.errors import ConfigurationError
@@ -80,6 +83,29 @@ async def rollback(
     return await _promoter(state).rollback(name, actor=actor)
 
 
+async def pause(
+    state: State, name: str, *, reason: str = "paused by an operator", actor: str = "console"
+) -> None:
+    """``understudy specialists pause NAME``: the specialist answers nothing (no tool, no route,
+    direct requests refused) until resumed; its versions keep their statuses.
+
+    Raises:
+        UnknownSpecialistError: Neither the settings nor the registry know ``name``.
+        PauseConflict: It is paused already.
+    """
+    await known_specialist(state.database, state.settings.catalog(), name)
+    await state.registry.pause(name, reason=reason, actor=actor)
+
+
+async def resume(state: State, name: str, *, actor: str = "console") -> None:
+    """``understudy specialists resume NAME``: it answers again, as its versions say.
+
+    Raises:
+        PauseConflict: It is not paused (an unknown name is not paused either).
+    """
+    await state.registry.resume(name, actor=actor)
+
+
 async def accept_proposal(state: State, proposal_id: int) -> SpecialistDefinition:
     """``understudy distill accept ID``: the proposal becomes a specialist definition."""
     return await accept(state.registry, proposal_id)
@@ -94,12 +120,14 @@ def version_dict(version: SpecialistVersion) -> dict[str, Any]:
     }
 
 
-def key_dict(key: ApiKey) -> dict[str, Any]:
-    """A key as the admin API shows it: never its plaintext, never its hash."""
-    return {
+def key_dict(key: ApiKey, usage: KeyUsage | None = None) -> dict[str, Any]:
+    """A key as the admin API shows it, with its usage when read: never its plaintext, never
+    its hash."""
+    shown = {
         "object": "api_key",
         **{k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in asdict(key).items()},
     }
+    return shown if usage is None else {**shown, "usage": asdict(usage)}
 
 
 def proposal_dict(proposal: Proposal) -> dict[str, Any]:
@@ -110,8 +138,20 @@ def proposal_dict(proposal: Proposal) -> dict[str, Any]:
     return {"object": "specialist.proposal", **values}
 
 
+def job_eta(job: DistillJob) -> datetime | None:
+    """When a running job's training ends, at its rate so far; ``None`` when not training."""
+    if job.status != "running" or job.training is None:
+        return None
+    return training_eta(job.training)
+
+
 def job_dict(job: DistillJob) -> dict[str, Any]:
+    """A job as the admin API shows it, its ``training`` progress with its ``eta``."""
+    values = {k: v for k, v in asdict(job).items() if k != "training"}
+    eta = job_eta(job)
+    training = None if job.training is None else job.training.as_dict()
     return {
         "object": "distill.job",
-        **{k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in asdict(job).items()},
+        **{k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in values.items()},
+        "training": training and {**training, "eta": eta.isoformat() if eta else None},
     }

@@ -21,7 +21,7 @@ from database.tables import (
     SPECIALIST_NAME_LENGTH,
 )
 from distill.jobs import DistillJobStore
-from distill.registry import NotInRegistry, RegistryError
+from distill.registry import NotInRegistry, PauseConflict, RegistryError
 from orchestrator.transcripts import RunNotFound, TranscriptStore
 from orchestrator.transcripts.analytics import (
     SEARCH_LIMIT_MAX,
@@ -36,7 +36,7 @@ from serving import operations
 from serving.api.auth import require_api_key
 from serving.keys import ApiKey, KeyNotFound, KeyStore
 from serving.protocol import ProtocolError
-from specialists.errors import UnderstudyError
+from specialists.errors import UnderstudyError, UnknownSpecialistError
 
 
 async def require_admin(key: Annotated[ApiKey, Depends(require_api_key)]) -> ApiKey:
@@ -151,11 +151,44 @@ async def rollback(name: SpecialistPath, request: Request) -> dict[str, Any]:
     }
 
 
+class PauseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=500)] = (
+        "paused by an operator"
+    )
+
+
+@router.post("/specialists/{name}/pause")
+async def pause(
+    name: SpecialistPath, request: Request, body: PauseRequest | None = None
+) -> dict[str, Any]:
+    """What ``understudy specialists pause NAME`` does: it answers nothing until resumed."""
+    reason = (body or PauseRequest()).reason
+    try:
+        await operations.pause(request.app.state, name, reason=reason, actor="api")
+    except UnderstudyError as exc:
+        raise _refused(exc) from exc
+    return {"object": "specialist.pause", "name": name, "paused": True}
+
+
+@router.post("/specialists/{name}/resume")
+async def resume(name: SpecialistPath, request: Request) -> dict[str, Any]:
+    """What ``understudy specialists resume NAME`` does."""
+    try:
+        await operations.resume(request.app.state, name, actor="api")
+    except UnderstudyError as exc:
+        raise _refused(exc) from exc
+    return {"object": "specialist.pause", "name": name, "paused": False}
+
+
 @router.get("/keys")
 async def list_keys(request: Request, include_revoked: bool = False) -> dict[str, Any]:
+    """Keys with their ``usage``: requests this UTC minute and tokens this UTC day, against
+    ``requests_per_minute`` and ``tokens_per_day`` (``null`` where there is no such limit)."""
     keys: KeyStore = request.app.state.keys
     found = await keys.list(include_revoked=include_revoked)
-    return {"object": "list", "data": [operations.key_dict(k) for k in found]}
+    usage = await keys.usage(found)
+    return {"object": "list", "data": [operations.key_dict(k, usage[k.id]) for k in found]}
 
 
 class KeyRequest(BaseModel):
@@ -229,7 +262,9 @@ async def list_jobs(
 
 def _refused(exc: UnderstudyError) -> ProtocolError:
     """A registry refusal as the API says it: 404 for what is not there, else 409."""
-    if isinstance(exc, NotInRegistry):
+    if isinstance(exc, NotInRegistry | UnknownSpecialistError):
         return ProtocolError(404, "not_found", str(exc))
+    if isinstance(exc, PauseConflict):
+        return ProtocolError(409, "pause_conflict", str(exc))
     code = "promotion_refused" if isinstance(exc, RegistryError) else "refused"
     return ProtocolError(409, code, str(exc))

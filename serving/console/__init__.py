@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from serving.console import manage, pages
+from serving.console import manage, pages, specialists
 from serving.console.auth import BadCsrfToken, NotSignedIn
 from serving.console.render import HERE, page
 
@@ -20,6 +20,7 @@ def install(app: FastAPI) -> None:
     """Mount the console's pages, its static files and its two error pages on ``app``."""
     app.include_router(pages.router)
     app.include_router(manage.router)
+    app.include_router(specialists.router)
     app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")
 
     async def not_signed_in(_request: Request, _exc: Exception) -> Response:

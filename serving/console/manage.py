@@ -1,10 +1,12 @@
-"""The console's steering pages: specialists (promote, roll back), the loop (proposals, jobs),
-batches (cancel, download) and keys (create, revoke). Each action is :mod:`serving.operations`
-or the store call its ``/v1`` endpoint makes; a refusal is shown on the page, in the CLI's words.
+"""The console's steering pages: the loop (proposals, jobs), batches (cancel, download) and
+keys (create, revoke); specialists are :mod:`serving.console.specialists`. Each action is
+:mod:`serving.operations` or the store call its ``/v1`` endpoint makes; a refusal is shown on
+the page, in the CLI's words.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -17,6 +19,7 @@ from serving.api.files import file_content
 from serving.batch.store import BatchNotFound, BatchStore
 from serving.console.auth import FormDep, SessionDep
 from serving.console.render import page
+from serving.eta import batch_eta
 from serving.keys import KeyNotFound, KeyStore
 from specialists.errors import UnderstudyError
 
@@ -27,51 +30,23 @@ def _done(path: str) -> Response:
     return RedirectResponse(path, status_code=303)
 
 
-async def _specialists(request: Request, **context: Any) -> Response:
-    registry: RegistryStore = request.app.state.registry
-    versions = await registry.list_versions()
-    by_name: dict[str, list[Any]] = {}
-    for version in versions:
-        by_name.setdefault(version.specialist, []).append(version)
-    status = 409 if context.get("error") else 200
-    return page(request, "specialists.html", by_name=by_name, status_code=status, **context)
-
-
-@router.get("/specialists")
-async def specialists(request: Request, _session: SessionDep) -> Response:
-    return await _specialists(request)
-
-
-@router.post("/specialists/{name}/promote")
-async def promote(
-    request: Request, name: str, _session: FormDep, version: Annotated[int, Form(ge=1)]
-) -> Response:
-    try:
-        await operations.promote(request.app.state, name, version)
-    except UnderstudyError as exc:
-        return await _specialists(request, error=str(exc))
-    return _done("/console/specialists")
-
-
-@router.post("/specialists/{name}/rollback")
-async def rollback(request: Request, name: str, _session: FormDep) -> Response:
-    try:
-        await operations.rollback(request.app.state, name)
-    except UnderstudyError as exc:
-        return await _specialists(request, error=str(exc))
-    return _done("/console/specialists")
+async def _job_rows(request: Request) -> dict[str, Any]:
+    """The newest jobs, each with its training's ETA while it runs."""
+    jobs: DistillJobStore = request.app.state.distill_jobs
+    found = await jobs.list(limit=20)
+    rows = [(job, operations.job_eta(job)) for job in found]
+    return {"job_rows": rows, "now": datetime.now(UTC)}
 
 
 async def _loop(request: Request, **context: Any) -> Response:
     registry: RegistryStore = request.app.state.registry
-    jobs: DistillJobStore = request.app.state.distill_jobs
     status = 409 if context.get("error") else 200
     return page(
         request,
         "loop.html",
         proposals=await registry.list_proposals(),
-        jobs=await jobs.list(limit=20),
         status_code=status,
+        **await _job_rows(request),
         **context,
     )
 
@@ -79,6 +54,12 @@ async def _loop(request: Request, **context: Any) -> Response:
 @router.get("/loop")
 async def loop(request: Request, _session: SessionDep) -> Response:
     return await _loop(request)
+
+
+@router.get("/loop/jobs")
+async def jobs_panel(request: Request, _session: SessionDep) -> Response:
+    """The jobs table alone: what the loop page polls for training progress."""
+    return page(request, "_jobs_panel.html", **await _job_rows(request))
 
 
 @router.post("/proposals/{proposal_id}/{action}")
@@ -96,22 +77,25 @@ async def decide(request: Request, proposal_id: int, action: str, _session: Form
     return _done("/console/loop")
 
 
-async def _batch_rows(request: Request) -> list[tuple[Any, Any]]:
+async def _batch_rows(request: Request) -> dict[str, Any]:
+    """The newest batches, each with its progress and, while in progress, its ETA."""
     batches: BatchStore = request.app.state.batches
     jobs = await batches.list_jobs(limit=50)
     progress = await batches.progress_many([job.id for job in jobs])
-    return [(job, progress[job.id]) for job in jobs]
+    now = datetime.now(UTC)
+    rows = [(job, progress[job.id], batch_eta(job, progress[job.id], now)) for job in jobs]
+    return {"rows": rows, "now": now}
 
 
 @router.get("/batches")
 async def batches_page(request: Request, _session: SessionDep) -> Response:
-    return page(request, "batches.html", rows=await _batch_rows(request))
+    return page(request, "batches.html", **await _batch_rows(request))
 
 
 @router.get("/batches/panel")
 async def batches_panel(request: Request, _session: SessionDep) -> Response:
     """The batch table alone: what the page polls for progress."""
-    return page(request, "_batches_panel.html", rows=await _batch_rows(request))
+    return page(request, "_batches_panel.html", **await _batch_rows(request))
 
 
 @router.post("/batches/{batch_id}/cancel")
@@ -135,10 +119,12 @@ async def download(request: Request, file_id: str, session: SessionDep) -> Respo
 async def _keys(request: Request, **context: Any) -> Response:
     keys: KeyStore = request.app.state.keys
     status = 409 if context.get("error") else 200
+    found = await keys.list(include_revoked=True)
     return page(
         request,
         "keys.html",
-        keys=await keys.list(include_revoked=True),
+        keys=found,
+        usage=await keys.usage(found),
         status_code=status,
         **context,
     )

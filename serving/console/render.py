@@ -9,8 +9,13 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from serving.console.charts import polyline
+from serving.eta import describe
+
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.filters["polyline"] = polyline
+templates.env.filters["eta"] = describe
 
 NAV = (
     ("overview", "Overview", "/console/"),

@@ -4,12 +4,17 @@ one, any other key is refused every one (403), and what is not there is a 404.""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
+from distill.jobs import DistillJobStore
+from distill.progress import TrainingProgress
+from distill.registry import RegistryStore
 from orchestrator.testing import reply
 from serving.keys import KeyStore
 from tests.api.test_chat_api import ask
@@ -23,6 +28,8 @@ ACTIONS = [
     ("GET", "/v1/admin/specialists", None),
     ("POST", "/v1/admin/specialists/math/promote", {}),
     ("POST", "/v1/admin/specialists/math/rollback", None),
+    ("POST", "/v1/admin/specialists/math/pause", None),
+    ("POST", "/v1/admin/specialists/math/resume", None),
     ("GET", "/v1/admin/keys", None),
     ("POST", "/v1/admin/keys", {"name": "x"}),
     ("POST", "/v1/admin/keys/nosuchkey/revoke", None),
@@ -49,6 +56,56 @@ def _admin_key(url: str) -> str:
         return plaintext
 
     return asyncio.run(create())
+
+
+def _paused(url: str) -> tuple[set[str], list[str]]:
+    """The registry's paused specialists, and its events' kinds (newest first) with reasons
+    checked: what `understudy specialists events` reads."""
+
+    async def read() -> tuple[set[str], list[str]]:
+        registry = await open_store(RegistryStore, url)
+        paused = set((await registry.snapshot()).paused)
+        events = await registry.events("math")
+        await registry.database.close()
+        assert all(e.actor == "api" for e in events)
+        assert [e.reason for e in events if e.kind.value == "paused"] == ["drifting"]
+        return paused, [e.kind.value for e in events]
+
+    return asyncio.run(read())
+
+
+def _usage_after_a_request(api: Api, admin: httpx.Client, key: str) -> int:
+    """Ask once with ``key``; its requests this minute as ``GET /v1/admin/keys`` lists them
+    (asked again should the minute turn in between), its tokens today checked on the way."""
+    while True:
+        minute = time.gmtime().tm_min
+        api.lead.enqueue(reply("Paris."))
+        asked = admin.post(
+            "/v1/chat/completions",
+            json={"model": "understudy-llm", "messages": [{"role": "user", "content": "France?"}]},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert asked.status_code == 200, asked.text
+        listed = admin.get("/v1/admin/keys").json()["data"]
+        (usage,) = [k["usage"] for k in listed if k["name"] == "metered"]
+        assert usage["tokens_today"] == asked.json()["usage"]["total_tokens"] > 0
+        if time.gmtime().tm_min == minute:
+            return int(usage["requests_this_minute"])
+        time.sleep(0.5)
+
+
+def _job_in_training(url: str) -> None:
+    async def record() -> None:
+        jobs = await open_store(DistillJobStore, url)
+        job = await jobs.enqueue("math")
+        await jobs.claim("worker-a", lease_s=600, max_attempts=3)
+        at = datetime.now(UTC)
+        losses = ((20, 1.5), (40, 1.0))
+        reading = TrainingProgress(40, 100, 0, at - timedelta(seconds=40), at, losses)
+        await jobs.record_training(job.id, "worker-a", reading)
+        await jobs.database.close()
+
+    asyncio.run(record())
 
 
 def test_every_admin_action_needs_an_admin_key(api: Api) -> None:
@@ -88,6 +145,19 @@ def test_an_admin_key_does_each_action(api: Api) -> None:
         refused = call("POST", "/v1/admin/specialists/nosuch/promote", 409, {})
         assert refused["error"]["code"] == "promotion_refused"
         call("POST", "/v1/admin/specialists/nosuch/rollback", 409)
+        paused = call("POST", "/v1/admin/specialists/math/pause", 200, {"reason": "drifting"})
+        assert paused == {"object": "specialist.pause", "name": "math", "paused": True}
+        assert _paused(api.settings.database_url) == ({"math"}, ["paused"])
+        again = call("POST", "/v1/admin/specialists/math/pause", 409)
+        assert again["error"]["code"] == "pause_conflict"
+        assert call("POST", "/v1/admin/specialists/math/resume", 200)["paused"] is False
+        assert _paused(api.settings.database_url) == (set(), ["resumed", "paused"])
+        assert call("POST", "/v1/admin/specialists/math/resume", 409)["error"]["code"] == (
+            "pause_conflict"
+        )
+        assert call("POST", "/v1/admin/specialists/nosuch/pause", 404)["error"]["code"] == (
+            "not_found"
+        )
         created = call("POST", "/v1/admin/keys", 200, {"name": "reporting"})
         assert created["key"].startswith("us-")
         listed = call("GET", "/v1/admin/keys", 200)["data"]
@@ -95,10 +165,31 @@ def test_an_admin_key_does_each_action(api: Api) -> None:
         assert all("key" not in k for k in listed)  # the secret is shown once, at creation
         assert call("POST", f"/v1/admin/keys/{created['id']}/revoke", 200)["revoked_at"]
         call("POST", "/v1/admin/keys/nosuchkey/revoke", 404)
+        (reporting,) = [k for k in listed if k["name"] == "reporting"]  # no limit: not counted
+        assert reporting["usage"] == {"requests_this_minute": None, "tokens_today": None}
+        limited = call(
+            "POST",
+            "/v1/admin/keys",
+            200,
+            {"name": "metered", "requests_per_minute": 9, "tokens_per_day": 10_000},
+        )
+        assert _usage_after_a_request(api, http, limited["key"]) == 1
         assert call("GET", "/v1/admin/proposals", 200)["data"] == []
         call("POST", "/v1/admin/proposals/1/accept", 404)
         call("POST", "/v1/admin/proposals/1/dismiss", 404)
         assert call("GET", "/v1/admin/distill/jobs", 200)["data"] == []
+        _job_in_training(api.settings.database_url)
+        (job,) = call("GET", "/v1/admin/distill/jobs", 200)["data"]
+        training = job["training"]
+        assert (training["step"], training["total_steps"], training["losses"]) == (
+            40,
+            100,
+            [[20, 1.5], [40, 1.0]],
+        )
+        # 40 steps in 40 s: the 60 left end a minute after the reading.
+        assert datetime.fromisoformat(training["eta"]) - datetime.fromisoformat(
+            training["updated_at"]
+        ) == timedelta(seconds=60)
 
 
 def test_admin_inputs_out_of_bounds_are_refused_by_name(api: Api) -> None:
@@ -119,8 +210,9 @@ def test_admin_inputs_out_of_bounds_are_refused_by_name(api: Api) -> None:
             ("/v1/admin/keys", {"name": "   "}),
             ("/v1/admin/keys", {"name": "x", "requests_per_minute": 2**31}),
             ("/v1/admin/proposals?status=nonsense", None),
+            ("/v1/admin/specialists/math/pause", {"reason": ""}),
         ]:
             response = http.request(
-                "POST" if path.endswith(("accept", "keys")) else "GET", path, json=body
+                "POST" if path.endswith(("accept", "keys", "pause")) else "GET", path, json=body
             )
             assert response.status_code == 400, (path, response.text)

@@ -26,7 +26,7 @@ from database.engine import create_engine
 from serving.api.auth import ApiKeyDep, record_token_usage
 from serving.api.errors import install_error_handlers
 from serving.cli import keys_cmd
-from serving.keys import ApiKey, KeyNotFound, KeyStore
+from serving.keys import ApiKey, KeyNotFound, KeyStore, KeyUsage
 from serving.protocol import describe_validation_errors
 from serving.settings import ApiSettings, Settings, get_settings
 from tests.helpers.http_server import free_port
@@ -157,6 +157,26 @@ async def test_the_daily_token_limit_denies_until_utc_midnight(
     await keys.record_tokens(key, 5, now=tomorrow)
     days = await _rows(database_url, "SELECT count FROM api_key_usage WHERE kind='day'")
     assert [row.count for row in days] == [5]  # yesterday's counter was pruned
+
+
+async def test_usage_is_this_minute_and_today_against_each_limit(keys: KeyStore) -> None:
+    limited, _ = await keys.create("limited", requests_per_minute=5, tokens_per_day=1000)
+    minute_only, _ = await keys.create("minute-only", requests_per_minute=5)
+    free, _ = await keys.create("free")
+    for key in (limited, limited, minute_only, free):
+        assert (await keys.admit_request(key, now=NOON)).allowed
+    await keys.record_tokens(limited, 120, now=NOON)
+    await keys.record_tokens(minute_only, 50, now=NOON)  # no daily limit: not counted
+
+    usage = await keys.usage([limited, minute_only, free], now=NOON)
+    assert usage[limited.id] == KeyUsage(requests_this_minute=2, tokens_today=120)
+    assert usage[minute_only.id] == KeyUsage(requests_this_minute=1, tokens_today=None)
+    assert usage[free.id] == KeyUsage(requests_this_minute=None, tokens_today=None)
+    later = await keys.usage([limited], now=NOON + timedelta(minutes=1))
+    assert later[limited.id] == KeyUsage(requests_this_minute=0, tokens_today=120)
+    tomorrow = await keys.usage([limited], now=NOON + timedelta(days=1))
+    assert tomorrow[limited.id] == KeyUsage(requests_this_minute=0, tokens_today=0)
+    assert await keys.usage([], now=NOON) == {}
 
 
 async def test_keys_without_limits_touch_no_counters(keys: KeyStore, database_url: str) -> None:

@@ -105,6 +105,8 @@ async def test_a_stopped_worker_hands_the_job_back_and_the_next_one_resumes_it(
     assert handed_back.dataset_path and handed_back.adapter_path
     assert any(Path(handed_back.adapter_path).glob("checkpoints/*"))
     assert await registry.list_versions() == []
+    halted = handed_back.training  # its progress, stored as it trained
+    assert halted is not None and 0 < halted.step < halted.total_steps and halted.losses
 
     second = await claim(store, "worker-b")
     done = await second.run(asyncio.Event())
@@ -116,6 +118,11 @@ async def test_a_stopped_worker_hands_the_job_back_and_the_next_one_resumes_it(
     assert Path(version.adapter_path) == Path(done.adapter_path or "")
     assert (Path(version.adapter_path) / "training.json").is_file()
     assert not (Path(version.adapter_path) / "checkpoints").exists()  # resumed, then finished
+    trained = done.training
+    assert trained is not None and trained.step == trained.total_steps == halted.total_steps
+    assert 0 < trained.start_step <= halted.step  # resumed from its checkpoint
+    assert trained.losses[0] == halted.losses[0]  # with the curve trained before it
+    assert [step for step, _ in trained.losses] == sorted({s for s, _ in trained.losses})
 
 
 async def test_too_small_a_dataset_fails_the_job_and_registers_nothing(

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from distill.jobs import DistillJobStore
+from distill.progress import TrainingProgress
 from distill.registry import NotInRegistry, RegistryError
 from tests.helpers.stores import open_store
 
@@ -95,3 +98,16 @@ async def test_concurrent_claims_hand_each_job_to_one_worker(jobs: DistillJobSto
     )
     claimed = [job.specialist for job in claims if job is not None]
     assert sorted(claimed) == ["a", "b", "c"]
+
+
+async def test_training_progress_is_stored_for_the_worker_holding_the_job(
+    jobs: DistillJobStore,
+) -> None:
+    queued = await jobs.enqueue("refund")
+    await jobs.claim("worker-a", lease_s=LEASE_S, max_attempts=3)
+    at = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+    reading = TrainingProgress(4, 10, 0, at, at + timedelta(seconds=8), ((2, 1.5), (4, 1.25)))
+    await jobs.record_training(queued.id, "worker-a", reading)
+    await jobs.record_training(queued.id, "worker-b", replace(reading, step=9))  # not its job
+    assert (await jobs.get(queued.id)).training == reading
+    assert (await jobs.list())[0].training == reading
