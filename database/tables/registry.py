@@ -259,7 +259,7 @@ class DistillJobRow(Base):
     device: Mapped[str | None] = mapped_column(String(DEVICE_KIND_LENGTH))
     """The device kind it trained on, ``cpu`` or ``cuda`` (0016); NULL before training."""
     training: Mapped[dict[str, Any] | None] = mapped_column(JSONColumn)
-    """Its training's last progress reading: step, total, loss curve (0018, see
+    """Its training's last progress reading: step, total, loss curve (0019, see
     ``distill/progress.py``); NULL before training."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -22,7 +22,7 @@ from specialists.errors import ConfigurationError, UnderstudyError
 from tests.helpers.stores import open_store
 from tests.orchestrator.test_transcripts import make_run
 
-HEAD_REVISION = "0018"
+HEAD_REVISION = "0019"
 """The newest migration; bump it with each new one."""
 
 

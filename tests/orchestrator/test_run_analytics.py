@@ -219,8 +219,8 @@ def test_a_text_search_at_the_start_of_time_does_not_overflow() -> None:
 
 async def test_migration_0017_adds_up_the_runs_stored_before_it(database_url: str) -> None:
     """Runs recorded before the rollup existed are in the overview once the database is
-    migrated: the schema is put back to 0016 (runs kept, 0017's tables and 0018's column gone)
-    and upgraded."""
+    migrated: the schema is put back to 0016 (runs kept, the tables and columns of 0017 and
+    later gone) and upgraded."""
     store = await open_store(TranscriptStore, database_url)
     try:
         for minutes in (5, 50, 500, 5000):
@@ -234,6 +234,7 @@ async def test_migration_0017_adds_up_the_runs_stored_before_it(database_url: st
                 "DROP TABLE run_rollups",
                 "DROP TABLE console_sessions",
                 "ALTER TABLE runs DROP COLUMN difficulty",  # 0018's
+                "ALTER TABLE distill_jobs DROP COLUMN training",  # 0019's
                 "UPDATE alembic_version SET version_num = '0016'",
             ):
                 await connection.exec_driver_sql(statement)
