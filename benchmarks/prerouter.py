@@ -35,7 +35,7 @@ from evals.scorers.routing import routing_figures
 from evals.suites.routing import labelled_samples
 from orchestrator.prerouter import Embedder, MiniLMEmbedder, PreRouter, embed_prompts
 from orchestrator.prerouter_learned import LearnedPreRouter, embedder_identity
-from orchestrator.prerouter_model import NONE, fit_router_model_out_of_fold
+from orchestrator.prerouter_model import NONE, fit_router_model
 from orchestrator.prerouter_static import (
     TABLE_FILE,
     StaticEmbedder,
@@ -64,7 +64,7 @@ def learned(
 ) -> tuple[LearnedPreRouter, np.ndarray]:
     """The router and its out-of-fold probabilities on ``examples``."""
     vectors = embed_prompts(embedder, [prompt for prompt, _ in examples])
-    model, out_of_fold = fit_router_model_out_of_fold(
+    model, out_of_fold = fit_router_model(
         vectors, [label for _, label in examples], embedder=embedder_identity(embedder)
     )
     print(f"  thresholds { ({k: round(v, 3) for k, v in model.thresholds.items()}) }")

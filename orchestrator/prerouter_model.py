@@ -199,7 +199,7 @@ def fit_router_model(
     folds: int = 5,
     seed: int = 0,
     regularisation: float = 4.0,
-) -> RouterModel:
+) -> tuple[RouterModel, np.ndarray]:
     """Fit the classifier on ``vectors`` and choose its thresholds out of fold.
 
     Args:
@@ -209,28 +209,16 @@ def fit_router_model(
             chosen on; the final weights are fitted on every row.
         regularisation: Logistic regression's ``C`` (inverse strength).
 
+    Returns:
+        The model, and the out-of-fold probabilities its thresholds were chosen on (one row
+        per example, in the model's class order), which the two-stage router's cut is chosen
+        on too (``distill/prerouter/training.py``).
+
     Raises:
         ConfigurationError: No ``none`` examples, fewer than two classes, or a class with
             fewer than :data:`MIN_PER_CLASS` examples.
         ModelError: scikit-learn is not installed.
     """
-    return fit_router_model_out_of_fold(
-        vectors, labels, embedder=embedder, folds=folds, seed=seed, regularisation=regularisation
-    )[0]
-
-
-def fit_router_model_out_of_fold(
-    vectors: np.ndarray,
-    labels: Sequence[str],
-    *,
-    embedder: str,
-    folds: int = 5,
-    seed: int = 0,
-    regularisation: float = 4.0,
-) -> tuple[RouterModel, np.ndarray]:
-    """:func:`fit_router_model` and the out-of-fold probabilities its thresholds were chosen
-    on (one row per example, the model's class order): what the two-stage router's cut is
-    chosen on, too (:mod:`orchestrator.prerouter_two_stage`)."""
     counts = {name: labels.count(name) for name in dict.fromkeys(labels)}
     if NONE not in counts or len(counts) < 2:
         raise ConfigurationError(

@@ -29,7 +29,7 @@ from orchestrator.prerouter_model import (
     NONE,
     TARGET_PRECISION,
     RouterModel,
-    fit_router_model_out_of_fold,
+    fit_router_model,
 )
 from orchestrator.prerouter_two_stage import TwoStagePreRouter
 from specialists.catalog import Catalog
@@ -146,7 +146,7 @@ def train_and_register(
     )
     examples = [e for e in examples if e.label not in unlearned]
     prompts, labels = [e.prompt for e in examples], [e.label for e in examples]
-    model, model_oof = fit_router_model_out_of_fold(
+    model, model_oof = fit_router_model(
         embed_prompts(embedder, prompts), labels, embedder=embedder_identity(embedder)
     )
     precise = LearnedPreRouter(catalog, embedder, model, version=None)
@@ -154,7 +154,7 @@ def train_and_register(
     fast, cut = None, None
     two_stage: dict[str, object] = {"trained": False}
     if fast_embedder is not None:
-        fast, fast_oof = fit_router_model_out_of_fold(
+        fast, fast_oof = fit_router_model(
             embed_prompts(fast_embedder, prompts), labels, embedder=embedder_identity(fast_embedder)
         )
         cut = choose_cut(fast, fast_oof, model, model_oof, labels)

@@ -32,7 +32,7 @@ PER_DOMAIN = 30
 
 def _router(embedder: Embedder, examples: list[tuple[str, str]]) -> LearnedPreRouter:
     vectors = embed_prompts(embedder, [p for p, _ in examples])
-    model = fit_router_model(
+    model, _ = fit_router_model(
         vectors,
         [label for _, label in examples],
         embedder=embedder_identity(embedder),

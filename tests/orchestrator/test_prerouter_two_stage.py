@@ -72,7 +72,7 @@ def test_sure_prompts_go_the_fast_way_and_the_rest_to_minilm(
 
     def learned(embedder: StaticEmbedder | MiniLMEmbedder) -> LearnedPreRouter:
         vectors = embed_prompts(embedder, [e.prompt for e in train])
-        fitted = fit_router_model(
+        fitted, _ = fit_router_model(
             vectors, [e.label for e in train], embedder=embedder_identity(embedder)
         )
         return LearnedPreRouter(catalog, embedder, fitted, version=7)
