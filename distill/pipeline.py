@@ -280,19 +280,21 @@ class DistillationRun:
         return version
 
     async def _report(self, progress: ProgressLog) -> None:
-        """Store the training's progress every ``PROGRESS_EVERY_S`` while it trains; a database
-        that fails loses a reading, never the training."""
+        """Store the training's progress every ``PROGRESS_EVERY_S`` while it trains."""
         while True:
             await asyncio.sleep(PROGRESS_EVERY_S)
-            try:
-                await self._store_reading(progress)
-            except StoreError as exc:
-                logger.warning("job %s: training progress not stored: %s", self.job.id, exc)
+            await self._store_reading(progress)
 
     async def _store_reading(self, progress: ProgressLog) -> None:
+        """Store the latest reading; a database that fails loses the reading (logged), never
+        the training, nor the error a failed attempt ends with."""
         reading = progress.reading()
-        if reading is not None:
+        if reading is None:
+            return
+        try:
             await self.jobs.record_training(self.job.id, self.worker_id, reading)
+        except StoreError as exc:
+            logger.warning("job %s: training progress not stored: %s", self.job.id, exc)
 
     async def _spent(self, stage: str, began: float, device: str | None) -> None:
         """Record the seconds since ``began`` on the job: the ROI ledger prices them."""
