@@ -152,7 +152,9 @@ def main(url: str, runs: int, home: str) -> None:
         "run trace": f"/console/runs/{some_run}",
         "specialists": "/console/specialists",
         "loop": "/console/loop",
+        "loop jobs panel (poll)": "/console/loop/jobs",
         "batches": "/console/batches",
+        "batches panel (poll)": "/console/batches/panel",
         "keys": "/console/keys",
     }
     with TestClient(create_app(Settings()), base_url="http://127.0.0.1") as client:
