@@ -34,7 +34,7 @@ from distill.prerouter.difficulty import CascadeOutcome, fit_difficulty
 from evals.data import script_data_dir
 from evals.router_eval.labels import LabelSet, load_labels
 from orchestrator.difficulty import skip_decision
-from orchestrator.prerouter import MiniLMEmbedder, RouteDecision, embed_prompts
+from orchestrator.prerouter import MiniLMEmbedder, embed_prompts
 from orchestrator.prerouter_learned import embedder_identity
 
 TARGETS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.8)
@@ -106,12 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     for target in TARGETS:
         skipped = np.array(
-            [
-                skip_decision(
-                    model, RouteDecision("math", {"math": 1.0}, 0.5, "math", s), target, version=1
-                ).skipped
-                for s in scores
-            ]
+            [skip_decision(model, s, "math", target, version=1).skipped for s in scores]
         )
         mine = cascade(skipped, weak, strong)
         blind = np.zeros(n, dtype=bool)

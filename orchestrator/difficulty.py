@@ -27,15 +27,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from orchestrator.difficulty_features import text_features
 from specialists.errors import ModelError
-
-if TYPE_CHECKING:  # the pre-router imports this module for its model
-    from orchestrator.prerouter import RouteDecision
 
 DIFFICULTY_FILE = "difficulty.json"
 DIFFICULTY_WEIGHTS_FILE = "difficulty.npz"
@@ -185,7 +182,7 @@ class DifficultyDecision:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> DifficultyDecision:
-        """The decision :meth:`as_dict` wrote (a transcript's); null threshold is ``inf``."""
+        """The decision :meth:`as_dict` wrote (a transcript's)."""
         return cls(
             target_lead_share=float(values["target_lead_share"]),
             score=values["score"],
@@ -207,10 +204,16 @@ class DifficultyDecision:
 
 
 def skip_decision(
-    model: DifficultyModel | None, decision: RouteDecision, target: float, *, version: int | None
+    model: DifficultyModel | None,
+    score: float | None,
+    specialist: str,
+    target: float,
+    *,
+    version: int | None,
 ) -> DifficultyDecision:
-    """Whether cascade skips the specialist ``decision`` chose, for a target share of lead
-    calls; every case says why in :attr:`DifficultyDecision.reason`."""
+    """Whether cascade skips ``specialist`` (the pre-router's choice, ``score`` its prompt's
+    P(escalated)) for a target share of lead calls; every case says why in
+    :attr:`DifficultyDecision.reason`."""
     if model is None:
         reason = (
             "no difficulty model: the active pre-router has none (it is fitted on cascade "
@@ -223,11 +226,11 @@ def skip_decision(
             f"target {target:.2f} is below the {model.base_lead_share:.2f} that cascade "
             "escalates anyway: never skip"
         )
-        return DifficultyDecision(target, decision.difficulty, None, False, reason, version)
-    if decision.difficulty is None:
-        reason = f"the difficulty model was not fitted for {decision.best!r} yet"
+        return DifficultyDecision(target, score, None, False, reason, version)
+    if score is None:
+        reason = f"the difficulty model was not fitted for {specialist!r} yet"
         return DifficultyDecision(target, None, threshold, False, reason, version)
-    skipped = decision.difficulty >= threshold
+    skipped = score >= threshold
     relation = "≥" if skipped else "<"
-    reason = f"P(escalated) {decision.difficulty:.3f} {relation} threshold {threshold:.3f}"
-    return DifficultyDecision(target, decision.difficulty, threshold, skipped, reason, version)
+    reason = f"P(escalated) {score:.3f} {relation} threshold {threshold:.3f}"
+    return DifficultyDecision(target, score, threshold, skipped, reason, version)

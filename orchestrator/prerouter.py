@@ -161,8 +161,9 @@ class RouteDecision:
     best: str
     """The top-scoring specialist even below the threshold (``slm`` mode must pick one anyway)."""
     difficulty: float | None = None
-    """P(escalated) of the prompt with ``best``, when the router has a difficulty model that
-    knows ``best`` (:mod:`orchestrator.difficulty`)."""
+    """P(escalated) of the prompt with ``best``, when the router scored it on the way (a
+    learned router with a difficulty model that knows ``best``; see
+    :meth:`PreRouter.difficulty_of`)."""
 
     @property
     def best_score(self) -> float:
@@ -282,6 +283,11 @@ class PreRouter:
                     )
                     self._prototypes = _normalise(means)
         return self._prototypes
+
+    def difficulty_of(self, prompt: str, decision: RouteDecision) -> float | None:
+        """P(escalated) of ``prompt`` with ``decision``'s specialist, for cascade's difficulty
+        skip; asked only when a run has a target share of lead calls."""
+        return decision.difficulty
 
     def route(self, prompt: str) -> RouteDecision:
         """The specialist for one prompt, or ``None`` when none scores at least the threshold."""

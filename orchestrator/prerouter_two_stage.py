@@ -11,13 +11,13 @@ was chosen on (``distill/prerouter/training.py``); the version gate then checks 
 held-out prompts like any candidate.
 
 With a difficulty model (cascade's skip, :mod:`orchestrator.difficulty`), which reads MiniLM's
-embedding, a prompt the static classifier sent to a specialist is embedded by MiniLM as well.
+embedding, a prompt the static classifier decided is embedded by MiniLM too, but only when a run
+asks for its difficulty (:meth:`TwoStagePreRouter.difficulty_of`): routing stays fast.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 import numpy as np
 
@@ -58,26 +58,20 @@ class TwoStagePreRouter(PreRouter):
         decided: dict[int, RouteDecision] = {}
         sure_rows = np.flatnonzero(sure).tolist()
         fast = self.fast.decide_many([prompts[i] for i in sure_rows], probabilities[sure], None)
-        fast = self._with_difficulty(prompts, sure_rows, fast)
         decided.update(zip(sure_rows, fast, strict=True))
         unsure_rows = np.flatnonzero(~sure).tolist()
         precise = self.precise.route_many([prompts[i] for i in unsure_rows])
         decided.update(zip(unsure_rows, precise, strict=True))
         return [decided[i] for i in range(len(prompts))]
 
-    def _with_difficulty(
-        self, prompts: Sequence[str], rows: list[int], decisions: list[RouteDecision]
-    ) -> list[RouteDecision]:
-        """``decisions`` with the difficulty of those sent to a specialist, from MiniLM."""
-        if self.difficulty is None:
-            return decisions
-        chosen = [k for k, decision in enumerate(decisions) if decision.specialist is not None]
-        if not chosen:
-            return decisions
-        texts = [prompts[rows[k]] for k in chosen]
-        vectors = self.precise._embed(texts)
-        scored = list(decisions)
-        for k, text, vector in zip(chosen, texts, vectors, strict=True):
-            difficulty = self.difficulty.score(vector, text, decisions[k].best)
-            scored[k] = replace(decisions[k], difficulty=difficulty)
-        return scored
+    def difficulty_of(self, prompt: str, decision: RouteDecision) -> float | None:
+        """MiniLM's decisions come scored; one of the static stage's is embedded by MiniLM
+        now, when a run asks (routing itself never pays a MiniLM pass for it)."""
+        model = self.difficulty
+        if (
+            decision.difficulty is not None
+            or model is None
+            or decision.best not in model.specialists
+        ):
+            return decision.difficulty
+        return model.score(self.precise._embed([prompt])[0], prompt, decision.best)

@@ -58,7 +58,9 @@ from orchestrator.request import RequestLimits, UnsupportedParameter, admit, par
 from orchestrator.run_state import (
     Lineup,
     OnDelta,
+    OutOfTime,
     RunState,
+    in_budget,
     is_truncated,
     run_record,
     run_result,
@@ -84,14 +86,6 @@ from tools.function_tools import build_tools, specialist_tool_name
 from tools.sandbox import SandboxLimits
 
 logger = logging.getLogger(__name__)
-
-
-class _OutOfTime(Exception):
-    """The run's time budget ran out outside a lead call; ends the run with ``failure``."""
-
-    def __init__(self, failure: Failure) -> None:
-        self.failure = failure
-        super().__init__(failure.message)
 
 
 class Orchestrator:
@@ -296,7 +290,7 @@ class Orchestrator:
         )
         try:
             await unless_stopped(self._answer(state, deps, forced), stop)
-        except (LeadFailed, _OutOfTime, Stopped) as exc:  # nothing to fall back to
+        except (LeadFailed, OutOfTime, Stopped) as exc:  # nothing to fall back to
             state.failure = exc.failure
         state.withhold_misformatted()
         latency_ms = (time.perf_counter() - started) * 1000
@@ -387,7 +381,7 @@ class Orchestrator:
                 await self._router(state, deps, state.messages)
                 return
             forced = state.lineup.catalog.get(decision.specialist)
-            if self._skips(state, decision):
+            if await self._skips(state, decision):
                 state.route = f"cascade:skipped:{decision.specialist}"
                 await self._router(state, deps, state.messages)
                 return
@@ -419,16 +413,29 @@ class Orchestrator:
         state.escalated = True
         await self._router(state, deps, messages)
 
-    def _skips(self, state: RunState, decision: RouteDecision) -> bool:
+    async def _skips(self, state: RunState, decision: RouteDecision) -> bool:
         """Whether the difficulty skip sends this prompt straight to the lead; records the
-        decision when the run has a target share of lead calls."""
+        decision when the run has a target share of lead calls. The prompt is scored only
+        then (within the run's deadline), so runs without a target pay nothing for it.
+
+        Raises:
+            OutOfTime: the run's time budget ran out first.
+        """
         target = state.options.lead_share
         target = self.default_lead_share if target is None else target
         prerouter = state.lineup.prerouter
         if target is None or prerouter is None:
             return False
+        prompt = state.messages[-1]["content"]
+        score = await in_budget(
+            state,
+            "the difficulty skip scored the prompt",
+            prerouter.difficulty_of,
+            prompt,
+            decision,
+        )
         state.difficulty = skip_decision(
-            prerouter.difficulty, decision, target, version=prerouter.version
+            prerouter.difficulty, score, decision.best, target, version=prerouter.version
         )
         return state.difficulty.skipped
 
@@ -454,7 +461,7 @@ class Orchestrator:
         if generation is None:
             try:
                 decision = await self._route(state, required=False)
-            except _OutOfTime:
+            except OutOfTime:
                 decision = None
             if decision is not None:
                 specialist = state.lineup.catalog.get(decision.best)
@@ -473,7 +480,7 @@ class Orchestrator:
 
         Raises:
             ConfigurationError: ``required`` and there is no pre-router.
-            _OutOfTime: the run's time budget ran out first.
+            OutOfTime: the run's time budget ran out first.
         """
         if state.decision is not None:
             return state.decision
@@ -486,12 +493,9 @@ class Orchestrator:
                 )
             return None
         prompt = state.messages[-1]["content"]
-        try:
-            async with asyncio.timeout(state.remaining_s()):
-                state.decision = await asyncio.to_thread(prerouter.route, prompt)
-        except TimeoutError as exc:
-            message = "the run's time budget ran out while the pre-router chose a specialist"
-            raise _OutOfTime(Failure(FailureKind.run_timeout, message)) from exc
+        state.decision = await in_budget(
+            state, "the pre-router chose a specialist", prerouter.route, prompt
+        )
         return state.decision
 
     async def _specialist(

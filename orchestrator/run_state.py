@@ -4,9 +4,11 @@ its :class:`~orchestrator.outcome.RunResult` and the transcript's
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 from agents import Agent
 
@@ -24,6 +26,8 @@ from tools.context import ToolDeps
 
 OnDelta = Callable[[str], Awaitable[None]]
 """Receives answer text as it is produced (streaming)."""
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,3 +185,25 @@ def run_record(
         lead_turn=list(state.lead_turn),
         owner_key_id=state.owner,
     )
+
+
+class OutOfTime(Exception):
+    """The run's time budget ran out outside a lead call; ends the run with ``failure``."""
+
+    def __init__(self, failure: Failure) -> None:
+        self.failure = failure
+        super().__init__(failure.message)
+
+
+async def in_budget(state: RunState, what: str, call: Callable[..., T], *args: Any) -> T:
+    """``call(*args)`` on a worker thread, within the run's deadline.
+
+    Raises:
+        OutOfTime: the run's time budget ran out first (the message says ``what`` was done).
+    """
+    try:
+        async with asyncio.timeout(state.remaining_s()):
+            return await asyncio.to_thread(call, *args)
+    except TimeoutError as exc:
+        message = f"the run's time budget ran out while {what}"
+        raise OutOfTime(Failure(FailureKind.run_timeout, message)) from exc

@@ -16,7 +16,6 @@ from orchestrator.difficulty import (
     skip_decision,
 )
 from orchestrator.difficulty_features import TEXT_FEATURES
-from orchestrator.prerouter import RouteDecision
 from specialists.errors import ModelError
 
 # Six held-out cascade runs by score: accepted ones low, escalated ones mostly high.
@@ -61,31 +60,27 @@ def test_a_target_maps_to_the_lowest_threshold_that_meets_it(
     assert model().threshold_for(target) == threshold
 
 
-def decision(difficulty: float | None, best: str = "math") -> RouteDecision:
-    return RouteDecision(best, {best: 0.9}, 0.5, best, difficulty=difficulty)
-
-
 def test_every_skip_decision_says_why() -> None:
     fitted = model()
-    skipped = skip_decision(fitted, decision(0.8), 0.6, version=3)
+    skipped = skip_decision(fitted, 0.8, "math", 0.6, version=3)
     assert (skipped.skipped, skipped.threshold, skipped.model_version) == (True, 0.7, 3)
     assert skipped.reason == "P(escalated) 0.800 ≥ threshold 0.700"
-    kept = skip_decision(fitted, decision(0.65), 0.6, version=3)
+    kept = skip_decision(fitted, 0.65, "math", 0.6, version=3)
     assert not kept.skipped and "0.650 < threshold 0.700" in kept.reason
-    never = skip_decision(fitted, decision(0.99), 0.2, version=3)
+    never = skip_decision(fitted, 0.99, "math", 0.2, version=3)
     assert not never.skipped and never.threshold is None
     assert "below the 0.50 that cascade escalates anyway" in never.reason
-    unfitted = skip_decision(fitted, decision(None, "email"), 0.6, version=3)
+    unfitted = skip_decision(fitted, None, "email", 0.6, version=3)
     assert not unfitted.skipped and "not fitted for 'email'" in unfitted.reason
-    missing = skip_decision(None, decision(0.99), 0.6, version=None)
+    missing = skip_decision(None, 0.99, "math", 0.6, version=None)
     assert not missing.skipped and missing.threshold is None
     assert "no difficulty model" in missing.reason
 
 
 def test_a_decision_round_trips_through_its_json() -> None:
     for original in (
-        skip_decision(model(), decision(0.8), 0.6, version=3),
-        skip_decision(None, decision(0.8), 0.6, version=None),
+        skip_decision(model(), 0.8, "math", 0.6, version=3),
+        skip_decision(None, 0.8, "math", 0.6, version=None),
     ):
         assert DifficultyDecision.from_dict(original.as_dict()) == original
 

@@ -4,6 +4,7 @@ the rest, and the cut between them is chosen so the mix keeps MiniLM's accuracy 
 
 from __future__ import annotations
 
+import math
 import random
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from distill.prerouter.versions import FAST_DIR, RouterVersions
 from evals.data import DataSource
 from evals.scorers.routing import routing_figures
 from evals.suites.routing import labelled_samples
+from orchestrator.difficulty import DifficultyModel
+from orchestrator.difficulty_features import TEXT_FEATURES
 from orchestrator.prerouter import MiniLMEmbedder, embed_prompts
 from orchestrator.prerouter_learned import LearnedPreRouter, embedder_identity
 from orchestrator.prerouter_model import NONE, RouterModel, fit_router_model
@@ -130,3 +133,39 @@ def test_a_two_stage_version_keeps_minilms_accuracy_and_loads_as_it_was_trained(
     (tmp_path / entry.directory_name / FAST_DIR / "model.json").write_text("{}", "utf-8")
     with pytest.raises(ModelError):
         versions.router(entry, catalog, minilm, fast_embedder=static)
+
+
+def test_a_fast_decision_is_scored_for_the_difficulty_skip_only_when_asked(
+    static_dir: Path, data_dir: Path
+) -> None:
+    """Routing never pays a MiniLM pass for the difficulty model; ``difficulty_of`` does, and
+    scores as MiniLM's own router would have."""
+    train, prompts, _ = sample(data_dir)
+    catalog, minilm, static = Catalog.default(), MiniLMEmbedder(), StaticEmbedder(static_dir)
+
+    def learned(embedder: StaticEmbedder | MiniLMEmbedder) -> RouterModel:
+        vectors = embed_prompts(embedder, [e.prompt for e in train])
+        fitted, _ = fit_router_model(
+            vectors, [e.label for e in train], embedder=embedder_identity(embedder)
+        )
+        return fitted
+
+    dim = embed_prompts(minilm, ["x"]).shape[1]
+    difficulty = DifficultyModel(
+        specialists=("code", "email", "math"),
+        weights=np.linspace(-1, 1, dim + len(TEXT_FEATURES) + 3, dtype=np.float32),
+        bias=0.0,
+        embedder=embedder_identity(minilm),
+        thresholds=(0.5, math.inf),
+        lead_shares=(0.6, 0.4),
+        auc=0.7,
+    )
+    precise = LearnedPreRouter(catalog, minilm, learned(minilm), version=1, difficulty=difficulty)
+    fast = LearnedPreRouter(catalog, static, learned(static), version=1)
+    both = TwoStagePreRouter(fast, precise, cut=0.5)
+    decided = both.route_many(prompts)
+    by_fast = [(p, d) for p, d in zip(prompts, decided, strict=True) if d.difficulty is None]
+    assert by_fast, "the static stage decided some prompts, unscored"
+    prompt, decision = by_fast[0]
+    expected = precise.route_many([prompt])[0].difficulty
+    assert expected is not None and both.difficulty_of(prompt, decision) == pytest.approx(expected)
