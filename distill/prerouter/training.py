@@ -179,7 +179,7 @@ def train_and_register(
         gate={**result.as_dict(), "difficulty": difficulty.gate, "two_stage": two_stage},
         difficulty=difficulty.model,
         difficulty_labels=len(outcomes),
-        fast=fast,
+        fast=fast if cut is not None else None,
         cut=cut,
     )
     promoted = promote and result.passed

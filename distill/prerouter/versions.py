@@ -155,7 +155,13 @@ class RouterVersions:
         cut: float | None = None,
     ) -> RouterVersion:
         """Save ``model`` (with its ``difficulty`` model, and its ``fast`` static classifier
-        deciding from ``cut`` up) and register it as a candidate."""
+        deciding from ``cut`` up) and register it as a candidate.
+
+        Raises:
+            ValueError: ``fast`` without ``cut``, or ``cut`` without ``fast``.
+        """
+        if (fast is None) != (cut is None):
+            raise ValueError("a two-stage version needs both its fast classifier and its cut")
         with self._locked() as versions:
             number = max((v.version for v in versions), default=0) + 1
             entry = RouterVersion(
@@ -168,14 +174,14 @@ class RouterVersions:
                 gate=gate,
                 difficulty_hash=difficulty.content_hash() if difficulty else None,
                 difficulty_labels=difficulty_labels,
-                fast_hash=fast.content_hash() if fast and cut is not None else None,
-                fast_embedder=fast.embedder if fast and cut is not None else None,
-                cut=cut if fast else None,
+                fast_hash=fast.content_hash() if fast else None,
+                fast_embedder=fast.embedder if fast else None,
+                cut=cut,
             )
             model.save(self.root / entry.directory_name)
             if difficulty is not None:
                 difficulty.save(self.root / entry.directory_name)
-            if entry.fast_hash is not None and fast is not None:
+            if fast is not None:
                 fast.save(self.root / entry.directory_name / FAST_DIR)
             versions.append(entry)
         return entry
