@@ -57,6 +57,15 @@ def api(
         yield served
 
 
+UNNAMED_OR_UNREACHABLE_CONTROLS = """() => Array.from(document.querySelectorAll(
+    'a[href], button, input:not([type=hidden]), select, textarea'))
+  .filter(e => e.tabIndex < 0 || !(e.getAttribute('aria-label') || e.getAttribute('title')
+    || (e.labels && e.labels.length && e.labels[0].innerText) || e.innerText
+    || e.getAttribute('aria-labelledby') || '').trim())
+  .map(e => e.outerHTML.slice(0, 160))"""
+"""Controls with no accessible name, or taken out of the Tab order."""
+
+
 def _in_a_thread(work: Coroutine[Any, Any, T]) -> T:
     """Run ``work`` to its end on an event loop of its own (Playwright's holds this thread)."""
     with ThreadPoolExecutor(1) as pool:
@@ -159,8 +168,18 @@ def test_an_operator_steers_the_service_from_the_console(
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.on("dialog", lambda dialog: dialog.accept())
 
+        requested: list[str] = []
+        page.on("request", lambda request: requested.append(request.url))
+
         def shot(name: str) -> None:
+            """Screenshot the page, and check what every page must be: each control named for
+            assistive technology and reachable by Tab, nothing fetched from another host."""
             page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+            assert page.evaluate(UNNAMED_OR_UNREACHABLE_CONTROLS) == [], name
+            assert [u for u in requested if not u.startswith(api.url)] == [], name
+            page.locator("body").focus()
+            page.keyboard.press("Tab")
+            assert page.evaluate("document.activeElement.tagName") in ("A", "INPUT", "BUTTON"), name
 
         # Not signed in: every page is the login form; a non-admin key is refused.
         page.goto(f"{api.url}/console/runs")
